@@ -1,0 +1,47 @@
+//! The HTTP layer: routes, extractor error handling, problem documents.
+//! Handlers are thin: extract, authorize, call a service, answer.
+
+pub mod app_credentials;
+pub mod extractors;
+pub mod health;
+pub mod mailboxes;
+pub mod problem;
+
+use actix_web::{HttpResponse, web};
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use crate::error::Error;
+
+/// Every route of the service.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(extractors::json_config())
+        .app_data(extractors::path_config())
+        .app_data(extractors::query_config())
+        .configure(health::routes)
+        .configure(app_credentials::routes)
+        .configure(mailboxes::routes)
+        .route("/openapi.json", web::get().to(openapi_json))
+        .route(
+            "/docs",
+            web::get().to(|| async {
+                HttpResponse::Found()
+                    .insert_header(("Location", "/docs/"))
+                    .finish()
+            }),
+        )
+        .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"])));
+}
+
+/// Answer for paths and methods the API does not have.
+pub async fn not_found() -> Result<HttpResponse, Error> {
+    Err(Error::BadRequest {
+        code: "route_not_found",
+        detail: "no such operation; see /docs".into(),
+    })
+}
+
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(crate::openapi::spec_json())
+}

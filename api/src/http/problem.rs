@@ -1,0 +1,126 @@
+//! RFC 9457 problem details: the one place where [`Error`] becomes HTTP.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::Error;
+
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// An error, as RFC 9457 problem details with a stable machine `code`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// `urn:inboxlink:problem:<code>`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Short summary of the problem class.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// Stable machine-readable code, e.g. `not_found`, `validation_failed`, `invalid_token`.
+    pub code: String,
+    /// What went wrong in this case, for people.
+    pub detail: String,
+    /// The invalid fields, for `validation_failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<ProblemField>>,
+    /// The mailboxes concerned, for conflicts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailboxes: Option<Vec<String>>,
+}
+
+/// One invalid field of a request.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProblemField {
+    /// The field name, as in the request body or query.
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl Error {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Error::Unauthorized { code, .. } => (StatusCode::UNAUTHORIZED, code),
+            Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Error::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Error::BadRequest { code, .. } => match *code {
+                "route_not_found" => (StatusCode::NOT_FOUND, code),
+                "payload_too_large" => (StatusCode::PAYLOAD_TOO_LARGE, code),
+                "unsupported_media_type" => (StatusCode::UNSUPPORTED_MEDIA_TYPE, code),
+                "invalid_body" => (StatusCode::UNPROCESSABLE_ENTITY, code),
+                _ => (StatusCode::BAD_REQUEST, code),
+            },
+            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// The problem document a client sees.
+    pub fn to_problem(&self) -> Problem {
+        let (status, code) = self.status_and_code();
+        let detail = match self {
+            Error::Internal(_) => "an unexpected error occurred; it has been logged".to_owned(),
+            other => other.to_string(),
+        };
+        Problem {
+            type_: format!("urn:inboxlink:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            code: code.to_owned(),
+            detail,
+            errors: match self {
+                Error::Validation(fields) => Some(
+                    fields
+                        .iter()
+                        .map(|f| ProblemField {
+                            field: f.field.clone(),
+                            code: f.code.to_owned(),
+                            message: f.message.clone(),
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            },
+            mailboxes: match self {
+                Error::Conflict { mailboxes, .. } if !mailboxes.is_empty() => {
+                    Some(mailboxes.clone())
+                }
+                _ => None,
+            },
+        }
+    }
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Error::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "request failed")
+            }
+            Error::Unavailable(what) => tracing::warn!(error = %what, "dependency unavailable"),
+            other => tracing::info!(code = other.status_and_code().1, "request refused"),
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)));
+        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        if let Error::Unauthorized { code, .. } = self {
+            let value = if *code == "invalid_token" {
+                "Bearer error=\"invalid_token\""
+            } else {
+                "Bearer"
+            };
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(value)));
+        }
+        response.json(self.to_problem())
+    }
+}

@@ -1,0 +1,22 @@
+//! Inboxlink: connects organisation mailboxes on Microsoft 365 to the
+//! applications that use them, over OAuth 2.0.
+//!
+//! Layers, outermost first: [`http`] (thin handlers) -> [`service`] (use cases)
+//! -> [`store`] (diesel over SQLite or PostgreSQL) -> [`crypto`] / [`config`].
+//! Persistence never sees HTTP types; handlers never see diesel.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod openapi;
+pub mod service;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+pub use error::Error;
+pub use startup::Application;

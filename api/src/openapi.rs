@@ -1,0 +1,307 @@
+//! The OpenAPI document, generated from the handlers and types.
+//!
+//! utoipa emits OpenAPI 3.1 (`openapi/inboxlink.json`); the SDK generator
+//! reads 3.0 only, so [`downgrade_to_30`] derives `openapi/inboxlink-3.0.json`.
+//! Both files are committed; a test regenerates and compares them.
+
+use serde_json::{Map, Value, json};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+
+use crate::http::{app_credentials, health, mailboxes, problem};
+use crate::service;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Inboxlink API",
+        description = "Connects organisation mailboxes on Microsoft 365 to the applications that use them, over OAuth 2.0.\n\n\
+            Authenticate with `Authorization: Bearer <JWT>`. Errors are RFC 9457 problem documents with a stable `code`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        app_credentials::app_credential_list,
+        app_credentials::app_credential_create,
+        app_credentials::app_credential_get,
+        app_credentials::app_credential_update,
+        app_credentials::app_credential_delete,
+        mailboxes::mailbox_list,
+        mailboxes::mailbox_create,
+        mailboxes::mailbox_get,
+        mailboxes::mailbox_update,
+        mailboxes::mailbox_delete,
+        health::healthz,
+        health::readyz,
+    ),
+    components(schemas(problem::Problem, problem::ProblemField, service::mailboxes::CheckStepStatus)),
+    modifiers(&Security),
+    tags(
+        (name = "app-credentials", description = "Entra ID app registrations that mailboxes sign in with"),
+        (name = "mailboxes", description = "Mailboxes, their authorization and status"),
+        (name = "operations", description = "Health and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The 3.1 document as committed in `openapi/inboxlink.json`.
+pub fn spec_json() -> String {
+    let mut value = serde_json::to_value(ApiDoc::openapi()).expect("the spec serializes");
+    add_error_responses(&mut value);
+    let mut text = serde_json::to_string_pretty(&value).expect("the spec serializes");
+    text.push('\n');
+    text
+}
+
+/// The 3.0 form as committed in `openapi/inboxlink-3.0.json`.
+pub fn spec_30_json() -> String {
+    let value: Value = serde_json::from_str(&spec_json()).expect("valid JSON");
+    let mut text =
+        serde_json::to_string_pretty(&downgrade_to_30(value)).expect("the spec serializes");
+    text.push('\n');
+    text
+}
+
+/// Adds the problem responses every operation can give, derived from what it
+/// is: authenticated (401, 403), addressing an `{id}` (400, 404), taking a body
+/// (400, 413, 415, 422), and 500 / 503 everywhere. Declared ones are kept.
+fn add_error_responses(spec: &mut Value) {
+    let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in item.iter_mut() {
+            let secured = op
+                .get("security")
+                .and_then(Value::as_array)
+                .is_some_and(|s| {
+                    s.iter()
+                        .any(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+                });
+            let has_body = op.get("requestBody").is_some();
+            let mut codes: Vec<(&str, &str)> = Vec::new();
+            if secured {
+                codes.push((
+                    "401",
+                    "Missing or invalid bearer token (`missing_token`, `invalid_token`)",
+                ));
+                codes.push(("403", "The token's roles do not allow this (`forbidden`)"));
+            }
+            if path.contains('{') {
+                codes.push((
+                    "400",
+                    "Malformed request (`invalid_id`, `malformed_json`, `invalid_query`)",
+                ));
+                codes.push((
+                    "404",
+                    "No such resource in the caller's organisation (`not_found`)",
+                ));
+            } else if has_body || method == "get" {
+                codes.push((
+                    "400",
+                    "Malformed request (`malformed_json`, `invalid_query`)",
+                ));
+            }
+            if has_body {
+                codes.push(("413", "The body is too large (`payload_too_large`)"));
+                codes.push(("415", "The body is not JSON (`unsupported_media_type`)"));
+            }
+            if has_body || (method == "get" && !path.contains('{')) {
+                codes.push((
+                    "422",
+                    "Invalid fields (`validation_failed`, `invalid_body`)",
+                ));
+            }
+            codes.push(("500", "Unexpected error (`internal`)"));
+            codes.push(("503", "The database is not available (`unavailable`)"));
+            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for (code, description) in codes {
+                responses.entry(code).or_insert_with(|| {
+                    json!({
+                        "description": description,
+                        "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+                    })
+                });
+            }
+            let mut sorted: Vec<_> = std::mem::take(responses).into_iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            responses.extend(sorted);
+        }
+    }
+}
+
+/// OpenAPI 3.1 -> 3.0.3, for generators that read 3.0 only.
+///
+/// - `openapi` becomes `3.0.3`; `info.license.identifier` is dropped;
+/// - `type: [T, "null"]` becomes `type: T, nullable: true`;
+/// - `oneOf`/`anyOf: [X, {type: null}]` becomes `allOf: [X], nullable: true`;
+/// - a `$ref` with sibling keywords becomes `allOf: [{$ref}]` plus the siblings;
+/// - `examples: [..]` in a schema becomes `example`; `const: v` becomes `enum: [v]`.
+pub fn downgrade_to_30(mut spec: Value) -> Value {
+    if let Some(obj) = spec.as_object_mut() {
+        obj.insert("openapi".into(), json!("3.0.3"));
+        if let Some(license) = obj
+            .get_mut("info")
+            .and_then(|i| i.get_mut("license"))
+            .and_then(Value::as_object_mut)
+        {
+            license.remove("identifier");
+        }
+    }
+    walk(&mut spec, false);
+    spec
+}
+
+/// Rewrites every schema below `value`. `in_schema` tells whether `value` is one.
+fn walk(value: &mut Value, in_schema: bool) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(|v| walk(v, in_schema)),
+        Value::Object(obj) => {
+            if in_schema {
+                rewrite_schema(obj);
+            }
+            for (key, child) in obj.iter_mut() {
+                let child_is_schema = match key.as_str() {
+                    "schema" | "items" | "additionalProperties" | "not" => true,
+                    "allOf" | "oneOf" | "anyOf" | "prefixItems" => true,
+                    "properties" | "schemas" | "patternProperties" | "$defs" => {
+                        // Maps of name -> schema.
+                        if let Some(map) = child.as_object_mut() {
+                            map.values_mut().for_each(|s| walk(s, true));
+                        }
+                        continue;
+                    }
+                    _ => false,
+                };
+                walk(child, child_is_schema || (in_schema && key == "items"));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn rewrite_schema(obj: &mut Map<String, Value>) {
+    // type: [T, "null"] -> type: T, nullable
+    if let Some(Value::Array(types)) = obj.get("type").cloned() {
+        let non_null: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+        if non_null.len() < types.len() {
+            obj.insert("nullable".into(), json!(true));
+        }
+        match non_null.as_slice() {
+            [one] => {
+                obj.insert("type".into(), one.clone());
+            }
+            [] => {
+                obj.remove("type");
+            }
+            _ => {
+                obj.remove("type");
+                obj.insert(
+                    "anyOf".into(),
+                    Value::Array(non_null.into_iter().map(|t| json!({ "type": t })).collect()),
+                );
+            }
+        }
+    }
+    // oneOf/anyOf [X, {type: null}] -> allOf [X], nullable
+    for key in ["oneOf", "anyOf"] {
+        if let Some(Value::Array(variants)) = obj.get(key).cloned() {
+            let is_null = |v: &Value| v.get("type") == Some(&json!("null"));
+            if variants.iter().any(is_null) {
+                let rest: Vec<Value> = variants.into_iter().filter(|v| !is_null(v)).collect();
+                obj.remove(key);
+                obj.insert("nullable".into(), json!(true));
+                if rest.len() == 1 {
+                    obj.insert("allOf".into(), Value::Array(rest));
+                } else {
+                    obj.insert(key.into(), Value::Array(rest));
+                }
+            }
+        }
+    }
+    // $ref with siblings -> allOf [$ref] + siblings
+    if obj.contains_key("$ref") && obj.len() > 1 {
+        let reference = obj.remove("$ref").expect("checked");
+        obj.insert("allOf".into(), json!([{ "$ref": reference }]));
+    }
+    if let Some(Value::Array(mut examples)) = obj.remove("examples") {
+        if !examples.is_empty() {
+            obj.insert("example".into(), examples.swap_remove(0));
+        }
+    }
+    if let Some(c) = obj.remove("const") {
+        obj.insert("enum".into(), json!([c]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nullable_types_and_refs() {
+        let spec = json!({
+            "openapi": "3.1.0",
+            "info": { "title": "t", "version": "1", "license": { "name": "x", "identifier": "x" } },
+            "components": { "schemas": { "A": {
+                "type": "object",
+                "properties": {
+                    "n": { "type": ["string", "null"], "format": "date" },
+                    "r": { "oneOf": [ { "type": "null" }, { "$ref": "#/components/schemas/B" } ] },
+                    "d": { "$ref": "#/components/schemas/B", "description": "doc" },
+                    "l": { "type": "array", "items": { "type": ["integer", "null"] } },
+                    "c": { "const": "x", "examples": ["x"] }
+                }
+            } } },
+            "paths": { "/a": { "get": { "responses": { "200": { "content": { "application/json": {
+                "schema": { "type": ["object", "null"] } } } } } } } }
+        });
+        let out = downgrade_to_30(spec);
+        assert_eq!(out["openapi"], "3.0.3");
+        assert!(out["info"]["license"].get("identifier").is_none());
+        let p = &out["components"]["schemas"]["A"]["properties"];
+        assert_eq!(
+            p["n"],
+            json!({ "type": "string", "format": "date", "nullable": true })
+        );
+        assert_eq!(
+            p["r"],
+            json!({ "allOf": [{ "$ref": "#/components/schemas/B" }], "nullable": true })
+        );
+        assert_eq!(
+            p["d"],
+            json!({ "allOf": [{ "$ref": "#/components/schemas/B" }], "description": "doc" })
+        );
+        assert_eq!(
+            p["l"]["items"],
+            json!({ "type": "integer", "nullable": true })
+        );
+        assert_eq!(p["c"], json!({ "enum": ["x"], "example": "x" }));
+        let s =
+            &out["paths"]["/a"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(s, &json!({ "type": "object", "nullable": true }));
+    }
+
+    #[test]
+    fn the_generated_30_spec_has_no_31_constructs() {
+        let text = spec_30_json();
+        assert!(text.contains("\"openapi\": \"3.0.3\""));
+        assert!(!text.contains("\"null\""), "no null types remain");
+        assert!(!text.contains("\"const\""));
+    }
+}

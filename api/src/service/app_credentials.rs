@@ -1,0 +1,265 @@
+//! App credentials: the Entra ID app registration (client id, tenant, secret)
+//! that mailboxes sign in with.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{Page, PageRequest, Services, double_option, utc};
+use crate::crypto::Slot;
+use crate::domain::{ClientId, ClientSecret, DisplayName, OrgId, Provider, TenantId};
+use crate::error::{Error, Result, Validator};
+use crate::store::app_credentials::{self as store, AppCredentialChanges, AppCredentialRow};
+use crate::store::now;
+
+const TABLE: &str = "app_credentials";
+const SECRET_COLUMN: &str = "client_secret";
+
+/// An app registration in Entra ID. The secret itself is never returned.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AppCredential {
+    pub id: Uuid,
+    /// A name people recognise, e.g. "E-filing office".
+    pub name: String,
+    pub provider: Provider,
+    /// Application (client) ID of the app registration.
+    pub client_id: String,
+    /// Directory (tenant) ID, or a verified domain of the tenant.
+    pub tenant_id: String,
+    /// The last characters of the client secret, to tell secrets apart.
+    pub secret_hint: String,
+    /// When the client secret expires, if known.
+    pub secret_expires_at: Option<NaiveDate>,
+    /// Days until the secret expires (negative once expired); null if unknown.
+    pub secret_days_left: Option<i64>,
+    /// The redirect URI to register on the app (platform "Web").
+    pub redirect_uri: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A new app credential.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppCredentialCreate {
+    pub name: String,
+    /// Only `microsoft` for now (the default).
+    #[serde(default)]
+    pub provider: Provider,
+    pub client_id: String,
+    pub tenant_id: String,
+    /// The secret's Value (not its Secret ID). Write-only.
+    #[schema(write_only)]
+    pub client_secret: String,
+    pub secret_expires_at: Option<NaiveDate>,
+}
+
+/// Changes to an app credential; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppCredentialUpdate {
+    pub name: Option<String>,
+    pub client_id: Option<String>,
+    pub tenant_id: Option<String>,
+    /// A new secret Value, replacing the stored one. Write-only.
+    #[schema(write_only)]
+    pub client_secret: Option<String>,
+    /// The new expiry date; `null` clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<NaiveDate>)]
+    pub secret_expires_at: Option<Option<NaiveDate>>,
+}
+
+impl Services {
+    pub async fn app_credential_create(
+        &self,
+        org: &OrgId,
+        input: AppCredentialCreate,
+    ) -> Result<AppCredential> {
+        let mut v = Validator::default();
+        let name = v.check("name", DisplayName::parse(&input.name));
+        let client_id = v.check("client_id", ClientId::parse(&input.client_id));
+        let tenant_id = v.check("tenant_id", TenantId::parse(&input.tenant_id));
+        let secret = v.check("client_secret", ClientSecret::parse(&input.client_secret));
+        v.finish()?;
+        let (Some(name), Some(client_id), Some(tenant_id), Some(secret)) =
+            (name, client_id, tenant_id, secret)
+        else {
+            unreachable!("validated above");
+        };
+        let id = Uuid::now_v7().to_string();
+        let at = now();
+        let row = AppCredentialRow {
+            client_secret: self.seal_secret(&id, secret.secret()),
+            secret_hint: secret.hint(),
+            id,
+            org: org.as_str().to_owned(),
+            name: name.as_str().to_owned(),
+            provider: input.provider.as_str().to_owned(),
+            client_id: client_id.as_str().to_owned(),
+            tenant_id: tenant_id.as_str().to_owned(),
+            secret_expires_at: input.secret_expires_at,
+            created_at: at,
+            updated_at: at,
+        };
+        let row = self
+            .store
+            .run(move |c| {
+                store::insert(c, &row)?;
+                Ok(row)
+            })
+            .await?;
+        tracing::info!(app_credential_id = %row.id, "app credential created");
+        self.app_credential_view(row)
+    }
+
+    pub async fn app_credential_get(&self, org: &OrgId, id: Uuid) -> Result<AppCredential> {
+        let org = org.clone();
+        let row = self
+            .store
+            .run(move |c| store::get(c, &org, &id.to_string()))
+            .await?;
+        self.app_credential_view(row)
+    }
+
+    pub async fn app_credential_list(
+        &self,
+        org: &OrgId,
+        page: PageRequest,
+    ) -> Result<Page<AppCredential>> {
+        let (limit, after) = page.resolve()?;
+        let org = org.clone();
+        let rows = self
+            .store
+            .run(move |c| store::list(c, &org, after.as_deref(), limit))
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(|r| self.app_credential_view(r))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::new(items, limit, |a| a.id.to_string()))
+    }
+
+    pub async fn app_credential_update(
+        &self,
+        org: &OrgId,
+        id: Uuid,
+        input: AppCredentialUpdate,
+    ) -> Result<AppCredential> {
+        let mut v = Validator::default();
+        let name = input.name.as_deref().map(DisplayName::parse).transpose();
+        let client_id = input.client_id.as_deref().map(ClientId::parse).transpose();
+        let tenant_id = input.tenant_id.as_deref().map(TenantId::parse).transpose();
+        let secret = input
+            .client_secret
+            .as_deref()
+            .map(ClientSecret::parse)
+            .transpose();
+        let (name, client_id, tenant_id, secret) = (
+            v.check("name", name).flatten(),
+            v.check("client_id", client_id).flatten(),
+            v.check("tenant_id", tenant_id).flatten(),
+            v.check("client_secret", secret).flatten(),
+        );
+        v.finish()?;
+        let id = id.to_string();
+        let changes = AppCredentialChanges {
+            name: name.map(|n| n.as_str().to_owned()),
+            client_id: client_id.map(|c| c.as_str().to_owned()),
+            tenant_id: tenant_id.map(|t| t.as_str().to_owned()),
+            secret_hint: secret.as_ref().map(ClientSecret::hint),
+            client_secret: secret.map(|s| self.seal_secret(&id, s.secret())),
+            secret_expires_at: input.secret_expires_at,
+            updated_at: Some(now()),
+        };
+        let org = org.clone();
+        let row = self
+            .store
+            .run(move |c| {
+                store::update(c, &org, &id, &changes)?;
+                store::get(c, &org, &id)
+            })
+            .await?;
+        tracing::info!(app_credential_id = %row.id, "app credential updated");
+        self.app_credential_view(row)
+    }
+
+    pub async fn app_credential_delete(&self, org: &OrgId, id: Uuid) -> Result<()> {
+        let org = org.clone();
+        let outcome = self
+            .store
+            .run(move |c| store::delete(c, &org, &id.to_string()))
+            .await?;
+        match outcome {
+            Ok(()) => {
+                tracing::info!(app_credential_id = %id, "app credential deleted");
+                Ok(())
+            }
+            Err(mailboxes) => Err(Error::Conflict {
+                code: "app_credential_in_use",
+                detail: format!(
+                    "the app credential is used by {} mailbox(es): {}; delete them or move them to another app credential first",
+                    mailboxes.len(),
+                    mailboxes.join(", ")
+                ),
+                mailboxes,
+            }),
+        }
+    }
+
+    /// The decrypted client secret, for token requests to the identity provider.
+    pub async fn app_credential_secret(&self, org: &OrgId, id: Uuid) -> Result<SecretString> {
+        let org = org.clone();
+        let row = self
+            .store
+            .run(move |c| store::get(c, &org, &id.to_string()))
+            .await?;
+        self.cipher
+            .decrypt_string(
+                &row.client_secret,
+                Slot {
+                    table: TABLE,
+                    column: SECRET_COLUMN,
+                    row_id: &row.id,
+                },
+            )
+            .map_err(|e| {
+                Error::Internal(
+                    anyhow::Error::new(e)
+                        .context(format!("client secret of app credential {}", row.id)),
+                )
+            })
+    }
+
+    fn seal_secret(&self, id: &str, secret: &SecretString) -> String {
+        self.cipher.encrypt_str(
+            secret.expose_secret(),
+            Slot {
+                table: TABLE,
+                column: SECRET_COLUMN,
+                row_id: id,
+            },
+        )
+    }
+
+    fn app_credential_view(&self, row: AppCredentialRow) -> Result<AppCredential> {
+        let id = Uuid::try_parse(&row.id)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("stored id {}: {e}", row.id)))?;
+        let today = Utc::now().date_naive();
+        Ok(AppCredential {
+            id,
+            name: row.name,
+            provider: Provider::from_db(&row.provider).unwrap_or_default(),
+            client_id: row.client_id,
+            tenant_id: row.tenant_id,
+            secret_hint: row.secret_hint,
+            secret_days_left: row.secret_expires_at.map(|d| (d - today).num_days()),
+            secret_expires_at: row.secret_expires_at,
+            redirect_uri: self.redirect_uri.to_string(),
+            created_at: utc(row.created_at),
+            updated_at: utc(row.updated_at),
+        })
+    }
+}

@@ -1,0 +1,317 @@
+//! Mailboxes: an address, the app credential it signs in with, how it is
+//! accessed, and where its authorization stands.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{Page, PageRequest, Services, utc};
+use crate::domain::{AccessMode, EmailAddress, Invalid, MailboxStatus, OrgId};
+use crate::error::{Error, Result, Validator};
+use crate::store::mailboxes::{self as store, EmailTaken, MailboxChanges, MailboxRow};
+use crate::store::{app_credentials, now};
+
+/// A mailbox connected (or to be connected) through an app credential.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Mailbox {
+    pub id: Uuid,
+    /// The mailbox address, in lower case.
+    pub email: String,
+    pub app_credential_id: Uuid,
+    pub access_mode: AccessMode,
+    /// A shared mailbox: a delegate signs in and accesses it.
+    pub shared: bool,
+    pub status: MailboxStatus,
+    /// Why the mailbox is in its status, and what to do; null when all is well.
+    pub status_detail: Option<StatusDetail>,
+    /// Days the current authorization stays valid without a new sign-in; null until authorized.
+    pub validity_days: Option<i64>,
+    /// The account that signed in (the delegate for a shared mailbox); null until authorized.
+    pub authorized_as: Option<String>,
+    pub last_refresh_at: Option<DateTime<Utc>>,
+    /// The result of the last connection check; null until checked.
+    pub last_check: Option<CheckReport>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A machine code, a message and what to do about it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct StatusDetail {
+    pub code: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// A connection check: token, IMAP and SMTP, step by step.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckReport {
+    pub ok: bool,
+    pub checked_at: DateTime<Utc>,
+    pub steps: Vec<CheckStep>,
+}
+
+/// One step of a connection check.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckStep {
+    pub name: String,
+    pub status: CheckStepStatus,
+    pub duration_ms: u64,
+    /// The server's answer, sanitized.
+    pub response: Option<String>,
+    pub code: Option<String>,
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStepStatus {
+    Ok,
+    Failed,
+    Skipped,
+}
+
+/// A new mailbox.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxCreate {
+    pub email: String,
+    pub app_credential_id: Uuid,
+    /// `delegated` (the default) or `app_only`.
+    #[serde(default)]
+    pub access_mode: AccessMode,
+    /// A shared mailbox (default false).
+    #[serde(default)]
+    pub shared: bool,
+}
+
+/// Changes to a mailbox; absent fields stay as they are. Changing the address,
+/// the app credential or the access mode resets the authorization (`inactive`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxUpdate {
+    pub email: Option<String>,
+    pub app_credential_id: Option<Uuid>,
+    pub access_mode: Option<AccessMode>,
+    pub shared: Option<bool>,
+}
+
+/// Filter of the mailbox list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MailboxFilter {
+    /// Only mailboxes in this status.
+    pub status: Option<MailboxStatus>,
+}
+
+impl Services {
+    pub async fn mailbox_create(&self, org: &OrgId, input: MailboxCreate) -> Result<Mailbox> {
+        let mut v = Validator::default();
+        let email = v.check("email", EmailAddress::parse(&input.email));
+        v.finish()?;
+        let email = email.expect("validated");
+        let at = now();
+        let row = MailboxRow {
+            id: Uuid::now_v7().to_string(),
+            org: org.as_str().to_owned(),
+            email: email.as_str().to_owned(),
+            app_credential_id: input.app_credential_id.to_string(),
+            access_mode: input.access_mode.as_str().to_owned(),
+            shared: input.shared,
+            status: MailboxStatus::Inactive.as_str().to_owned(),
+            status_code: Some("not_authorized".into()),
+            status_message: Some("The mailbox has not been authorized yet.".into()),
+            status_hint: Some(sign_in_hint(input.access_mode).into()),
+            authorized_as: None,
+            refresh_token_issued_at: None,
+            last_refresh_at: None,
+            last_check: None,
+            version: 0,
+            created_at: at,
+            updated_at: at,
+        };
+        let org = org.clone();
+        let row = self
+            .store
+            .run(move |c| {
+                ensure_app_credential(c, &org, &row.app_credential_id)?;
+                store::insert(c, &row)?.map_err(|EmailTaken| email_taken(&row.email))?;
+                Ok(row)
+            })
+            .await?;
+        tracing::info!(mailbox_id = %row.id, "mailbox created");
+        self.mailbox_view(row)
+    }
+
+    pub async fn mailbox_get(&self, org: &OrgId, id: Uuid) -> Result<Mailbox> {
+        let org = org.clone();
+        let row = self
+            .store
+            .run(move |c| store::get(c, &org, &id.to_string()))
+            .await?;
+        self.mailbox_view(row)
+    }
+
+    pub async fn mailbox_list(
+        &self,
+        org: &OrgId,
+        filter: MailboxFilter,
+        page: PageRequest,
+    ) -> Result<Page<Mailbox>> {
+        let (limit, after) = page.resolve()?;
+        let org = org.clone();
+        let status = filter.status.map(MailboxStatus::as_str);
+        let rows = self
+            .store
+            .run(move |c| store::list(c, &org, status, after.as_deref(), limit))
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(|r| self.mailbox_view(r))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::new(items, limit, |m| m.id.to_string()))
+    }
+
+    pub async fn mailbox_update(
+        &self,
+        org: &OrgId,
+        id: Uuid,
+        input: MailboxUpdate,
+    ) -> Result<Mailbox> {
+        let mut v = Validator::default();
+        let email = v
+            .check(
+                "email",
+                input.email.as_deref().map(EmailAddress::parse).transpose(),
+            )
+            .flatten();
+        v.finish()?;
+        let org = org.clone();
+        let id = id.to_string();
+        let row = self
+            .store
+            .run(move |c| {
+                use diesel::Connection;
+                c.transaction(|c| {
+                    let current = store::get(c, &org, &id)?;
+                    if let Some(app) = input.app_credential_id {
+                        ensure_app_credential(c, &org, &app.to_string())?;
+                    }
+                    let email = email
+                        .map(|e| e.as_str().to_owned())
+                        .filter(|e| *e != current.email);
+                    let app = input
+                        .app_credential_id
+                        .map(|a| a.to_string())
+                        .filter(|a| *a != current.app_credential_id);
+                    let mode = input
+                        .access_mode
+                        .map(AccessMode::as_str)
+                        .filter(|m| *m != current.access_mode);
+                    let reset = email.is_some() || app.is_some() || mode.is_some();
+                    let new_mode = input
+                        .access_mode
+                        .or_else(|| AccessMode::from_db(&current.access_mode))
+                        .unwrap_or_default();
+                    let mut changes = MailboxChanges {
+                        email: email.clone(),
+                        app_credential_id: app,
+                        access_mode: mode.map(str::to_owned),
+                        shared: input.shared,
+                        updated_at: Some(now()),
+                        ..Default::default()
+                    };
+                    if reset {
+                        changes.status = Some(MailboxStatus::Inactive.as_str().to_owned());
+                        changes.status_code = Some(Some("not_authorized".into()));
+                        changes.status_message = Some(Some(
+                            "The mailbox settings changed; it must be authorized again.".into(),
+                        ));
+                        changes.status_hint = Some(Some(sign_in_hint(new_mode).into()));
+                        changes.authorized_as = Some(None);
+                        changes.refresh_token_issued_at = Some(None);
+                    }
+                    store::update(c, &org, &id, &changes)?
+                        .map_err(|EmailTaken| email_taken(email.as_deref().unwrap_or_default()))?;
+                    store::get(c, &org, &id)
+                })
+            })
+            .await?;
+        tracing::info!(mailbox_id = %row.id, "mailbox updated");
+        self.mailbox_view(row)
+    }
+
+    pub async fn mailbox_delete(&self, org: &OrgId, id: Uuid) -> Result<()> {
+        let org = org.clone();
+        self.store
+            .run(move |c| store::delete(c, &org, &id.to_string()))
+            .await?;
+        tracing::info!(mailbox_id = %id, "mailbox deleted");
+        Ok(())
+    }
+
+    fn mailbox_view(&self, row: MailboxRow) -> Result<Mailbox> {
+        let corrupt = |what: &str| {
+            Error::Internal(anyhow::anyhow!(
+                "mailbox {}: stored {what} is invalid",
+                row.id
+            ))
+        };
+        let status = MailboxStatus::from_db(&row.status).ok_or_else(|| corrupt("status"))?;
+        let validity_days = row.refresh_token_issued_at.map(|issued| {
+            let age = Utc::now().naive_utc() - issued;
+            (self.refresh_token_lifetime_days - age.num_days()).max(0)
+        });
+        let last_check = match row.last_check.as_deref() {
+            None => None,
+            Some(json) => Some(serde_json::from_str(json).map_err(|_| corrupt("last check"))?),
+        };
+        Ok(Mailbox {
+            id: Uuid::try_parse(&row.id).map_err(|_| corrupt("id"))?,
+            email: row.email,
+            app_credential_id: Uuid::try_parse(&row.app_credential_id)
+                .map_err(|_| corrupt("app credential id"))?,
+            access_mode: AccessMode::from_db(&row.access_mode)
+                .ok_or_else(|| corrupt("access mode"))?,
+            shared: row.shared,
+            status,
+            status_detail: row.status_code.map(|code| StatusDetail {
+                code,
+                message: row.status_message.unwrap_or_default(),
+                hint: row.status_hint,
+            }),
+            validity_days,
+            authorized_as: row.authorized_as,
+            last_refresh_at: row.last_refresh_at.map(utc),
+            last_check,
+            created_at: utc(row.created_at),
+            updated_at: utc(row.updated_at),
+        })
+    }
+}
+
+fn sign_in_hint(mode: AccessMode) -> &'static str {
+    match mode {
+        AccessMode::Delegated => "Use Refresh and sign in with the mailbox account once.",
+        AccessMode::AppOnly => "Use Refresh to obtain an app-only token.",
+    }
+}
+
+fn ensure_app_credential(c: &mut crate::store::AnyConnection, org: &OrgId, id: &str) -> Result<()> {
+    match app_credentials::get(c, org, id) {
+        Err(Error::NotFound { .. }) => Err(Error::invalid_field(
+            "app_credential_id",
+            Invalid::new("unknown_app_credential", "no app credential with this id"),
+        )),
+        other => other.map(|_| ()),
+    }
+}
+
+fn email_taken(email: &str) -> Error {
+    Error::Conflict {
+        code: "mailbox_exists",
+        detail: format!("a mailbox with the address {email} already exists"),
+        mailboxes: vec![email.to_owned()],
+    }
+}

@@ -1,0 +1,39 @@
+//! Use cases, independent of HTTP: each takes the caller's organisation and
+//! validated input, talks to the [`Store`], and returns contract types that
+//! serialize as the API's JSON.
+
+pub mod app_credentials;
+pub mod mailboxes;
+mod paging;
+
+use std::sync::Arc;
+
+use crate::crypto::Cipher;
+use crate::store::Store;
+
+pub use paging::{Page, PageRequest};
+
+/// Shared state of the use cases.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Store,
+    pub cipher: Arc<Cipher>,
+    /// `{public}/oauth/callback`, the redirect URI to register in Entra ID.
+    pub redirect_uri: Arc<str>,
+    /// How long a refresh token lives after it was issued (Microsoft: 90 days).
+    pub refresh_token_lifetime_days: i64,
+}
+
+/// Serde helper: tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+pub(crate) fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    serde::Deserialize::deserialize(de).map(Some)
+}
+
+/// UTC timestamp as stored -> as shown.
+pub(crate) fn utc(t: chrono::NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
+    t.and_utc()
+}

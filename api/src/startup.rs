@@ -1,0 +1,102 @@
+//! Building and running the service. Tests call the same [`Application::build`]
+//! with port 0 and read the bound port.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::Verifier;
+use crate::config::Settings;
+use crate::crypto::Cipher;
+use crate::http;
+use crate::service::Services;
+use crate::store::Store;
+use crate::telemetry::RequestSpan;
+
+/// Microsoft's refresh-token lifetime.
+pub const REFRESH_TOKEN_LIFETIME_DAYS: i64 = 90;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    services: Services,
+}
+
+impl Application {
+    /// Connects the database, applies migrations and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = settings.database.clone_settings();
+        let store = tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
+            let store = Store::connect(&db)?;
+            let applied = store.migrate()?;
+            if !applied.is_empty() {
+                tracing::info!(migrations = ?applied, "database migrated");
+            }
+            Ok(store)
+        })
+        .await??;
+        let http_client = http_client(&settings)?;
+        let verifier = Verifier::new(&settings.jwt, http_client)?;
+        let services = Services {
+            store,
+            cipher: Arc::new(Cipher::new(&settings.master_keys)),
+            redirect_uri: settings.redirect_uri().into(),
+            refresh_token_lifetime_days: REFRESH_TOKEN_LIFETIME_DAYS,
+        };
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let services_data = web::Data::new(services.clone());
+        let verifier = web::Data::new(verifier);
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::<RequestSpan>::new())
+                .app_data(services_data.clone())
+                .app_data(verifier.clone())
+                .configure(http::configure)
+                .default_service(web::to(http::not_found))
+        })
+        .listen(listener)?
+        .run();
+        Ok(Self {
+            port,
+            server,
+            services,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The one outbound HTTP client (rustls, system roots plus `INBOXLINK_EXTRA_ROOT_CA`).
+pub fn http_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("inboxlink/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(30));
+    if let Some(path) = &settings.extra_root_ca {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("INBOXLINK_EXTRA_ROOT_CA: cannot read {}", path.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("INBOXLINK_EXTRA_ROOT_CA: {} is not PEM", path.display()))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder.build()?)
+}

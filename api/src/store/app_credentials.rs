@@ -1,0 +1,128 @@
+//! App credential rows. The `client_secret` column holds ciphertext only.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+
+use super::schema::{app_credentials, mailboxes};
+use super::{AnyConnection, db_error};
+use crate::domain::OrgId;
+use crate::error::Error;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = app_credentials)]
+pub struct AppCredentialRow {
+    pub id: String,
+    pub org: String,
+    pub name: String,
+    pub provider: String,
+    pub client_id: String,
+    pub tenant_id: String,
+    pub client_secret: String,
+    pub secret_hint: String,
+    pub secret_expires_at: Option<NaiveDate>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Columns an update may change; `None` leaves a column as it is.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = app_credentials)]
+pub struct AppCredentialChanges {
+    pub name: Option<String>,
+    pub client_id: Option<String>,
+    pub tenant_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub secret_hint: Option<String>,
+    pub secret_expires_at: Option<Option<NaiveDate>>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+pub fn insert(conn: &mut AnyConnection, row: &AppCredentialRow) -> Result<(), Error> {
+    diesel::insert_into(app_credentials::table)
+        .values(row)
+        .execute(conn)
+        .map_err(db_error)?;
+    Ok(())
+}
+
+pub fn get(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<AppCredentialRow, Error> {
+    app_credentials::table
+        .filter(app_credentials::org.eq(org.as_str()))
+        .filter(app_credentials::id.eq(id))
+        .select(AppCredentialRow::as_select())
+        .first(conn)
+        .optional()
+        .map_err(db_error)?
+        .ok_or(Error::not_found("app credential"))
+}
+
+/// One page in id (= creation) order, starting after `after`.
+pub fn list(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AppCredentialRow>, Error> {
+    let mut query = app_credentials::table
+        .filter(app_credentials::org.eq(org.as_str()))
+        .select(AppCredentialRow::as_select())
+        .order(app_credentials::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(app_credentials::id.gt(after.to_owned()));
+    }
+    query.load(conn).map_err(db_error)
+}
+
+pub fn update(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    id: &str,
+    changes: &AppCredentialChanges,
+) -> Result<(), Error> {
+    let n = diesel::update(
+        app_credentials::table
+            .filter(app_credentials::org.eq(org.as_str()))
+            .filter(app_credentials::id.eq(id)),
+    )
+    .set(changes)
+    .execute(conn)
+    .map_err(db_error)?;
+    if n == 0 {
+        Err(Error::not_found("app credential"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Deletes the credential unless mailboxes use it; then returns their addresses.
+pub fn delete(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    id: &str,
+) -> Result<Result<(), Vec<String>>, Error> {
+    conn.transaction(|conn| {
+        let users: Vec<String> = mailboxes::table
+            .filter(mailboxes::org.eq(org.as_str()))
+            .filter(mailboxes::app_credential_id.eq(id))
+            .select(mailboxes::email)
+            .order(mailboxes::email.asc())
+            .load(conn)?;
+        if !users.is_empty() {
+            return Ok(Err(users));
+        }
+        let n = diesel::delete(
+            app_credentials::table
+                .filter(app_credentials::org.eq(org.as_str()))
+                .filter(app_credentials::id.eq(id)),
+        )
+        .execute(conn)?;
+        Ok(if n == 0 { Err(Vec::new()) } else { Ok(()) })
+    })
+    .map_err(db_error)
+    .and_then(|r| match r {
+        Err(users) if users.is_empty() => Err(Error::not_found("app credential")),
+        other => Ok(other),
+    })
+}

@@ -1,0 +1,133 @@
+//! Mailbox rows.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::mailboxes;
+use super::{AnyConnection, db_error, is_unique_violation};
+use crate::domain::OrgId;
+use crate::error::Error;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = mailboxes)]
+pub struct MailboxRow {
+    pub id: String,
+    pub org: String,
+    pub email: String,
+    pub app_credential_id: String,
+    pub access_mode: String,
+    pub shared: bool,
+    pub status: String,
+    pub status_code: Option<String>,
+    pub status_message: Option<String>,
+    pub status_hint: Option<String>,
+    pub authorized_as: Option<String>,
+    pub refresh_token_issued_at: Option<NaiveDateTime>,
+    pub last_refresh_at: Option<NaiveDateTime>,
+    pub last_check: Option<String>,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Columns an update may change; `None` leaves a column as it is.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = mailboxes)]
+pub struct MailboxChanges {
+    pub email: Option<String>,
+    pub app_credential_id: Option<String>,
+    pub access_mode: Option<String>,
+    pub shared: Option<bool>,
+    pub status: Option<String>,
+    pub status_code: Option<Option<String>>,
+    pub status_message: Option<Option<String>>,
+    pub status_hint: Option<Option<String>>,
+    pub authorized_as: Option<Option<String>>,
+    pub refresh_token_issued_at: Option<Option<NaiveDateTime>>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// The address is already used by another mailbox of the organisation.
+#[derive(Debug)]
+pub struct EmailTaken;
+
+pub fn insert(conn: &mut AnyConnection, row: &MailboxRow) -> Result<Result<(), EmailTaken>, Error> {
+    match diesel::insert_into(mailboxes::table)
+        .values(row)
+        .execute(conn)
+    {
+        Ok(_) => Ok(Ok(())),
+        Err(e) if is_unique_violation(&e) => Ok(Err(EmailTaken)),
+        Err(e) => Err(db_error(e)),
+    }
+}
+
+pub fn get(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<MailboxRow, Error> {
+    mailboxes::table
+        .filter(mailboxes::org.eq(org.as_str()))
+        .filter(mailboxes::id.eq(id))
+        .select(MailboxRow::as_select())
+        .first(conn)
+        .optional()
+        .map_err(db_error)?
+        .ok_or(Error::not_found("mailbox"))
+}
+
+/// One page in id (= creation) order, starting after `after`, optionally of one status.
+pub fn list(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    status: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<MailboxRow>, Error> {
+    let mut query = mailboxes::table
+        .filter(mailboxes::org.eq(org.as_str()))
+        .select(MailboxRow::as_select())
+        .order(mailboxes::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(mailboxes::status.eq(status.to_owned()));
+    }
+    if let Some(after) = after {
+        query = query.filter(mailboxes::id.gt(after.to_owned()));
+    }
+    query.load(conn).map_err(db_error)
+}
+
+/// Applies `changes` and bumps the row version.
+pub fn update(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    id: &str,
+    changes: &MailboxChanges,
+) -> Result<Result<(), EmailTaken>, Error> {
+    let target = mailboxes::table
+        .filter(mailboxes::org.eq(org.as_str()))
+        .filter(mailboxes::id.eq(id));
+    match diesel::update(target)
+        .set((changes, mailboxes::version.eq(mailboxes::version + 1)))
+        .execute(conn)
+    {
+        Ok(0) => Err(Error::not_found("mailbox")),
+        Ok(_) => Ok(Ok(())),
+        Err(e) if is_unique_violation(&e) => Ok(Err(EmailTaken)),
+        Err(e) => Err(db_error(e)),
+    }
+}
+
+pub fn delete(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<(), Error> {
+    let n = diesel::delete(
+        mailboxes::table
+            .filter(mailboxes::org.eq(org.as_str()))
+            .filter(mailboxes::id.eq(id)),
+    )
+    .execute(conn)
+    .map_err(db_error)?;
+    if n == 0 {
+        Err(Error::not_found("mailbox"))
+    } else {
+        Ok(())
+    }
+}

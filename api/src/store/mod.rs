@@ -1,0 +1,155 @@
+//! Persistence: diesel over one [`AnyConnection`] (SQLite or PostgreSQL,
+//! chosen from the URL scheme), pooled with r2d2. Blocking database work runs
+//! on tokio's blocking pool through [`Store::run`], never on the async workers.
+//!
+//! Every query function takes the caller's [`OrgId`](crate::domain::OrgId):
+//! another organisation's rows cannot be read or changed through this module.
+
+pub mod app_credentials;
+mod connection;
+pub mod mailboxes;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::RunQueryDsl;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use secrecy::ExposeSecret;
+
+pub use connection::{AnyConnection, Manager};
+
+use crate::config::{Backend, DatabaseSettings};
+use crate::error::Error;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+/// Serialises migrations of several instances starting at once on PostgreSQL.
+const MIGRATION_LOCK: i64 = 0x1b0c_5117_0000_0001;
+
+pub type Pool = r2d2::Pool<Manager>;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects once directly (so a failure reports the database's own error),
+    /// then builds the pool.
+    pub fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        let manager = Manager::new(settings.backend, settings.url.expose_secret());
+        if let Backend::Sqlite = settings.backend {
+            if let Some(dir) = std::path::Path::new(settings.url.expose_secret()).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)?;
+                }
+            }
+        }
+        drop(manager.establish()?);
+        let pool = r2d2::Pool::builder()
+            .max_size(settings.pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .error_handler(Box::new(connection::LogErrors))
+            .build(manager)?;
+        Ok(Self {
+            pool,
+            backend: settings.backend,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations; returns their names.
+    pub fn migrate(&self) -> anyhow::Result<Vec<String>> {
+        let mut conn = self.pool.get()?;
+        let conn: &mut AnyConnection = &mut conn;
+        let applied = match conn {
+            AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(names),
+            AnyConnection::Postgresql(c) => {
+                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                    .execute(c)?;
+                let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(names);
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+                    .execute(c)?;
+                result
+            }
+        };
+        applied.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+    }
+
+    /// Runs blocking database work on the blocking pool, inside the caller's span.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, Error> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| {
+                let mut conn = pool.get().map_err(|e| {
+                    tracing::error!(error = %e, "no database connection");
+                    Error::Unavailable("the database is not available".into())
+                })?;
+                f(&mut conn)
+            })
+        })
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("database task failed: {e}")))?
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.run(|c| {
+            diesel::sql_query("SELECT 1").execute(c).map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn names(v: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
+    v.into_iter().map(|m| m.to_string()).collect()
+}
+
+/// A database error the caller did not expect: logged, answered as 500.
+pub fn db_error(e: diesel::result::Error) -> Error {
+    Error::Internal(anyhow::Error::new(e).context("database query failed"))
+}
+
+/// Whether `e` is a unique-constraint violation.
+pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// Whether `e` is a foreign-key violation.
+pub fn is_foreign_key_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+            _
+        )
+    )
+}
+
+/// Current UTC time at microsecond precision (what both backends store).
+pub fn now() -> chrono::NaiveDateTime {
+    use chrono::{SubsecRound, Utc};
+    Utc::now().naive_utc().trunc_subsecs(6)
+}

@@ -1,0 +1,2 @@
+DROP TABLE mailboxes;
+DROP TABLE app_credentials;
