@@ -83,7 +83,7 @@ fn add_error_responses(spec: &mut Value) {
         let Some(item) = item.as_object_mut() else {
             continue;
         };
-        for (method, op) in item.iter_mut() {
+        for (_method, op) in item.iter_mut() {
             let secured = op
                 .get("security")
                 .and_then(Value::as_array)
@@ -100,16 +100,17 @@ fn add_error_responses(spec: &mut Value) {
                 ));
                 codes.push(("403", "The token's roles do not allow this (`forbidden`)"));
             }
+            let has_query = op
+                .get("parameters")
+                .and_then(Value::as_array)
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
             if path.contains('{') {
-                codes.push((
-                    "400",
-                    "Malformed request (`invalid_id`, `malformed_json`, `invalid_query`)",
-                ));
+                codes.push(("400", "Malformed request (`invalid_id`, `malformed_json`)"));
                 codes.push((
                     "404",
                     "No such resource in the caller's organisation (`not_found`)",
                 ));
-            } else if has_body || method == "get" {
+            } else if has_body || has_query {
                 codes.push((
                     "400",
                     "Malformed request (`malformed_json`, `invalid_query`)",
@@ -119,7 +120,7 @@ fn add_error_responses(spec: &mut Value) {
                 codes.push(("413", "The body is too large (`payload_too_large`)"));
                 codes.push(("415", "The body is not JSON (`unsupported_media_type`)"));
             }
-            if has_body || (method == "get" && !path.contains('{')) {
+            if has_body || has_query {
                 codes.push((
                     "422",
                     "Invalid fields (`validation_failed`, `invalid_body`)",
@@ -151,8 +152,12 @@ fn add_error_responses(spec: &mut Value) {
 /// - `type: [T, "null"]` becomes `type: T, nullable: true`;
 /// - `oneOf`/`anyOf: [X, {type: null}]` becomes `allOf: [X], nullable: true`;
 /// - a `$ref` with sibling keywords becomes `allOf: [{$ref}]` plus the siblings;
-/// - `examples: [..]` in a schema becomes `example`; `const: v` becomes `enum: [v]`.
+/// - `examples: [..]` in a schema becomes `example`; `const: v` becomes `enum: [v]`;
+/// - `application/problem+json` bodies are declared as `application/json`, the
+///   only media type generators such as progenitor type (the body is the same
+///   JSON document, so a typed client reads it as is).
 pub fn downgrade_to_30(mut spec: Value) -> Value {
+    rename_problem_media_type(&mut spec);
     if let Some(obj) = spec.as_object_mut() {
         obj.insert("openapi".into(), json!("3.0.3"));
         if let Some(license) = obj
@@ -165,6 +170,21 @@ pub fn downgrade_to_30(mut spec: Value) -> Value {
     }
     walk(&mut spec, false);
     spec
+}
+
+fn rename_problem_media_type(value: &mut Value) {
+    match value {
+        Value::Object(obj) => {
+            if let Some(content) = obj.get_mut("content").and_then(Value::as_object_mut)
+                && let Some(problem) = content.remove(crate::http::problem::CONTENT_TYPE)
+            {
+                content.entry("application/json").or_insert(problem);
+            }
+            obj.values_mut().for_each(rename_problem_media_type);
+        }
+        Value::Array(items) => items.iter_mut().for_each(rename_problem_media_type),
+        _ => {}
+    }
 }
 
 /// Rewrites every schema below `value`. `in_schema` tells whether `value` is one.
@@ -239,10 +259,10 @@ fn rewrite_schema(obj: &mut Map<String, Value>) {
         let reference = obj.remove("$ref").expect("checked");
         obj.insert("allOf".into(), json!([{ "$ref": reference }]));
     }
-    if let Some(Value::Array(mut examples)) = obj.remove("examples") {
-        if !examples.is_empty() {
-            obj.insert("example".into(), examples.swap_remove(0));
-        }
+    if let Some(Value::Array(mut examples)) = obj.remove("examples")
+        && !examples.is_empty()
+    {
+        obj.insert("example".into(), examples.swap_remove(0));
     }
     if let Some(c) = obj.remove("const") {
         obj.insert("enum".into(), json!([c]));
@@ -303,5 +323,9 @@ mod tests {
         assert!(text.contains("\"openapi\": \"3.0.3\""));
         assert!(!text.contains("\"null\""), "no null types remain");
         assert!(!text.contains("\"const\""));
+        assert!(
+            !text.contains("application/problem+json"),
+            "generators see problems as JSON"
+        );
     }
 }

@@ -28,7 +28,13 @@ pub struct Application {
 
 impl Application {
     /// Connects the database, applies migrations and binds the listener.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let local = listener.local_addr()?;
+        if !settings.public_url_explicit {
+            settings.public_url = format!("http://{local}").parse()?;
+        }
         let db = settings.database.clone_settings();
         let store = tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
             let store = Store::connect(&db)?;
@@ -47,9 +53,7 @@ impl Application {
             redirect_uri: settings.redirect_uri().into(),
             refresh_token_lifetime_days: REFRESH_TOKEN_LIFETIME_DAYS,
         };
-        let listener = TcpListener::bind(settings.bind)
-            .with_context(|| format!("cannot listen on {}", settings.bind))?;
-        let port = listener.local_addr()?.port();
+        let port = local.port();
         let services_data = web::Data::new(services.clone());
         let verifier = web::Data::new(verifier);
         let server = HttpServer::new(move || {

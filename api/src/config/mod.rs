@@ -46,6 +46,8 @@ impl ConfigError {
 pub struct Settings {
     pub bind: SocketAddr,
     pub public_url: Url,
+    /// Whether `INBOXLINK_PUBLIC_URL` was given (else it follows the bound address).
+    pub public_url_explicit: bool,
     pub data_dir: PathBuf,
     pub database: DatabaseSettings,
     pub master_keys: Vec<MasterKey>,
@@ -149,6 +151,7 @@ impl Settings {
         })?;
         let public_default = format!("http://{bind}");
         let public_url = parse(src, "PUBLIC_URL", &public_default, parse_public_url)?;
+        let public_url_explicit = src.is_set("PUBLIC_URL");
         let data_dir = PathBuf::from(
             src.get("DATA_DIR")?
                 .unwrap_or_else(|| defaults::DATA_DIR.into()),
@@ -218,6 +221,7 @@ impl Settings {
         Ok(Self {
             bind,
             public_url,
+            public_url_explicit,
             data_dir,
             database,
             master_keys,
@@ -337,6 +341,17 @@ pub fn hs256_secret(jwt: &JwtSettings) -> Option<&[u8]> {
     }
 }
 
+impl DatabaseSettings {
+    /// A copy to move into a blocking task.
+    pub fn clone_settings(&self) -> Self {
+        Self {
+            backend: self.backend,
+            url: self.url.clone(),
+            pool_size: self.pool_size,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,16 +405,5 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("inboxlink-config-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("data")
-    }
-}
-
-impl DatabaseSettings {
-    /// A copy to move into a blocking task.
-    pub fn clone_settings(&self) -> Self {
-        Self {
-            backend: self.backend,
-            url: self.url.clone(),
-            pool_size: self.pool_size,
-        }
     }
 }

@@ -5,8 +5,10 @@ use uuid::Uuid;
 
 use crate::auth::{Permission, Principal};
 use crate::error::Result;
-use crate::service::app_credentials::{AppCredential, AppCredentialCreate, AppCredentialUpdate};
-use crate::service::{Page, PageRequest, Services};
+use crate::service::app_credentials::{
+    AppCredential, AppCredentialCreate, AppCredentialPage, AppCredentialUpdate,
+};
+use crate::service::{PageRequest, Services};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -28,14 +30,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(
     get, path = "/app-credentials", tag = "app-credentials", operation_id = "app_credential_list",
     params(PageRequest),
-    responses((status = 200, description = "A page of app credentials", body = Page<AppCredential>)),
+    responses((status = 200, description = "A page of app credentials", body = AppCredentialPage)),
     security(("bearer" = []))
 )]
 pub async fn app_credential_list(
     principal: Principal,
     services: web::Data<Services>,
     page: web::Query<PageRequest>,
-) -> Result<web::Json<Page<AppCredential>>> {
+) -> Result<web::Json<AppCredentialPage>> {
     let org = principal.require(Permission::AppCredentialsRead)?;
     Ok(web::Json(
         services.app_credential_list(org, page.into_inner()).await?,

@@ -5,8 +5,10 @@ use uuid::Uuid;
 
 use crate::auth::{Permission, Principal};
 use crate::error::Result;
-use crate::service::mailboxes::{Mailbox, MailboxCreate, MailboxFilter, MailboxUpdate};
-use crate::service::{Page, PageRequest, Services};
+use crate::service::mailboxes::{
+    Mailbox, MailboxCreate, MailboxFilter, MailboxPage, MailboxUpdate,
+};
+use crate::service::{PageRequest, Services};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -29,7 +31,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(
     get, path = "/mailboxes", tag = "mailboxes", operation_id = "mailbox_list",
     params(MailboxFilter, PageRequest),
-    responses((status = 200, description = "A page of mailboxes", body = Page<Mailbox>)),
+    responses((status = 200, description = "A page of mailboxes", body = MailboxPage)),
     security(("bearer" = []))
 )]
 pub async fn mailbox_list(
@@ -37,7 +39,7 @@ pub async fn mailbox_list(
     services: web::Data<Services>,
     filter: web::Query<MailboxFilter>,
     page: web::Query<PageRequest>,
-) -> Result<web::Json<Page<Mailbox>>> {
+) -> Result<web::Json<MailboxPage>> {
     let org = principal.require(Permission::MailboxesRead)?;
     Ok(web::Json(
         services

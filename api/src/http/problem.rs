@@ -24,12 +24,10 @@ pub struct Problem {
     pub code: String,
     /// What went wrong in this case, for people.
     pub detail: String,
-    /// The invalid fields, for `validation_failed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub errors: Option<Vec<ProblemField>>,
-    /// The mailboxes concerned, for conflicts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mailboxes: Option<Vec<String>>,
+    /// The invalid fields, for `validation_failed`; empty otherwise.
+    pub errors: Vec<ProblemField>,
+    /// The mailboxes concerned, for conflicts; empty otherwise.
+    pub mailboxes: Vec<String>,
 }
 
 /// One invalid field of a request.
@@ -75,23 +73,19 @@ impl Error {
             code: code.to_owned(),
             detail,
             errors: match self {
-                Error::Validation(fields) => Some(
-                    fields
-                        .iter()
-                        .map(|f| ProblemField {
-                            field: f.field.clone(),
-                            code: f.code.to_owned(),
-                            message: f.message.clone(),
-                        })
-                        .collect(),
-                ),
-                _ => None,
+                Error::Validation(fields) => fields
+                    .iter()
+                    .map(|f| ProblemField {
+                        field: f.field.clone(),
+                        code: f.code.to_owned(),
+                        message: f.message.clone(),
+                    })
+                    .collect(),
+                _ => Vec::new(),
             },
             mailboxes: match self {
-                Error::Conflict { mailboxes, .. } if !mailboxes.is_empty() => {
-                    Some(mailboxes.clone())
-                }
-                _ => None,
+                Error::Conflict { mailboxes, .. } => mailboxes.clone(),
+                _ => Vec::new(),
             },
         }
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Page, PageRequest, Services, double_option, utc};
+use super::{PageRequest, Services, double_option, next_cursor, page_type, utc};
 use crate::crypto::Slot;
 use crate::domain::{ClientId, ClientSecret, DisplayName, OrgId, Provider, TenantId};
 use crate::error::{Error, Result, Validator};
@@ -72,6 +72,11 @@ pub struct AppCredentialUpdate {
     pub secret_expires_at: Option<Option<NaiveDate>>,
 }
 
+page_type!(
+    /// One page of app credentials.
+    AppCredentialPage of AppCredential
+);
+
 impl Services {
     pub async fn app_credential_create(
         &self,
@@ -128,7 +133,7 @@ impl Services {
         &self,
         org: &OrgId,
         page: PageRequest,
-    ) -> Result<Page<AppCredential>> {
+    ) -> Result<AppCredentialPage> {
         let (limit, after) = page.resolve()?;
         let org = org.clone();
         let rows = self
@@ -139,7 +144,8 @@ impl Services {
             .into_iter()
             .map(|r| self.app_credential_view(r))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Page::new(items, limit, |a| a.id.to_string()))
+        let next_cursor = next_cursor(&items, limit, |a| a.id.to_string());
+        Ok(AppCredentialPage { items, next_cursor })
     }
 
     pub async fn app_credential_update(

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{Page, PageRequest, Services, utc};
+use super::{PageRequest, Services, next_cursor, page_type, utc};
 use crate::domain::{AccessMode, EmailAddress, Invalid, MailboxStatus, OrgId};
 use crate::error::{Error, Result, Validator};
 use crate::store::mailboxes::{self as store, EmailTaken, MailboxChanges, MailboxRow};
@@ -105,6 +105,11 @@ pub struct MailboxFilter {
     pub status: Option<MailboxStatus>,
 }
 
+page_type!(
+    /// One page of mailboxes.
+    MailboxPage of Mailbox
+);
+
 impl Services {
     pub async fn mailbox_create(&self, org: &OrgId, input: MailboxCreate) -> Result<Mailbox> {
         let mut v = Validator::default();
@@ -158,7 +163,7 @@ impl Services {
         org: &OrgId,
         filter: MailboxFilter,
         page: PageRequest,
-    ) -> Result<Page<Mailbox>> {
+    ) -> Result<MailboxPage> {
         let (limit, after) = page.resolve()?;
         let org = org.clone();
         let status = filter.status.map(MailboxStatus::as_str);
@@ -170,7 +175,8 @@ impl Services {
             .into_iter()
             .map(|r| self.mailbox_view(r))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Page::new(items, limit, |m| m.id.to_string()))
+        let next_cursor = next_cursor(&items, limit, |m| m.id.to_string());
+        Ok(MailboxPage { items, next_cursor })
     }
 
     pub async fn mailbox_update(

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use crate::crypto::Cipher;
 use crate::store::Store;
 
-pub use paging::{Page, PageRequest};
+pub use paging::PageRequest;
+pub(crate) use paging::{next_cursor, page_type};
 
 /// Shared state of the use cases.
 #[derive(Clone)]

@@ -1,8 +1,8 @@
 //! Keyset paging: ids are time-ordered UUIDs, so "after this id" is stable
 //! under concurrent inserts and deletes.
 
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::error::{Error, FieldError};
@@ -11,8 +11,10 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
 
 /// Paging parameters of list operations.
+///
+/// Query parameters are not checked for unknown names, so a list operation
+/// can combine these with its own filters.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageRequest {
     /// Items per page, 1-200 (default 50).
@@ -56,19 +58,23 @@ impl PageRequest {
     }
 }
 
-/// One page of a list.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Pass as `cursor` to get the next page; `null` on the last page.
-    pub next_cursor: Option<String>,
+/// The cursor of the page after `items`, a page of at most `limit` rows.
+pub fn next_cursor<T>(items: &[T], limit: i64, id: impl Fn(&T) -> String) -> Option<String> {
+    let full = i64::try_from(items.len()).unwrap_or(i64::MAX) >= limit;
+    if full { items.last().map(id) } else { None }
 }
 
-impl<T> Page<T> {
-    /// A page from `limit` rows; `id` gives the cursor of the last one.
-    pub fn new(items: Vec<T>, limit: i64, id: impl Fn(&T) -> String) -> Self {
-        let full = i64::try_from(items.len()).unwrap_or(i64::MAX) >= limit;
-        let next_cursor = if full { items.last().map(id) } else { None };
-        Self { items, next_cursor }
-    }
+/// Declares the page type of a list operation (a concrete type, so the spec
+/// and the SDK name the item type instead of inlining it).
+macro_rules! page_type {
+    ($(#[$doc:meta])* $name:ident of $item:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+        pub struct $name {
+            pub items: Vec<$item>,
+            /// Pass as `cursor` to get the next page; `null` on the last page.
+            pub next_cursor: Option<String>,
+        }
+    };
 }
+pub(crate) use page_type;

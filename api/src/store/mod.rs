@@ -47,12 +47,11 @@ impl Store {
     /// then builds the pool.
     pub fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
         let manager = Manager::new(settings.backend, settings.url.expose_secret());
-        if let Backend::Sqlite = settings.backend {
-            if let Some(dir) = std::path::Path::new(settings.url.expose_secret()).parent() {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir)?;
-                }
-            }
+        if settings.backend == Backend::Sqlite
+            && let Some(dir) = std::path::Path::new(settings.url.expose_secret()).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
         }
         drop(manager.establish()?);
         let pool = r2d2::Pool::builder()

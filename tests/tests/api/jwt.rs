@@ -1,0 +1,190 @@
+//! Bearer token rejection: every case answers 401 with problem+json.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use inboxlink::config::Backend;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, claims, http, sign_hs256};
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// Calls an authenticated operation with `token` and returns (status, problem).
+async fn call(
+    app: &TestApp,
+    token: Option<&str>,
+) -> (u16, Option<Value>, reqwest::header::HeaderMap) {
+    let mut request = http().get(app.url("/mailboxes"));
+    if let Some(t) = token {
+        request = request.header("Authorization", format!("Bearer {t}"));
+    }
+    let response = request.send().await.expect("response");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, response.json().await.ok(), headers)
+}
+
+async fn assert_rejected(app: &TestApp, case: &str, token: Option<&str>, code: &str) {
+    let (status, problem, headers) = call(app, token).await;
+    assert_eq!(status, 401, "{case}");
+    assert_eq!(
+        headers["content-type"], "application/problem+json",
+        "{case}"
+    );
+    assert!(headers.contains_key("www-authenticate"), "{case}");
+    let problem = problem.unwrap_or_else(|| panic!("{case}: a problem document"));
+    assert_eq!(problem["code"], code, "{case}: {problem}");
+    assert_eq!(problem["status"], 401, "{case}");
+}
+
+#[tokio::test]
+async fn hs256_rejections() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let good = app.token("acme", &["admin"]);
+    assert_eq!(
+        call(&app, Some(&good)).await.0,
+        200,
+        "the valid token is accepted"
+    );
+
+    let now = chrono::Utc::now().timestamp();
+    let base = || json!({ "sub": "u", "org": "acme", "roles": ["admin"] });
+    let with = |extra: Value| {
+        let mut c = base();
+        for (k, v) in extra.as_object().expect("object") {
+            c[k] = v.clone();
+        }
+        app.token_with(c)
+    };
+    assert_rejected(&app, "missing token", None, "missing_token").await;
+    assert_rejected(&app, "not a JWT", Some("garbage"), "invalid_token").await;
+    let foreign = sign_hs256(b"another-secret-that-is-long-enough-0123456789", base());
+    assert_rejected(&app, "bad signature", Some(&foreign), "invalid_token").await;
+    assert_rejected(
+        &app,
+        "expired",
+        Some(&with(json!({ "exp": now - 3600 }))),
+        "invalid_token",
+    )
+    .await;
+    assert_rejected(
+        &app,
+        "nbf in the future",
+        Some(&with(json!({ "nbf": now + 3600 }))),
+        "invalid_token",
+    )
+    .await;
+    assert_rejected(
+        &app,
+        "wrong iss",
+        Some(&with(json!({ "iss": "someone-else" }))),
+        "invalid_token",
+    )
+    .await;
+    assert_rejected(
+        &app,
+        "wrong aud",
+        Some(&with(json!({ "aud": "another-api" }))),
+        "invalid_token",
+    )
+    .await;
+    assert_rejected(
+        &app,
+        "exp as a string",
+        Some(&with(json!({ "exp": (now + 3600).to_string() }))),
+        "invalid_token",
+    )
+    .await;
+    for missing in ["exp", "iss", "aud", "sub", "org"] {
+        let token = with(json!({ missing: null }));
+        assert_rejected(
+            &app,
+            &format!("without {missing}"),
+            Some(&token),
+            "invalid_token",
+        )
+        .await;
+    }
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(base())).expect("json"));
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    assert_rejected(
+        &app,
+        "alg none",
+        Some(&format!("{header}.{payload}.")),
+        "invalid_token",
+    )
+    .await;
+    // The same claims with HS384 (not the pinned algorithm), signed with the right secret.
+    let hs384_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS384","typ":"JWT"}"#);
+    assert_rejected(
+        &app,
+        "HS384",
+        Some(&format!("{hs384_header}.{payload}.c2ln")),
+        "invalid_token",
+    )
+    .await;
+    let (status, _, _) = call(&app, Some(&with(json!({ "nbf": now + 10 })))).await;
+    assert_eq!(status, 200, "nbf within the leeway is accepted");
+}
+
+#[tokio::test]
+async fn rs256_public_key_pins_the_algorithm() {
+    let public_key = fixture("jwt-rs256-public.pem");
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[(
+            "INBOXLINK_JWT_PUBLIC_KEY_FILE",
+            public_key.display().to_string(),
+        )],
+    )
+    .await;
+    let claims = claims(json!({ "sub": "u", "org": "acme", "roles": ["viewer"] }));
+    let private = std::fs::read(fixture("jwt-rs256-private.pem")).expect("fixture");
+    let good = encode(
+        &Header::new(Algorithm::RS256),
+        &claims,
+        &EncodingKey::from_rsa_pem(&private).expect("key"),
+    )
+    .expect("sign");
+    assert_eq!(
+        call(&app, Some(&good)).await.0,
+        200,
+        "RS256 signed by the configured key"
+    );
+
+    // Algorithm confusion: HS256 with the public key's bytes as the HMAC secret.
+    let public_pem = std::fs::read(&public_key).expect("fixture");
+    let confused = encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(&public_pem),
+    )
+    .expect("sign");
+    assert_rejected(
+        &app,
+        "HS256 where RS256 is configured",
+        Some(&confused),
+        "invalid_token",
+    )
+    .await;
+
+    let other = std::fs::read(fixture("other-rs256-private.pem")).expect("fixture");
+    let foreign = encode(
+        &Header::new(Algorithm::RS256),
+        &claims,
+        &EncodingKey::from_rsa_pem(&other).expect("key"),
+    )
+    .expect("sign");
+    assert_rejected(
+        &app,
+        "RS256 signed by another key",
+        Some(&foreign),
+        "invalid_token",
+    )
+    .await;
+}

@@ -1,0 +1,15 @@
+//! End-to-end tests: the service is spawned in-process on port 0 over a
+//! fresh database per test (a SQLite file, or a new database in the throw-away
+//! PostgreSQL cluster that `scripts/test.sh` starts) and driven through the
+//! SDK or plain HTTP. Every backend-dependent test runs on both backends.
+
+mod helpers;
+
+mod app_credentials;
+mod errors;
+mod isolation;
+mod jwt;
+mod mailboxes;
+mod roles;
+mod secrets;
+mod surface;

@@ -1,0 +1,144 @@
+//! Every role against every authenticated operation of the spec.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, backend_tests, http, new_secret};
+
+backend_tests!(every_role_against_every_operation);
+
+/// Who may call each operation (the README's role table).
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("app_credential_list", &["admin", "operator", "viewer"]),
+    ("app_credential_get", &["admin", "operator", "viewer"]),
+    ("app_credential_create", &["admin"]),
+    ("app_credential_update", &["admin"]),
+    ("app_credential_delete", &["admin"]),
+    ("mailbox_list", &["admin", "operator", "viewer", "service"]),
+    ("mailbox_get", &["admin", "operator", "viewer", "service"]),
+    ("mailbox_create", &["admin", "operator"]),
+    ("mailbox_update", &["admin", "operator"]),
+    ("mailbox_delete", &["admin"]),
+];
+
+struct Operation {
+    id: String,
+    method: String,
+    path: String,
+}
+
+fn secured_operations() -> Vec<Operation> {
+    let spec: Value = serde_json::from_str(&inboxlink::openapi::spec_json()).expect("spec");
+    let mut ops = Vec::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            let secured = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+            if secured {
+                let id = op["operationId"].as_str().expect("operationId").to_owned();
+                ops.push(Operation {
+                    id,
+                    method: method.to_uppercase(),
+                    path: path.clone(),
+                });
+            }
+        }
+    }
+    ops
+}
+
+async fn every_role_against_every_operation(app: TestApp) {
+    let ops = secured_operations();
+    for op in &ops {
+        assert!(
+            ALLOWED.iter().any(|(id, _)| *id == op.id),
+            "{}: add it to the role table of this test and the README",
+            op.id
+        );
+    }
+    let admin = app.token("acme", &["admin"]);
+    for role in ["admin", "operator", "viewer", "service"] {
+        let token = app.token("acme", &[role]);
+        for op in &ops {
+            // Fresh resources for every call, so deletes and updates have something to act on.
+            let cred = create(&app, &admin, "/app-credentials", credential_body()).await;
+            let mailbox = create(&app, &admin, "/mailboxes", mailbox_body(&cred)).await;
+            let id = if op.path.starts_with("/app-credentials") {
+                &cred
+            } else {
+                &mailbox
+            };
+            let target = if op.id == "app_credential_delete" {
+                // A credential nobody uses, so an allowed delete succeeds.
+                create(&app, &admin, "/app-credentials", credential_body()).await
+            } else {
+                id.clone()
+            };
+            let url = app.url(&op.path.replace("{id}", &target));
+            let body = match op.id.as_str() {
+                "app_credential_create" => Some(credential_body()),
+                "mailbox_create" => Some(mailbox_body(&cred)),
+                "app_credential_update" | "mailbox_update" => Some(json!({})),
+                _ => None,
+            };
+            let mut request = http()
+                .request(op.method.parse().expect("method"), url)
+                .bearer_auth(&token);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let status = request.send().await.expect("response").status().as_u16();
+            let allowed = ALLOWED
+                .iter()
+                .find(|(id, _)| *id == op.id)
+                .expect("listed")
+                .1
+                .contains(&role);
+            if allowed {
+                assert!(
+                    (200..300).contains(&status),
+                    "{role} may call {}: got {status}",
+                    op.id
+                );
+            } else {
+                assert_eq!(status, 403, "{role} may not call {}", op.id);
+            }
+        }
+    }
+    // A token without any known role may do nothing.
+    let nobody = app.token("acme", &["auditor"]);
+    let status = http()
+        .get(app.url("/mailboxes"))
+        .bearer_auth(&nobody)
+        .send()
+        .await
+        .expect("response")
+        .status();
+    assert_eq!(status, 403);
+}
+
+fn credential_body() -> Value {
+    json!({
+        "name": "Cred",
+        "client_id": "5f4d7e3c-1b2a-4c5d-8e9f-0a1b2c3d4e5f",
+        "tenant_id": "contoso.onmicrosoft.com",
+        "client_secret": new_secret(),
+    })
+}
+
+fn mailbox_body(cred: &str) -> Value {
+    json!({ "email": format!("{}@contoso.cz", uuid::Uuid::new_v4().simple()), "app_credential_id": cred })
+}
+
+async fn create(app: &TestApp, token: &str, path: &str, body: Value) -> String {
+    let response = http()
+        .post(app.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(response.status(), 201, "create {path}");
+    let created: Value = response.json().await.expect("json");
+    created["id"].as_str().expect("id").to_owned()
+}
