@@ -108,12 +108,18 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let banner = banner(&settings);
         let json = settings.log.format == LogFormat::Json;
+        let can_mint = crate::config::hs256_secret(&settings.jwt).is_some();
+        let generated = settings.generated.clone();
+        let bind = settings.bind;
         let app = Application::build(settings).await?;
-        tracing::info!(port = app.port(), "inboxlink is listening");
+        let address = std::net::SocketAddr::new(bind.ip(), app.port());
+        tracing::info!(%address, "inboxlink is listening");
         if !json {
-            eprintln!("{banner}");
+            eprintln!(
+                "{}",
+                banner(address, app.public_url(), can_mint, &generated)
+            );
         }
         app.run_until_stopped().await?;
         tracing::info!("inboxlink stopped");
@@ -121,19 +127,22 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     })
 }
 
-fn banner(settings: &Settings) -> String {
-    let base = settings.public_url.as_str().trim_end_matches('/');
+fn banner(
+    address: std::net::SocketAddr,
+    public_url: &url::Url,
+    can_mint: bool,
+    generated: &[PathBuf],
+) -> String {
+    let base = public_url.as_str().trim_end_matches('/');
     let mut text = format!(
-        "\nInboxlink is listening on http://{}\n  API docs:     {base}/docs/\n  OpenAPI spec: {base}/openapi.json\n  redirect URI: {} (register it on your Entra ID app)\n",
-        settings.bind,
-        settings.redirect_uri(),
+        "\nInboxlink is listening on http://{address}\n  API docs:     {base}/docs/\n  OpenAPI spec: {base}/openapi.json\n  redirect URI: {base}/oauth/callback (register it on your Entra ID app)\n",
     );
-    if crate::config::hs256_secret(&settings.jwt).is_some() {
+    if can_mint {
         text.push_str(
             "  admin token:  inboxlink token --org <your-org> --role admin\n                (from a checkout: cargo run -p inboxlink -- token --org <your-org> --role admin)\n",
         );
     }
-    for file in &settings.generated {
+    for file in generated {
         text.push_str(&format!(
             "  generated:    {} (keep it safe; never overwritten)\n",
             file.display()

@@ -22,6 +22,7 @@ pub const REFRESH_TOKEN_LIFETIME_DAYS: i64 = 90;
 
 pub struct Application {
     port: u16,
+    public_url: url::Url,
     server: Server,
     services: Services,
 }
@@ -68,6 +69,7 @@ impl Application {
         .run();
         Ok(Self {
             port,
+            public_url: settings.public_url.clone(),
             server,
             services,
         })
@@ -75,6 +77,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The base URL the service is reached at (`{public}` of the redirect URI).
+    pub fn public_url(&self) -> &url::Url {
+        &self.public_url
     }
 
     pub fn services(&self) -> &Services {

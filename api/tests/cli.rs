@@ -1,0 +1,214 @@
+//! The `inboxlink` binary as a user runs it: first run with nothing
+//! configured, token minting, configuration errors, the spec command.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The binary with a clean environment (no INBOXLINK_* from the caller) in `dir`.
+fn inboxlink(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_inboxlink"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(dir);
+    cmd
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .expect("exists")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[tokio::test]
+async fn first_run_just_works() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Port 0 instead of 8080 so tests can run side by side; nothing else is configured.
+    let mut server = inboxlink(dir.path())
+        .env("INBOXLINK_BIND", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let stderr = server.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut banner = Vec::new();
+    let base = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the start-up message");
+        banner.push(line.clone());
+        if let Some(rest) = line.strip_prefix("Inboxlink is listening on ") {
+            break rest.trim().to_owned();
+        }
+    };
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
+        banner.push(line);
+    }
+    let banner = banner.join("\n");
+    assert!(
+        banner.contains("/docs/"),
+        "tells where the docs are: {banner}"
+    );
+    assert!(
+        banner.contains("inboxlink token --org"),
+        "tells how to mint an admin token: {banner}"
+    );
+
+    let data = dir.path().join("inboxlink-data");
+    for file in ["master.key", "jwt-hs256.key"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file} is private");
+    }
+    assert!(data.join("inboxlink.sqlite3").exists());
+    let key_before = std::fs::read(data.join("master.key")).expect("key");
+
+    let out = inboxlink(dir.path())
+        .args(["token", "--org", "acme", "--role", "admin"])
+        .output()
+        .expect("token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(token.lines().count(), 1, "the token alone");
+    assert_eq!(token.trim().split('.').count(), 3, "a JWT");
+    assert_eq!(
+        std::fs::read(data.join("master.key")).expect("key"),
+        key_before,
+        "never overwritten"
+    );
+
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{base}/app-credentials"))
+        .bearer_auth(token.trim())
+        .json(&serde_json::json!({
+            "name": "E-filing office",
+            "client_id": "5f4d7e3c-1b2a-4c5d-8e9f-0a1b2c3d4e5f",
+            "tenant_id": "contoso.onmicrosoft.com",
+            "client_secret": "Abc8Q~first.run.secret.value_1234",
+        }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    let body = created.text().await.expect("body");
+    assert!(!body.contains("Abc8Q~first.run.secret.value_1234"));
+    let cred: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let mailbox = http
+        .post(format!("{base}/mailboxes"))
+        .bearer_auth(token.trim())
+        .json(&serde_json::json!({ "email": "podatelna@contoso.cz", "app_credential_id": cred["id"] }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(mailbox.status(), 201);
+    let mailbox: serde_json::Value = mailbox.json().await.expect("json");
+    assert_eq!(mailbox["status"], "inactive");
+
+    server.kill().expect("stop");
+    let _ = server.wait();
+    let db = std::fs::read(data.join("inboxlink.sqlite3")).unwrap_or_default();
+    let wal = std::fs::read(data.join("inboxlink.sqlite3-wal")).unwrap_or_default();
+    let stored = String::from_utf8_lossy(&[db, wal].concat()).into_owned();
+    assert!(stored.contains("podatelna@contoso.cz"), "the data is there");
+    assert!(
+        !stored.contains("Abc8Q~first.run.secret.value_1234"),
+        "but not the plaintext secret"
+    );
+}
+
+#[test]
+fn bad_configuration_names_the_variable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (var, value) in [
+        ("INBOXLINK_BIND", "localhost"),
+        ("INBOXLINK_DATABSE_URL", "sqlite://x"),
+        ("INBOXLINK_MASTER_KEY", "not-base64!"),
+        ("INBOXLINK_JWT_HS256_SECRET", "too-short"),
+    ] {
+        let out = inboxlink(dir.path())
+            .env(var, value)
+            .arg("migrate")
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{var}={value} must stop start-up");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(var), "names {var}: {stderr}");
+        assert!(
+            !stderr.contains(value) || var == "INBOXLINK_BIND",
+            "secrets are not echoed: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn postgres_without_keys_generates_nothing_and_reports_the_real_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = inboxlink(dir.path())
+        .env(
+            "INBOXLINK_DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/inboxlink",
+        )
+        .arg("migrate")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("INBOXLINK_MASTER_KEY"));
+    assert!(
+        !dir.path().join("inboxlink-data").exists(),
+        "nothing generated"
+    );
+
+    let out = inboxlink(dir.path())
+        .env(
+            "INBOXLINK_DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/inboxlink",
+        )
+        .env(
+            "INBOXLINK_MASTER_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .env(
+            "INBOXLINK_JWT_HS256_SECRET",
+            "0123456789abcdef0123456789abcdef",
+        )
+        .arg("migrate")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot connect to PostgreSQL") && stderr.contains("127.0.0.1"),
+        "the driver's own error: {stderr}"
+    );
+}
+
+#[test]
+fn openapi_command_writes_the_committed_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = inboxlink(dir.path())
+        .args(["openapi", "--out", "spec"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi");
+    for file in ["inboxlink.json", "inboxlink-3.0.json"] {
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("spec").join(file)).expect("written"),
+            std::fs::read_to_string(root.join(file)).expect("committed"),
+            "{file}"
+        );
+    }
+}
