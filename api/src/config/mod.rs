@@ -386,7 +386,7 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.variable, "INBOXLINK_MASTER_KEY");
-        assert_eq!(std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0), 0);
+        assert_eq!(std::fs::read_dir(&*dir).map(|d| d.count()).unwrap_or(0), 0);
     }
 
     #[test]
@@ -401,9 +401,19 @@ mod tests {
         assert_eq!(hs256_secret(&first.jwt), hs256_secret(&second.jwt));
     }
 
-    fn tempdir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("inboxlink-config-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("data")
+    /// A data dir inside a temp dir that is removed when the test ends.
+    fn tempdir() -> TempData {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        TempData(dir, data)
+    }
+
+    struct TempData(#[allow(dead_code)] tempfile::TempDir, PathBuf);
+
+    impl std::ops::Deref for TempData {
+        type Target = PathBuf;
+        fn deref(&self) -> &PathBuf {
+            &self.1
+        }
     }
 }
