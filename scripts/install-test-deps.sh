@@ -10,6 +10,11 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 command -v python3 >/dev/null || missing+=(python3)
+command -v cc >/dev/null || missing+=(gcc libc6-dev)   # C parts of aws-lc, SQLite, libpq
+# rustfmt and clippy come with the toolchain; add them if a minimal profile left them out.
+for c in rustfmt clippy; do
+  cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$c"
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""

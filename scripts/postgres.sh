@@ -30,6 +30,7 @@ as_pg_user() {
 postgres_start() {
   local bindir port
   bindir=$(postgres_bindir) || { echo "postgres.sh: initdb/pg_ctl not found (install postgresql-15)" >&2; return 1; }
+  PG_TEST_BINDIR=$bindir
   PG_TEST_DIR=$(mktemp -d /tmp/inboxlink-pg.XXXXXX)
   [ "$(id -u)" = 0 ] && chown postgres: "$PG_TEST_DIR"
   port=$(free_port)
@@ -38,7 +39,6 @@ postgres_start() {
   as_pg_user "$bindir/pg_ctl" -D "$PG_TEST_DIR/data" -l "$PG_TEST_DIR/server.log" -w -t 30 \
     -o "-p $port -k $PG_TEST_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
     start >/dev/null || { cat "$PG_TEST_DIR/server.log" >&2; return 1; }
-  PG_TEST_BINDIR=$bindir
   export TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
   echo "postgres.sh: throw-away PostgreSQL on 127.0.0.1:$port ($PG_TEST_DIR)" >&2
 }

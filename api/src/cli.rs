@@ -111,6 +111,9 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         let json = settings.log.format == LogFormat::Json;
         let can_mint = crate::config::hs256_secret(&settings.jwt).is_some();
         let generated = settings.generated.clone();
+        for file in &generated {
+            tracing::warn!(file = %file.display(), "generated a key on first run; keep it safe");
+        }
         let bind = settings.bind;
         let app = Application::build(settings).await?;
         let address = std::net::SocketAddr::new(bind.ip(), app.port());

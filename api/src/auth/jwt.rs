@@ -24,7 +24,9 @@ use crate::error::Error;
 
 /// How long fetched JWKS keys are used before they are fetched again.
 const JWKS_TTL: Duration = Duration::from_secs(600);
-/// An unknown `kid` triggers a fetch at most this often.
+/// Keys fetched longer ago than this are not used, even when the JWKS URL fails.
+const JWKS_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
+/// The JWKS URL is fetched at most this often (an unknown `kid`, a failing URL).
 const JWKS_MIN_REFETCH: Duration = Duration::from_secs(30);
 
 pub struct Verifier {
@@ -52,7 +54,10 @@ enum Keys {
 #[derive(Default)]
 struct JwksCache {
     keys: HashMap<String, (Arc<DecodingKey>, Vec<Algorithm>)>,
+    /// The last successful fetch.
     fetched: Option<Instant>,
+    /// The last attempt, successful or not.
+    attempted: Option<Instant>,
 }
 
 impl Verifier {
@@ -174,37 +179,44 @@ impl Verifier {
         };
         {
             let c = cache.read().await;
-            let fresh = c.fetched.is_some_and(|t| t.elapsed() < JWKS_TTL);
-            if let Some(found) = c.keys.get(kid).filter(|_| fresh) {
-                return Ok(found.clone());
-            }
-            if c.fetched.is_some_and(|t| t.elapsed() < JWKS_MIN_REFETCH) {
-                return c
-                    .keys
-                    .get(kid)
-                    .cloned()
-                    .ok_or_else(|| invalid("the token's key id is unknown"));
+            if let Some(answer) = c.answer(kid) {
+                return answer;
             }
         }
         let mut c = cache.write().await;
+        // Another request may have fetched while this one waited for the lock.
+        if let Some(answer) = c.answer(kid) {
+            return answer;
+        }
+        c.attempted = Some(Instant::now());
         match fetch_jwks(http, url).await {
             Ok(keys) => {
                 c.keys = keys;
                 c.fetched = Some(Instant::now());
             }
-            Err(e) => {
-                tracing::warn!(error = %e, jwks_url = %url, "cannot fetch the JWKS");
-                if c.keys.is_empty() {
-                    return Err(Error::Unavailable(
-                        "the token signing keys cannot be fetched".into(),
-                    ));
-                }
-            }
+            Err(e) => tracing::warn!(error = %e, jwks_url = %url, "cannot fetch the JWKS"),
         }
-        c.keys
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| invalid("the token's key id is unknown"))
+        c.answer(kid)
+            .unwrap_or_else(|| Err(invalid("the token's key id is unknown")))
+    }
+}
+
+impl JwksCache {
+    /// The answer from the cache, or `None` when the keys should be fetched first.
+    fn answer(&self, kid: &str) -> Option<Result<(Arc<DecodingKey>, Vec<Algorithm>), Error>> {
+        let age = |t: Option<Instant>| t.map(|t| t.elapsed());
+        let found = self.keys.get(kid).cloned();
+        let fresh = age(self.fetched).is_some_and(|a| a < JWKS_TTL);
+        let usable = age(self.fetched).is_some_and(|a| a < JWKS_MAX_STALE);
+        let tried_recently = age(self.attempted).is_some_and(|a| a < JWKS_MIN_REFETCH);
+        match found {
+            Some(key) if fresh || (tried_recently && usable) => Some(Ok(key)),
+            _ if !tried_recently => None,
+            _ if self.fetched.is_none() || !usable => Some(Err(Error::Unavailable(
+                "the token signing keys cannot be fetched".into(),
+            ))),
+            _ => Some(Err(invalid("the token's key id is unknown"))),
+        }
     }
 }
 

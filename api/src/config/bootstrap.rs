@@ -116,18 +116,26 @@ impl<'a> Bootstrap<'a> {
             .map_err(|e| fail("cannot create the data dir for", e))?;
         let mut key = [0u8; 32];
         rand::rng().fill_bytes(&mut key);
-        match std::fs::OpenOptions::new()
+        // Written in full to a private temp file, then published under its name
+        // with a hard link, which fails if the name exists: a process starting
+        // at the same moment never reads a half-written key, and an existing
+        // key is never overwritten.
+        let tmp = self
+            .data_dir
+            .join(format!(".{file}.{}", uuid::Uuid::new_v4().simple()));
+        let written = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut f) => {
+            .open(&tmp)
+            .and_then(|mut f| {
                 f.write_all(STANDARD.encode(key).as_bytes())
                     .and_then(|_| f.sync_all())
-                    .map_err(|e| fail("cannot write", e))?;
-                self.generated.push(path.clone());
-            }
+            });
+        let published = written.and_then(|_| std::fs::hard_link(&tmp, &path));
+        let _ = std::fs::remove_file(&tmp);
+        match published {
+            Ok(()) => self.generated.push(path.clone()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(fail("cannot create", e)),
         }

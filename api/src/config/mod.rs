@@ -152,6 +152,14 @@ impl Settings {
         let public_default = format!("http://{bind}");
         let public_url = parse(src, "PUBLIC_URL", &public_default, parse_public_url)?;
         let public_url_explicit = src.is_set("PUBLIC_URL");
+        if bind.ip().is_unspecified() && !public_url_explicit {
+            return Err(ConfigError::new(
+                "PUBLIC_URL",
+                format!(
+                    "required when listening on all addresses ({bind}): the URL users reach the service at, e.g. https://inboxlink.example.org"
+                ),
+            ));
+        }
         let data_dir = PathBuf::from(
             src.get("DATA_DIR")?
                 .unwrap_or_else(|| defaults::DATA_DIR.into()),

@@ -12,12 +12,12 @@ use crate::service::{PageRequest, Services};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/app-credentials")
+        crate::http::resource("/app-credentials")
             .route(web::get().to(app_credential_list))
             .route(web::post().to(app_credential_create)),
     )
     .service(
-        web::resource("/app-credentials/{id}")
+        crate::http::resource("/app-credentials/{id}")
             .route(web::get().to(app_credential_get))
             .route(web::patch().to(app_credential_update))
             .route(web::delete().to(app_credential_delete)),

@@ -12,12 +12,12 @@ use crate::service::{PageRequest, Services};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/mailboxes")
+        crate::http::resource("/mailboxes")
             .route(web::get().to(mailbox_list))
             .route(web::post().to(mailbox_create)),
     )
     .service(
-        web::resource("/mailboxes/{id}")
+        crate::http::resource("/mailboxes/{id}")
             .route(web::get().to(mailbox_get))
             .route(web::patch().to(mailbox_update))
             .route(web::delete().to(mailbox_delete)),

@@ -32,7 +32,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"])));
 }
 
-/// Answer for paths and methods the API does not have.
+/// A resource whose unsupported methods answer 405 with a problem document.
+pub fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// Answer for a known path with a method it does not have.
+pub async fn method_not_allowed() -> Result<HttpResponse, Error> {
+    Err(Error::BadRequest {
+        code: "method_not_allowed",
+        detail: "this path does not support this method; see /docs".into(),
+    })
+}
+
+/// Answer for paths the API does not have.
 pub async fn not_found() -> Result<HttpResponse, Error> {
     Err(Error::BadRequest {
         code: "route_not_found",

@@ -49,6 +49,7 @@ impl Error {
             Error::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Error::BadRequest { code, .. } => match *code {
                 "route_not_found" => (StatusCode::NOT_FOUND, code),
+                "method_not_allowed" => (StatusCode::METHOD_NOT_ALLOWED, code),
                 "payload_too_large" => (StatusCode::PAYLOAD_TOO_LARGE, code),
                 "unsupported_media_type" => (StatusCode::UNSUPPORTED_MEDIA_TYPE, code),
                 "invalid_body" => (StatusCode::UNPROCESSABLE_ENTITY, code),

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{PageRequest, Services, next_cursor, page_type, utc};
 use crate::domain::{AccessMode, EmailAddress, Invalid, MailboxStatus, OrgId};
 use crate::error::{Error, Result, Validator};
-use crate::store::mailboxes::{self as store, EmailTaken, MailboxChanges, MailboxRow};
+use crate::store::mailboxes::{self as store, MailboxChanges, MailboxRow, Refused};
 use crate::store::{app_credentials, now};
 
 /// A mailbox connected (or to be connected) through an app credential.
@@ -141,7 +141,7 @@ impl Services {
             .store
             .run(move |c| {
                 ensure_app_credential(c, &org, &row.app_credential_id)?;
-                store::insert(c, &row)?.map_err(|EmailTaken| email_taken(&row.email))?;
+                store::insert(c, &row)?.map_err(|r| refusal(r, &row.email))?;
                 Ok(row)
             })
             .await?;
@@ -198,8 +198,7 @@ impl Services {
         let row = self
             .store
             .run(move |c| {
-                use diesel::Connection;
-                c.transaction(|c| {
+                crate::store::write_transaction(c, |c| {
                     let current = store::get(c, &org, &id)?;
                     if let Some(app) = input.app_credential_id {
                         ensure_app_credential(c, &org, &app.to_string())?;
@@ -239,7 +238,7 @@ impl Services {
                         changes.refresh_token_issued_at = Some(None);
                     }
                     store::update(c, &org, &id, &changes)?
-                        .map_err(|EmailTaken| email_taken(email.as_deref().unwrap_or_default()))?;
+                        .map_err(|r| refusal(r, email.as_deref().unwrap_or_default()))?;
                     store::get(c, &org, &id)
                 })
             })
@@ -311,6 +310,16 @@ fn ensure_app_credential(c: &mut crate::store::AnyConnection, org: &OrgId, id: &
             Invalid::new("unknown_app_credential", "no app credential with this id"),
         )),
         other => other.map(|_| ()),
+    }
+}
+
+fn refusal(refused: Refused, email: &str) -> Error {
+    match refused {
+        Refused::EmailTaken => email_taken(email),
+        Refused::UnknownAppCredential => Error::invalid_field(
+            "app_credential_id",
+            Invalid::new("unknown_app_credential", "no app credential with this id"),
+        ),
     }
 }
 

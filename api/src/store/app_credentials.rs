@@ -102,7 +102,7 @@ pub fn delete(
     org: &OrgId,
     id: &str,
 ) -> Result<Result<(), Vec<String>>, Error> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let users: Vec<String> = mailboxes::table
             .filter(mailboxes::org.eq(org.as_str()))
             .filter(mailboxes::app_credential_id.eq(id))
@@ -117,8 +117,16 @@ pub fn delete(
                 .filter(app_credentials::org.eq(org.as_str()))
                 .filter(app_credentials::id.eq(id)),
         )
-        .execute(conn)?;
-        Ok(if n == 0 { Err(Vec::new()) } else { Ok(()) })
+        .execute(conn);
+        match n {
+            Ok(0) => Ok(Err(Vec::new())),
+            Ok(_) => Ok(Ok(())),
+            // A mailbox was added to it meanwhile: the foreign key refuses the delete.
+            Err(e) if super::is_foreign_key_violation(&e) => {
+                Ok(Err(vec!["(a mailbox added just now)".to_owned()]))
+            }
+            Err(e) => Err(e),
+        }
     })
     .map_err(db_error)
     .and_then(|r| match r {

@@ -47,18 +47,32 @@ pub struct MailboxChanges {
     pub updated_at: Option<NaiveDateTime>,
 }
 
-/// The address is already used by another mailbox of the organisation.
+/// Why an insert or update was refused by a constraint.
 #[derive(Debug)]
-pub struct EmailTaken;
+pub enum Refused {
+    /// The address is already used by another mailbox of the organisation.
+    EmailTaken,
+    /// The app credential is not (or no longer) one of the organisation's.
+    UnknownAppCredential,
+}
 
-pub fn insert(conn: &mut AnyConnection, row: &MailboxRow) -> Result<Result<(), EmailTaken>, Error> {
+fn refused(e: diesel::result::Error) -> Result<Refused, Error> {
+    if is_unique_violation(&e) {
+        Ok(Refused::EmailTaken)
+    } else if super::is_foreign_key_violation(&e) {
+        Ok(Refused::UnknownAppCredential)
+    } else {
+        Err(db_error(e))
+    }
+}
+
+pub fn insert(conn: &mut AnyConnection, row: &MailboxRow) -> Result<Result<(), Refused>, Error> {
     match diesel::insert_into(mailboxes::table)
         .values(row)
         .execute(conn)
     {
         Ok(_) => Ok(Ok(())),
-        Err(e) if is_unique_violation(&e) => Ok(Err(EmailTaken)),
-        Err(e) => Err(db_error(e)),
+        Err(e) => refused(e).map(Err),
     }
 }
 
@@ -102,7 +116,7 @@ pub fn update(
     org: &OrgId,
     id: &str,
     changes: &MailboxChanges,
-) -> Result<Result<(), EmailTaken>, Error> {
+) -> Result<Result<(), Refused>, Error> {
     let target = mailboxes::table
         .filter(mailboxes::org.eq(org.as_str()))
         .filter(mailboxes::id.eq(id));
@@ -112,8 +126,7 @@ pub fn update(
     {
         Ok(0) => Err(Error::not_found("mailbox")),
         Ok(_) => Ok(Ok(())),
-        Err(e) if is_unique_violation(&e) => Ok(Err(EmailTaken)),
-        Err(e) => Err(db_error(e)),
+        Err(e) => refused(e).map(Err),
     }
 }
 

@@ -51,7 +51,11 @@ impl Store {
             && let Some(dir) = std::path::Path::new(settings.url.expose_secret()).parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir)?;
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
         drop(manager.establish()?);
         let pool = r2d2::Pool::builder()
@@ -121,6 +125,40 @@ impl Store {
 
 fn names(v: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
     v.into_iter().map(|m| m.to_string()).collect()
+}
+
+/// A read-then-write transaction: `BEGIN IMMEDIATE` on SQLite (a deferred
+/// transaction that reads and then writes fails with "database is locked"
+/// under contention), an ordinary transaction on PostgreSQL.
+pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::Connection;
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    if !matches!(conn, AnyConnection::Sqlite(_)) {
+        return conn.transaction(f);
+    }
+    fn sqlite(conn: &mut AnyConnection) -> &mut diesel::SqliteConnection {
+        match conn {
+            AnyConnection::Sqlite(sq) => sq,
+            AnyConnection::Postgresql(_) => unreachable!("checked above"),
+        }
+    }
+    AnsiTransactionManager::begin_transaction_sql(sqlite(conn), "BEGIN IMMEDIATE")?;
+    // The closure runs on the multi-backend connection; its queries go to the
+    // same SQLite connection, inside the transaction begun above.
+    match f(conn) {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(sqlite(conn))?;
+            Ok(value)
+        }
+        Err(e) => {
+            AnsiTransactionManager::rollback_transaction(sqlite(conn))?;
+            Err(e)
+        }
+    }
 }
 
 /// A database error the caller did not expect: logged, answered as 500.

@@ -13,15 +13,15 @@ CREATE TABLE app_credentials (
     secret_hint TEXT NOT NULL,
     secret_expires_at DATE,
     created_at TIMESTAMP NOT NULL,
-    updated_at TIMESTAMP NOT NULL
+    updated_at TIMESTAMP NOT NULL,
+    UNIQUE (org, id)
 );
-CREATE INDEX app_credentials_org_id ON app_credentials (org, id);
 
 CREATE TABLE mailboxes (
     id TEXT PRIMARY KEY NOT NULL,
     org TEXT NOT NULL,
     email TEXT NOT NULL,
-    app_credential_id TEXT NOT NULL REFERENCES app_credentials (id) ON DELETE RESTRICT,
+    app_credential_id TEXT NOT NULL,
     access_mode TEXT NOT NULL,
     shared BOOLEAN NOT NULL,
     status TEXT NOT NULL,
@@ -35,7 +35,9 @@ CREATE TABLE mailboxes (
     version BIGINT NOT NULL DEFAULT 0,
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL,
-    UNIQUE (org, email)
+    UNIQUE (org, email),
+    -- A mailbox can only use an app credential of its own organisation.
+    FOREIGN KEY (org, app_credential_id) REFERENCES app_credentials (org, id) ON DELETE RESTRICT
 );
 CREATE INDEX mailboxes_org_status_id ON mailboxes (org, status, id);
 CREATE INDEX mailboxes_app_credential ON mailboxes (app_credential_id);

@@ -83,6 +83,12 @@ async fn malformed_requests_are_refused_clearly(app: TestApp) {
             404,
             "route_not_found",
         ),
+        (
+            "wrong method",
+            http().put(app.url("/mailboxes")).json(&json!({})),
+            405,
+            "method_not_allowed",
+        ),
     ];
     for (case, request, status, code) in cases {
         let response = request.bearer_auth(&token).send().await.expect("response");

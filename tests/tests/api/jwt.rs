@@ -188,3 +188,89 @@ async fn rs256_public_key_pins_the_algorithm() {
     )
     .await;
 }
+
+/// Tokens from an external issuer, verified with keys fetched from its JWKS URL.
+#[tokio::test]
+async fn jwks_url_keys_by_kid() {
+    use jsonwebtoken::jwk::{Jwk, JwkSet};
+    let private = std::fs::read(fixture("jwt-rs256-private.pem")).expect("fixture");
+    let key = EncodingKey::from_rsa_pem(&private).expect("key");
+    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).expect("jwk");
+    jwk.common.key_id = Some("key-1".into());
+    let set = JwkSet { keys: vec![jwk] };
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = fetches.clone();
+    let body = serde_json::to_string(&set).expect("json");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let jwks_url = format!("http://{}/keys", listener.local_addr().expect("addr"));
+    let server = actix_web::HttpServer::new(move || {
+        let body = body.clone();
+        let counter = counter.clone();
+        actix_web::App::new().route(
+            "/keys",
+            actix_web::web::get().to(move || {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = body.clone();
+                async move {
+                    actix_web::HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(body)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .expect("listen")
+    .run();
+    tokio::spawn(server);
+
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("INBOXLINK_JWT_JWKS_URL", jwks_url),
+            ("INBOXLINK_JWT_ORG_CLAIM", "tid".into()),
+        ],
+    )
+    .await;
+    let claims = claims(json!({ "sub": "u", "tid": "tenant-1", "roles": ["viewer"] }));
+    let sign = |kid: Option<&str>| {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = kid.map(str::to_owned);
+        encode(&header, &claims, &key).expect("sign")
+    };
+    assert_eq!(
+        call(&app, Some(&sign(Some("key-1")))).await.0,
+        200,
+        "known kid"
+    );
+    assert_eq!(
+        call(&app, Some(&sign(Some("key-1")))).await.0,
+        200,
+        "from the cache"
+    );
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "fetched once"
+    );
+    assert_rejected(
+        &app,
+        "unknown kid",
+        Some(&sign(Some("key-2"))),
+        "invalid_token",
+    )
+    .await;
+    assert_rejected(&app, "no kid", Some(&sign(None)), "invalid_token").await;
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "an unknown kid right after a fetch does not fetch again"
+    );
+    // An HS256 token cannot use a JWKS-configured service, whatever it claims.
+    let hs = sign_hs256(
+        b"0123456789abcdef0123456789abcdef",
+        json!({ "sub": "u", "tid": "tenant-1" }),
+    );
+    assert_rejected(&app, "HS256 with JWKS", Some(&hs), "invalid_token").await;
+}

@@ -142,3 +142,39 @@ async fn create(app: &TestApp, token: &str, path: &str, body: Value) -> String {
     let created: Value = response.json().await.expect("json");
     created["id"].as_str().expect("id").to_owned()
 }
+
+/// The SDK surfaces 401 and 403 as typed problems.
+#[tokio::test]
+async fn sdk_errors_are_typed() {
+    use inboxlink_sdk::ProblemExt;
+    let app = TestApp::spawn(inboxlink::config::Backend::Sqlite).await;
+    let err = app
+        .sdk("not-a-token")
+        .mailbox_list()
+        .send()
+        .await
+        .expect_err("401");
+    assert_eq!(
+        (err.http_status(), err.code()),
+        (Some(401), Some("invalid_token"))
+    );
+    let viewer = app.sdk(&app.token("acme", &["viewer"]));
+    let body = inboxlink_sdk::types::AppCredentialCreate {
+        name: "x".into(),
+        provider: None,
+        client_id: "5f4d7e3c-1b2a-4c5d-8e9f-0a1b2c3d4e5f".into(),
+        tenant_id: "contoso.onmicrosoft.com".into(),
+        client_secret: new_secret(),
+        secret_expires_at: None,
+    };
+    let err = viewer
+        .app_credential_create()
+        .body(body)
+        .send()
+        .await
+        .expect_err("403");
+    assert_eq!(
+        (err.http_status(), err.code()),
+        (Some(403), Some("forbidden"))
+    );
+}

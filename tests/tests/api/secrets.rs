@@ -28,14 +28,29 @@ async fn secrets_never_leave_in_plain_text(app: TestApp) {
         client_secret: Some(second.clone()),
         ..Default::default()
     };
-    sdk.app_credential_update()
+    let updated = sdk
+        .app_credential_update()
         .id(cred.id)
         .body(update)
         .send()
         .await
-        .expect("update");
+        .expect("update")
+        .into_inner();
 
-    let mut bodies = Vec::new();
+    assert_eq!(
+        updated.secret_hint,
+        format!("...{}", &second[second.len() - 4..])
+    );
+    // The raw answer of an update that sets the secret.
+    let patched = http()
+        .patch(app.url(&format!("/app-credentials/{}", cred.id)))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "client_secret": second }))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(patched.status(), 200);
+    let mut bodies = vec![patched.text().await.expect("body")];
     for path in [
         "/app-credentials".to_owned(),
         format!("/app-credentials/{}", cred.id),
