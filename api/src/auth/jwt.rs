@@ -51,9 +51,12 @@ enum Keys {
     },
 }
 
+/// A verification key and the algorithms accepted with it.
+type KeyEntry = (Arc<DecodingKey>, Vec<Algorithm>);
+
 #[derive(Default)]
 struct JwksCache {
-    keys: HashMap<String, (Arc<DecodingKey>, Vec<Algorithm>)>,
+    keys: HashMap<String, KeyEntry>,
     /// The last successful fetch.
     fetched: Option<Instant>,
     /// The last attempt, successful or not.
@@ -173,7 +176,7 @@ impl Verifier {
         })
     }
 
-    async fn jwks_key(&self, kid: &str) -> Result<(Arc<DecodingKey>, Vec<Algorithm>), Error> {
+    async fn jwks_key(&self, kid: &str) -> Result<KeyEntry, Error> {
         let Keys::Jwks { url, http, cache } = &self.keys else {
             unreachable!("only called for JWKS")
         };
@@ -203,7 +206,7 @@ impl Verifier {
 
 impl JwksCache {
     /// The answer from the cache, or `None` when the keys should be fetched first.
-    fn answer(&self, kid: &str) -> Option<Result<(Arc<DecodingKey>, Vec<Algorithm>), Error>> {
+    fn answer(&self, kid: &str) -> Option<Result<KeyEntry, Error>> {
         let age = |t: Option<Instant>| t.map(|t| t.elapsed());
         let found = self.keys.get(kid).cloned();
         let fresh = age(self.fetched).is_some_and(|a| a < JWKS_TTL);
@@ -255,7 +258,7 @@ fn public_key_from_pem(pem: &[u8]) -> Option<(DecodingKey, Vec<Algorithm>)> {
 async fn fetch_jwks(
     http: &reqwest::Client,
     url: &Url,
-) -> anyhow::Result<HashMap<String, (Arc<DecodingKey>, Vec<Algorithm>)>> {
+) -> anyhow::Result<HashMap<String, KeyEntry>> {
     use Algorithm::*;
     let set: JwkSet = http
         .get(url.clone())
