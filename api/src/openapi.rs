@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
-use crate::http::{app_credentials, health, mailboxes, problem};
+use crate::http::{app_credentials, health, mailboxes, oauth, problem, signin};
 use crate::service;
 
 #[derive(OpenApi)]
@@ -30,6 +30,12 @@ use crate::service;
         mailboxes::mailbox_get,
         mailboxes::mailbox_update,
         mailboxes::mailbox_delete,
+        signin::mailbox_refresh,
+        signin::mailbox_access_token,
+        signin::app_credential_verify,
+        signin::app_credential_setup,
+        signin::audit_event_list,
+        oauth::oauth_callback,
         health::healthz,
         health::readyz,
     ),
@@ -38,6 +44,8 @@ use crate::service;
     tags(
         (name = "app-credentials", description = "Entra ID app registrations that mailboxes sign in with"),
         (name = "mailboxes", description = "Mailboxes, their authorization and status"),
+        (name = "oauth", description = "The redirect URI Microsoft sends the browser back to"),
+        (name = "audit", description = "Who did what"),
         (name = "operations", description = "Health and readiness"),
     )
 )]
@@ -128,6 +136,13 @@ fn add_error_responses(spec: &mut Value) {
             }
             codes.push(("500", "Unexpected error (`internal`)"));
             codes.push(("503", "The database is not available (`unavailable`)"));
+            // Browser-facing pages document their own (HTML) answers.
+            let html = op["responses"]
+                .as_object()
+                .is_some_and(|r| r.values().any(|r| r["content"].get("text/html").is_some()));
+            if html {
+                continue;
+            }
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                 continue;
             };
@@ -153,10 +168,12 @@ fn add_error_responses(spec: &mut Value) {
 /// - `oneOf`/`anyOf: [X, {type: null}]` becomes `allOf: [X], nullable: true`;
 /// - a `$ref` with sibling keywords becomes `allOf: [{$ref}]` plus the siblings;
 /// - `examples: [..]` in a schema becomes `example`; `const: v` becomes `enum: [v]`;
+/// - browser-facing pages (HTML answers: the OAuth callback) are left out;
 /// - `application/problem+json` bodies are declared as `application/json`, the
 ///   only media type generators such as progenitor type (the body is the same
 ///   JSON document, so a typed client reads it as is).
 pub fn downgrade_to_30(mut spec: Value) -> Value {
+    drop_browser_pages(&mut spec);
     rename_problem_media_type(&mut spec);
     if let Some(obj) = spec.as_object_mut() {
         obj.insert("openapi".into(), json!("3.0.3"));
@@ -170,6 +187,22 @@ pub fn downgrade_to_30(mut spec: Value) -> Value {
     }
     walk(&mut spec, false);
     spec
+}
+
+/// Browser-facing pages (the OAuth callback, answering HTML or a redirect)
+/// are not operations of a typed client: the 3.0 form leaves them out.
+fn drop_browser_pages(spec: &mut Value) {
+    if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
+        paths.retain(|_, item| {
+            !item.as_object().is_some_and(|ops| {
+                ops.values().any(|op| {
+                    op["responses"].as_object().is_some_and(|r| {
+                        r.values().any(|r| r["content"].get("text/html").is_some())
+                    })
+                })
+            })
+        });
+    }
 }
 
 fn rename_problem_media_type(value: &mut Value) {

@@ -17,9 +17,6 @@ use crate::service::Services;
 use crate::store::Store;
 use crate::telemetry::RequestSpan;
 
-/// Microsoft's refresh-token lifetime.
-pub const REFRESH_TOKEN_LIFETIME_DAYS: i64 = 90;
-
 pub struct Application {
     port: u16,
     public_url: url::Url,
@@ -47,12 +44,16 @@ impl Application {
         })
         .await??;
         let http_client = http_client(&settings)?;
-        let verifier = Verifier::new(&settings.jwt, http_client)?;
+        let verifier = Verifier::new(&settings.jwt, http_client.clone())?;
         let services = Services {
             store,
             cipher: Arc::new(Cipher::new(&settings.master_keys)),
             redirect_uri: settings.redirect_uri().into(),
-            refresh_token_lifetime_days: REFRESH_TOKEN_LIFETIME_DAYS,
+            public_url: settings.public_url.as_str().trim_end_matches('/').into(),
+            tokens: settings.tokens,
+            return_url_allowlist: settings.return_url_allowlist.clone().into(),
+            idp: crate::idp::Microsoft::new(settings.ms_authority.clone(), http_client.clone()),
+            keeper: Arc::default(),
         };
         let port = local.port();
         let services_data = web::Data::new(services.clone());

@@ -63,6 +63,25 @@ pub mod types {
             value.parse()
         }
     }
+    ///An access token for an integrating system. The only response that ever carries a token.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct AccessTokenResponse {
+        ///The bearer token for IMAP and SMTP (SASL XOAUTH2 / OAUTHBEARER).
+        pub access_token: ::std::string::String,
+        pub expires_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The SASL user for IMAP: the mailbox (shared mailboxes too, with the delegate's token).
+        pub imap_user: ::std::string::String,
+        ///The mailbox address.
+        pub mailbox: ::std::string::String,
+        /**The SASL user for SMTP: the mailbox, or the delegate who signed in for a shared mailbox
+        (send with `MAIL FROM` the shared address).*/
+        pub smtp_user: ::std::string::String,
+    }
+    impl AccessTokenResponse {
+        pub fn builder() -> builder::AccessTokenResponse {
+            Default::default()
+        }
+    }
     ///An app registration in Entra ID. The secret itself is never returned.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct AppCredential {
@@ -125,6 +144,32 @@ pub mod types {
             Default::default()
         }
     }
+    ///Everything to set up in Entra ID and Exchange for an app credential.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct AppCredentialSetup {
+        ///When admin consent was last recorded through the callback.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub admin_consent_granted_at:
+            ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        ///A tenant administrator opens this to grant admin consent (valid until `admin_consent_url_expires_at`).
+        pub admin_consent_url: ::std::string::String,
+        pub admin_consent_url_expires_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Application permissions to add for app-only mailboxes (Office 365 Exchange Online).
+        pub application_permissions: ::std::vec::Vec<::std::string::String>,
+        ///Delegated permissions to add (Office 365 Exchange Online and Microsoft Graph).
+        pub delegated_permissions: ::std::vec::Vec<::std::string::String>,
+        ///For app-only mailboxes: the Exchange Online PowerShell commands, ids filled in.
+        pub powershell: ::std::vec::Vec<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub problem: ::std::option::Option<StatusDetail>,
+        ///Register this exact URI on the app (Authentication, platform "Web").
+        pub redirect_uri: ::std::string::String,
+    }
+    impl AppCredentialSetup {
+        pub fn builder() -> builder::AppCredentialSetup {
+            Default::default()
+        }
+    }
     ///Changes to an app credential; absent fields stay as they are.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     #[serde(deny_unknown_fields)]
@@ -144,6 +189,42 @@ pub mod types {
     }
     impl AppCredentialUpdate {
         pub fn builder() -> builder::AppCredentialUpdate {
+            Default::default()
+        }
+    }
+    ///One audited action.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct AuditEvent {
+        ///E.g. `mailbox.sign_in_started`, `mailbox.signed_in`, `mailbox.access_token_issued`.
+        pub action: ::std::string::String,
+        ///The `sub` of the caller, or `microsoft` for callback outcomes.
+        pub actor: ::std::string::String,
+        pub at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Details such as the identity that signed in.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub detail: ::std::option::Option<::serde_json::Value>,
+        pub id: ::uuid::Uuid,
+        ///`ok` or a failure code.
+        pub outcome: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub target_id: ::std::option::Option<::std::string::String>,
+        pub target_type: ::std::string::String,
+    }
+    impl AuditEvent {
+        pub fn builder() -> builder::AuditEvent {
+            Default::default()
+        }
+    }
+    ///One page of audit events, newest first.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct AuditEventPage {
+        pub items: ::std::vec::Vec<AuditEvent>,
+        ///Pass as `cursor` to get the next page; `null` on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    impl AuditEventPage {
+        pub fn builder() -> builder::AuditEventPage {
             Default::default()
         }
     }
@@ -472,6 +553,37 @@ pub mod types {
             value.parse()
         }
     }
+    ///Options of a refresh.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct RefreshRequest {
+        /**Where the browser goes after the sign-in (must match the configured allow-list);
+        it receives `mailbox_id` and `outcome` as query parameters.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub return_url: ::std::option::Option<::std::string::String>,
+    }
+    impl RefreshRequest {
+        pub fn builder() -> builder::RefreshRequest {
+            Default::default()
+        }
+    }
+    ///The result of a refresh.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct RefreshResult {
+        ///Delegated mailboxes: the Microsoft sign-in URL to open; null for app-only mailboxes.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub authorization_url: ::std::option::Option<::std::string::String>,
+        ///When the sign-in URL stops working.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub expires_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        ///The mailbox as it is now (app-only mailboxes are already active).
+        pub mailbox: Mailbox,
+    }
+    impl RefreshResult {
+        pub fn builder() -> builder::RefreshResult {
+            Default::default()
+        }
+    }
     ///A machine code, a message and what to do about it.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct StatusDetail {
@@ -485,8 +597,127 @@ pub mod types {
             Default::default()
         }
     }
+    ///The result of verifying an app credential against Microsoft.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct VerifyResult {
+        ///The AADSTS number Microsoft answered with, if any.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub aadsts: ::std::option::Option<i32>,
+        pub checked_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///`verified`, or what is wrong (e.g. `invalid_client_secret`, `client_secret_expired`, `app_not_found`).
+        pub code: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub hint: ::std::option::Option<::std::string::String>,
+        pub message: ::std::string::String,
+        ///Whether Microsoft accepted client id, tenant and secret.
+        pub ok: bool,
+    }
+    impl VerifyResult {
+        pub fn builder() -> builder::VerifyResult {
+            Default::default()
+        }
+    }
     /// Types for composing complex structures.
     pub mod builder {
+        #[derive(Clone, Debug)]
+        pub struct AccessTokenResponse {
+            access_token: ::std::result::Result<::std::string::String, ::std::string::String>,
+            expires_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            imap_user: ::std::result::Result<::std::string::String, ::std::string::String>,
+            mailbox: ::std::result::Result<::std::string::String, ::std::string::String>,
+            smtp_user: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for AccessTokenResponse {
+            fn default() -> Self {
+                Self {
+                    access_token: Err("no value supplied for access_token".to_string()),
+                    expires_at: Err("no value supplied for expires_at".to_string()),
+                    imap_user: Err("no value supplied for imap_user".to_string()),
+                    mailbox: Err("no value supplied for mailbox".to_string()),
+                    smtp_user: Err("no value supplied for smtp_user".to_string()),
+                }
+            }
+        }
+        impl AccessTokenResponse {
+            pub fn access_token<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.access_token = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for access_token: {e}"));
+                self
+            }
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for expires_at: {e}"));
+                self
+            }
+            pub fn imap_user<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.imap_user = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for imap_user: {e}"));
+                self
+            }
+            pub fn mailbox<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.mailbox = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for mailbox: {e}"));
+                self
+            }
+            pub fn smtp_user<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.smtp_user = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for smtp_user: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<AccessTokenResponse> for super::AccessTokenResponse {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: AccessTokenResponse,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    access_token: value.access_token?,
+                    expires_at: value.expires_at?,
+                    imap_user: value.imap_user?,
+                    mailbox: value.mailbox?,
+                    smtp_user: value.smtp_user?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::AccessTokenResponse> for AccessTokenResponse {
+            fn from(value: super::AccessTokenResponse) -> Self {
+                Self {
+                    access_token: Ok(value.access_token),
+                    expires_at: Ok(value.expires_at),
+                    imap_user: Ok(value.imap_user),
+                    mailbox: Ok(value.mailbox),
+                    smtp_user: Ok(value.smtp_user),
+                }
+            }
+        }
         #[derive(Clone, Debug)]
         pub struct AppCredential {
             client_id: ::std::result::Result<::std::string::String, ::std::string::String>,
@@ -852,6 +1083,170 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct AppCredentialSetup {
+            admin_consent_granted_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            admin_consent_url: ::std::result::Result<::std::string::String, ::std::string::String>,
+            admin_consent_url_expires_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            application_permissions: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+            delegated_permissions: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+            powershell: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+            problem: ::std::result::Result<
+                ::std::option::Option<super::StatusDetail>,
+                ::std::string::String,
+            >,
+            redirect_uri: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for AppCredentialSetup {
+            fn default() -> Self {
+                Self {
+                    admin_consent_granted_at: Ok(Default::default()),
+                    admin_consent_url: Err("no value supplied for admin_consent_url".to_string()),
+                    admin_consent_url_expires_at: Err(
+                        "no value supplied for admin_consent_url_expires_at".to_string(),
+                    ),
+                    application_permissions: Err(
+                        "no value supplied for application_permissions".to_string()
+                    ),
+                    delegated_permissions: Err(
+                        "no value supplied for delegated_permissions".to_string()
+                    ),
+                    powershell: Err("no value supplied for powershell".to_string()),
+                    problem: Ok(Default::default()),
+                    redirect_uri: Err("no value supplied for redirect_uri".to_string()),
+                }
+            }
+        }
+        impl AppCredentialSetup {
+            pub fn admin_consent_granted_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.admin_consent_granted_at = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for admin_consent_granted_at: {e}")
+                });
+                self
+            }
+            pub fn admin_consent_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.admin_consent_url = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for admin_consent_url: {e}")
+                });
+                self
+            }
+            pub fn admin_consent_url_expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.admin_consent_url_expires_at = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for admin_consent_url_expires_at: {e}")
+                });
+                self
+            }
+            pub fn application_permissions<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.application_permissions = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for application_permissions: {e}")
+                });
+                self
+            }
+            pub fn delegated_permissions<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.delegated_permissions = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for delegated_permissions: {e}")
+                });
+                self
+            }
+            pub fn powershell<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.powershell = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for powershell: {e}"));
+                self
+            }
+            pub fn problem<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::StatusDetail>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.problem = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for problem: {e}"));
+                self
+            }
+            pub fn redirect_uri<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.redirect_uri = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for redirect_uri: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<AppCredentialSetup> for super::AppCredentialSetup {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: AppCredentialSetup,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    admin_consent_granted_at: value.admin_consent_granted_at?,
+                    admin_consent_url: value.admin_consent_url?,
+                    admin_consent_url_expires_at: value.admin_consent_url_expires_at?,
+                    application_permissions: value.application_permissions?,
+                    delegated_permissions: value.delegated_permissions?,
+                    powershell: value.powershell?,
+                    problem: value.problem?,
+                    redirect_uri: value.redirect_uri?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::AppCredentialSetup> for AppCredentialSetup {
+            fn from(value: super::AppCredentialSetup) -> Self {
+                Self {
+                    admin_consent_granted_at: Ok(value.admin_consent_granted_at),
+                    admin_consent_url: Ok(value.admin_consent_url),
+                    admin_consent_url_expires_at: Ok(value.admin_consent_url_expires_at),
+                    application_permissions: Ok(value.application_permissions),
+                    delegated_permissions: Ok(value.delegated_permissions),
+                    powershell: Ok(value.powershell),
+                    problem: Ok(value.problem),
+                    redirect_uri: Ok(value.redirect_uri),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct AppCredentialUpdate {
             client_id: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
@@ -959,6 +1354,210 @@ pub mod types {
                     name: Ok(value.name),
                     secret_expires_at: Ok(value.secret_expires_at),
                     tenant_id: Ok(value.tenant_id),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct AuditEvent {
+            action: ::std::result::Result<::std::string::String, ::std::string::String>,
+            actor: ::std::result::Result<::std::string::String, ::std::string::String>,
+            at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            detail: ::std::result::Result<
+                ::std::option::Option<::serde_json::Value>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            outcome: ::std::result::Result<::std::string::String, ::std::string::String>,
+            target_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            target_type: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for AuditEvent {
+            fn default() -> Self {
+                Self {
+                    action: Err("no value supplied for action".to_string()),
+                    actor: Err("no value supplied for actor".to_string()),
+                    at: Err("no value supplied for at".to_string()),
+                    detail: Ok(Default::default()),
+                    id: Err("no value supplied for id".to_string()),
+                    outcome: Err("no value supplied for outcome".to_string()),
+                    target_id: Ok(Default::default()),
+                    target_type: Err("no value supplied for target_type".to_string()),
+                }
+            }
+        }
+        impl AuditEvent {
+            pub fn action<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.action = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for action: {e}"));
+                self
+            }
+            pub fn actor<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.actor = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for actor: {e}"));
+                self
+            }
+            pub fn at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for at: {e}"));
+                self
+            }
+            pub fn detail<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::serde_json::Value>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.detail = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for detail: {e}"));
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn outcome<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.outcome = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for outcome: {e}"));
+                self
+            }
+            pub fn target_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.target_id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for target_id: {e}"));
+                self
+            }
+            pub fn target_type<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.target_type = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for target_type: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<AuditEvent> for super::AuditEvent {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: AuditEvent,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    action: value.action?,
+                    actor: value.actor?,
+                    at: value.at?,
+                    detail: value.detail?,
+                    id: value.id?,
+                    outcome: value.outcome?,
+                    target_id: value.target_id?,
+                    target_type: value.target_type?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::AuditEvent> for AuditEvent {
+            fn from(value: super::AuditEvent) -> Self {
+                Self {
+                    action: Ok(value.action),
+                    actor: Ok(value.actor),
+                    at: Ok(value.at),
+                    detail: Ok(value.detail),
+                    id: Ok(value.id),
+                    outcome: Ok(value.outcome),
+                    target_id: Ok(value.target_id),
+                    target_type: Ok(value.target_type),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct AuditEventPage {
+            items: ::std::result::Result<::std::vec::Vec<super::AuditEvent>, ::std::string::String>,
+            next_cursor: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for AuditEventPage {
+            fn default() -> Self {
+                Self {
+                    items: Err("no value supplied for items".to_string()),
+                    next_cursor: Ok(Default::default()),
+                }
+            }
+        }
+        impl AuditEventPage {
+            pub fn items<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::AuditEvent>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.items = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for items: {e}"));
+                self
+            }
+            pub fn next_cursor<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.next_cursor = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for next_cursor: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<AuditEventPage> for super::AuditEventPage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: AuditEventPage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    items: value.items?,
+                    next_cursor: value.next_cursor?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::AuditEventPage> for AuditEventPage {
+            fn from(value: super::AuditEventPage) -> Self {
+                Self {
+                    items: Ok(value.items),
+                    next_cursor: Ok(value.next_cursor),
                 }
             }
         }
@@ -1848,6 +2447,125 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct RefreshRequest {
+            return_url: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for RefreshRequest {
+            fn default() -> Self {
+                Self {
+                    return_url: Ok(Default::default()),
+                }
+            }
+        }
+        impl RefreshRequest {
+            pub fn return_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.return_url = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for return_url: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RefreshRequest> for super::RefreshRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RefreshRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    return_url: value.return_url?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RefreshRequest> for RefreshRequest {
+            fn from(value: super::RefreshRequest) -> Self {
+                Self {
+                    return_url: Ok(value.return_url),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct RefreshResult {
+            authorization_url: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            expires_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            mailbox: ::std::result::Result<super::Mailbox, ::std::string::String>,
+        }
+        impl ::std::default::Default for RefreshResult {
+            fn default() -> Self {
+                Self {
+                    authorization_url: Ok(Default::default()),
+                    expires_at: Ok(Default::default()),
+                    mailbox: Err("no value supplied for mailbox".to_string()),
+                }
+            }
+        }
+        impl RefreshResult {
+            pub fn authorization_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.authorization_url = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for authorization_url: {e}")
+                });
+                self
+            }
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for expires_at: {e}"));
+                self
+            }
+            pub fn mailbox<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Mailbox>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.mailbox = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for mailbox: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RefreshResult> for super::RefreshResult {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RefreshResult,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    authorization_url: value.authorization_url?,
+                    expires_at: value.expires_at?,
+                    mailbox: value.mailbox?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RefreshResult> for RefreshResult {
+            fn from(value: super::RefreshResult) -> Self {
+                Self {
+                    authorization_url: Ok(value.authorization_url),
+                    expires_at: Ok(value.expires_at),
+                    mailbox: Ok(value.mailbox),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct StatusDetail {
             code: ::std::result::Result<::std::string::String, ::std::string::String>,
             hint: ::std::result::Result<
@@ -1915,6 +2633,122 @@ pub mod types {
                     code: Ok(value.code),
                     hint: Ok(value.hint),
                     message: Ok(value.message),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct VerifyResult {
+            aadsts: ::std::result::Result<::std::option::Option<i32>, ::std::string::String>,
+            checked_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            code: ::std::result::Result<::std::string::String, ::std::string::String>,
+            hint: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            message: ::std::result::Result<::std::string::String, ::std::string::String>,
+            ok: ::std::result::Result<bool, ::std::string::String>,
+        }
+        impl ::std::default::Default for VerifyResult {
+            fn default() -> Self {
+                Self {
+                    aadsts: Ok(Default::default()),
+                    checked_at: Err("no value supplied for checked_at".to_string()),
+                    code: Err("no value supplied for code".to_string()),
+                    hint: Ok(Default::default()),
+                    message: Err("no value supplied for message".to_string()),
+                    ok: Err("no value supplied for ok".to_string()),
+                }
+            }
+        }
+        impl VerifyResult {
+            pub fn aadsts<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i32>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.aadsts = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for aadsts: {e}"));
+                self
+            }
+            pub fn checked_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.checked_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for checked_at: {e}"));
+                self
+            }
+            pub fn code<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.code = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for code: {e}"));
+                self
+            }
+            pub fn hint<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.hint = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for hint: {e}"));
+                self
+            }
+            pub fn message<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.message = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for message: {e}"));
+                self
+            }
+            pub fn ok<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.ok = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for ok: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<VerifyResult> for super::VerifyResult {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: VerifyResult,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    aadsts: value.aadsts?,
+                    checked_at: value.checked_at?,
+                    code: value.code?,
+                    hint: value.hint?,
+                    message: value.message?,
+                    ok: value.ok?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::VerifyResult> for VerifyResult {
+            fn from(value: super::VerifyResult) -> Self {
+                Self {
+                    aadsts: Ok(value.aadsts),
+                    checked_at: Ok(value.checked_at),
+                    code: Ok(value.code),
+                    hint: Ok(value.hint),
+                    message: Ok(value.message),
+                    ok: Ok(value.ok),
                 }
             }
         }
@@ -2092,6 +2926,63 @@ impl Client {
     pub fn app_credential_update(&self) -> builder::AppCredentialUpdate<'_> {
         builder::AppCredentialUpdate::new(self)
     }
+    /**Set-up instructions for an app credential
+
+    The redirect URI to register, the permissions to add, a fresh admin-consent
+    URL, and for app-only mailboxes the Exchange PowerShell commands.
+
+    Sends a `GET` request to `/app-credentials/{id}/setup`
+
+    Arguments:
+    - `id`: App credential id
+    ```ignore
+    let response = client.app_credential_setup()
+        .id(id)
+        .send()
+        .await;
+    ```*/
+    pub fn app_credential_setup(&self) -> builder::AppCredentialSetup<'_> {
+        builder::AppCredentialSetup::new(self)
+    }
+    /**Verify an app credential
+
+    Asks Microsoft for a client-credentials token to prove the client id,
+    tenant and secret; explains what is wrong otherwise (e.g. the Secret ID was
+    pasted instead of the Value, the secret expired, the app is not in the tenant).
+
+    Sends a `POST` request to `/app-credentials/{id}/verify`
+
+    Arguments:
+    - `id`: App credential id
+    ```ignore
+    let response = client.app_credential_verify()
+        .id(id)
+        .send()
+        .await;
+    ```*/
+    pub fn app_credential_verify(&self) -> builder::AppCredentialVerify<'_> {
+        builder::AppCredentialVerify::new(self)
+    }
+    /**List audit events
+
+    Newest first: credential and mailbox changes, sign-ins and their outcomes,
+    tokens handed out.
+
+    Sends a `GET` request to `/audit-events`
+
+    Arguments:
+    - `cursor`: `next_cursor` of the previous page.
+    - `limit`: Items per page, 1-200 (default 50).
+    ```ignore
+    let response = client.audit_event_list()
+        .cursor(cursor)
+        .limit(limit)
+        .send()
+        .await;
+    ```*/
+    pub fn audit_event_list(&self) -> builder::AuditEventList<'_> {
+        builder::AuditEventList::new(self)
+    }
     /**Liveness
 
     Answers while the process serves requests.
@@ -2196,6 +3087,46 @@ impl Client {
     ```*/
     pub fn mailbox_update(&self) -> builder::MailboxUpdate<'_> {
         builder::MailboxUpdate::new(self)
+    }
+    /**Get an access token
+
+    A valid access token for the mailbox (refreshed when less than 5 minutes
+    are left) and the SASL users for IMAP and SMTP. Every call is audited.
+
+    Sends a `GET` request to `/mailboxes/{id}/access-token`
+
+    Arguments:
+    - `id`: Mailbox id
+    ```ignore
+    let response = client.mailbox_access_token()
+        .id(id)
+        .send()
+        .await;
+    ```*/
+    pub fn mailbox_access_token(&self) -> builder::MailboxAccessToken<'_> {
+        builder::MailboxAccessToken::new(self)
+    }
+    /**Sign in (Refresh)
+
+    Delegated mailboxes: starts a sign-in and returns the Microsoft URL to open
+    (valid 10 minutes, usable once); the mailbox becomes `active` when the
+    callback completes. App-only mailboxes: obtains a client-credentials token
+    now and the mailbox becomes `active`.
+
+    Sends a `POST` request to `/mailboxes/{id}/refresh`
+
+    Arguments:
+    - `id`: Mailbox id
+    - `body`: Optional: a return URL
+    ```ignore
+    let response = client.mailbox_refresh()
+        .id(id)
+        .body(body)
+        .send()
+        .await;
+    ```*/
+    pub fn mailbox_refresh(&self) -> builder::MailboxRefresh<'_> {
+        builder::MailboxRefresh::new(self)
     }
     /**Readiness
 
@@ -2677,6 +3608,263 @@ pub mod builder {
                     ResponseValue::from_response(response).await?,
                 )),
                 415u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::app_credential_setup`]
+
+    [`Client::app_credential_setup`]: super::Client::app_credential_setup*/
+    #[derive(Debug, Clone)]
+    pub struct AppCredentialSetup<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> AppCredentialSetup<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
+            self
+        }
+        ///Sends a `GET` request to `/app-credentials/{id}/setup`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::AppCredentialSetup>, Error<types::Problem>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/app-credentials/{}/setup",
+                client.baseurl,
+                encode_path(&id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "app_credential_setup",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::app_credential_verify`]
+
+    [`Client::app_credential_verify`]: super::Client::app_credential_verify*/
+    #[derive(Debug, Clone)]
+    pub struct AppCredentialVerify<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> AppCredentialVerify<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
+            self
+        }
+        ///Sends a `POST` request to `/app-credentials/{id}/verify`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::VerifyResult>, Error<types::Problem>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/app-credentials/{}/verify",
+                client.baseurl,
+                encode_path(&id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "app_credential_verify",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::audit_event_list`]
+
+    [`Client::audit_event_list`]: super::Client::audit_event_list*/
+    #[derive(Debug, Clone)]
+    pub struct AuditEventList<'a> {
+        client: &'a super::Client,
+        cursor: Result<Option<::std::string::String>, String>,
+        limit: Result<Option<::std::num::NonZeroU32>, String>,
+    }
+    impl<'a> AuditEventList<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                cursor: Ok(None),
+                limit: Ok(None),
+            }
+        }
+        pub fn cursor<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.cursor = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: string :: String` for cursor failed".to_string()
+            });
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU32>,
+        {
+            self.limit = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: num :: NonZeroU32` for limit failed".to_string()
+            });
+            self
+        }
+        ///Sends a `GET` request to `/audit-events`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::AuditEventPage>, Error<types::Problem>> {
+            let Self {
+                client,
+                cursor,
+                limit,
+            } = self;
+            let cursor = cursor.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/audit-events", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "audit_event_list",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 422u16 => Err(Error::ErrorResponse(
@@ -3179,6 +4367,197 @@ pub mod builder {
                 .build()?;
             let info = OperationInfo {
                 operation_id: "mailbox_update",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                409u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                413u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                415u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::mailbox_access_token`]
+
+    [`Client::mailbox_access_token`]: super::Client::mailbox_access_token*/
+    #[derive(Debug, Clone)]
+    pub struct MailboxAccessToken<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> MailboxAccessToken<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
+            self
+        }
+        ///Sends a `GET` request to `/mailboxes/{id}/access-token`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::AccessTokenResponse>, Error<types::Problem>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/mailboxes/{}/access-token",
+                client.baseurl,
+                encode_path(&id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "mailbox_access_token",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                409u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::mailbox_refresh`]
+
+    [`Client::mailbox_refresh`]: super::Client::mailbox_refresh*/
+    #[derive(Debug, Clone)]
+    pub struct MailboxRefresh<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+        body: Result<::std::option::Option<types::RefreshRequest>, String>,
+    }
+    impl<'a> MailboxRefresh<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Err("body was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::option::Option<types::RefreshRequest>>,
+        {
+            self.body = value.try_into().map_err(|_| {
+                "conversion to `:: std :: option :: Option < RefreshRequest >` for body failed"
+                    .to_string()
+            });
+            self
+        }
+        ///Sends a `POST` request to `/mailboxes/{id}/refresh`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::RefreshResult>, Error<types::Problem>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/mailboxes/{}/refresh",
+                client.baseurl,
+                encode_path(&id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "mailbox_refresh",
             };
             client.pre(&mut request, &info).await?;
             let result = client.exec(request, &info).await;

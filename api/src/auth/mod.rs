@@ -50,6 +50,8 @@ pub enum Permission {
     MailboxesRead,
     MailboxesWrite,
     MailboxesDelete,
+    AccessTokens,
+    AuditRead,
 }
 
 impl Permission {
@@ -60,7 +62,7 @@ impl Permission {
             Role::Admin => true,
             Role::Operator => matches!(self, AppCredentialsRead | MailboxesRead | MailboxesWrite),
             Role::Viewer => matches!(self, AppCredentialsRead | MailboxesRead),
-            Role::Service => matches!(self, MailboxesRead),
+            Role::Service => matches!(self, MailboxesRead | AccessTokens),
         }
     }
 
@@ -72,6 +74,8 @@ impl Permission {
             MailboxesRead => "reading mailboxes",
             MailboxesWrite => "changing mailboxes",
             MailboxesDelete => "deleting mailboxes",
+            AccessTokens => "obtaining access tokens",
+            AuditRead => "reading the audit log",
         }
     }
 }

@@ -57,6 +57,9 @@ pub struct Settings {
     pub smtp_endpoint: Endpoint,
     pub extra_root_ca: Option<PathBuf>,
     pub log: LogSettings,
+    pub tokens: TokenSettings,
+    /// Where the OAuth callback may send the browser back to (origin + path prefix).
+    pub return_url_allowlist: Vec<Url>,
     /// Files written by the first-run bootstrap, to tell the user about them.
     pub generated: Vec<PathBuf>,
 }
@@ -108,6 +111,17 @@ pub struct JwtSettings {
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
+}
+
+/// Token lifetimes and the refresh guard.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenSettings {
+    /// Lifetime of a refresh token after it was issued (Microsoft: 90 days).
+    pub refresh_token_lifetime_days: i64,
+    /// A mailbox is `expiring` this many days before its refresh token ends.
+    pub expiring_days: i64,
+    /// How long one instance may hold a mailbox's refresh lease.
+    pub refresh_lease: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +221,39 @@ impl Settings {
         tracing_subscriber::EnvFilter::try_new(&log.filter)
             .map_err(|e| ConfigError::new("LOG", format!("not a valid log filter: {e}")))?;
 
+        let tokens = TokenSettings {
+            refresh_token_lifetime_days: parse(src, "REFRESH_TOKEN_LIFETIME_DAYS", "90", |v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|d| (1..=3650).contains(d))
+                    .ok_or_else(|| "must be 1..=3650 days".into())
+            })?,
+            expiring_days: parse(src, "EXPIRING_DAYS", "14", |v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|d| (0..=365).contains(d))
+                    .ok_or_else(|| "must be 0..=365 days".into())
+            })?,
+            refresh_lease: Duration::from_secs(parse(src, "REFRESH_LEASE_SECONDS", "120", |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|s| (1..=3600).contains(s))
+                    .ok_or_else(|| "must be 1..=3600 seconds".into())
+            })?),
+        };
+        let return_url_allowlist = match src.get("RETURN_URL_ALLOWLIST")? {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(|u| {
+                    parse_public_url(u).map_err(|p| {
+                        ConfigError::new("RETURN_URL_ALLOWLIST", format!("`{u}`: {p}"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         let database = database_settings(src, &data_dir)?;
         let mut boot = bootstrap::Bootstrap::new(&data_dir, database.backend, src);
         let master_keys = boot.master_keys()?;
@@ -239,6 +286,8 @@ impl Settings {
             smtp_endpoint,
             extra_root_ca,
             log,
+            tokens,
+            return_url_allowlist,
             generated,
         })
     }

@@ -35,6 +35,10 @@ pub const KNOWN: &[&str] = &[
     "EXTRA_ROOT_CA",
     "LOG",
     "LOG_FORMAT",
+    "RETURN_URL_ALLOWLIST",
+    "REFRESH_TOKEN_LIFETIME_DAYS",
+    "EXPIRING_DAYS",
+    "REFRESH_LEASE_SECONDS",
 ];
 
 /// Variables that hold secrets and may therefore also be given as `<NAME>_FILE`.

@@ -5,7 +5,9 @@ pub mod app_credentials;
 pub mod extractors;
 pub mod health;
 pub mod mailboxes;
+pub mod oauth;
 pub mod problem;
+pub mod signin;
 
 use actix_web::{HttpResponse, web};
 use utoipa_swagger_ui::{Config, SwaggerUi};
@@ -20,6 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(health::routes)
         .configure(app_credentials::routes)
         .configure(mailboxes::routes)
+        .configure(signin::routes)
+        .configure(oauth::routes)
         .route("/openapi.json", web::get().to(openapi_json))
         .route(
             "/docs",

@@ -1,7 +1,9 @@
 //! Mailboxes: an address, the app credential it signs in with, how it is
 //! accessed, and where its authorization stands.
 
-use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -9,7 +11,7 @@ use uuid::Uuid;
 use super::{PageRequest, Services, next_cursor, page_type, utc};
 use crate::domain::{AccessMode, EmailAddress, Invalid, MailboxStatus, OrgId};
 use crate::error::{Error, Result, Validator};
-use crate::store::mailboxes::{self as store, MailboxChanges, MailboxRow, Refused};
+use crate::store::mailboxes::{self as store, MailboxChanges, MailboxRow, Refused, StatusFilter};
 use crate::store::{app_credentials, now};
 
 /// A mailbox connected (or to be connected) through an app credential.
@@ -142,20 +144,23 @@ impl Services {
             .run(move |c| {
                 ensure_app_credential(c, &org, &row.app_credential_id)?;
                 store::insert(c, &row)?.map_err(|r| refusal(r, &row.email))?;
-                Ok(row)
+                with_expiry(c, &org, row)
             })
             .await?;
-        tracing::info!(mailbox_id = %row.id, "mailbox created");
-        self.mailbox_view(row)
+        tracing::info!(mailbox_id = %row.0.id, "mailbox created");
+        self.mailbox_view(row.0, &row.1)
     }
 
     pub async fn mailbox_get(&self, org: &OrgId, id: Uuid) -> Result<Mailbox> {
         let org = org.clone();
         let row = self
             .store
-            .run(move |c| store::get(c, &org, &id.to_string()))
+            .run(move |c| {
+                let row = store::get(c, &org, &id.to_string())?;
+                with_expiry(c, &org, row)
+            })
             .await?;
-        self.mailbox_view(row)
+        self.mailbox_view(row.0, &row.1)
     }
 
     pub async fn mailbox_list(
@@ -166,14 +171,27 @@ impl Services {
     ) -> Result<MailboxPage> {
         let (limit, after) = page.resolve()?;
         let org = org.clone();
-        let status = filter.status.map(MailboxStatus::as_str);
-        let rows = self
+        let expiring_before = Utc::now().naive_utc()
+            - chrono::Duration::days(
+                self.tokens.refresh_token_lifetime_days - self.tokens.expiring_days,
+            );
+        let status = filter.status.map(|s| match s {
+            MailboxStatus::Active => StatusFilter::Active { expiring_before },
+            MailboxStatus::Expiring => StatusFilter::Expiring { expiring_before },
+            other => StatusFilter::Stored(other.as_str()),
+        });
+        let (rows, expiry) = self
             .store
-            .run(move |c| store::list(c, &org, status, after.as_deref(), limit))
+            .run(move |c| {
+                let rows = store::list(c, &org, status, after.as_deref(), limit)?;
+                let ids: Vec<String> = rows.iter().map(|r| r.app_credential_id.clone()).collect();
+                let expiry = store::secret_expiry(c, &org, &ids)?;
+                Ok((rows, expiry))
+            })
             .await?;
         let items = rows
             .into_iter()
-            .map(|r| self.mailbox_view(r))
+            .map(|r| self.mailbox_view(r, &expiry))
             .collect::<Result<Vec<_>>>()?;
         let next_cursor = next_cursor(&items, limit, |m| m.id.to_string());
         Ok(MailboxPage { items, next_cursor })
@@ -236,15 +254,20 @@ impl Services {
                         changes.status_hint = Some(Some(sign_in_hint(new_mode).into()));
                         changes.authorized_as = Some(None);
                         changes.refresh_token_issued_at = Some(None);
+                        // The old tokens belonged to the old settings.
+                        changes.access_token = Some(None);
+                        changes.access_token_expires_at = Some(None);
+                        changes.refresh_token = Some(None);
                     }
                     store::update(c, &org, &id, &changes)?
                         .map_err(|r| refusal(r, email.as_deref().unwrap_or_default()))?;
-                    store::get(c, &org, &id)
+                    let row = store::get(c, &org, &id)?;
+                    with_expiry(c, &org, row)
                 })
             })
             .await?;
-        tracing::info!(mailbox_id = %row.id, "mailbox updated");
-        self.mailbox_view(row)
+        tracing::info!(mailbox_id = %row.0.id, "mailbox updated");
+        self.mailbox_view(row.0, &row.1)
     }
 
     pub async fn mailbox_delete(&self, org: &OrgId, id: Uuid) -> Result<()> {
@@ -256,18 +279,37 @@ impl Services {
         Ok(())
     }
 
-    fn mailbox_view(&self, row: MailboxRow) -> Result<Mailbox> {
+    fn mailbox_view(
+        &self,
+        row: MailboxRow,
+        secret_expiry: &HashMap<String, NaiveDate>,
+    ) -> Result<Mailbox> {
         let corrupt = |what: &str| {
             Error::Internal(anyhow::anyhow!(
                 "mailbox {}: stored {what} is invalid",
                 row.id
             ))
         };
-        let status = MailboxStatus::from_db(&row.status).ok_or_else(|| corrupt("status"))?;
-        let validity_days = row.refresh_token_issued_at.map(|issued| {
-            let age = Utc::now().naive_utc() - issued;
-            (self.refresh_token_lifetime_days - age.num_days()).max(0)
-        });
+        let mut status = MailboxStatus::from_db(&row.status).ok_or_else(|| corrupt("status"))?;
+        let access_mode =
+            AccessMode::from_db(&row.access_mode).ok_or_else(|| corrupt("access mode"))?;
+        let validity_days = match access_mode {
+            AccessMode::Delegated => row.refresh_token_issued_at.map(|issued| {
+                let age = Utc::now().naive_utc() - issued;
+                (self.tokens.refresh_token_lifetime_days - age.num_days()).max(0)
+            }),
+            // App-only access lasts as long as the client secret, when its expiry is known.
+            AccessMode::AppOnly if status != MailboxStatus::Inactive => secret_expiry
+                .get(&row.app_credential_id)
+                .map(|d| (*d - Utc::now().date_naive()).num_days().max(0)),
+            AccessMode::AppOnly => None,
+        };
+        if status == MailboxStatus::Active
+            && access_mode == AccessMode::Delegated
+            && validity_days.is_some_and(|d| d <= self.tokens.expiring_days)
+        {
+            status = MailboxStatus::Expiring;
+        }
         let last_check = match row.last_check.as_deref() {
             None => None,
             Some(json) => Some(serde_json::from_str(json).map_err(|_| corrupt("last check"))?),
@@ -277,8 +319,7 @@ impl Services {
             email: row.email,
             app_credential_id: Uuid::try_parse(&row.app_credential_id)
                 .map_err(|_| corrupt("app credential id"))?,
-            access_mode: AccessMode::from_db(&row.access_mode)
-                .ok_or_else(|| corrupt("access mode"))?,
+            access_mode,
             shared: row.shared,
             status,
             status_detail: row.status_code.map(|code| StatusDetail {
@@ -294,6 +335,16 @@ impl Services {
             updated_at: utc(row.updated_at),
         })
     }
+}
+
+/// A row with the secret expiry of its app credential (the validity of app-only access).
+fn with_expiry(
+    c: &mut crate::store::AnyConnection,
+    org: &OrgId,
+    row: MailboxRow,
+) -> Result<(MailboxRow, HashMap<String, NaiveDate>)> {
+    let expiry = store::secret_expiry(c, org, std::slice::from_ref(&row.app_credential_id))?;
+    Ok((row, expiry))
 }
 
 fn sign_in_hint(mode: AccessMode) -> &'static str {

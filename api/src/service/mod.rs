@@ -3,12 +3,18 @@
 //! serialize as the API's JSON.
 
 pub mod app_credentials;
+pub mod audit;
+pub mod keeper;
 pub mod mailboxes;
 mod paging;
+pub mod setup;
+pub mod signin;
 
 use std::sync::Arc;
 
+use crate::config::TokenSettings;
 use crate::crypto::Cipher;
+use crate::idp::Microsoft;
 use crate::store::Store;
 
 pub use paging::PageRequest;
@@ -21,8 +27,12 @@ pub struct Services {
     pub cipher: Arc<Cipher>,
     /// `{public}/oauth/callback`, the redirect URI to register in Entra ID.
     pub redirect_uri: Arc<str>,
-    /// How long a refresh token lives after it was issued (Microsoft: 90 days).
-    pub refresh_token_lifetime_days: i64,
+    /// Base URL of the service (`{public}`).
+    pub public_url: Arc<str>,
+    pub tokens: TokenSettings,
+    pub return_url_allowlist: Arc<[url::Url]>,
+    pub idp: Microsoft,
+    pub keeper: Arc<keeper::TokenKeeper>,
 }
 
 /// Serde helper: tells an absent field (`None`) from an explicit `null` (`Some(None)`).

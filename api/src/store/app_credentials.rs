@@ -134,3 +134,63 @@ pub fn delete(
         other => Ok(other),
     })
 }
+
+/// Sets (or with `None` clears) the problem recorded on an app credential.
+pub fn flag_problem(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    id: &str,
+    problem: Option<(&str, &str)>,
+) -> Result<(), Error> {
+    diesel::update(
+        app_credentials::table
+            .filter(app_credentials::org.eq(org.as_str()))
+            .filter(app_credentials::id.eq(id)),
+    )
+    .set((
+        app_credentials::problem_code.eq(problem.map(|p| p.0)),
+        app_credentials::problem_message.eq(problem.map(|p| p.1)),
+    ))
+    .execute(conn)
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Records that a tenant administrator granted admin consent.
+pub fn record_consent(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    id: &str,
+    at: NaiveDateTime,
+) -> Result<(), Error> {
+    diesel::update(
+        app_credentials::table
+            .filter(app_credentials::org.eq(org.as_str()))
+            .filter(app_credentials::id.eq(id)),
+    )
+    .set(app_credentials::consent_granted_at.eq(Some(at)))
+    .execute(conn)
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Problem code, problem message, and when admin consent was recorded.
+pub type CredentialState = (Option<String>, Option<String>, Option<NaiveDateTime>);
+
+/// The state of an app credential that is not part of its row struct.
+pub fn problem_and_consent(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    id: &str,
+) -> Result<CredentialState, Error> {
+    app_credentials::table
+        .filter(app_credentials::org.eq(org.as_str()))
+        .filter(app_credentials::id.eq(id))
+        .select((
+            app_credentials::problem_code,
+            app_credentials::problem_message,
+            app_credentials::consent_granted_at,
+        ))
+        .first(conn)
+        .map_err(db_error)
+}

@@ -44,6 +44,9 @@ pub struct MailboxChanges {
     pub status_hint: Option<Option<String>>,
     pub authorized_as: Option<Option<String>>,
     pub refresh_token_issued_at: Option<Option<NaiveDateTime>>,
+    pub access_token: Option<Option<String>>,
+    pub access_token_expires_at: Option<Option<NaiveDateTime>>,
+    pub refresh_token: Option<Option<String>>,
     pub updated_at: Option<NaiveDateTime>,
 }
 
@@ -91,7 +94,7 @@ pub fn get(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<MailboxRow
 pub fn list(
     conn: &mut AnyConnection,
     org: &OrgId,
-    status: Option<&str>,
+    status: Option<StatusFilter>,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<MailboxRow>, Error> {
@@ -101,13 +104,56 @@ pub fn list(
         .order(mailboxes::id.asc())
         .limit(limit)
         .into_boxed();
-    if let Some(status) = status {
-        query = query.filter(mailboxes::status.eq(status.to_owned()));
+    match status {
+        None => {}
+        Some(StatusFilter::Stored(status)) => query = query.filter(mailboxes::status.eq(status)),
+        Some(StatusFilter::Active { expiring_before }) => {
+            query = query.filter(mailboxes::status.eq("active")).filter(
+                mailboxes::access_mode
+                    .ne("delegated")
+                    .or(mailboxes::refresh_token_issued_at.is_null())
+                    .or(mailboxes::refresh_token_issued_at.gt(expiring_before)),
+            )
+        }
+        Some(StatusFilter::Expiring { expiring_before }) => {
+            query = query
+                .filter(mailboxes::status.eq("active"))
+                .filter(mailboxes::access_mode.eq("delegated"))
+                .filter(mailboxes::refresh_token_issued_at.le(expiring_before))
+        }
     }
     if let Some(after) = after {
         query = query.filter(mailboxes::id.gt(after.to_owned()));
     }
     query.load(conn).map_err(db_error)
+}
+
+/// Which mailboxes a list shows. `active` and `expiring` are both stored as
+/// `active`; a delegated mailbox whose refresh token was issued at or before
+/// `expiring_before` is shown as `expiring`.
+pub enum StatusFilter {
+    Stored(&'static str),
+    Active { expiring_before: NaiveDateTime },
+    Expiring { expiring_before: NaiveDateTime },
+}
+
+/// The secret expiry dates of the organisation's app credentials with these ids.
+pub fn secret_expiry(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, chrono::NaiveDate>, Error> {
+    use super::schema::app_credentials;
+    let rows: Vec<(String, Option<chrono::NaiveDate>)> = app_credentials::table
+        .filter(app_credentials::org.eq(org.as_str()))
+        .filter(app_credentials::id.eq_any(ids))
+        .select((app_credentials::id, app_credentials::secret_expires_at))
+        .load(conn)
+        .map_err(db_error)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, d)| d.map(|d| (id, d)))
+        .collect())
 }
 
 /// Applies `changes` and bumps the row version.

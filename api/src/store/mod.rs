@@ -6,9 +6,12 @@
 //! another organisation's rows cannot be read or changed through this module.
 
 pub mod app_credentials;
+pub mod audit;
+pub mod authorizations;
 mod connection;
 pub mod mailboxes;
 pub mod schema;
+pub mod tokens;
 
 use std::time::Duration;
 

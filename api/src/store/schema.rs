@@ -13,6 +13,9 @@ diesel::table! {
         secret_expires_at -> Nullable<Date>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        problem_code -> Nullable<Text>,
+        problem_message -> Nullable<Text>,
+        consent_granted_at -> Nullable<Timestamp>,
     }
 }
 
@@ -35,8 +38,52 @@ diesel::table! {
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        access_token -> Nullable<Text>,
+        access_token_expires_at -> Nullable<Timestamp>,
+        refresh_token -> Nullable<Text>,
+        token_version -> BigInt,
+        refresh_lease_until -> Nullable<Timestamp>,
+        last_error_code -> Nullable<Text>,
+        last_error_message -> Nullable<Text>,
+        last_error_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    authorizations (id) {
+        id -> Text,
+        org -> Text,
+        kind -> Text,
+        mailbox_id -> Nullable<Text>,
+        app_credential_id -> Text,
+        state_hash -> Text,
+        pkce_verifier -> Nullable<Text>,
+        nonce -> Nullable<Text>,
+        return_url -> Nullable<Text>,
+        actor -> Text,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        org -> Text,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        target_type -> Text,
+        target_id -> Nullable<Text>,
+        outcome -> Text,
+        detail -> Nullable<Text>,
     }
 }
 
 diesel::joinable!(mailboxes -> app_credentials (app_credential_id));
-diesel::allow_tables_to_appear_in_same_query!(app_credentials, mailboxes);
+diesel::allow_tables_to_appear_in_same_query!(
+    app_credentials,
+    mailboxes,
+    authorizations,
+    audit_events
+);

@@ -125,6 +125,8 @@ impl TestApp {
             ("INBOXLINK_MASTER_KEY", random_b64(32)),
             ("INBOXLINK_JWT_ISSUER", ISSUER.into()),
             ("INBOXLINK_JWT_AUDIENCE", AUDIENCE.into()),
+            // Nothing listens there: tests that talk to an identity provider start the fake one.
+            ("INBOXLINK_MS_AUTHORITY", "http://127.0.0.1:9".into()),
         ];
         let replaces_jwt_key = extra.iter().any(|(k, _)| {
             k.starts_with("INBOXLINK_JWT_PUBLIC") || k.starts_with("INBOXLINK_JWT_JWKS")

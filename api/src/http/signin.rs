@@ -1,0 +1,151 @@
+//! Sign-in, tokens, app-credential set-up and the audit log: thin handlers.
+
+use actix_web::web;
+use uuid::Uuid;
+
+use crate::auth::{Permission, Principal};
+use crate::error::Result;
+use crate::service::audit::AuditEventPage;
+use crate::service::keeper::AccessTokenResponse;
+use crate::service::setup::{AppCredentialSetup, VerifyResult};
+use crate::service::signin::{RefreshRequest, RefreshResult};
+use crate::service::{PageRequest, Services};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use crate::http::resource;
+    cfg.service(resource("/mailboxes/{id}/refresh").route(web::post().to(mailbox_refresh)))
+        .service(
+            resource("/mailboxes/{id}/access-token").route(web::get().to(mailbox_access_token)),
+        )
+        .service(
+            resource("/app-credentials/{id}/verify").route(web::post().to(app_credential_verify)),
+        )
+        .service(resource("/app-credentials/{id}/setup").route(web::get().to(app_credential_setup)))
+        .service(resource("/audit-events").route(web::get().to(audit_event_list)));
+}
+
+/// Sign in (Refresh)
+///
+/// Delegated mailboxes: starts a sign-in and returns the Microsoft URL to open
+/// (valid 10 minutes, usable once); the mailbox becomes `active` when the
+/// callback completes. App-only mailboxes: obtains a client-credentials token
+/// now and the mailbox becomes `active`.
+#[utoipa::path(
+    post, path = "/mailboxes/{id}/refresh", tag = "mailboxes", operation_id = "mailbox_refresh",
+    params(("id" = Uuid, Path, description = "Mailbox id")),
+    request_body(content = Option<RefreshRequest>, description = "Optional: a return URL"),
+    responses(
+        (status = 200, description = "The sign-in URL, or the activated app-only mailbox", body = RefreshResult),
+        (status = 409, description = "Microsoft refused (`app_credential_invalid`, `sign_in_setup`, `reauth_required`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn mailbox_refresh(
+    principal: Principal,
+    services: web::Data<Services>,
+    id: web::Path<Uuid>,
+    body: Option<web::Json<RefreshRequest>>,
+) -> Result<web::Json<RefreshResult>> {
+    principal.require(Permission::MailboxesWrite)?;
+    let input = body.map(web::Json::into_inner).unwrap_or_default();
+    Ok(web::Json(
+        services
+            .mailbox_refresh(&principal, id.into_inner(), input)
+            .await?,
+    ))
+}
+
+/// Get an access token
+///
+/// A valid access token for the mailbox (refreshed when less than 5 minutes
+/// are left) and the SASL users for IMAP and SMTP. Every call is audited.
+#[utoipa::path(
+    get, path = "/mailboxes/{id}/access-token", tag = "mailboxes", operation_id = "mailbox_access_token",
+    params(("id" = Uuid, Path, description = "Mailbox id")),
+    responses(
+        (status = 200, description = "A valid access token", body = AccessTokenResponse),
+        (status = 409, description = "Not authorized (`mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn mailbox_access_token(
+    principal: Principal,
+    services: web::Data<Services>,
+    id: web::Path<Uuid>,
+) -> Result<actix_web::HttpResponse> {
+    principal.require(Permission::AccessTokens)?;
+    let token = services
+        .access_token_issue(&principal, id.into_inner())
+        .await?;
+    Ok(actix_web::HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(token))
+}
+
+/// Verify an app credential
+///
+/// Asks Microsoft for a client-credentials token to prove the client id,
+/// tenant and secret; explains what is wrong otherwise (e.g. the Secret ID was
+/// pasted instead of the Value, the secret expired, the app is not in the tenant).
+#[utoipa::path(
+    post, path = "/app-credentials/{id}/verify", tag = "app-credentials", operation_id = "app_credential_verify",
+    params(("id" = Uuid, Path, description = "App credential id")),
+    responses((status = 200, description = "The verification result", body = VerifyResult)),
+    security(("bearer" = []))
+)]
+pub async fn app_credential_verify(
+    principal: Principal,
+    services: web::Data<Services>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<VerifyResult>> {
+    principal.require(Permission::AppCredentialsWrite)?;
+    Ok(web::Json(
+        services
+            .app_credential_verify(&principal, id.into_inner())
+            .await?,
+    ))
+}
+
+/// Set-up instructions for an app credential
+///
+/// The redirect URI to register, the permissions to add, a fresh admin-consent
+/// URL, and for app-only mailboxes the Exchange PowerShell commands.
+#[utoipa::path(
+    get, path = "/app-credentials/{id}/setup", tag = "app-credentials", operation_id = "app_credential_setup",
+    params(("id" = Uuid, Path, description = "App credential id")),
+    responses((status = 200, description = "What to set up in Entra ID and Exchange", body = AppCredentialSetup)),
+    security(("bearer" = []))
+)]
+pub async fn app_credential_setup(
+    principal: Principal,
+    services: web::Data<Services>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<AppCredentialSetup>> {
+    principal.require(Permission::AppCredentialsRead)?;
+    Ok(web::Json(
+        services
+            .app_credential_setup(&principal, id.into_inner())
+            .await?,
+    ))
+}
+
+/// List audit events
+///
+/// Newest first: credential and mailbox changes, sign-ins and their outcomes,
+/// tokens handed out.
+#[utoipa::path(
+    get, path = "/audit-events", tag = "audit", operation_id = "audit_event_list",
+    params(PageRequest),
+    responses((status = 200, description = "A page of audit events", body = AuditEventPage)),
+    security(("bearer" = []))
+)]
+pub async fn audit_event_list(
+    principal: Principal,
+    services: web::Data<Services>,
+    page: web::Query<PageRequest>,
+) -> Result<web::Json<AuditEventPage>> {
+    let org = principal.require(Permission::AuditRead)?;
+    Ok(web::Json(
+        services.audit_list(org, page.into_inner()).await?,
+    ))
+}

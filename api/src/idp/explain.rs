@@ -1,0 +1,259 @@
+//! What Microsoft's answers mean, in plain words: each AADSTS code (and
+//! OAuth error) maps to a class (what the service does) and a stable code,
+//! message and hint (what the user is told). Source: ../shared/FACTS.md and
+//! Microsoft's error reference.
+
+/// What the service does about a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// The grant is unusable: the mailbox needs a new sign-in.
+    Reauth,
+    /// The app credential is wrong: its mailboxes cannot work until it is fixed.
+    AppCredential,
+    /// A tenant set-up problem an administrator must fix (consent, policy, redirect URI).
+    Setup,
+    /// Microsoft is busy or unreachable: retry later, the mailbox is unchanged.
+    Transient,
+}
+
+/// A classified, explained failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    pub class: Class,
+    /// Stable machine code, e.g. `refresh_token_expired`.
+    pub code: &'static str,
+    pub message: String,
+    pub hint: &'static str,
+}
+
+struct Entry {
+    aadsts: &'static [u32],
+    class: Class,
+    code: &'static str,
+    meaning: &'static str,
+    hint: &'static str,
+}
+
+const TABLE: &[Entry] = &[
+    Entry {
+        aadsts: &[700082],
+        class: Class::Reauth,
+        code: "refresh_token_expired",
+        meaning: "the refresh token has expired (it was not used for 90 days)",
+        hint: "Sign in again with Refresh.",
+    },
+    Entry {
+        aadsts: &[70008],
+        class: Class::Reauth,
+        code: "code_expired",
+        meaning: "the sign-in took too long and its code expired",
+        hint: "Start again with Refresh and finish the sign-in within a few minutes.",
+    },
+    Entry {
+        aadsts: &[50173],
+        class: Class::Reauth,
+        code: "grant_revoked",
+        meaning: "the authorization was revoked (for example after a password reset)",
+        hint: "Sign in again with Refresh.",
+    },
+    Entry {
+        aadsts: &[70043, 50076, 50079],
+        class: Class::Reauth,
+        code: "sign_in_required",
+        meaning: "the tenant requires a new sign-in or multi-factor authentication",
+        hint: "Sign in again with Refresh, completing multi-factor authentication.",
+    },
+    Entry {
+        aadsts: &[53003],
+        class: Class::Setup,
+        code: "blocked_by_conditional_access",
+        meaning: "a Conditional Access policy of the tenant blocked the sign-in",
+        hint: "A tenant administrator must allow this app in the Conditional Access policies.",
+    },
+    Entry {
+        aadsts: &[65001, 90094],
+        class: Class::Setup,
+        code: "consent_required",
+        meaning: "the permissions have not been consented to",
+        hint: "A tenant administrator must grant admin consent (use the admin-consent URL of the app credential's setup).",
+    },
+    Entry {
+        aadsts: &[65004],
+        class: Class::Setup,
+        code: "consent_declined",
+        meaning: "the user declined to consent",
+        hint: "Start again with Refresh and accept the requested permissions.",
+    },
+    Entry {
+        aadsts: &[50011, 500117],
+        class: Class::Setup,
+        code: "redirect_uri_mismatch",
+        meaning: "the redirect URI is not registered on the app",
+        hint: "Register the exact redirect URI shown by the app credential (platform Web) in Entra ID.",
+    },
+    Entry {
+        aadsts: &[700016],
+        class: Class::AppCredential,
+        code: "app_not_found",
+        meaning: "the app was not found in the tenant",
+        hint: "Check the client id (Application ID) and the tenant id (Directory ID) of the app credential.",
+    },
+    Entry {
+        aadsts: &[7000215],
+        class: Class::AppCredential,
+        code: "invalid_client_secret",
+        meaning: "the client secret is invalid",
+        hint: "Paste the secret's Value (shown once when it is created), not its Secret ID.",
+    },
+    Entry {
+        aadsts: &[7000222],
+        class: Class::AppCredential,
+        code: "client_secret_expired",
+        meaning: "the client secret has expired",
+        hint: "Create a new client secret in Entra ID and update the app credential.",
+    },
+    Entry {
+        aadsts: &[90002],
+        class: Class::AppCredential,
+        code: "tenant_not_found",
+        meaning: "the tenant was not found",
+        hint: "Check the tenant id: the Directory (tenant) ID GUID or a verified domain.",
+    },
+    Entry {
+        aadsts: &[54005],
+        class: Class::Reauth,
+        code: "code_already_redeemed",
+        meaning: "the sign-in code was already used",
+        hint: "Start again with Refresh.",
+    },
+    Entry {
+        aadsts: &[501481],
+        class: Class::Reauth,
+        code: "pkce_mismatch",
+        meaning: "the sign-in could not be verified (PKCE)",
+        hint: "Start again with Refresh.",
+    },
+];
+
+/// Explains an OAuth error answer (`error`, and the AADSTS number from `error_description`).
+pub fn explain(error: &str, aadsts: Option<u32>, status: Option<u16>) -> Explanation {
+    let number = aadsts.map(|n| format!("AADSTS{n}: ")).unwrap_or_default();
+    if let Some(entry) = aadsts.and_then(|n| TABLE.iter().find(|e| e.aadsts.contains(&n))) {
+        return Explanation {
+            class: entry.class,
+            code: entry.code,
+            message: format!("Microsoft: {number}{}.", entry.meaning),
+            hint: entry.hint,
+        };
+    }
+    let busy = matches!(status, Some(429) | Some(500..=599))
+        || error == "temporarily_unavailable"
+        || error == "server_error";
+    if busy {
+        return Explanation {
+            class: Class::Transient,
+            code: "microsoft_unavailable",
+            message: format!("Microsoft is busy or unavailable ({number}{error})."),
+            hint: "Nothing to do: the service retries with back-off.",
+        };
+    }
+    let (class, code, hint) = match error {
+        "invalid_grant" => (
+            Class::Reauth,
+            "invalid_grant",
+            "Sign in again with Refresh.",
+        ),
+        "invalid_client" | "unauthorized_client" => (
+            Class::AppCredential,
+            "invalid_client",
+            "Check the client id, tenant id and client secret of the app credential.",
+        ),
+        "access_denied" => (
+            Class::Setup,
+            "access_denied",
+            "Start again with Refresh; if it persists, ask a tenant administrator.",
+        ),
+        "consent_required" | "interaction_required" => (
+            Class::Setup,
+            "consent_required",
+            "A tenant administrator must grant admin consent.",
+        ),
+        _ => (
+            Class::Setup,
+            "sign_in_failed",
+            "Check the app registration against the app credential's setup view.",
+        ),
+    };
+    Explanation {
+        class,
+        code,
+        message: format!("Microsoft: {number}{error}."),
+        hint,
+    }
+}
+
+/// The AADSTS number at the start of an `error_description` ("AADSTS700082: ...").
+pub fn aadsts_number(description: &str) -> Option<u32> {
+    let rest = description.trim_start().strip_prefix("AADSTS")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// The first line of an `error_description`, without Microsoft's trace and correlation ids.
+pub fn first_line(description: &str) -> String {
+    description
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(300)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aadsts_numbers_are_read() {
+        assert_eq!(
+            aadsts_number("AADSTS700082: The refresh token has expired\r\nTrace ID: x"),
+            Some(700082)
+        );
+        assert_eq!(aadsts_number("something else"), None);
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(
+            explain("invalid_grant", Some(700082), Some(400)).class,
+            Class::Reauth
+        );
+        assert_eq!(
+            explain("invalid_client", Some(7000215), Some(401)).code,
+            "invalid_client_secret"
+        );
+        assert_eq!(
+            explain("invalid_client", Some(7000222), Some(401)).class,
+            Class::AppCredential
+        );
+        assert_eq!(
+            explain("temporarily_unavailable", None, Some(429)).class,
+            Class::Transient
+        );
+        assert_eq!(
+            explain("server_error", None, Some(500)).class,
+            Class::Transient
+        );
+        assert_eq!(
+            explain("invalid_grant", Some(1), Some(400)).code,
+            "invalid_grant"
+        );
+        assert!(
+            explain("invalid_grant", Some(700082), None)
+                .message
+                .contains("AADSTS700082")
+        );
+    }
+}

@@ -1,0 +1,417 @@
+//! The Microsoft identity platform (Entra ID), through the `oauth2` crate over
+//! the service's one reqwest client: authorization URLs with PKCE, code
+//! redemption, refresh, client credentials, admin consent. Every call has a
+//! timeout; 429, 5xx and connection failures are classified as transient and
+//! retried (bounded, exponential back-off with jitter, honouring `Retry-After`)
+//! where retrying is safe.
+
+// Failures are rare and carry their explanation; boxing them buys nothing.
+#![allow(clippy::result_large_err)]
+
+pub mod explain;
+
+use std::time::Duration;
+
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse,
+    TokenUrl,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+pub use explain::{Class, Explanation, explain};
+
+/// Delegated scopes for IMAP and SMTP (one resource per token request).
+pub const DELEGATED_SCOPES: &[&str] = &[
+    "https://outlook.office.com/IMAP.AccessAsUser.All",
+    "https://outlook.office.com/SMTP.Send",
+    "offline_access",
+    "openid",
+    "profile",
+    "email",
+];
+/// The client-credentials scope for Exchange Online.
+pub const APP_ONLY_SCOPE: &str = "https://outlook.office365.com/.default";
+
+/// Extra fields of Microsoft's token response.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MsExtraFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+impl ExtraTokenFields for MsExtraFields {}
+
+type MsTokenResponse = StandardTokenResponse<MsExtraFields, BasicTokenType>;
+type MsClient = oauth2::Client<
+    BasicErrorResponse,
+    MsTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// What an app credential contributes to a token request.
+pub struct AppIdentity<'a> {
+    pub client_id: &'a str,
+    pub tenant: &'a str,
+    pub client_secret: &'a SecretString,
+    pub redirect_uri: &'a str,
+}
+
+/// Tokens from the token endpoint.
+pub struct TokenSet {
+    pub access_token: SecretString,
+    pub expires_in: Duration,
+    pub refresh_token: Option<SecretString>,
+    pub id_token: Option<SecretString>,
+}
+
+/// A failed request to the identity provider, classified and explained.
+#[derive(Debug, Clone)]
+pub struct IdpError {
+    /// The OAuth `error` (`invalid_grant`, ...) or `transport` / `timeout`.
+    pub error: String,
+    pub aadsts: Option<u32>,
+    /// The first line of Microsoft's `error_description`.
+    pub description: Option<String>,
+    pub status: Option<u16>,
+    pub retry_after: Option<Duration>,
+    pub explanation: Explanation,
+}
+
+impl std::fmt::Display for IdpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.explanation.message, self.error)
+    }
+}
+
+impl IdpError {
+    fn new(
+        error: String,
+        description: Option<String>,
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        let aadsts = description.as_deref().and_then(explain::aadsts_number);
+        let explanation = explain(&error, aadsts, status);
+        let description = description.as_deref().map(explain::first_line);
+        Self {
+            error,
+            aadsts,
+            description,
+            status,
+            retry_after,
+            explanation,
+        }
+    }
+
+    fn transport(what: &str) -> Self {
+        Self::new(what.to_owned(), None, None, None).into_transient()
+    }
+
+    fn into_transient(mut self) -> Self {
+        self.explanation = Explanation {
+            class: Class::Transient,
+            code: "microsoft_unreachable",
+            message: format!("Microsoft could not be reached ({}).", self.error),
+            hint: "Nothing to do: the service retries with back-off; check the network if it persists.",
+        };
+        self
+    }
+
+    pub fn class(&self) -> Class {
+        self.explanation.class
+    }
+}
+
+/// Retry policy for requests that are safe to repeat.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    pub attempts: u32,
+    pub base: Duration,
+    pub max_wait: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            base: Duration::from_millis(400),
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The Microsoft identity platform at a configurable authority.
+#[derive(Clone)]
+pub struct Microsoft {
+    authority: Url,
+    http: reqwest::Client,
+    timeout: Duration,
+    retry: Retry,
+}
+
+impl Microsoft {
+    pub fn new(authority: Url, http: reqwest::Client) -> Self {
+        Self {
+            authority,
+            http,
+            timeout: Duration::from_secs(15),
+            retry: Retry::default(),
+        }
+    }
+
+    fn endpoint(&self, tenant: &str, path: &str) -> Url {
+        let base = self.authority.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}/{tenant}/{path}")).expect("authority is a valid URL")
+    }
+
+    fn client(&self, app: &AppIdentity<'_>) -> MsClient {
+        oauth2::Client::new(ClientId::new(app.client_id.to_owned()))
+            .set_client_secret(ClientSecret::new(
+                app.client_secret.expose_secret().to_owned(),
+            ))
+            .set_auth_uri(AuthUrl::from_url(
+                self.endpoint(app.tenant, "oauth2/v2.0/authorize"),
+            ))
+            .set_token_uri(TokenUrl::from_url(
+                self.endpoint(app.tenant, "oauth2/v2.0/token"),
+            ))
+            .set_redirect_uri(RedirectUrl::from_url(
+                Url::parse(app.redirect_uri).expect("the redirect URI is a valid URL"),
+            ))
+            .set_auth_type(AuthType::RequestBody)
+    }
+
+    /// The URL a user opens to sign in; returns it with the PKCE verifier to keep.
+    pub fn authorize_url(
+        &self,
+        app: &AppIdentity<'_>,
+        state: &str,
+        nonce: &str,
+        login_hint: &str,
+    ) -> (Url, PkceCodeVerifier) {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let state = state.to_owned();
+        let (url, _) = self
+            .client(app)
+            .authorize_url(move || CsrfToken::new(state))
+            .add_scopes(DELEGATED_SCOPES.iter().map(|s| Scope::new((*s).to_owned())))
+            .set_pkce_challenge(challenge)
+            .add_extra_param("response_mode", "query")
+            .add_extra_param("nonce", nonce)
+            .add_extra_param("prompt", "select_account")
+            .add_extra_param("login_hint", login_hint)
+            .url();
+        (url, verifier)
+    }
+
+    /// The admin-consent URL for the app's application permissions.
+    pub fn admin_consent_url(&self, app: &AppIdentity<'_>, state: &str) -> Url {
+        let mut url = self.endpoint(app.tenant, "v2.0/adminconsent");
+        url.query_pairs_mut()
+            .append_pair("client_id", app.client_id)
+            .append_pair("redirect_uri", app.redirect_uri)
+            .append_pair("scope", APP_ONLY_SCOPE)
+            .append_pair("state", state);
+        url
+    }
+
+    /// Redeems an authorization code (never retried: a code is single use).
+    pub async fn redeem_code(
+        &self,
+        app: &AppIdentity<'_>,
+        code: &str,
+        verifier: &SecretString,
+    ) -> Result<TokenSet, IdpError> {
+        let client = self.client(app);
+        let http = |req| self.send(req);
+        let response = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()))
+            .request_async(&http)
+            .await;
+        token_set(response)
+    }
+
+    /// Exchanges a refresh token for new tokens (retried while Microsoft is busy).
+    pub async fn refresh(
+        &self,
+        app: &AppIdentity<'_>,
+        refresh_token: &SecretString,
+    ) -> Result<TokenSet, IdpError> {
+        let client = self.client(app);
+        self.with_retries(|| async {
+            let http = |req| self.send(req);
+            let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
+            let response = client
+                .exchange_refresh_token(&token)
+                .add_scopes(DELEGATED_SCOPES.iter().map(|s| Scope::new((*s).to_owned())))
+                .request_async(&http)
+                .await;
+            token_set(response)
+        })
+        .await
+    }
+
+    /// A client-credentials token for Exchange Online (retried while Microsoft is busy).
+    pub async fn client_credentials(&self, app: &AppIdentity<'_>) -> Result<TokenSet, IdpError> {
+        let client = self.client(app);
+        self.with_retries(|| async {
+            let http = |req| self.send(req);
+            let response = client
+                .exchange_client_credentials()
+                .add_scope(Scope::new(APP_ONLY_SCOPE.to_owned()))
+                .request_async(&http)
+                .await;
+            token_set(response)
+        })
+        .await
+    }
+
+    async fn with_retries<F, Fut>(&self, mut call: F) -> Result<TokenSet, IdpError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<TokenSet, IdpError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match call().await {
+                Err(e) if e.class() == Class::Transient && attempt < self.retry.attempts => {
+                    let backoff = self.retry.base * 2u32.pow(attempt - 1);
+                    let jitter = Duration::from_millis(rand::random_range(
+                        0..=backoff.as_millis() as u64 / 2,
+                    ));
+                    let wait = e
+                        .retry_after
+                        .unwrap_or(backoff + jitter)
+                        .min(self.retry.max_wait);
+                    tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, error = %e, "identity provider busy; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The adapter between `oauth2` and the shared reqwest client. 429 and 5xx
+    /// answers become [`Transport::Busy`] so their status and `Retry-After` survive.
+    async fn send(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, Transport> {
+        let (parts, body) = request.into_parts();
+        let response = self
+            .http
+            .request(parts.method, parts.uri.to_string())
+            .headers(parts.headers)
+            .body(body)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| {
+                Transport::Failed(if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "connection failed"
+                })
+            })?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|_| Transport::Failed("connection failed"))?;
+        if status.as_u16() == 429 || status.is_server_error() {
+            let retry_after = headers
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let error = serde_json::from_slice::<ErrorBody>(&bytes).ok();
+            return Err(Transport::Busy {
+                status: status.as_u16(),
+                retry_after,
+                error,
+            });
+        }
+        let mut builder = oauth2::http::Response::builder().status(status);
+        for (name, value) in &headers {
+            builder = builder.header(name, value);
+        }
+        builder
+            .body(bytes.to_vec())
+            .map_err(|_| Transport::Failed("invalid response"))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: String,
+    error_description: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Transport {
+    #[error("{0}")]
+    Failed(&'static str),
+    #[error("HTTP {status}")]
+    Busy {
+        status: u16,
+        retry_after: Option<Duration>,
+        error: Option<ErrorBody>,
+    },
+}
+
+fn token_set(
+    response: Result<MsTokenResponse, RequestTokenError<Transport, BasicErrorResponse>>,
+) -> Result<TokenSet, IdpError> {
+    match response {
+        Ok(r) => Ok(TokenSet {
+            access_token: SecretString::from(r.access_token().secret().to_owned()),
+            expires_in: r.expires_in().unwrap_or(Duration::from_secs(3600)),
+            refresh_token: r
+                .refresh_token()
+                .map(|t| SecretString::from(t.secret().to_owned())),
+            id_token: r.extra_fields().id_token.clone().map(SecretString::from),
+        }),
+        Err(RequestTokenError::ServerResponse(e)) => {
+            let status = None;
+            Err(IdpError::new(
+                e.error().as_ref().to_owned(),
+                e.error_description().cloned(),
+                status,
+                None,
+            ))
+        }
+        Err(RequestTokenError::Request(Transport::Busy {
+            status,
+            retry_after,
+            error,
+        })) => {
+            let (code, description) = error
+                .map(|e| (e.error, e.error_description))
+                .unwrap_or(("server_busy".into(), None));
+            Err(IdpError::new(code, description, Some(status), retry_after))
+        }
+        Err(RequestTokenError::Request(Transport::Failed(what))) => Err(IdpError::transport(what)),
+        Err(RequestTokenError::Parse(_, _)) => {
+            Err(IdpError::new("invalid_response".into(), None, None, None))
+        }
+        Err(RequestTokenError::Other(what)) => {
+            tracing::warn!(%what, "unexpected answer from the identity provider");
+            Err(IdpError::new("invalid_response".into(), None, None, None))
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! The token keeper: the one way to get a mailbox's access token.
+//!
+//! It returns the stored access token while it has more than 5 minutes left,
+//! else refreshes it. One refresh per mailbox at a time: callers in this
+//! process queue on a per-mailbox lock, instances sharing the database compete
+//! for a lease (a conditional update only one wins) and the others wait and
+//! reuse the token the winner wrote. Token writes are checked against the
+//! version read, so an older token never overwrites a newer one, and a
+//! response without a refresh token never erases the stored one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use super::Services;
+use super::audit::Audit;
+use crate::crypto::Slot;
+use crate::domain::{AccessMode, MailboxStatus, OrgId};
+use crate::error::{Error, Result};
+use crate::idp::{AppIdentity, Class, IdpError, TokenSet};
+use crate::store::mailboxes::MailboxChanges;
+use crate::store::tokens::{self, TokenRow, TokenWrite};
+use crate::store::{app_credentials, mailboxes, now, write_transaction};
+
+/// An access token is refreshed when less than this is left.
+pub const MIN_REMAINING: Duration = Duration::from_secs(300);
+const WAIT_STEP: Duration = Duration::from_millis(50);
+
+pub(crate) const TABLE: &str = "mailboxes";
+
+/// A valid access token and how to use it.
+pub struct AccessToken {
+    pub token: SecretString,
+    pub expires_at: DateTime<Utc>,
+    pub mailbox: String,
+    /// The account whose token it is (the delegate for a shared mailbox).
+    pub authorized_as: Option<String>,
+    pub shared: bool,
+    pub access_mode: AccessMode,
+}
+
+#[derive(Default)]
+pub struct TokenKeeper {
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Test hook: fail as if the process died after Microsoft answered and before the commit.
+    #[doc(hidden)]
+    pub crash_before_commit: AtomicBool,
+}
+
+impl TokenKeeper {
+    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.inflight.lock().expect("keeper lock map");
+        map.retain(|_, l| Arc::strong_count(l) > 1);
+        map.entry(id.to_owned()).or_default().clone()
+    }
+}
+
+fn slot<'a>(column: &'a str, id: &'a str) -> Slot<'a> {
+    Slot {
+        table: TABLE,
+        column,
+        row_id: id,
+    }
+}
+
+fn fresh(row: &TokenRow, at: NaiveDateTime) -> bool {
+    row.access_token.is_some()
+        && row
+            .access_token_expires_at
+            .is_some_and(|exp| exp - at > chrono::Duration::from_std(MIN_REMAINING).expect("small"))
+}
+
+impl Services {
+    /// A valid access token for the mailbox, refreshing it if needed.
+    pub async fn access_token(&self, org: &OrgId, mailbox_id: Uuid) -> Result<AccessToken> {
+        let id = mailbox_id.to_string();
+        let row = self.token_row(org, &id).await?;
+        ensure_authorized(&row)?;
+        if fresh(&row, now()) {
+            return self.unseal(row);
+        }
+        let lock = self.keeper.lock_for(&id);
+        let _guard = lock.lock().await;
+        let mut row = self.token_row(org, &id).await?;
+        let lease_for = chrono::Duration::from_std(self.tokens.refresh_lease).expect("lease");
+        loop {
+            ensure_authorized(&row)?;
+            if fresh(&row, now()) {
+                return self.unseal(row);
+            }
+            let (rid, version, at) = (id.clone(), row.token_version, now());
+            let won = self
+                .store
+                .run(move |c| tokens::take_lease(c, &rid, version, at, at + lease_for))
+                .await?;
+            if won {
+                return self.refresh_under_lease(org, row).await;
+            }
+            // Another instance refreshes: wait for its token (or for its lease to lapse).
+            tokio::time::sleep(WAIT_STEP).await;
+            row = self.token_row(org, &id).await?;
+        }
+    }
+
+    async fn token_row(&self, org: &OrgId, id: &str) -> Result<TokenRow> {
+        let (org, id) = (org.clone(), id.to_owned());
+        self.store.run(move |c| tokens::get(c, &org, &id)).await
+    }
+
+    fn unseal(&self, row: TokenRow) -> Result<AccessToken> {
+        let sealed = row
+            .access_token
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("no access token"))?;
+        let token = self
+            .cipher
+            .decrypt_string(sealed, slot("access_token", &row.id))
+            .map_err(|e| {
+                Error::Internal(
+                    anyhow::Error::new(e).context(format!("access token of mailbox {}", row.id)),
+                )
+            })?;
+        Ok(AccessToken {
+            token,
+            expires_at: row
+                .access_token_expires_at
+                .map(|t| t.and_utc())
+                .unwrap_or_default(),
+            mailbox: row.email,
+            authorized_as: row.authorized_as,
+            shared: row.shared,
+            access_mode: AccessMode::from_db(&row.access_mode).unwrap_or_default(),
+        })
+    }
+
+    /// Holding the lease: asks Microsoft, then writes the result version-checked.
+    async fn refresh_under_lease(&self, org: &OrgId, row: TokenRow) -> Result<AccessToken> {
+        let outcome = self.request_tokens(org, &row).await;
+        let (id, version) = (row.id.clone(), row.token_version);
+        match outcome {
+            Ok(set) => {
+                if self
+                    .keeper
+                    .crash_before_commit
+                    .swap(false, Ordering::SeqCst)
+                {
+                    return Err(Error::Internal(anyhow::anyhow!(
+                        "simulated crash before the token commit"
+                    )));
+                }
+                let write = self.seal_tokens(
+                    &id,
+                    &set,
+                    AccessMode::from_db(&row.access_mode).unwrap_or_default(),
+                );
+                let wid = id.clone();
+                let written = self
+                    .store
+                    .run(move |c| tokens::write_tokens(c, &wid, version, &write))
+                    .await?;
+                if !written {
+                    // Someone wrote newer tokens (our lease lapsed): theirs win.
+                    tracing::warn!(mailbox_id = %id, "newer tokens were stored meanwhile; keeping them");
+                }
+                let fresh_row = self.token_row(org, &id).await?;
+                self.unseal(fresh_row)
+            }
+            Err(e) => {
+                let release_id = id.clone();
+                self.store
+                    .run(move |c| tokens::release_lease(c, &release_id, version))
+                    .await?;
+                Err(self.record_token_failure(org, &row, e).await?)
+            }
+        }
+    }
+
+    async fn request_tokens(&self, org: &OrgId, row: &TokenRow) -> Result<TokenSet, TokenFailure> {
+        let app_id = Uuid::try_parse(&row.app_credential_id)
+            .map_err(|e| TokenFailure::Internal(Error::Internal(e.into())))?;
+        let app = self
+            .app_credential_get(org, app_id)
+            .await
+            .map_err(TokenFailure::Internal)?;
+        let secret = self
+            .app_credential_secret(org, app_id)
+            .await
+            .map_err(TokenFailure::Internal)?;
+        let identity = AppIdentity {
+            client_id: &app.client_id,
+            tenant: &app.tenant_id,
+            client_secret: &secret,
+            redirect_uri: &self.redirect_uri,
+        };
+        let result = match AccessMode::from_db(&row.access_mode).unwrap_or_default() {
+            AccessMode::AppOnly => self.idp.client_credentials(&identity).await,
+            AccessMode::Delegated => {
+                let sealed = row.refresh_token.as_deref().ok_or_else(|| {
+                    TokenFailure::Internal(Error::Conflict {
+                        code: "mailbox_not_authorized",
+                        detail: "the mailbox has no refresh token; sign in with refresh".into(),
+                        mailboxes: vec![],
+                    })
+                })?;
+                let refresh = self
+                    .cipher
+                    .decrypt_string(sealed, slot("refresh_token", &row.id))
+                    .map_err(|e| TokenFailure::Internal(Error::Internal(e.into())))?;
+                self.idp.refresh(&identity, &refresh).await
+            }
+        };
+        result.map_err(TokenFailure::Idp)
+    }
+
+    /// Encrypts a token response for the mailbox's row.
+    pub(crate) fn seal_tokens(&self, id: &str, set: &TokenSet, mode: AccessMode) -> TokenWrite {
+        let at = now();
+        let expires =
+            at + chrono::Duration::from_std(set.expires_in).unwrap_or(chrono::Duration::hours(1));
+        let refresh = set.refresh_token.as_ref().map(|t| {
+            self.cipher
+                .encrypt_str(t.expose_secret(), slot("refresh_token", id))
+        });
+        TokenWrite {
+            access_token: Some(
+                self.cipher
+                    .encrypt_str(set.access_token.expose_secret(), slot("access_token", id)),
+            ),
+            access_token_expires_at: Some(expires),
+            refresh_token_issued_at: refresh.as_ref().map(|_| at),
+            refresh_token: refresh,
+            last_refresh_at: Some(at),
+            status: match mode {
+                // App-only tokens are not tied to a sign-in: a fresh one makes the mailbox active.
+                AccessMode::AppOnly => Some(MailboxStatus::Active.as_str().to_owned()),
+                AccessMode::Delegated => None,
+            },
+            updated_at: Some(at),
+        }
+    }
+
+    /// Records what a failed token request means for the mailbox (and its app credential).
+    async fn record_token_failure(
+        &self,
+        org: &OrgId,
+        row: &TokenRow,
+        failure: TokenFailure,
+    ) -> Result<Error> {
+        let e = match failure {
+            TokenFailure::Internal(e) => return Ok(e),
+            TokenFailure::Idp(e) => e,
+        };
+        let (org2, id, app_id) = (org.clone(), row.id.clone(), row.app_credential_id.clone());
+        let explanation = e.explanation.clone();
+        tracing::warn!(mailbox_id = %row.id, code = explanation.code, aadsts = ?e.aadsts, "token request failed");
+        let class = e.class();
+        self.store
+            .run(move |c| {
+                if class == Class::Transient {
+                    return tokens::record_error(
+                        c,
+                        &id,
+                        explanation.code,
+                        &explanation.message,
+                        now(),
+                    );
+                }
+                write_transaction(c, |c| {
+                    let status = match class {
+                        Class::Reauth => MailboxStatus::ReauthRequired,
+                        _ => MailboxStatus::Error,
+                    };
+                    let changes = MailboxChanges {
+                        status: Some(status.as_str().to_owned()),
+                        status_code: Some(Some(explanation.code.to_owned())),
+                        status_message: Some(Some(explanation.message.clone())),
+                        status_hint: Some(Some(explanation.hint.to_owned())),
+                        updated_at: Some(now()),
+                        ..Default::default()
+                    };
+                    mailboxes::update(c, &org2, &id, &changes)?
+                        .map_err(|_| anyhow::anyhow!("mailbox update refused"))?;
+                    if class == Class::AppCredential {
+                        app_credentials::flag_problem(
+                            c,
+                            &org2,
+                            &app_id,
+                            Some((explanation.code, &explanation.message)),
+                        )?;
+                    }
+                    Audit {
+                        org: &org2,
+                        actor: "inboxlink",
+                        action: "mailbox.token_refresh_failed",
+                        target_type: "mailbox",
+                        target_id: Some(&id),
+                        outcome: explanation.code,
+                        detail: None,
+                    }
+                    .record(c)
+                })
+            })
+            .await?;
+        Ok(token_error(&e))
+    }
+}
+
+enum TokenFailure {
+    Idp(IdpError),
+    Internal(Error),
+}
+
+/// The API error for a failed token request.
+pub(crate) fn token_error(e: &IdpError) -> Error {
+    let x = &e.explanation;
+    match e.class() {
+        Class::Transient => Error::Unavailable(format!("{} {}", x.message, x.hint)),
+        Class::Reauth => Error::Conflict {
+            code: "reauth_required",
+            detail: format!("{} {}", x.message, x.hint),
+            mailboxes: vec![],
+        },
+        Class::AppCredential => Error::Conflict {
+            code: "app_credential_invalid",
+            detail: format!("{} {}", x.message, x.hint),
+            mailboxes: vec![],
+        },
+        Class::Setup => Error::Conflict {
+            code: "sign_in_setup",
+            detail: format!("{} {}", x.message, x.hint),
+            mailboxes: vec![],
+        },
+    }
+}
+
+fn ensure_authorized(row: &TokenRow) -> Result<()> {
+    let status = MailboxStatus::from_db(&row.status);
+    let has_grant = match AccessMode::from_db(&row.access_mode).unwrap_or_default() {
+        AccessMode::Delegated => row.refresh_token.is_some(),
+        AccessMode::AppOnly => row.access_token.is_some(),
+    };
+    match status {
+        Some(MailboxStatus::ReauthRequired) => Err(Error::Conflict {
+            code: "reauth_required",
+            detail: "the mailbox must be signed in again (refresh)".into(),
+            mailboxes: vec![],
+        }),
+        _ if !has_grant => Err(Error::Conflict {
+            code: "mailbox_not_authorized",
+            detail: "the mailbox has not been authorized yet; use refresh".into(),
+            mailboxes: vec![],
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// An access token for an integrating system. The only response that ever carries a token.
+#[derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct AccessTokenResponse {
+    /// The bearer token for IMAP and SMTP (SASL XOAUTH2 / OAUTHBEARER).
+    pub access_token: String,
+    pub expires_at: DateTime<Utc>,
+    /// The mailbox address.
+    pub mailbox: String,
+    /// The SASL user for IMAP: the mailbox (shared mailboxes too, with the delegate's token).
+    pub imap_user: String,
+    /// The SASL user for SMTP: the mailbox, or the delegate who signed in for a shared mailbox
+    /// (send with `MAIL FROM` the shared address).
+    pub smtp_user: String,
+}
+
+impl std::fmt::Debug for AccessTokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessTokenResponse")
+            .field("mailbox", &self.mailbox)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Services {
+    /// Hands out a valid access token, audited.
+    pub async fn access_token_issue(
+        &self,
+        who: &crate::auth::Principal,
+        id: Uuid,
+    ) -> Result<AccessTokenResponse> {
+        let result = self.access_token(&who.org, id).await;
+        let (org, actor, mid) = (who.org.clone(), who.subject.clone(), id.to_string());
+        let outcome = match &result {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.to_problem().code,
+        };
+        self.store
+            .run(move |c| {
+                Audit {
+                    org: &org,
+                    actor: &actor,
+                    action: "mailbox.access_token_issued",
+                    target_type: "mailbox",
+                    target_id: Some(&mid),
+                    outcome: &outcome,
+                    detail: None,
+                }
+                .record(c)
+            })
+            .await?;
+        let token = result?;
+        let smtp_user = match (&token.access_mode, token.shared, &token.authorized_as) {
+            (AccessMode::Delegated, true, Some(delegate)) => delegate.clone(),
+            _ => token.mailbox.clone(),
+        };
+        Ok(AccessTokenResponse {
+            access_token: token.token.expose_secret().to_owned(),
+            expires_at: token.expires_at,
+            imap_user: token.mailbox.clone(),
+            smtp_user,
+            mailbox: token.mailbox,
+        })
+    }
+}

@@ -1,0 +1,76 @@
+//! Pending sign-ins and admin-consent requests. The state is stored hashed;
+//! consuming one deletes it, so it can be used once.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::authorizations;
+use super::{AnyConnection, db_error};
+use crate::error::Error;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = authorizations)]
+pub struct AuthorizationRow {
+    pub id: String,
+    pub org: String,
+    /// `sign_in` or `admin_consent`.
+    pub kind: String,
+    pub mailbox_id: Option<String>,
+    pub app_credential_id: String,
+    pub state_hash: String,
+    /// Encrypted PKCE verifier.
+    pub pkce_verifier: Option<String>,
+    pub nonce: Option<String>,
+    pub return_url: Option<String>,
+    pub actor: String,
+    pub expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut AnyConnection, row: &AuthorizationRow) -> Result<(), Error> {
+    diesel::insert_into(authorizations::table)
+        .values(row)
+        .execute(conn)
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Takes the authorization with this state hash: found and deleted in one go,
+/// so of two concurrent callbacks with the same state only one gets it.
+/// Expired ones are deleted too, and reported as `Err(Expired)`.
+pub fn consume(
+    conn: &mut AnyConnection,
+    state_hash: &str,
+    now: NaiveDateTime,
+) -> Result<Consumed, Error> {
+    let row = authorizations::table
+        .filter(authorizations::state_hash.eq(state_hash))
+        .select(AuthorizationRow::as_select())
+        .first(conn)
+        .optional()
+        .map_err(db_error)?;
+    let Some(row) = row else {
+        return Ok(Consumed::Unknown);
+    };
+    let deleted = diesel::delete(authorizations::table.filter(authorizations::id.eq(&row.id)))
+        .execute(conn)
+        .map_err(db_error)?;
+    Ok(match deleted {
+        0 => Consumed::Unknown,
+        _ if row.expires_at <= now => Consumed::Expired,
+        _ => Consumed::Taken(Box::new(row)),
+    })
+}
+
+pub enum Consumed {
+    Taken(Box<AuthorizationRow>),
+    Expired,
+    Unknown,
+}
+
+/// Removes authorizations that expired before `now`.
+pub fn purge_expired(conn: &mut AnyConnection, now: NaiveDateTime) -> Result<usize, Error> {
+    diesel::delete(authorizations::table.filter(authorizations::expires_at.lt(now)))
+        .execute(conn)
+        .map_err(db_error)
+}
