@@ -1,1 +1,11 @@
-//! End-to-end tests live in `tests/`; this library is empty on purpose.
+//! Test support for Inboxlink's end-to-end tests.
+//!
+//! The end-to-end tests themselves live in `tests/`. This library holds what
+//! they share:
+//!
+//! - [`fake_entra`]: a local fake of the Microsoft identity platform (Entra ID
+//!   v2.0 endpoints: authorize, token, admin consent) plus a token
+//!   introspection endpoint for Dovecot, so the service's OAuth flows can be
+//!   exercised without Microsoft.
+
+pub mod fake_entra;

@@ -73,7 +73,9 @@ pub struct TestApp {
     /// The PostgreSQL URL of this test's database.
     pub postgres_url: Option<String>,
     jwt_secret: String,
-    _dir: TempDir,
+    /// The configuration it was started with, for a second instance on the same database.
+    vars: Vec<(String, String)>,
+    _dir: Arc<TempDir>,
 }
 
 impl TestApp {
@@ -136,8 +138,30 @@ impl TestApp {
         }
         vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
         vars.extend(extra.iter().cloned());
-        let settings = Settings::from_source(&Source::from_pairs(vars).expect("known variables"))
-            .expect("valid settings");
+        let vars: Vec<(String, String)> =
+            vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        Self::start(
+            backend,
+            vars,
+            jwt_secret,
+            sqlite_path,
+            postgres_url,
+            Arc::new(dir),
+        )
+        .await
+    }
+
+    async fn start(
+        backend: Backend,
+        vars: Vec<(String, String)>,
+        jwt_secret: String,
+        sqlite_path: Option<PathBuf>,
+        postgres_url: Option<String>,
+        dir: Arc<TempDir>,
+    ) -> Self {
+        let settings =
+            Settings::from_source(&Source::from_pairs(vars.clone()).expect("known variables"))
+                .expect("valid settings");
         let app = inboxlink::Application::build(settings)
             .await
             .expect("the service starts");
@@ -151,8 +175,38 @@ impl TestApp {
             sqlite_path,
             postgres_url,
             jwt_secret,
+            vars,
             _dir: dir,
         }
+    }
+
+    /// Another instance on the same database and keys, with some settings replaced.
+    pub async fn with(&self, extra: &[(&str, String)]) -> Self {
+        let mut vars = self.vars.clone();
+        vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        Self::start(
+            self.backend,
+            vars,
+            self.jwt_secret.clone(),
+            self.sqlite_path.clone(),
+            self.postgres_url.clone(),
+            self._dir.clone(),
+        )
+        .await
+    }
+
+    /// A second instance of the service on the same database, with the same keys.
+    pub async fn sibling(&self) -> Self {
+        Self::start(
+            self.backend,
+            self.vars.clone(),
+            self.jwt_secret.clone(),
+            self.sqlite_path.clone(),
+            self.postgres_url.clone(),
+            self._dir.clone(),
+        )
+        .await
     }
 
     /// A valid HS256 token for `org` with `roles`.

@@ -12,4 +12,5 @@ mod jwt;
 mod mailboxes;
 mod roles;
 mod secrets;
+mod signin;
 mod surface;

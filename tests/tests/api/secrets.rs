@@ -113,6 +113,11 @@ async fn secrets_never_leave_in_plain_text(app: TestApp) {
 
 /// What the database holds: the SQLite files' bytes, or the PostgreSQL column values.
 async fn stored_text(app: &TestApp) -> String {
+    stored_dump(app, "app_credentials").await
+}
+
+/// The SQLite files' bytes (all tables), or the rows of `table` on PostgreSQL.
+pub(crate) async fn stored_dump(app: &TestApp, table: &'static str) -> String {
     match app.backend {
         Backend::Sqlite => {
             let path = app.sqlite_path.clone().expect("sqlite path");
@@ -135,10 +140,11 @@ async fn stored_text(app: &TestApp) -> String {
                     dump: String,
                 }
                 let mut c = diesel::PgConnection::establish(&url).expect("connect");
-                let rows: Vec<Row> =
-                    diesel::sql_query("SELECT row_to_json(a)::text AS dump FROM app_credentials a")
-                        .load(&mut c)
-                        .expect("dump");
+                let rows: Vec<Row> = diesel::sql_query(format!(
+                    "SELECT row_to_json(a)::text AS dump FROM {table} a"
+                ))
+                .load(&mut c)
+                .expect("dump");
                 rows.into_iter()
                     .map(|r| r.dump)
                     .collect::<Vec<_>>()
