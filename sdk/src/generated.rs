@@ -325,6 +325,18 @@ pub mod types {
             Default::default()
         }
     }
+    ///A transient failure: its code, what happened, and when.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct LastError {
+        pub at: ::chrono::DateTime<::chrono::offset::Utc>,
+        pub code: ::std::string::String,
+        pub message: ::std::string::String,
+    }
+    impl LastError {
+        pub fn builder() -> builder::LastError {
+            Default::default()
+        }
+    }
     ///A mailbox connected (or to be connected) through an app credential.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Mailbox {
@@ -339,6 +351,8 @@ pub mod types {
         pub id: ::uuid::Uuid,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub last_check: ::std::option::Option<CheckReport>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_error: ::std::option::Option<LastError>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub last_refresh_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
         ///A shared mailbox: a delegate signs in and accesses it.
@@ -1792,6 +1806,77 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct LastError {
+            at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            code: ::std::result::Result<::std::string::String, ::std::string::String>,
+            message: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for LastError {
+            fn default() -> Self {
+                Self {
+                    at: Err("no value supplied for at".to_string()),
+                    code: Err("no value supplied for code".to_string()),
+                    message: Err("no value supplied for message".to_string()),
+                }
+            }
+        }
+        impl LastError {
+            pub fn at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for at: {e}"));
+                self
+            }
+            pub fn code<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.code = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for code: {e}"));
+                self
+            }
+            pub fn message<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.message = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for message: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<LastError> for super::LastError {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: LastError,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    at: value.at?,
+                    code: value.code?,
+                    message: value.message?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::LastError> for LastError {
+            fn from(value: super::LastError) -> Self {
+                Self {
+                    at: Ok(value.at),
+                    code: Ok(value.code),
+                    message: Ok(value.message),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Mailbox {
             access_mode: ::std::result::Result<super::AccessMode, ::std::string::String>,
             app_credential_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
@@ -1807,6 +1892,10 @@ pub mod types {
             id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
             last_check: ::std::result::Result<
                 ::std::option::Option<super::CheckReport>,
+                ::std::string::String,
+            >,
+            last_error: ::std::result::Result<
+                ::std::option::Option<super::LastError>,
                 ::std::string::String,
             >,
             last_refresh_at: ::std::result::Result<
@@ -1835,6 +1924,7 @@ pub mod types {
                     email: Err("no value supplied for email".to_string()),
                     id: Err("no value supplied for id".to_string()),
                     last_check: Ok(Default::default()),
+                    last_error: Ok(Default::default()),
                     last_refresh_at: Ok(Default::default()),
                     shared: Err("no value supplied for shared".to_string()),
                     status: Err("no value supplied for status".to_string()),
@@ -1915,6 +2005,16 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for last_check: {e}"));
                 self
             }
+            pub fn last_error<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::LastError>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.last_error = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for last_error: {e}"));
+                self
+            }
             pub fn last_refresh_at<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -1991,6 +2091,7 @@ pub mod types {
                     email: value.email?,
                     id: value.id?,
                     last_check: value.last_check?,
+                    last_error: value.last_error?,
                     last_refresh_at: value.last_refresh_at?,
                     shared: value.shared?,
                     status: value.status?,
@@ -2010,6 +2111,7 @@ pub mod types {
                     email: Ok(value.email),
                     id: Ok(value.id),
                     last_check: Ok(value.last_check),
+                    last_error: Ok(value.last_error),
                     last_refresh_at: Ok(value.last_refresh_at),
                     shared: Ok(value.shared),
                     status: Ok(value.status),

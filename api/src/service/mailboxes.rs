@@ -34,8 +34,19 @@ pub struct Mailbox {
     pub last_refresh_at: Option<DateTime<Utc>>,
     /// The result of the last connection check; null until checked.
     pub last_check: Option<CheckReport>,
+    /// The last transient failure (Microsoft busy or unreachable) since the last
+    /// successful refresh; the status is left as it was. Null when there is none.
+    pub last_error: Option<LastError>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A transient failure: its code, what happened, and when.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct LastError {
+    pub code: String,
+    pub message: String,
+    pub at: DateTime<Utc>,
 }
 
 /// A machine code, a message and what to do about it.
@@ -134,6 +145,9 @@ impl Services {
             refresh_token_issued_at: None,
             last_refresh_at: None,
             last_check: None,
+            last_error_code: None,
+            last_error_message: None,
+            last_error_at: None,
             version: 0,
             created_at: at,
             updated_at: at,
@@ -331,6 +345,18 @@ impl Services {
             authorized_as: row.authorized_as,
             last_refresh_at: row.last_refresh_at.map(utc),
             last_check,
+            last_error: match (
+                row.last_error_code,
+                row.last_error_message,
+                row.last_error_at,
+            ) {
+                (Some(code), message, Some(at)) => Some(LastError {
+                    code,
+                    message: message.unwrap_or_default(),
+                    at: utc(at),
+                }),
+                _ => None,
+            },
             created_at: utc(row.created_at),
             updated_at: utc(row.updated_at),
         })

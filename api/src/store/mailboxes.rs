@@ -25,6 +25,12 @@ pub struct MailboxRow {
     pub refresh_token_issued_at: Option<NaiveDateTime>,
     pub last_refresh_at: Option<NaiveDateTime>,
     pub last_check: Option<String>,
+    #[diesel(skip_insertion)]
+    pub last_error_code: Option<String>,
+    #[diesel(skip_insertion)]
+    pub last_error_message: Option<String>,
+    #[diesel(skip_insertion)]
+    pub last_error_at: Option<NaiveDateTime>,
     pub version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,

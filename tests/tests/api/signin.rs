@@ -26,6 +26,9 @@ backend_tests!(
     fifty_callers_one_refresh,
     two_instances_one_refresh,
     crash_before_commit_recovers,
+    rotated_refresh_tokens_are_used,
+    outage_keeps_status_and_records_the_error,
+    expiring_when_the_refresh_token_nears_its_end,
     app_only_mailbox_and_verify,
     return_url_and_admin_consent,
 );
@@ -196,6 +199,18 @@ async fn sign_in_activates_the_mailbox(app: TestApp) {
     assert!(q["state"].len() >= 22, "at least 128 bits of state");
     assert!(!q["nonce"].is_empty());
 
+    // The PKCE verifier is stored encrypted: it decrypts to the verifier of the URL's challenge.
+    let verifier = stored_verifier(&w.app).await;
+    assert_eq!(
+        inboxlink_tests::fake_entra::pkce_s256(&verifier),
+        q["code_challenge"]
+    );
+    let pending = crate::secrets::stored_dump(&w.app, "authorizations").await;
+    assert!(
+        !pending.contains(&verifier),
+        "the verifier is encrypted at rest"
+    );
+
     let (status, headers, page) = follow(&url).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("connected"), "{page}");
@@ -250,6 +265,11 @@ async fn sign_in_activates_the_mailbox(app: TestApp) {
         "the access token is encrypted at rest"
     );
     assert!(!stored.contains(&q["state"]), "the state is stored hashed");
+    let refresh_token = stored_refresh_token(&w.app, id).await;
+    assert!(
+        !stored.contains(&refresh_token),
+        "the refresh token is encrypted at rest"
+    );
     assert!(
         !logs().contains(&token.access_token),
         "no token in the logs"
@@ -868,6 +888,184 @@ async fn return_url_and_admin_consent(app: TestApp) {
         .expect("setup")
         .into_inner();
     assert!(setup.admin_consent_granted_at.is_some());
+}
+
+/// The PKCE verifier of the (only) pending sign-in, decrypted.
+async fn stored_verifier(app: &TestApp) -> String {
+    let cipher = app.services.cipher.clone();
+    app.services
+        .store
+        .run(move |c| {
+            use diesel::prelude::*;
+            use inboxlink::store::schema::authorizations::dsl::*;
+            let (row_id, sealed): (String, Option<String>) = authorizations
+                .select((id, pkce_verifier))
+                .first(c)
+                .expect("a pending sign-in");
+            let sealed = sealed.expect("a verifier");
+            assert!(sealed.starts_with("v1."), "stored as ciphertext");
+            let slot = inboxlink::crypto::Slot {
+                table: "authorizations",
+                column: "pkce_verifier",
+                row_id: &row_id,
+            };
+            Ok(secrecy::ExposeSecret::expose_secret(
+                &cipher.decrypt_string(&sealed, slot).expect("decrypts"),
+            )
+            .to_owned())
+        })
+        .await
+        .expect("verifier")
+}
+
+/// The mailbox's stored refresh token, decrypted.
+async fn stored_refresh_token(app: &TestApp, mailbox: uuid::Uuid) -> String {
+    let cipher = app.services.cipher.clone();
+    let mid = mailbox.to_string();
+    app.services
+        .store
+        .run(move |c| {
+            use diesel::prelude::*;
+            use inboxlink::store::schema::mailboxes::dsl::*;
+            let sealed: Option<String> = mailboxes
+                .filter(id.eq(&mid))
+                .select(refresh_token)
+                .first(c)
+                .expect("row");
+            let sealed = sealed.expect("a refresh token");
+            assert!(sealed.starts_with("v1."), "stored as ciphertext");
+            let slot = inboxlink::crypto::Slot {
+                table: "mailboxes",
+                column: "refresh_token",
+                row_id: &mid,
+            };
+            Ok(secrecy::ExposeSecret::expose_secret(
+                &cipher.decrypt_string(&sealed, slot).expect("decrypts"),
+            )
+            .to_owned())
+        })
+        .await
+        .expect("refresh token")
+}
+
+async fn rotated_refresh_tokens_are_used(app: TestApp) {
+    let w = world(app).await;
+    let id = w.mailbox(MAILBOX, AccessMode::Delegated, false).await;
+    // Access tokens live 60 s, so every access-token call refreshes.
+    w.fake.set_access_token_ttl(60);
+    let (status, _, _) = w.sign_in(id).await;
+    assert_eq!(status, 200);
+    let first = stored_refresh_token(&w.app, id).await;
+    w.service()
+        .mailbox_access_token()
+        .id(id)
+        .send()
+        .await
+        .expect("refresh 1");
+    let second = stored_refresh_token(&w.app, id).await;
+    assert_ne!(first, second, "the rotated refresh token is stored");
+    // 60 days on, then 60 more: the first refresh token (120 days old) would be
+    // expired (AADSTS700082); each refresh must present the newest one.
+    w.fake.advance_time(Duration::from_secs(60 * 86_400));
+    w.service()
+        .mailbox_access_token()
+        .id(id)
+        .send()
+        .await
+        .expect("refresh 2");
+    w.fake.advance_time(Duration::from_secs(60 * 86_400));
+    w.service()
+        .mailbox_access_token()
+        .id(id)
+        .send()
+        .await
+        .expect("refresh 3 with the newest token");
+    assert_eq!(w.fake.token_calls("refresh_token"), 3);
+    assert_eq!(w.status(id).await.status, MailboxStatus::Active);
+}
+
+async fn outage_keeps_status_and_records_the_error(app: TestApp) {
+    let w = world(app).await;
+    let id = signed_in_with_stale_token(&w).await;
+    for _ in 0..3 {
+        w.fake.inject(Fault::ServerError);
+    }
+    let err = w
+        .service()
+        .mailbox_access_token()
+        .id(id)
+        .send()
+        .await
+        .expect_err("Microsoft is down");
+    assert_eq!(
+        (err.http_status(), err.code()),
+        (Some(503), Some("unavailable"))
+    );
+    assert_eq!(w.fake.token_calls("refresh_token"), 3, "bounded retries");
+    let mailbox = w.status(id).await;
+    assert_eq!(
+        mailbox.status,
+        MailboxStatus::Active,
+        "an outage is not an authorization failure"
+    );
+    assert_eq!(
+        mailbox.last_error.expect("recorded").code,
+        "microsoft_unavailable"
+    );
+    w.service()
+        .mailbox_access_token()
+        .id(id)
+        .send()
+        .await
+        .expect("works again");
+    assert!(
+        w.status(id).await.last_error.is_none(),
+        "cleared by the next success"
+    );
+}
+
+async fn expiring_when_the_refresh_token_nears_its_end(app: TestApp) {
+    let w = world(app).await;
+    let id = w.mailbox(MAILBOX, AccessMode::Delegated, false).await;
+    let (status, _, _) = w.sign_in(id).await;
+    assert_eq!(status, 200);
+    let mid = id.to_string();
+    w.app
+        .services
+        .store
+        .run(move |c| {
+            use diesel::prelude::*;
+            use inboxlink::store::schema::mailboxes::dsl::*;
+            let issued = chrono::Utc::now().naive_utc() - chrono::Duration::days(80);
+            diesel::update(mailboxes.filter(id.eq(&mid)))
+                .set(refresh_token_issued_at.eq(Some(issued)))
+                .execute(c)
+                .expect("age");
+            Ok(())
+        })
+        .await
+        .expect("aged");
+    let mailbox = w.status(id).await;
+    assert_eq!(mailbox.status, MailboxStatus::Expiring);
+    assert_eq!(mailbox.validity_days, Some(10));
+    let expiring = w
+        .admin
+        .mailbox_list()
+        .status(MailboxStatus::Expiring)
+        .send()
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(expiring.items.len(), 1);
+    let active = w
+        .admin
+        .mailbox_list()
+        .status(MailboxStatus::Active)
+        .send()
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(active.items.is_empty());
 }
 
 #[tokio::test]
