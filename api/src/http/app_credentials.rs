@@ -63,6 +63,15 @@ pub async fn app_credential_create(
     let created = services
         .app_credential_create(org, body.into_inner())
         .await?;
+    services
+        .audit_change(
+            &principal,
+            "app_credential.created",
+            "app_credential",
+            created.id,
+            None,
+        )
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/app-credentials/{}", created.id)))
         .json(created))
@@ -103,11 +112,19 @@ pub async fn app_credential_update(
     body: web::Json<AppCredentialUpdate>,
 ) -> Result<web::Json<AppCredential>> {
     let org = principal.require(Permission::AppCredentialsWrite)?;
-    Ok(web::Json(
-        services
-            .app_credential_update(org, id.into_inner(), body.into_inner())
-            .await?,
-    ))
+    let (id, input) = (id.into_inner(), body.into_inner());
+    let detail = Some(serde_json::json!({ "secret_replaced": input.client_secret.is_some() }));
+    let updated = services.app_credential_update(org, id, input).await?;
+    services
+        .audit_change(
+            &principal,
+            "app_credential.updated",
+            "app_credential",
+            id,
+            detail,
+        )
+        .await?;
+    Ok(web::Json(updated))
 }
 
 /// Delete an app credential
@@ -129,6 +146,16 @@ pub async fn app_credential_delete(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse> {
     let org = principal.require(Permission::AppCredentialsWrite)?;
-    services.app_credential_delete(org, id.into_inner()).await?;
+    let id = id.into_inner();
+    services.app_credential_delete(org, id).await?;
+    services
+        .audit_change(
+            &principal,
+            "app_credential.deleted",
+            "app_credential",
+            id,
+            None,
+        )
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

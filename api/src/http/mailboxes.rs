@@ -67,6 +67,9 @@ pub async fn mailbox_create(
 ) -> Result<HttpResponse> {
     let org = principal.require(Permission::MailboxesWrite)?;
     let created = services.mailbox_create(org, body.into_inner()).await?;
+    services
+        .audit_change(&principal, "mailbox.created", "mailbox", created.id, None)
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/mailboxes/{}", created.id)))
         .json(created))
@@ -111,11 +114,13 @@ pub async fn mailbox_update(
     body: web::Json<MailboxUpdate>,
 ) -> Result<web::Json<Mailbox>> {
     let org = principal.require(Permission::MailboxesWrite)?;
-    Ok(web::Json(
-        services
-            .mailbox_update(org, id.into_inner(), body.into_inner())
-            .await?,
-    ))
+    let (id, input) = (id.into_inner(), body.into_inner());
+    let detail = None;
+    let updated = services.mailbox_update(org, id, input).await?;
+    services
+        .audit_change(&principal, "mailbox.updated", "mailbox", id, detail)
+        .await?;
+    Ok(web::Json(updated))
 }
 
 /// Delete a mailbox
@@ -133,6 +138,10 @@ pub async fn mailbox_delete(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse> {
     let org = principal.require(Permission::MailboxesDelete)?;
-    services.mailbox_delete(org, id.into_inner()).await?;
+    let id = id.into_inner();
+    services.mailbox_delete(org, id).await?;
+    services
+        .audit_change(&principal, "mailbox.deleted", "mailbox", id, None)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -284,6 +284,8 @@ async fn sign_in_activates_the_mailbox(app: TestApp) {
         .into_inner();
     let actions: Vec<&str> = events.items.iter().map(|e| e.action.as_str()).collect();
     for action in [
+        "app_credential.created",
+        "mailbox.created",
         "mailbox.sign_in_started",
         "mailbox.signed_in",
         "mailbox.access_token_issued",
