@@ -629,7 +629,7 @@ async fn two_instances_one_refresh(app: TestApp) {
     let other = w.app.sibling().await;
     w.fake.set_latency(Duration::from_millis(300));
     let mut calls = Vec::new();
-    for i in 0..20 {
+    for i in 0..50 {
         let sdk = if i % 2 == 0 {
             w.service()
         } else {
