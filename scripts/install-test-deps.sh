@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine (as root, or
-# with sudo): libpq to build the PostgreSQL driver, and PostgreSQL's server
-# binaries for the throw-away test cluster. Does nothing when all is there.
+# with sudo): libpq to build the PostgreSQL driver, PostgreSQL's server
+# binaries for the throw-away test cluster, and Dovecot (IMAP + SMTP
+# submission) for the mail-server tests, which start their own private
+# Dovecot on high ports. Does nothing when all is there.
 set -euo pipefail
 
-packages=(libpq-dev postgresql-15)
+packages=(libpq-dev postgresql-15 dovecot-imapd dovecot-submissiond)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,10 +17,31 @@ command -v cc >/dev/null || missing+=(gcc libc6-dev)   # C parts of aws-lc, SQLi
 for c in rustfmt clippy; do
   cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$c"
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
-echo "install-test-deps: installing ${missing[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# The tests run their own Dovecot from a private config; the system one that
+# Debian's postinst may start (ports 143/993, /etc/dovecot) is not needed.
+stop_system_dovecot() {
+  [ -f /run/dovecot/master.pid ] || return 0
+  $sudo service dovecot stop >/dev/null 2>&1 || $sudo kill "$(cat /run/dovecot/master.pid)" 2>/dev/null || true
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+  fi
+  $sudo update-rc.d dovecot disable >/dev/null 2>&1 || true
+}
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-test-deps: installing ${missing[*]}" >&2
+  log=$(mktemp)
+  # Quiet unless something fails (debconf chatters on stderr otherwise).
+  if ! { $sudo apt-get update -qq &&
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
+fi
+stop_system_dovecot

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod idp;
+pub mod mail;
 pub mod openapi;
 pub mod service;
 pub mod startup;

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
-use crate::http::{app_credentials, health, mailboxes, oauth, problem, signin};
+use crate::http::{app_credentials, check, health, mailboxes, oauth, problem, signin};
 use crate::service;
 
 #[derive(OpenApi)]
@@ -31,6 +31,7 @@ use crate::service;
         mailboxes::mailbox_update,
         mailboxes::mailbox_delete,
         signin::mailbox_refresh,
+        check::mailbox_check,
         signin::mailbox_access_token,
         signin::app_credential_verify,
         signin::app_credential_setup,

@@ -54,6 +54,12 @@ impl Application {
             return_url_allowlist: settings.return_url_allowlist.clone().into(),
             idp: crate::idp::Microsoft::new(settings.ms_authority.clone(), http_client.clone()),
             keeper: Arc::default(),
+            mail: crate::mail::MailServers {
+                imap: settings.imap_endpoint.clone(),
+                smtp: settings.smtp_endpoint.clone(),
+                trust: crate::mail::TlsTrust::new(settings.extra_root_ca.as_deref())?,
+                step_timeout: settings.check_step_timeout,
+            },
         };
         let port = local.port();
         let services_data = web::Data::new(services.clone());

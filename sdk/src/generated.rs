@@ -240,6 +240,19 @@ pub mod types {
             Default::default()
         }
     }
+    ///Options of a check.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct CheckRequest {
+        ///Also send a test message from the mailbox to itself (default false).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub send_test_message: ::std::option::Option<bool>,
+    }
+    impl CheckRequest {
+        pub fn builder() -> builder::CheckRequest {
+            Default::default()
+        }
+    }
     ///One step of a connection check.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct CheckStep {
@@ -1643,6 +1656,47 @@ pub mod types {
                     checked_at: Ok(value.checked_at),
                     ok: Ok(value.ok),
                     steps: Ok(value.steps),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CheckRequest {
+            send_test_message:
+                ::std::result::Result<::std::option::Option<bool>, ::std::string::String>,
+        }
+        impl ::std::default::Default for CheckRequest {
+            fn default() -> Self {
+                Self {
+                    send_test_message: Ok(Default::default()),
+                }
+            }
+        }
+        impl CheckRequest {
+            pub fn send_test_message<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.send_test_message = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for send_test_message: {e}")
+                });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CheckRequest> for super::CheckRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CheckRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    send_test_message: value.send_test_message?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CheckRequest> for CheckRequest {
+            fn from(value: super::CheckRequest) -> Self {
+                Self {
+                    send_test_message: Ok(value.send_test_message),
                 }
             }
         }
@@ -3208,6 +3262,30 @@ impl Client {
     pub fn mailbox_access_token(&self) -> builder::MailboxAccessToken<'_> {
         builder::MailboxAccessToken::new(self)
     }
+    /**Check the connection
+
+    Obtains a valid token, then IMAP (connect with TLS, AUTHENTICATE XOAUTH2,
+    SELECT INBOX, LOGOUT) and SMTP (connect, EHLO, STARTTLS, AUTH XOAUTH2,
+    optionally a test message to the mailbox itself, QUIT), stopping at the
+    first failure. Each step reports its status, duration, the server's
+    answer (never the token), a stable code and what to do. The report is
+    stored as the mailbox's `last_check`. A failed check is still 200: `ok` says.
+
+    Sends a `POST` request to `/mailboxes/{id}/check`
+
+    Arguments:
+    - `id`: Mailbox id
+    - `body`: `{}` or `{"send_test_message": true}`
+    ```ignore
+    let response = client.mailbox_check()
+        .id(id)
+        .body(body)
+        .send()
+        .await;
+    ```*/
+    pub fn mailbox_check(&self) -> builder::MailboxCheck<'_> {
+        builder::MailboxCheck::new(self)
+    }
     /**Sign in (Refresh)
 
     Delegated mailboxes: starts a sign-in and returns the Microsoft URL to open
@@ -4582,6 +4660,120 @@ pub mod builder {
                     ResponseValue::from_response(response).await?,
                 )),
                 409u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::mailbox_check`]
+
+    [`Client::mailbox_check`]: super::Client::mailbox_check*/
+    #[derive(Debug, Clone)]
+    pub struct MailboxCheck<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+        body: Result<types::builder::CheckRequest, String>,
+    }
+    impl<'a> MailboxCheck<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CheckRequest>,
+            <V as std::convert::TryInto<types::CheckRequest>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| format!("conversion to `CheckRequest` for body failed: {}", s));
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(types::builder::CheckRequest) -> types::builder::CheckRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/mailboxes/{id}/check`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::CheckReport>, Error<types::Problem>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| types::CheckRequest::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/mailboxes/{}/check",
+                client.baseurl,
+                encode_path(&id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "mailbox_check",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                413u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                415u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(

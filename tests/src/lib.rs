@@ -9,3 +9,4 @@
 //!   exercised without Microsoft.
 
 pub mod fake_entra;
+pub mod mail_servers;

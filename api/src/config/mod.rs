@@ -56,6 +56,8 @@ pub struct Settings {
     pub imap_endpoint: Endpoint,
     pub smtp_endpoint: Endpoint,
     pub extra_root_ca: Option<PathBuf>,
+    /// Timeout of each step of a connection check.
+    pub check_step_timeout: Duration,
     pub log: LogSettings,
     pub tokens: TokenSettings,
     /// Where the OAuth callback may send the browser back to (origin + path prefix).
@@ -254,6 +256,13 @@ impl Settings {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         };
+        let check_step_timeout =
+            Duration::from_secs(parse(src, "CHECK_TIMEOUT_SECONDS", "10", |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|s| (1..=120).contains(s))
+                    .ok_or_else(|| "must be 1..=120 seconds".into())
+            })?);
         let database = database_settings(src, &data_dir)?;
         let mut boot = bootstrap::Bootstrap::new(&data_dir, database.backend, src);
         let master_keys = boot.master_keys()?;
@@ -285,6 +294,7 @@ impl Settings {
             imap_endpoint,
             smtp_endpoint,
             extra_root_ca,
+            check_step_timeout,
             log,
             tokens,
             return_url_allowlist,

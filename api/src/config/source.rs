@@ -39,6 +39,7 @@ pub const KNOWN: &[&str] = &[
     "REFRESH_TOKEN_LIFETIME_DAYS",
     "EXPIRING_DAYS",
     "REFRESH_LEASE_SECONDS",
+    "CHECK_TIMEOUT_SECONDS",
 ];
 
 /// Variables that hold secrets and may therefore also be given as `<NAME>_FILE`.

@@ -2,6 +2,7 @@
 //! Handlers are thin: extract, authorize, call a service, answer.
 
 pub mod app_credentials;
+pub mod check;
 pub mod extractors;
 pub mod health;
 pub mod mailboxes;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(app_credentials::routes)
         .configure(mailboxes::routes)
         .configure(signin::routes)
+        .configure(check::routes)
         .configure(oauth::routes)
         .route("/openapi.json", web::get().to(openapi_json))
         .route(

@@ -4,6 +4,7 @@
 
 pub mod app_credentials;
 pub mod audit;
+pub mod check;
 pub mod keeper;
 pub mod mailboxes;
 mod paging;
@@ -33,6 +34,7 @@ pub struct Services {
     pub return_url_allowlist: Arc<[url::Url]>,
     pub idp: Microsoft,
     pub keeper: Arc<keeper::TokenKeeper>,
+    pub mail: crate::mail::MailServers,
 }
 
 /// Serde helper: tells an absent field (`None`) from an explicit `null` (`Some(None)`).

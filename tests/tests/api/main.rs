@@ -6,6 +6,7 @@
 mod helpers;
 
 mod app_credentials;
+mod check;
 mod errors;
 mod isolation;
 mod jwt;

@@ -19,6 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("mailbox_update", &["admin", "operator"]),
     ("mailbox_delete", &["admin"]),
     ("mailbox_refresh", &["admin", "operator"]),
+    ("mailbox_check", &["admin", "operator"]),
     ("mailbox_access_token", &["admin", "service"]),
     ("app_credential_verify", &["admin"]),
     ("app_credential_setup", &["admin", "operator", "viewer"]),
