@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine (as root, or
 # with sudo): libpq to build the PostgreSQL driver, PostgreSQL's server
-# binaries for the throw-away test cluster, and Dovecot (IMAP + SMTP
-# submission) for the mail-server tests, which start their own private
-# Dovecot on high ports. Does nothing when all is there.
+# binaries for the throw-away test cluster, Dovecot (IMAP + SMTP
+# submission) for the mail-server tests and the sandbox, which start their own
+# private Dovecot on high ports, and Node.js + npm for newman (installed by
+# scripts/newman.sh into .tools/). Does nothing when all is there.
 set -euo pipefail
 
 packages=(libpq-dev postgresql-15 dovecot-imapd dovecot-submissiond)
@@ -12,6 +13,9 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 command -v python3 >/dev/null || missing+=(python3)
+# Node.js and npm for newman (scripts/newman.sh installs newman itself into .tools/).
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 command -v cc >/dev/null || missing+=(gcc libc6-dev)   # C parts of aws-lc, SQLite, libpq
 # rustfmt and clippy come with the toolchain; add them if a minimal profile left them out.
 for c in rustfmt clippy; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with the Rust toolchain:
 # installs what the tests need, starts a throw-away PostgreSQL cluster, checks
-# formatting and lints, and runs every test on SQLite and on PostgreSQL.
+# formatting and lints, runs every test on SQLite and on PostgreSQL, then the
+# Postman collection with newman against the sandbox (scripts/newman.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,21 @@ log=$(mktemp)
 trap 'postgres_stop; rm -f "$log"' EXIT
 status=0
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
-# One closing line over all test binaries.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+echo "== newman (the Postman collection against the sandbox)" >&2
+newman_totals=$(mktemp)
+trap 'postgres_stop; rm -f "$log" "$newman_totals"' EXIT
+newman_status=0
+NEWMAN_TOTALS_FILE="$newman_totals" scripts/newman.sh || newman_status=$?
+if [ "$newman_status" -ne 0 ]; then
+  [ "$status" -ne 0 ] || status=$newman_status
+  # newman failed before counting anything: still one failure in the summary.
+  [ -s "$newman_totals" ] || echo "0 1" >"$newman_totals"
+fi
+# One closing line over all test binaries and newman's assertions.
+awk -v totals="$newman_totals" '
+  /^test result:/ { p += $4; f += $6 }
+  END {
+    if ((getline line < totals) > 0) { split(line, n, " "); p += n[1]; f += n[2] }
+    printf "tests: %d passed, %d failed\n", p, f
+  }' "$log"
 exit "$status"

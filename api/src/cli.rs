@@ -1,4 +1,5 @@
-//! The `inboxlink` command line: `serve` (default), `migrate`, `openapi`, `token`.
+//! The `inboxlink` command line: `serve` (default), `migrate`, `openapi`,
+//! `token`, `doctor`, `rekey`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +52,13 @@ enum Command {
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         ttl: Duration,
     },
+    /// Check the configuration, the database, the clock and that every encrypted
+    /// value decrypts; exits with 1 if anything FAILs. Changes nothing.
+    Doctor,
+    /// Re-encrypt every stored value not under the newest master key (the first
+    /// of INBOXLINK_MASTER_KEY) with it. Safe to run while serving, and again;
+    /// exits with 1 if a value does not decrypt (it is left as it is).
+    Rekey,
 }
 
 /// Entry point of the binary.
@@ -58,6 +66,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<ReportedFailure>() => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("inboxlink: {e:#}");
             ExitCode::FAILURE
@@ -98,6 +107,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve(settings),
+        Command::Doctor => doctor(&settings),
+        Command::Rekey => rekey(&settings),
         Command::Openapi { .. } => unreachable!("handled above"),
     }
 }
@@ -117,17 +128,68 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         let bind = settings.bind;
         let app = Application::build(settings).await?;
         let address = std::net::SocketAddr::new(bind.ip(), app.port());
-        tracing::info!(%address, "inboxlink is listening");
+        // On SIGTERM/SIGINT the server logs the signal, stops accepting and
+        // gives requests in flight up to the shutdown timeout.
+        let public_url = app.public_url().clone();
+        // Start serving (which installs the SIGTERM/SIGINT handlers) before
+        // announcing it, so a signal right after the banner stops gracefully.
+        let server = tokio::spawn(app.run_until_stopped());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tracing::info!(
+            %address,
+            version = env!("CARGO_PKG_VERSION"),
+            shutdown_timeout_seconds = crate::startup::SHUTDOWN_TIMEOUT.as_secs(),
+            "inboxlink is listening"
+        );
         if !json {
-            eprintln!(
-                "{}",
-                banner(address, app.public_url(), can_mint, &generated)
-            );
+            eprintln!("{}", banner(address, &public_url, can_mint, &generated));
         }
-        app.run_until_stopped().await?;
+        server
+            .await
+            .map_err(|e| anyhow::anyhow!("server task: {e}"))??;
         tracing::info!("inboxlink stopped");
         Ok(())
     })
+}
+
+/// A command printed a report with failures: `main` only sets the exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("the report shows failures")]
+struct ReportedFailure;
+
+fn doctor(settings: &Settings) -> anyhow::Result<()> {
+    crate::telemetry::init(&settings.log, std::io::stderr);
+    let report = block_on(crate::ops::doctor::diagnose(settings))?;
+    println!("{report}");
+    if report.failed() {
+        return Err(ReportedFailure.into());
+    }
+    Ok(())
+}
+
+fn rekey(settings: &Settings) -> anyhow::Result<()> {
+    crate::telemetry::init(&settings.log, std::io::stderr);
+    let report = block_on(async {
+        let db = settings.database.clone_settings();
+        let store =
+            tokio::task::spawn_blocking(move || crate::store::Store::connect(&db)).await??;
+        let cipher = crate::crypto::Cipher::new(&settings.master_keys);
+        crate::ops::rekey::rekey(&store, &cipher).await
+    })??;
+    println!("{report}");
+    // Values that do not decrypt stay under their old key: keep it configured.
+    if !report.failures.is_empty() {
+        return Err(ReportedFailure.into());
+    }
+    Ok(())
+}
+
+/// Runs `f` on a small runtime (the store's blocking work needs one).
+fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(f))
 }
 
 fn banner(

@@ -3,7 +3,8 @@
 //!
 //! Layers, outermost first: [`http`] (thin handlers) -> [`service`] (use cases)
 //! -> [`store`] (diesel over SQLite or PostgreSQL) -> [`crypto`] / [`config`].
-//! Persistence never sees HTTP types; handlers never see diesel.
+//! Persistence never sees HTTP types; handlers never see diesel. [`ops`] holds
+//! the operator commands (`doctor`, `rekey`) over the same store and cipher.
 
 pub mod auth;
 pub mod cli;
@@ -14,7 +15,9 @@ pub mod error;
 pub mod http;
 pub mod idp;
 pub mod mail;
+pub mod metrics;
 pub mod openapi;
+pub mod ops;
 pub mod service;
 pub mod startup;
 pub mod store;

@@ -39,6 +39,7 @@ use crate::service;
         oauth::oauth_callback,
         health::healthz,
         health::readyz,
+        health::metrics,
     ),
     components(schemas(problem::Problem, problem::ProblemField, service::mailboxes::CheckStepStatus)),
     modifiers(&Security),

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
@@ -16,6 +16,10 @@ use crate::http;
 use crate::service::Services;
 use crate::store::Store;
 use crate::telemetry::RequestSpan;
+
+/// After SIGTERM or SIGINT the listener closes at once and requests in
+/// flight (and the token refreshes they wait for) get this long to finish.
+pub const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub struct Application {
     port: u16,
@@ -60,18 +64,21 @@ impl Application {
                 trust: crate::mail::TlsTrust::new(settings.extra_root_ca.as_deref())?,
                 step_timeout: settings.check_step_timeout,
             },
+            metrics: Arc::default(),
         };
         let port = local.port();
         let services_data = web::Data::new(services.clone());
         let verifier = web::Data::new(verifier);
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(middleware::from_fn(http::observe::observe))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(services_data.clone())
                 .app_data(verifier.clone())
                 .configure(http::configure)
                 .default_service(web::to(http::not_found))
         })
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
         .listen(listener)?
         .run();
         Ok(Self {
@@ -95,7 +102,8 @@ impl Application {
         &self.services
     }
 
-    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
+    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish
+    /// (for up to [`SHUTDOWN_TIMEOUT`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }

@@ -212,3 +212,84 @@ fn openapi_command_writes_the_committed_files() {
         );
     }
 }
+
+#[test]
+fn sigterm_stops_serving_and_doctor_and_rekey_report() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = inboxlink(dir.path())
+        .env("INBOXLINK_BIND", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let stderr = server.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the start-up message");
+        if line.starts_with("Inboxlink is listening on ") {
+            break;
+        }
+    }
+    // Let the server finish starting its workers before the signal.
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stops soon after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "a clean stop: {status:?}");
+    let log: Vec<String> = rx.try_iter().collect();
+    assert!(
+        log.iter().any(|l| l.contains("inboxlink stopped")),
+        "logs the stop: {log:#?}"
+    );
+
+    // The database it left behind is healthy.
+    let out = inboxlink(dir.path())
+        .arg("doctor")
+        .output()
+        .expect("doctor");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("OK   migrations: up to date"), "{report}");
+    assert!(
+        report.contains("OK   app_credentials.client_secret: 0 values decrypt"),
+        "{report}"
+    );
+    assert!(report.trim_end().ends_with("0 FAIL"), "{report}");
+
+    let out = inboxlink(dir.path()).arg("rekey").output().expect("rekey");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("rekey: 0 re-encrypted"), "{report}");
+
+    // A database that was never migrated: doctor says so and exits with 1.
+    let fresh = tempfile::tempdir().expect("temp dir");
+    let out = inboxlink(fresh.path())
+        .arg("doctor")
+        .output()
+        .expect("doctor");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FAIL migrations: ") && report.contains(" pending ("),
+        "{report}"
+    );
+}

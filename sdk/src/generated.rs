@@ -3308,6 +3308,23 @@ impl Client {
     pub fn mailbox_refresh(&self) -> builder::MailboxRefresh<'_> {
         builder::MailboxRefresh::new(self)
     }
+    /**Metrics
+
+    Prometheus metrics in the text format 0.0.4: HTTP requests by method,
+    route pattern and status, their durations, token refreshes by outcome,
+    connection checks by first failed step and code, and mailboxes by status
+    (counted in the database at each scrape, over all organisations).
+
+    Sends a `GET` request to `/metrics`
+
+    ```ignore
+    let response = client.metrics()
+        .send()
+        .await;
+    ```*/
+    pub fn metrics(&self) -> builder::Metrics<'_> {
+        builder::Metrics::new(self)
+    }
     /**Readiness
 
     Answers 200 when the database answers, else 503.
@@ -4883,6 +4900,47 @@ pub mod builder {
                 422u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::metrics`]
+
+    [`Client::metrics`]: super::Client::metrics*/
+    #[derive(Debug, Clone)]
+    pub struct Metrics<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> Metrics<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/metrics`
+        pub async fn send(self) -> Result<ResponseValue<ByteStream>, Error<types::Problem>> {
+            let Self { client } = self;
+            let url = format!("{}/metrics", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client.client.get(url).headers(header_map).build()?;
+            let info = OperationInfo {
+                operation_id: "metrics",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::stream(response)),
                 500u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),

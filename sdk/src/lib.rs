@@ -51,6 +51,73 @@ impl Client {
     }
 }
 
+/// Why [`wait_until_active`] gave up.
+#[derive(Debug)]
+pub enum WaitError {
+    /// The API call failed.
+    Api(Box<Error<types::Problem>>),
+    /// The mailbox ended in a status that needs a person (its `status_detail` says why).
+    Failed(Box<types::Mailbox>),
+    /// Still not active when the time ran out.
+    TimedOut(Box<types::Mailbox>),
+}
+
+impl std::fmt::Display for WaitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let detail = |m: &types::Mailbox| {
+            m.status_detail
+                .as_ref()
+                .map(|d| format!(": {} ({})", d.message, d.code))
+                .unwrap_or_default()
+        };
+        match self {
+            WaitError::Api(e) => write!(f, "API call failed: {e}"),
+            WaitError::Failed(m) => write!(f, "{} is {}{}", m.email, m.status, detail(m)),
+            WaitError::TimedOut(m) => write!(f, "{} is still {}{}", m.email, m.status, detail(m)),
+        }
+    }
+}
+
+impl std::error::Error for WaitError {}
+
+/// Polls a mailbox until it is `active` (or `expiring`), e.g. after opening
+/// the sign-in URL from `mailbox_refresh`.
+///
+/// Returns the mailbox once active; fails early when it becomes
+/// `reauth_required` or `error`; times out after `timeout` (an `inactive`
+/// mailbox's `status_detail` then tells whether a sign-in failed, for example
+/// `identity_mismatch` or `consent_declined`).
+pub async fn wait_until_active(
+    client: &Client,
+    mailbox_id: uuid::Uuid,
+    timeout: std::time::Duration,
+) -> Result<types::Mailbox, WaitError> {
+    use types::MailboxStatus;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut interval = std::time::Duration::from_millis(250);
+    loop {
+        let mailbox = client
+            .mailbox_get()
+            .id(mailbox_id)
+            .send()
+            .await
+            .map_err(|e| WaitError::Api(Box::new(e)))?
+            .into_inner();
+        match mailbox.status {
+            MailboxStatus::Active | MailboxStatus::Expiring => return Ok(mailbox),
+            MailboxStatus::ReauthRequired | MailboxStatus::Error => {
+                return Err(WaitError::Failed(Box::new(mailbox)));
+            }
+            MailboxStatus::Inactive => {}
+        }
+        if tokio::time::Instant::now() + interval > deadline {
+            return Err(WaitError::TimedOut(Box::new(mailbox)));
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(std::time::Duration::from_secs(3));
+    }
+}
+
 /// Access to the RFC 9457 problem document of a failed call.
 pub trait ProblemExt {
     /// The problem the API answered with, if it answered with one.

@@ -10,3 +10,4 @@
 
 pub mod fake_entra;
 pub mod mail_servers;
+pub mod sandbox;

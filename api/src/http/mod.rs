@@ -7,6 +7,7 @@ pub mod extractors;
 pub mod health;
 pub mod mailboxes;
 pub mod oauth;
+pub mod observe;
 pub mod problem;
 pub mod signin;
 

@@ -103,11 +103,17 @@ impl Services {
             steps: steps.steps,
         };
         let json = serde_json::to_string(&report).map_err(|e| crate::Error::Internal(e.into()))?;
-        let failed = report
+        let first_failed = report
             .steps
             .iter()
-            .find(|s| s.status == CheckStepStatus::Failed)
-            .and_then(|s| s.code.clone());
+            .find(|s| s.status == CheckStepStatus::Failed);
+        match first_failed {
+            Some(step) => self
+                .metrics
+                .check(&step.name, step.code.as_deref().unwrap_or("unknown")),
+            None => self.metrics.check("all", "ok"),
+        }
+        let failed = first_failed.and_then(|s| s.code.clone());
         let (org, actor, mid) = (who.org.clone(), who.subject.clone(), id.to_string());
         self.store
             .run(move |c| {

@@ -23,6 +23,7 @@ use crate::crypto::Slot;
 use crate::domain::{AccessMode, MailboxStatus, OrgId};
 use crate::error::{Error, Result};
 use crate::idp::{AppIdentity, Class, IdpError, TokenSet};
+use crate::metrics::RefreshOutcome;
 use crate::store::mailboxes::MailboxChanges;
 use crate::store::tokens::{self, TokenRow, TokenWrite};
 use crate::store::{app_credentials, mailboxes, now, write_transaction};
@@ -167,10 +168,15 @@ impl Services {
                     // Someone wrote newer tokens (our lease lapsed): theirs win.
                     tracing::warn!(mailbox_id = %id, "newer tokens were stored meanwhile; keeping them");
                 }
+                self.metrics.token_refresh(RefreshOutcome::Ok);
                 let fresh_row = self.token_row(org, &id).await?;
                 self.unseal(fresh_row)
             }
             Err(e) => {
+                self.metrics.token_refresh(match &e {
+                    TokenFailure::Idp(e) => RefreshOutcome::Failed(e.class()),
+                    TokenFailure::Internal(_) => RefreshOutcome::Internal,
+                });
                 let release_id = id.clone();
                 self.store
                     .run(move |c| tokens::release_lease(c, &release_id, version))

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod check;
 pub mod keeper;
 pub mod mailboxes;
+pub mod operations;
 mod paging;
 pub mod setup;
 pub mod signin;
@@ -35,6 +36,8 @@ pub struct Services {
     pub idp: Microsoft,
     pub keeper: Arc<keeper::TokenKeeper>,
     pub mail: crate::mail::MailServers,
+    /// This instance's Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Serde helper: tells an absent field (`None`) from an explicit `null` (`Some(None)`).

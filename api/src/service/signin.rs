@@ -193,7 +193,12 @@ impl Services {
         app: &AppIdentity<'_>,
     ) -> Result<RefreshResult> {
         let id = mailbox.id;
-        match self.idp.client_credentials(app).await {
+        let outcome = self.idp.client_credentials(app).await;
+        self.metrics.token_refresh(match &outcome {
+            Ok(_) => crate::metrics::RefreshOutcome::Ok,
+            Err(e) => crate::metrics::RefreshOutcome::Failed(e.class()),
+        });
+        match outcome {
             Ok(set) => {
                 let write = self.seal_tokens(&id.to_string(), &set, AccessMode::AppOnly);
                 let (org, actor, mid) = (who.org.clone(), who.subject.clone(), id.to_string());

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authorizations;
 mod connection;
 pub mod mailboxes;
+pub mod operations;
 pub mod schema;
 pub mod tokens;
 
@@ -95,6 +96,18 @@ impl Store {
         applied.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
     }
 
+    /// Which migrations the database lacks and which it has that this binary
+    /// does not know (a newer version migrated it). Blocking.
+    pub fn migration_status(&self) -> anyhow::Result<MigrationStatus> {
+        let mut conn = self.pool.get()?;
+        let conn: &mut AnyConnection = &mut conn;
+        let status = match conn {
+            AnyConnection::Sqlite(c) => migration_status(c, SQLITE_MIGRATIONS),
+            AnyConnection::Postgresql(c) => migration_status(c, POSTGRES_MIGRATIONS),
+        };
+        status.map_err(|e| anyhow::anyhow!("cannot read the applied migrations: {e}"))
+    }
+
     /// Runs blocking database work on the blocking pool, inside the caller's span.
     pub async fn run<T, F>(&self, f: F) -> Result<T, Error>
     where
@@ -124,6 +137,44 @@ impl Store {
         })
         .await
     }
+}
+
+/// See [`Store::migration_status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStatus {
+    pub applied: usize,
+    pub pending: Vec<String>,
+    pub unknown: Vec<String>,
+}
+
+fn migration_status<DB, C>(
+    conn: &mut C,
+    source: EmbeddedMigrations,
+) -> diesel::migration::Result<MigrationStatus>
+where
+    DB: diesel::backend::Backend,
+    C: MigrationHarness<DB>,
+    EmbeddedMigrations: diesel::migration::MigrationSource<DB>,
+{
+    use diesel::migration::MigrationSource;
+    let known: Vec<String> = MigrationSource::<DB>::migrations(&source)?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    let applied: Vec<String> = names(conn.applied_migrations()?);
+    Ok(MigrationStatus {
+        applied: applied.len(),
+        pending: known
+            .iter()
+            .filter(|k| !applied.contains(k))
+            .cloned()
+            .collect(),
+        unknown: applied
+            .iter()
+            .filter(|a| !known.contains(a))
+            .cloned()
+            .collect(),
+    })
 }
 
 fn names(v: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {

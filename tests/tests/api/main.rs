@@ -11,6 +11,7 @@ mod errors;
 mod isolation;
 mod jwt;
 mod mailboxes;
+mod operations;
 mod roles;
 mod secrets;
 mod signin;

@@ -1,0 +1,277 @@
+//! Prometheus metrics of one service instance, exposed on `GET /metrics` in
+//! the text format 0.0.4.
+//!
+//! - `inboxlink_http_requests_total{method,route,status}` and
+//!   `inboxlink_http_request_duration_seconds{method,route}`: every request;
+//!   `route` is the matched pattern (`/mailboxes/{id}`), `unmatched` when no
+//!   route matched, so the label set stays small whatever paths are requested;
+//! - `inboxlink_token_refresh_total{outcome}`: finished token refreshes, `ok`
+//!   or the failure class (`transient`, `reauth`, `app_credential`, `setup`;
+//!   `internal` for a failure before Microsoft was asked, e.g. a stored token
+//!   that does not decrypt);
+//! - `inboxlink_checks_total{step,code}`: connection checks, by the first
+//!   failed step and its code, or `step="all",code="ok"`;
+//! - `inboxlink_mailboxes{status}`: mailboxes by status (as the API shows it),
+//!   counted in the database at scrape time.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::domain::MailboxStatus;
+use crate::idp::Class;
+
+/// What a token refresh came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    Ok,
+    Failed(Class),
+    /// Failed before Microsoft was asked (a bug or a stored value that does not decrypt).
+    Internal,
+}
+
+impl RefreshOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed(class) => class_label(class),
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// The label of a failure class.
+pub fn class_label(class: Class) -> &'static str {
+    match class {
+        Class::Transient => "transient",
+        Class::Reauth => "reauth",
+        Class::AppCredential => "app_credential",
+        Class::Setup => "setup",
+    }
+}
+
+const STATUSES: [MailboxStatus; 5] = [
+    MailboxStatus::Inactive,
+    MailboxStatus::Active,
+    MailboxStatus::Expiring,
+    MailboxStatus::ReauthRequired,
+    MailboxStatus::Error,
+];
+
+/// The instance's registry and its metrics.
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    token_refresh: IntCounterVec,
+    checks: IntCounterVec,
+    mailboxes: IntGaugeVec,
+    /// Serialises scrapes: each sets the mailbox gauge, then renders.
+    scrape: std::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new("inboxlink_http_requests_total", "HTTP requests answered"),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "inboxlink_http_request_duration_seconds",
+                "Time to answer an HTTP request (until the response head)",
+            ),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        let token_refresh = IntCounterVec::new(
+            Opts::new(
+                "inboxlink_token_refresh_total",
+                "Finished token refreshes by outcome (ok or the failure class)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let checks = IntCounterVec::new(
+            Opts::new(
+                "inboxlink_checks_total",
+                "Connection checks by the first failed step and its code (step=all, code=ok when all passed)",
+            ),
+            &["step", "code"],
+        )
+        .expect("valid metric");
+        let mailboxes = IntGaugeVec::new(
+            Opts::new(
+                "inboxlink_mailboxes",
+                "Mailboxes by status, over all organisations",
+            ),
+            &["status"],
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_duration.clone()),
+            Box::new(token_refresh.clone()),
+            Box::new(checks.clone()),
+            Box::new(mailboxes.clone()),
+        ] {
+            registry.register(collector).expect("unique metric names");
+        }
+        // Every outcome and status is shown from the start, at zero.
+        for outcome in [
+            RefreshOutcome::Ok,
+            RefreshOutcome::Failed(Class::Transient),
+            RefreshOutcome::Failed(Class::Reauth),
+            RefreshOutcome::Failed(Class::AppCredential),
+            RefreshOutcome::Failed(Class::Setup),
+            RefreshOutcome::Internal,
+        ] {
+            token_refresh.with_label_values(&[outcome.label()]);
+        }
+        checks.with_label_values(&["all", "ok"]);
+        for status in STATUSES {
+            mailboxes.with_label_values(&[status.as_str()]);
+        }
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            token_refresh,
+            checks,
+            mailboxes,
+            scrape: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// Counts one answered request. `route` is the matched pattern, or `None`.
+    pub fn observe_request(
+        &self,
+        method: &str,
+        route: Option<&str>,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let method = known_method(method);
+        let route = route.unwrap_or("unmatched");
+        self.http_requests
+            .with_label_values(&[method, route, &status.to_string()])
+            .inc();
+        self.http_duration
+            .with_label_values(&[method, route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn token_refresh(&self, outcome: RefreshOutcome) {
+        self.token_refresh
+            .with_label_values(&[outcome.label()])
+            .inc();
+    }
+
+    /// Counts a check: the first failed step and its code, or `("all", "ok")`.
+    pub fn check(&self, step: &str, code: &str) {
+        self.checks.with_label_values(&[step, code]).inc();
+    }
+
+    /// The text exposition format 0.0.4, with the mailbox counts replaced by
+    /// `counts` (statuses not given are shown as 0). `None` when they could
+    /// not be counted: the series are left out rather than show stale numbers.
+    pub fn render_with_mailboxes(&self, counts: Option<&[(String, i64)]>) -> String {
+        let _one_at_a_time = self
+            .scrape
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.set_mailboxes(counts);
+        self.render()
+    }
+
+    fn set_mailboxes(&self, counts: Option<&[(String, i64)]>) {
+        self.mailboxes.reset();
+        let Some(counts) = counts else {
+            return;
+        };
+        for status in STATUSES {
+            self.mailboxes.with_label_values(&[status.as_str()]).set(0);
+        }
+        for (status, n) in counts {
+            self.mailboxes.with_label_values(&[status.as_str()]).set(*n);
+        }
+    }
+
+    /// The text exposition format 0.0.4.
+    fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "cannot encode the metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The content type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Standard methods as themselves, anything else as `other` (bounded labels).
+fn known_method(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_families_with_labels() {
+        let m = Metrics::new();
+        m.observe_request(
+            "GET",
+            Some("/mailboxes/{id}"),
+            404,
+            Duration::from_millis(3),
+        );
+        m.observe_request("BREW", None, 404, Duration::from_millis(1));
+        m.token_refresh(RefreshOutcome::Failed(Class::Reauth));
+        m.check("imap_auth", "imap_auth_failed");
+        let text = m.render_with_mailboxes(Some(&[("active".into(), 2)]));
+        for line in [
+            r#"inboxlink_http_requests_total{method="GET",route="/mailboxes/{id}",status="404"} 1"#,
+            r#"inboxlink_http_requests_total{method="other",route="unmatched",status="404"} 1"#,
+            r#"inboxlink_http_request_duration_seconds_count{method="GET",route="/mailboxes/{id}"} 1"#,
+            r#"inboxlink_token_refresh_total{outcome="reauth"} 1"#,
+            r#"inboxlink_token_refresh_total{outcome="ok"} 0"#,
+            r#"inboxlink_checks_total{code="imap_auth_failed",step="imap_auth"} 1"#,
+            r#"inboxlink_mailboxes{status="active"} 2"#,
+            r#"inboxlink_mailboxes{status="error"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        assert!(
+            !m.render_with_mailboxes(None)
+                .contains("inboxlink_mailboxes{")
+        );
+    }
+}

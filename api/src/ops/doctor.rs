@@ -1,0 +1,498 @@
+//! `inboxlink doctor`: checks a deployment without changing it. The
+//! configuration (public URL, JWT key, extra CA, master keys), the database
+//! (reachable, migrations up to date), the clock (sane, and for PostgreSQL
+//! close to the database's), and that every encrypted value decrypts with the
+//! configured keys, counted per key id. Failures name the table, column and
+//! row, never a value.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use chrono::{NaiveDate, Utc};
+
+use super::{PAGE, SecretFailure, slot};
+use crate::config::{Backend, JwtKey, Settings};
+use crate::crypto::Cipher;
+use crate::store::Store;
+use crate::store::operations::{self, SecretColumn};
+
+/// The earliest time a sane system clock can show.
+const SANE_AFTER: NaiveDate = NaiveDate::from_ymd_opt(2024, 1, 1).expect("a valid date");
+/// The largest difference between this machine's and the database's clock.
+const MAX_SKEW_SECONDS: f64 = 60.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "OK",
+            Level::Warn => "WARN",
+            Level::Fail => "FAIL",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub level: Level,
+    /// What was checked: `database`, `migrations`, `clock`, `public url`, …,
+    /// or `table.column` for encrypted values.
+    pub topic: String,
+    pub message: String,
+}
+
+/// The encrypted values of one column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnSummary {
+    pub column: SecretColumn,
+    /// Values stored (non-null).
+    pub values: usize,
+    /// Values per key id they name (`malformed` for values that name none).
+    pub by_key: BTreeMap<String, usize>,
+    /// Values that do not decrypt.
+    pub failed: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    /// Per encrypted column, when they were checked.
+    pub secrets: Vec<ColumnSummary>,
+    /// Every value that does not decrypt.
+    pub secret_failures: Vec<SecretFailure>,
+}
+
+impl Report {
+    fn push(&mut self, level: Level, topic: &str, message: impl Into<String>) {
+        self.findings.push(Finding {
+            level,
+            topic: topic.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// Whether anything failed (the command then exits with 1).
+    pub fn failed(&self) -> bool {
+        self.count(Level::Fail) > 0
+    }
+
+    pub fn count(&self, level: Level) -> usize {
+        self.findings.iter().filter(|f| f.level == level).count()
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for finding in &self.findings {
+            writeln!(
+                f,
+                "{:<4} {}: {}",
+                finding.level.as_str(),
+                finding.topic,
+                finding.message
+            )?;
+            let table_column = |x: &SecretFailure| format!("{}.{}", x.table, x.column);
+            if finding.level == Level::Fail {
+                for failure in self
+                    .secret_failures
+                    .iter()
+                    .filter(|x| table_column(x) == finding.topic)
+                {
+                    writeln!(f, "       row {}: {}", failure.row_id, failure.reason)?;
+                }
+            }
+        }
+        write!(
+            f,
+            "doctor: {} OK, {} WARN, {} FAIL",
+            self.count(Level::Ok),
+            self.count(Level::Warn),
+            self.count(Level::Fail)
+        )
+    }
+}
+
+/// Everything: the configuration, then connects to the database and checks it.
+pub async fn diagnose(settings: &Settings) -> Report {
+    let mut report = Report::default();
+    check_config(settings, &mut report);
+    let db = settings.database.clone_settings();
+    let store = tokio::task::spawn_blocking(move || Store::connect(&db)).await;
+    let store = match store {
+        Ok(Ok(store)) => store,
+        Ok(Err(e)) => {
+            report.push(Level::Fail, "database", format!("not reachable: {e:#}"));
+            return report;
+        }
+        Err(e) => {
+            report.push(Level::Fail, "database", format!("cannot connect: {e}"));
+            return report;
+        }
+    };
+    let cipher = Cipher::new(&settings.master_keys);
+    let data = diagnose_store(&store, &cipher).await;
+    report.findings.extend(data.findings);
+    report.secrets = data.secrets;
+    report.secret_failures = data.secret_failures;
+    report
+}
+
+/// The database, the clock and the encrypted values, over a connected store.
+pub async fn diagnose_store(store: &Store, cipher: &Cipher) -> Report {
+    let mut report = Report::default();
+    let backend = match store.backend() {
+        Backend::Postgres => "PostgreSQL",
+        Backend::Sqlite => "SQLite",
+    };
+    if let Err(e) = store.ping().await {
+        report.push(
+            Level::Fail,
+            "database",
+            format!("{backend} does not answer: {e}"),
+        );
+        return report;
+    }
+    report.push(Level::Ok, "database", format!("{backend} answers"));
+
+    let status = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.migration_status()).await
+    };
+    let migrated = match status {
+        Ok(Ok(status)) => {
+            if !status.unknown.is_empty() {
+                report.push(
+                    Level::Warn,
+                    "migrations",
+                    format!(
+                        "the database has migrations this version does not know ({}): a newer version migrated it",
+                        status.unknown.join(", ")
+                    ),
+                );
+            }
+            if status.pending.is_empty() {
+                report.push(
+                    Level::Ok,
+                    "migrations",
+                    format!("up to date ({} applied)", status.applied),
+                );
+                true
+            } else {
+                report.push(
+                    Level::Fail,
+                    "migrations",
+                    format!(
+                        "{} pending ({}): run `inboxlink migrate` (serve applies them at start-up)",
+                        status.pending.len(),
+                        status.pending.join(", ")
+                    ),
+                );
+                false
+            }
+        }
+        Ok(Err(e)) => {
+            report.push(Level::Fail, "migrations", format!("{e:#}"));
+            false
+        }
+        Err(e) => {
+            report.push(Level::Fail, "migrations", e.to_string());
+            false
+        }
+    };
+
+    check_clock(store, &mut report).await;
+
+    if migrated {
+        check_secrets(store, cipher, &mut report).await;
+    } else {
+        report.push(
+            Level::Warn,
+            "encrypted values",
+            "not checked: the schema is not up to date",
+        );
+    }
+    report
+}
+
+async fn check_clock(store: &Store, report: &mut Report) {
+    let local = Utc::now().naive_utc();
+    if local.date() < SANE_AFTER {
+        report.push(
+            Level::Fail,
+            "clock",
+            format!(
+                "the system clock shows {} UTC, before {SANE_AFTER}: set the time (NTP)",
+                local.format("%Y-%m-%d %H:%M:%S")
+            ),
+        );
+        return;
+    }
+    match store.run(operations::database_now).await {
+        Ok(Some(db_now)) => {
+            let after = Utc::now().naive_utc();
+            // The query ran between `local` and `after`: compare with the middle.
+            let mid = local + (after - local) / 2;
+            let skew = (db_now - mid).as_seconds_f64();
+            if skew.abs() > MAX_SKEW_SECONDS {
+                report.push(
+                    Level::Fail,
+                    "clock",
+                    format!(
+                        "this machine's clock is {:.0} s {} the database's: token expiry and JWT checks go wrong; synchronise both (NTP)",
+                        skew.abs(),
+                        if skew > 0.0 { "behind" } else { "ahead of" }
+                    ),
+                );
+            } else {
+                report.push(
+                    Level::Ok,
+                    "clock",
+                    format!(
+                        "{} UTC, within {:.1} s of the database",
+                        local.format("%Y-%m-%d %H:%M:%S"),
+                        skew.abs()
+                    ),
+                );
+            }
+        }
+        Ok(None) => report.push(
+            Level::Ok,
+            "clock",
+            format!("{} UTC", local.format("%Y-%m-%d %H:%M:%S")),
+        ),
+        Err(e) => report.push(
+            Level::Fail,
+            "clock",
+            format!("cannot read the database's clock: {e}"),
+        ),
+    }
+}
+
+/// Decrypts every stored value of every encrypted column.
+async fn check_secrets(store: &Store, cipher: &Cipher, report: &mut Report) {
+    let current = cipher.current_key_id().to_owned();
+    let mut older = 0usize;
+    for column in SecretColumn::ALL {
+        let topic = format!("{}.{}", column.table(), column.column());
+        let mut summary = ColumnSummary {
+            column,
+            values: 0,
+            by_key: BTreeMap::new(),
+            failed: 0,
+        };
+        let mut after: Option<String> = None;
+        let mut error = None;
+        loop {
+            let from = after.clone();
+            let page = store
+                .run(move |c| operations::secret_page(c, column, from.as_deref(), PAGE))
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            };
+            for (row_id, stored) in &page {
+                summary.values += 1;
+                let key = Cipher::key_id_of(stored).unwrap_or("malformed");
+                *summary.by_key.entry(key.to_owned()).or_default() += 1;
+                if key != current {
+                    older += 1;
+                }
+                if let Err(e) = cipher.decrypt(stored, slot(column, row_id)) {
+                    summary.failed += 1;
+                    report.secret_failures.push(SecretFailure {
+                        table: column.table(),
+                        column: column.column(),
+                        row_id: row_id.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            if page.len() < PAGE as usize {
+                break;
+            }
+            after = page.last().map(|(id, _)| id.clone());
+        }
+        let keys = summary
+            .by_key
+            .iter()
+            .map(|(k, n)| format!("key {k}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let keys = if keys.is_empty() {
+            String::new()
+        } else {
+            format!(" ({keys})")
+        };
+        match error {
+            Some(e) => report.push(Level::Fail, &topic, format!("cannot read: {e}")),
+            None if summary.failed > 0 => report.push(
+                Level::Fail,
+                &topic,
+                format!(
+                    "{} of {} values do not decrypt{keys}",
+                    summary.failed, summary.values
+                ),
+            ),
+            None => report.push(
+                Level::Ok,
+                &topic,
+                format!("{} values decrypt{keys}", summary.values),
+            ),
+        }
+        report.secrets.push(summary);
+    }
+    if older > 0 {
+        report.push(
+            Level::Warn,
+            "master keys",
+            format!(
+                "{older} values are encrypted with an older key: run `inboxlink rekey` before removing it"
+            ),
+        );
+    }
+}
+
+fn check_config(settings: &Settings, report: &mut Report) {
+    let public = &settings.public_url;
+    if public.scheme() == "https" {
+        report.push(Level::Ok, "public url", public.as_str());
+    } else if is_loopback(public) {
+        report.push(
+            Level::Ok,
+            "public url",
+            format!("{public} (loopback: plain HTTP is fine)"),
+        );
+    } else {
+        report.push(
+            Level::Warn,
+            "public url",
+            format!(
+                "{public} is not https: Microsoft accepts http redirect URIs only for localhost; put TLS in front and set INBOXLINK_PUBLIC_URL to its https address"
+            ),
+        );
+    }
+
+    match &settings.jwt.key {
+        JwtKey::Hs256(_) => report.push(Level::Ok, "jwt key", "HS256 shared secret"),
+        JwtKey::PublicKeyPem { path, .. } => report.push(
+            Level::Ok,
+            "jwt key",
+            format!("public key {}", path.display()),
+        ),
+        JwtKey::JwksUrl(url) if url.scheme() != "https" && !is_loopback(url) => report.push(
+            Level::Warn,
+            "jwt key",
+            format!("JWKS {url} is not fetched over https"),
+        ),
+        JwtKey::JwksUrl(url) => report.push(Level::Ok, "jwt key", format!("JWKS {url}")),
+    }
+
+    if let Some(path) = &settings.extra_root_ca {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        match std::fs::read(path) {
+            Err(e) => report.push(
+                Level::Fail,
+                "extra root ca",
+                format!("cannot read {}: {e}", path.display()),
+            ),
+            Ok(pem) => {
+                let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
+                match certs {
+                    Ok(certs) if !certs.is_empty() => report.push(
+                        Level::Ok,
+                        "extra root ca",
+                        format!("{}: {} certificate(s)", path.display(), certs.len()),
+                    ),
+                    Ok(_) => report.push(
+                        Level::Fail,
+                        "extra root ca",
+                        format!("{} holds no PEM certificate", path.display()),
+                    ),
+                    Err(e) => report.push(
+                        Level::Fail,
+                        "extra root ca",
+                        format!("{} is not PEM: {e}", path.display()),
+                    ),
+                }
+            }
+        }
+    }
+
+    let ids: Vec<&str> = settings.master_keys.iter().map(|k| k.id()).collect();
+    report.push(
+        Level::Ok,
+        "master keys",
+        format!(
+            "{} configured ({}); new values are encrypted with key {}",
+            ids.len(),
+            ids.join(", "),
+            ids.first().copied().unwrap_or("-")
+        ),
+    );
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for (url, expected) in [
+            ("http://127.0.0.1:8080", true),
+            ("http://localhost:8080", true),
+            ("http://[::1]:8080", true),
+            ("http://inboxlink.example.com", false),
+            ("http://10.0.0.1", false),
+        ] {
+            assert_eq!(is_loopback(&url.parse().unwrap()), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn renders_failures_under_their_column() {
+        let mut report = Report::default();
+        report.push(Level::Ok, "database", "SQLite answers");
+        report.push(
+            Level::Fail,
+            "app_credentials.client_secret",
+            "1 of 2 values do not decrypt",
+        );
+        report.secret_failures.push(SecretFailure {
+            table: "app_credentials",
+            column: "client_secret",
+            row_id: "r1".into(),
+            reason: "tampered".into(),
+        });
+        let text = report.to_string();
+        assert!(text.contains("OK   database: SQLite answers\n"), "{text}");
+        assert!(
+            text.contains(
+                "FAIL app_credentials.client_secret: 1 of 2 values do not decrypt\n       row r1: tampered\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("doctor: 1 OK, 0 WARN, 1 FAIL"), "{text}");
+        assert!(report.failed());
+    }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The sandbox, in one command: the real service on http://127.0.0.1:8080 with
+# a fake Microsoft sign-in (fake Entra ID), a private Dovecot (IMAP + SMTP)
+# and a fresh SQLite database. Prints the tokens, the fake app registration
+# and the mailboxes to use; Ctrl-C stops it all. Not for production.
+#
+#   scripts/sandbox.sh                 # port 8080, Dovecot (needs root and
+#                                      # sudo scripts/install-test-deps.sh once)
+#   scripts/sandbox.sh --no-mail       # without Dovecot
+#   scripts/sandbox.sh --port 9090 --data-dir ./sandbox-data
+#   scripts/sandbox.sh --help
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# cargo run replaces itself with the sandbox (exec), so signals reach it directly.
+exec cargo run -q -p inboxlink-tests --bin inboxlink-sandbox -- "$@"
