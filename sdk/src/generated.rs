@@ -91,6 +91,8 @@ pub mod types {
         pub id: ::uuid::Uuid,
         ///A name people recognise, e.g. "E-filing office".
         pub name: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub problem: ::std::option::Option<StatusDetail>,
         pub provider: Provider,
         ///The redirect URI to register on the app (platform "Web").
         pub redirect_uri: ::std::string::String,
@@ -478,7 +480,8 @@ pub mod types {
         }
     }
     /**Changes to a mailbox; absent fields stay as they are. Changing the address,
-    the app credential or the access mode resets the authorization (`inactive`).*/
+    the app credential, the access mode or `shared` resets the authorization
+    (`inactive`).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     #[serde(deny_unknown_fields)]
     pub struct MailboxUpdate {
@@ -754,6 +757,10 @@ pub mod types {
             >,
             id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            problem: ::std::result::Result<
+                ::std::option::Option<super::StatusDetail>,
+                ::std::string::String,
+            >,
             provider: ::std::result::Result<super::Provider, ::std::string::String>,
             redirect_uri: ::std::result::Result<::std::string::String, ::std::string::String>,
             secret_days_left:
@@ -776,6 +783,7 @@ pub mod types {
                     created_at: Err("no value supplied for created_at".to_string()),
                     id: Err("no value supplied for id".to_string()),
                     name: Err("no value supplied for name".to_string()),
+                    problem: Ok(Default::default()),
                     provider: Err("no value supplied for provider".to_string()),
                     redirect_uri: Err("no value supplied for redirect_uri".to_string()),
                     secret_days_left: Ok(Default::default()),
@@ -825,6 +833,16 @@ pub mod types {
                 self.name = value
                     .try_into()
                     .map_err(|e| format!("error converting supplied value for name: {e}"));
+                self
+            }
+            pub fn problem<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::StatusDetail>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.problem = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for problem: {e}"));
                 self
             }
             pub fn provider<T>(mut self, value: T) -> Self
@@ -908,6 +926,7 @@ pub mod types {
                     created_at: value.created_at?,
                     id: value.id?,
                     name: value.name?,
+                    problem: value.problem?,
                     provider: value.provider?,
                     redirect_uri: value.redirect_uri?,
                     secret_days_left: value.secret_days_left?,
@@ -925,6 +944,7 @@ pub mod types {
                     created_at: Ok(value.created_at),
                     id: Ok(value.id),
                     name: Ok(value.name),
+                    problem: Ok(value.problem),
                     provider: Ok(value.provider),
                     redirect_uri: Ok(value.redirect_uri),
                     secret_days_left: Ok(value.secret_days_left),
@@ -3226,8 +3246,9 @@ impl Client {
     }
     /**Update a mailbox
 
-    Changing the address, the app credential or the access mode resets the
-    authorization: the mailbox becomes `inactive` until it signs in again.
+    Changing the address, the app credential, the access mode or `shared`
+    resets the authorization: the mailbox becomes `inactive` until it signs in
+    again, and a sign-in or refresh under way for the old settings is void.
 
     Sends a `PATCH` request to `/mailboxes/{id}`
 

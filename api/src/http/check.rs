@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use crate::auth::{Permission, Principal};
 use crate::error::Result;
+use crate::http::extractors::OptionalJson;
 use crate::service::Services;
 use crate::service::check::CheckRequest;
 use crate::service::mailboxes::CheckReport;
@@ -34,10 +35,9 @@ pub async fn mailbox_check(
     principal: Principal,
     services: web::Data<Services>,
     id: web::Path<Uuid>,
-    body: Option<web::Json<CheckRequest>>,
+    OptionalJson(input): OptionalJson<CheckRequest>,
 ) -> Result<web::Json<CheckReport>> {
     principal.require(Permission::MailboxesWrite)?;
-    let input = body.map(web::Json::into_inner).unwrap_or_default();
     Ok(web::Json(
         services
             .mailbox_check(&principal, id.into_inner(), input)

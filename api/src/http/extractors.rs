@@ -67,3 +67,38 @@ fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     };
     error.into()
 }
+
+/// A JSON body that may be left out: no body at all means `T::default()`;
+/// a body that is there must be valid JSON of the right shape, and its
+/// errors are answered like those of [`web::Json`] (never silently dropped).
+pub struct OptionalJson<T>(pub T);
+
+impl<T> actix_web::FromRequest for OptionalJson<T>
+where
+    T: serde::de::DeserializeOwned + Default + 'static,
+{
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        if has_no_body(req) {
+            return Box::pin(async { Ok(OptionalJson(T::default())) });
+        }
+        let json = web::Json::<T>::from_request(req, payload);
+        Box::pin(async move { Ok(OptionalJson(json.await?.into_inner())) })
+    }
+}
+
+/// No `Content-Length` (or 0) and no chunked transfer: the request has no body.
+fn has_no_body(req: &HttpRequest) -> bool {
+    use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    let headers = req.headers();
+    let length = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match length {
+        Some(n) => n == 0,
+        None => !headers.contains_key(TRANSFER_ENCODING),
+    }
+}

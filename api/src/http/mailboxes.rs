@@ -95,8 +95,9 @@ pub async fn mailbox_get(
 
 /// Update a mailbox
 ///
-/// Changing the address, the app credential or the access mode resets the
-/// authorization: the mailbox becomes `inactive` until it signs in again.
+/// Changing the address, the app credential, the access mode or `shared`
+/// resets the authorization: the mailbox becomes `inactive` until it signs in
+/// again, and a sign-in or refresh under way for the old settings is void.
 #[utoipa::path(
     patch, path = "/mailboxes/{id}", tag = "mailboxes", operation_id = "mailbox_update",
     params(("id" = Uuid, Path, description = "Mailbox id")),

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use crate::auth::{Permission, Principal};
 use crate::error::Result;
+use crate::http::extractors::OptionalJson;
 use crate::service::audit::AuditEventPage;
 use crate::service::keeper::AccessTokenResponse;
 use crate::service::setup::{AppCredentialSetup, VerifyResult};
@@ -44,10 +45,9 @@ pub async fn mailbox_refresh(
     principal: Principal,
     services: web::Data<Services>,
     id: web::Path<Uuid>,
-    body: Option<web::Json<RefreshRequest>>,
+    OptionalJson(input): OptionalJson<RefreshRequest>,
 ) -> Result<web::Json<RefreshResult>> {
     principal.require(Permission::MailboxesWrite)?;
-    let input = body.map(web::Json::into_inner).unwrap_or_default();
     Ok(web::Json(
         services
             .mailbox_refresh(&principal, id.into_inner(), input)

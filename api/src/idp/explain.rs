@@ -135,6 +135,11 @@ const TABLE: &[Entry] = &[
     },
 ];
 
+/// The hint for a stable code of the table (for a problem stored by code).
+pub fn hint_for(code: &str) -> Option<&'static str> {
+    TABLE.iter().find(|e| e.code == code).map(|e| e.hint)
+}
+
 /// Explains an OAuth error answer (`error`, and the AADSTS number from `error_description`).
 pub fn explain(error: &str, aadsts: Option<u32>, status: Option<u16>) -> Explanation {
     let number = aadsts.map(|n| format!("AADSTS{n}: ")).unwrap_or_default();

@@ -36,6 +36,11 @@ pub struct AppCredential {
     pub secret_days_left: Option<i64>,
     /// The redirect URI to register on the app (platform "Web").
     pub redirect_uri: String,
+    /// What Microsoft said is wrong with this app credential (e.g.
+    /// `invalid_client_secret`), with what to do; null when nothing is known to
+    /// be wrong. Its mailboxes show the same in their `status_detail`. Cleared
+    /// when Microsoft accepts the credential again (verify, a sign-in, a refresh).
+    pub problem: Option<super::mailboxes::StatusDetail>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -150,6 +155,8 @@ impl Services {
             secret_expires_at: input.secret_expires_at,
             created_at: at,
             updated_at: at,
+            problem_code: None,
+            problem_message: None,
         };
         let row = self
             .store
@@ -309,6 +316,11 @@ impl Services {
             secret_days_left: row.secret_expires_at.map(|d| (d - today).num_days()),
             secret_expires_at: row.secret_expires_at,
             redirect_uri: self.redirect_uri.to_string(),
+            problem: row.problem_code.map(|code| super::mailboxes::StatusDetail {
+                hint: crate::idp::explain::hint_for(&code).map(str::to_owned),
+                code,
+                message: row.problem_message.unwrap_or_default(),
+            }),
             created_at: utc(row.created_at),
             updated_at: utc(row.updated_at),
         })

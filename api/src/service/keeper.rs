@@ -85,6 +85,7 @@ impl Services {
         if fresh(&row, now()) {
             return self.unseal(row);
         }
+        let waiting_since = now();
         let lock = self.keeper.lock_for(&id);
         let _guard = lock.lock().await;
         let mut row = self.token_row(org, &id).await?;
@@ -94,10 +95,18 @@ impl Services {
             if fresh(&row, now()) {
                 return self.unseal(row);
             }
-            let (rid, version, at) = (id.clone(), row.token_version, now());
+            // The refresh we waited for (here or on another instance) just failed
+            // transiently, after its own retries: share its answer instead of
+            // asking Microsoft again for every queued caller.
+            if row.last_error_at.is_some_and(|at| at >= waiting_since) {
+                return Err(Error::Unavailable(row.last_error_message.unwrap_or_else(
+                    || "Microsoft is not answering; try again later.".into(),
+                )));
+            }
+            let (rid, rorg, version, at) = (id.clone(), org.clone(), row.token_version, now());
             let won = self
                 .store
-                .run(move |c| tokens::take_lease(c, &rid, version, at, at + lease_for))
+                .run(move |c| tokens::take_lease(c, &rorg, &rid, version, at, at + lease_for))
                 .await?;
             if won {
                 return self.refresh_under_lease(org, row).await;
@@ -159,14 +168,16 @@ impl Services {
                     &set,
                     AccessMode::from_db(&row.access_mode).unwrap_or_default(),
                 );
-                let wid = id.clone();
+                let (wid, worg) = (id.clone(), org.clone());
                 let written = self
                     .store
-                    .run(move |c| tokens::write_tokens(c, &wid, version, &write))
+                    .run(move |c| tokens::write_tokens(c, &worg, &wid, version, &write))
                     .await?;
                 if !written {
                     // Someone wrote newer tokens (our lease lapsed): theirs win.
                     tracing::warn!(mailbox_id = %id, "newer tokens were stored meanwhile; keeping them");
+                } else if row.status == MailboxStatus::Error.as_str() {
+                    self.recovered(org, &row).await?;
                 }
                 self.metrics.token_refresh(RefreshOutcome::Ok);
                 let fresh_row = self.token_row(org, &id).await?;
@@ -177,9 +188,9 @@ impl Services {
                     TokenFailure::Idp(e) => RefreshOutcome::Failed(e.class()),
                     TokenFailure::Internal(_) => RefreshOutcome::Internal,
                 });
-                let release_id = id.clone();
+                let (release_id, release_org) = (id.clone(), org.clone());
                 self.store
-                    .run(move |c| tokens::release_lease(c, &release_id, version))
+                    .run(move |c| tokens::release_lease(c, &release_org, &release_id, version))
                     .await?;
                 Err(self.record_token_failure(org, &row, e).await?)
             }
@@ -250,6 +261,32 @@ impl Services {
         }
     }
 
+    /// Microsoft gave tokens to a mailbox in `error`: the grant and its app
+    /// credential work again, so the mailbox is `active` and the credential's
+    /// problem (with the other mailboxes it had put in `error`) is cleared.
+    async fn recovered(&self, org: &OrgId, row: &TokenRow) -> Result<()> {
+        let (org, id, app_id) = (org.clone(), row.id.clone(), row.app_credential_id.clone());
+        self.store
+            .run(move |c| {
+                write_transaction(c, |c| {
+                    let changes = MailboxChanges {
+                        status: Some(MailboxStatus::Active.as_str().to_owned()),
+                        status_code: Some(None),
+                        status_message: Some(None),
+                        status_hint: Some(None),
+                        updated_at: Some(now()),
+                        ..Default::default()
+                    };
+                    mailboxes::update(c, &org, &id, &changes)?
+                        .map_err(|_| anyhow::anyhow!("mailbox update refused"))?;
+                    app_credentials::flag_problem(c, &org, &app_id, None)
+                })
+            })
+            .await?;
+        tracing::info!(mailbox_id = %row.id, "mailbox works again");
+        Ok(())
+    }
+
     /// Records what a failed token request means for the mailbox (and its app credential).
     async fn record_token_failure(
         &self,
@@ -270,6 +307,7 @@ impl Services {
                 if class == Class::Transient {
                     return tokens::record_error(
                         c,
+                        &org2,
                         &id,
                         explanation.code,
                         &explanation.message,
@@ -296,7 +334,11 @@ impl Services {
                             c,
                             &org2,
                             &app_id,
-                            Some((explanation.code, &explanation.message)),
+                            Some(app_credentials::CredentialProblem {
+                                code: explanation.code,
+                                message: &explanation.message,
+                                hint: explanation.hint,
+                            }),
                         )?;
                     }
                     Audit {

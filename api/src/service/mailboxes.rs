@@ -100,7 +100,8 @@ pub struct MailboxCreate {
 }
 
 /// Changes to a mailbox; absent fields stay as they are. Changing the address,
-/// the app credential or the access mode resets the authorization (`inactive`).
+/// the app credential, the access mode or `shared` resets the authorization
+/// (`inactive`).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MailboxUpdate {
@@ -246,7 +247,12 @@ impl Services {
                         .access_mode
                         .map(AccessMode::as_str)
                         .filter(|m| *m != current.access_mode);
-                    let reset = email.is_some() || app.is_some() || mode.is_some();
+                    let shared = input.shared.filter(|s| *s != current.shared);
+                    // The authorization belongs to the settings it was made for:
+                    // another address, app, mode, or shared flag needs a new sign-in
+                    // (the identity pin depends on `shared`).
+                    let reset =
+                        email.is_some() || app.is_some() || mode.is_some() || shared.is_some();
                     let new_mode = input
                         .access_mode
                         .or_else(|| AccessMode::from_db(&current.access_mode))
@@ -255,7 +261,7 @@ impl Services {
                         email: email.clone(),
                         app_credential_id: app,
                         access_mode: mode.map(str::to_owned),
-                        shared: input.shared,
+                        shared,
                         updated_at: Some(now()),
                         ..Default::default()
                     };
@@ -275,6 +281,11 @@ impl Services {
                     }
                     store::update(c, &org, &id, &changes)?
                         .map_err(|r| refusal(r, email.as_deref().unwrap_or_default()))?;
+                    if reset {
+                        // A refresh or a sign-in under way was for the old settings.
+                        crate::store::tokens::invalidate(c, &org, &id)?;
+                        crate::store::authorizations::delete_for_mailbox(c, &org, &id)?;
+                    }
                     let row = store::get(c, &org, &id)?;
                     with_expiry(c, &org, row)
                 })

@@ -83,6 +83,7 @@ impl Services {
         };
         let (org2, actor, app_id) = (org.clone(), who.subject.clone(), id.to_string());
         let (ok, code, message) = (result.ok, result.code.clone(), result.message.clone());
+        let hint = result.hint.clone().unwrap_or_default();
         let credential_problem = outcome
             .as_ref()
             .err()
@@ -92,7 +93,16 @@ impl Services {
                 if ok {
                     app_credentials::flag_problem(c, &org2, &app_id, None)?;
                 } else if credential_problem {
-                    app_credentials::flag_problem(c, &org2, &app_id, Some((&code, &message)))?;
+                    app_credentials::flag_problem(
+                        c,
+                        &org2,
+                        &app_id,
+                        Some(app_credentials::CredentialProblem {
+                            code: &code,
+                            message: &message,
+                            hint: &hint,
+                        }),
+                    )?;
                 }
                 Audit {
                     org: &org2,
@@ -191,9 +201,9 @@ impl Services {
             admin_consent_url_expires_at: expires_at.and_utc(),
             admin_consent_granted_at: consent.map(|t| t.and_utc()),
             problem: problem_code.map(|code| super::mailboxes::StatusDetail {
+                hint: crate::idp::explain::hint_for(&code).map(str::to_owned),
                 code,
                 message: problem_message.unwrap_or_default(),
-                hint: None,
             }),
             powershell,
         })

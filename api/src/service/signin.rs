@@ -26,6 +26,7 @@ use crate::crypto::Slot;
 use crate::domain::{AccessMode, Invalid, MailboxStatus, OrgId};
 use crate::error::{Error, Result};
 use crate::idp::{AppIdentity, IdpError, explain};
+use crate::store::app_credentials::CredentialProblem;
 use crate::store::authorizations::{self, AuthorizationRow, Consumed};
 use crate::store::mailboxes::MailboxChanges;
 use crate::store::{app_credentials, mailboxes, now, tokens, write_transaction};
@@ -206,7 +207,7 @@ impl Services {
                     .run(move |c| {
                         write_transaction(c, |c| {
                             let version = tokens::get(c, &org, &mid)?.token_version;
-                            tokens::write_tokens(c, &mid, version, &write)?;
+                            tokens::write_tokens(c, &org, &mid, version, &write)?;
                             let changes = MailboxChanges {
                                 status: Some(MailboxStatus::Active.as_str().to_owned()),
                                 status_code: Some(None),
@@ -262,7 +263,7 @@ impl Services {
         let url = url::Url::parse(raw).map_err(|_| not_allowed())?;
         let allowed = self.return_url_allowlist.iter().any(|a| {
             a.origin() == url.origin()
-                && url.path().starts_with(a.path())
+                && path_within(url.path(), a.path())
                 && url.fragment().is_none()
         });
         if allowed {
@@ -332,7 +333,16 @@ impl Services {
                     mailboxes::update(c, &org, &mid, &changes)?
                         .map_err(|_| anyhow::anyhow!("update refused"))?;
                     if class == Class::AppCredential {
-                        app_credentials::flag_problem(c, &org, &app_id, Some((&code, &message)))?;
+                        app_credentials::flag_problem(
+                            c,
+                            &org,
+                            &app_id,
+                            Some(CredentialProblem {
+                                code: &code,
+                                message: &message,
+                                hint: &hint,
+                            }),
+                        )?;
                     }
                     Ok(())
                 })
@@ -562,7 +572,7 @@ impl Services {
             .run(move |c| {
                 write_transaction(c, |c| {
                     let version = tokens::get(c, &org2, &mid)?.token_version;
-                    tokens::write_tokens(c, &mid, version, &write)?;
+                    tokens::write_tokens(c, &org2, &mid, version, &write)?;
                     let changes = MailboxChanges {
                         status: Some(MailboxStatus::Active.as_str().to_owned()),
                         status_code: Some(None),
@@ -740,4 +750,31 @@ fn id_token_claims(
         username: username.to_owned(),
         oid: text("oid").map(str::to_owned),
     })
+}
+
+/// Whether `path` is `prefix` or below it, segment by segment: `/app` allows
+/// `/app` and `/app/done`, not `/application`.
+fn path_within(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_within;
+
+    #[test]
+    fn return_paths_match_whole_segments() {
+        assert!(path_within("/", "/"));
+        assert!(path_within("/anything", "/"));
+        assert!(path_within("/app", "/app"));
+        assert!(path_within("/app/", "/app"));
+        assert!(path_within("/app/done", "/app/"));
+        assert!(!path_within("/application", "/app"));
+        assert!(!path_within("/app-x/done", "/app/"));
+        assert!(!path_within("/other", "/app"));
+    }
 }

@@ -22,6 +22,9 @@ pub struct AppCredentialRow {
     pub secret_expires_at: Option<NaiveDate>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// What Microsoft last said is wrong with it (see [`flag_problem`]).
+    pub problem_code: Option<String>,
+    pub problem_message: Option<String>,
 }
 
 /// Columns an update may change; `None` leaves a column as it is.
@@ -135,24 +138,91 @@ pub fn delete(
     })
 }
 
-/// Sets (or with `None` clears) the problem recorded on an app credential.
+/// What Microsoft said is wrong with an app credential.
+#[derive(Debug, Clone, Copy)]
+pub struct CredentialProblem<'a> {
+    pub code: &'a str,
+    pub message: &'a str,
+    pub hint: &'a str,
+}
+
+/// Sets (or with `None` clears) the problem recorded on an app credential,
+/// and carries it to the mailboxes that use it: flagging turns its `active`
+/// mailboxes to `error` with the same explanation (none of them can get a
+/// token now); clearing (Microsoft accepted the credential again) turns the
+/// mailboxes that were in `error` for that very problem back to `active`.
 pub fn flag_problem(
     conn: &mut AnyConnection,
     org: &OrgId,
     id: &str,
-    problem: Option<(&str, &str)>,
+    problem: Option<CredentialProblem<'_>>,
 ) -> Result<(), Error> {
-    diesel::update(
-        app_credentials::table
-            .filter(app_credentials::org.eq(org.as_str()))
-            .filter(app_credentials::id.eq(id)),
-    )
-    .set((
-        app_credentials::problem_code.eq(problem.map(|p| p.0)),
-        app_credentials::problem_message.eq(problem.map(|p| p.1)),
-    ))
-    .execute(conn)
-    .map_err(db_error)?;
+    let credential = app_credentials::table
+        .filter(app_credentials::org.eq(org.as_str()))
+        .filter(app_credentials::id.eq(id));
+    let using = mailboxes::table
+        .filter(mailboxes::org.eq(org.as_str()))
+        .filter(mailboxes::app_credential_id.eq(id));
+    let at = super::now();
+    match problem {
+        Some(p) => {
+            diesel::update(credential)
+                .set((
+                    app_credentials::problem_code.eq(Some(p.code)),
+                    app_credentials::problem_message.eq(Some(p.message)),
+                ))
+                .execute(conn)
+                .map_err(db_error)?;
+            diesel::update(using.filter(mailboxes::status.eq("active")))
+                .set((
+                    mailboxes::status.eq("error"),
+                    mailboxes::status_code.eq(Some(p.code)),
+                    mailboxes::status_message.eq(Some(p.message)),
+                    mailboxes::status_hint.eq(Some(p.hint)),
+                    mailboxes::updated_at.eq(at),
+                    mailboxes::version.eq(mailboxes::version + 1),
+                ))
+                .execute(conn)
+                .map_err(db_error)?;
+        }
+        None => {
+            let flagged: Option<Option<String>> = credential
+                .select(app_credentials::problem_code)
+                .first(conn)
+                .optional()
+                .map_err(db_error)?;
+            let Some(Some(code)) = flagged else {
+                return Ok(());
+            };
+            diesel::update(credential)
+                .set((
+                    app_credentials::problem_code.eq(None::<String>),
+                    app_credentials::problem_message.eq(None::<String>),
+                ))
+                .execute(conn)
+                .map_err(db_error)?;
+            diesel::update(
+                using
+                    .filter(mailboxes::status.eq("error"))
+                    .filter(mailboxes::status_code.eq(&code))
+                    .filter(
+                        mailboxes::refresh_token
+                            .is_not_null()
+                            .or(mailboxes::access_token.is_not_null()),
+                    ),
+            )
+            .set((
+                mailboxes::status.eq("active"),
+                mailboxes::status_code.eq(None::<String>),
+                mailboxes::status_message.eq(None::<String>),
+                mailboxes::status_hint.eq(None::<String>),
+                mailboxes::updated_at.eq(at),
+                mailboxes::version.eq(mailboxes::version + 1),
+            ))
+            .execute(conn)
+            .map_err(db_error)?;
+        }
+    }
     Ok(())
 }
 

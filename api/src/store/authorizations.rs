@@ -1,11 +1,16 @@
 //! Pending sign-ins and admin-consent requests. The state is stored hashed;
 //! consuming one deletes it, so it can be used once.
+//!
+//! [`consume`] is the one lookup not scoped by organisation: the public OAuth
+//! callback knows only the state, and the row it finds names the organisation,
+//! mailbox and app credential that the rest of the callback is bound to.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::authorizations;
 use super::{AnyConnection, db_error};
+use crate::domain::OrgId;
 use crate::error::Error;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -68,7 +73,23 @@ pub enum Consumed {
     Unknown,
 }
 
-/// Removes authorizations that expired before `now`.
+/// Cancels the mailbox's pending sign-ins (its settings changed: a sign-in
+/// started for the old settings must not complete).
+pub fn delete_for_mailbox(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    mailbox_id: &str,
+) -> Result<usize, Error> {
+    diesel::delete(
+        authorizations::table
+            .filter(authorizations::org.eq(org.as_str()))
+            .filter(authorizations::mailbox_id.eq(mailbox_id)),
+    )
+    .execute(conn)
+    .map_err(db_error)
+}
+
+/// Removes authorizations (of every organisation) that expired before `now`.
 pub fn purge_expired(conn: &mut AnyConnection, now: NaiveDateTime) -> Result<usize, Error> {
     diesel::delete(authorizations::table.filter(authorizations::expires_at.lt(now)))
         .execute(conn)

@@ -4,6 +4,8 @@
 //!
 //! Every query function takes the caller's [`OrgId`](crate::domain::OrgId):
 //! another organisation's rows cannot be read or changed through this module.
+//! The exceptions are named where they are: the OAuth callback's state lookup
+//! and housekeeping of expired rows.
 
 pub mod app_credentials;
 pub mod audit;

@@ -29,6 +29,9 @@ pub struct TokenRow {
     pub refresh_token_issued_at: Option<NaiveDateTime>,
     pub token_version: i64,
     pub refresh_lease_until: Option<NaiveDateTime>,
+    /// The last transient failure of a refresh, if it is not resolved yet.
+    pub last_error_message: Option<String>,
+    pub last_error_at: Option<NaiveDateTime>,
 }
 
 pub fn get(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<TokenRow, Error> {
@@ -46,6 +49,7 @@ pub fn get(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<TokenRow, 
 /// still at `version`. Exactly one concurrent caller wins.
 pub fn take_lease(
     conn: &mut AnyConnection,
+    org: &OrgId,
     id: &str,
     version: i64,
     now: NaiveDateTime,
@@ -53,6 +57,7 @@ pub fn take_lease(
 ) -> Result<bool, Error> {
     let n = diesel::update(
         mailboxes::table
+            .filter(mailboxes::org.eq(org.as_str()))
             .filter(mailboxes::id.eq(id))
             .filter(mailboxes::token_version.eq(version))
             .filter(
@@ -67,9 +72,15 @@ pub fn take_lease(
     Ok(n == 1)
 }
 
-pub fn release_lease(conn: &mut AnyConnection, id: &str, version: i64) -> Result<(), Error> {
+pub fn release_lease(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    id: &str,
+    version: i64,
+) -> Result<(), Error> {
     diesel::update(
         mailboxes::table
+            .filter(mailboxes::org.eq(org.as_str()))
             .filter(mailboxes::id.eq(id))
             .filter(mailboxes::token_version.eq(version)),
     )
@@ -97,12 +108,14 @@ pub struct TokenWrite {
 /// the lease and the last error. Returns whether it was written.
 pub fn write_tokens(
     conn: &mut AnyConnection,
+    org: &OrgId,
     id: &str,
     version: i64,
     tokens: &TokenWrite,
 ) -> Result<bool, Error> {
     let n = diesel::update(
         mailboxes::table
+            .filter(mailboxes::org.eq(org.as_str()))
             .filter(mailboxes::id.eq(id))
             .filter(mailboxes::token_version.eq(version)),
     )
@@ -122,18 +135,42 @@ pub fn write_tokens(
 /// Records a transient failure; the status stays as it is.
 pub fn record_error(
     conn: &mut AnyConnection,
+    org: &OrgId,
     id: &str,
     code: &str,
     message: &str,
     at: NaiveDateTime,
 ) -> Result<(), Error> {
-    diesel::update(mailboxes::table.filter(mailboxes::id.eq(id)))
-        .set((
-            mailboxes::last_error_code.eq(Some(code)),
-            mailboxes::last_error_message.eq(Some(message)),
-            mailboxes::last_error_at.eq(Some(at)),
-        ))
-        .execute(conn)
-        .map_err(db_error)?;
+    diesel::update(
+        mailboxes::table
+            .filter(mailboxes::org.eq(org.as_str()))
+            .filter(mailboxes::id.eq(id)),
+    )
+    .set((
+        mailboxes::last_error_code.eq(Some(code)),
+        mailboxes::last_error_message.eq(Some(message)),
+        mailboxes::last_error_at.eq(Some(at)),
+    ))
+    .execute(conn)
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Ends the current grant when the mailbox's settings change: bumps the token
+/// version, so a refresh already under way cannot write the old settings'
+/// tokens back (its write is checked against the version it read), and drops
+/// any lease.
+pub fn invalidate(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<(), Error> {
+    diesel::update(
+        mailboxes::table
+            .filter(mailboxes::org.eq(org.as_str()))
+            .filter(mailboxes::id.eq(id)),
+    )
+    .set((
+        mailboxes::token_version.eq(mailboxes::token_version + 1),
+        mailboxes::refresh_lease_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)
+    .map_err(db_error)?;
     Ok(())
 }

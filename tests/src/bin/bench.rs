@@ -28,7 +28,14 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { mailboxes: 10_000, sign_ins: 200, checks: 100, seconds: 5, out: None, binary: "target/release/inboxlink".into() };
+    let mut a = Args {
+        mailboxes: 10_000,
+        sign_ins: 200,
+        checks: 100,
+        seconds: 5,
+        out: None,
+        binary: "target/release/inboxlink".into(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -61,13 +68,35 @@ impl Table {
     fn add(&mut self, name: impl Into<String>, value: f64, unit: &'static str) {
         let name = name.into();
         eprintln!("  {name}: {value:.3} {unit}");
-        self.0.push(Row { name, value, unit, goal: None, met: None });
+        self.0.push(Row {
+            name,
+            value,
+            unit,
+            goal: None,
+            met: None,
+        });
     }
 
-    fn goal(&mut self, name: impl Into<String>, value: f64, unit: &'static str, goal: &str, met: bool) {
+    fn goal(
+        &mut self,
+        name: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+        goal: &str,
+        met: bool,
+    ) {
         let name = name.into();
-        eprintln!("  {name}: {value:.3} {unit} (goal {goal}: {})", if met { "met" } else { "MISSED" });
-        self.0.push(Row { name, value, unit, goal: Some(goal.into()), met: Some(met) });
+        eprintln!(
+            "  {name}: {value:.3} {unit} (goal {goal}: {})",
+            if met { "met" } else { "MISSED" }
+        );
+        self.0.push(Row {
+            name,
+            value,
+            unit,
+            goal: Some(goal.into()),
+            met: Some(met),
+        });
     }
 }
 
@@ -88,7 +117,11 @@ impl Drop for Service {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 fn random_b64(n: usize) -> String {
@@ -130,21 +163,28 @@ async fn start_service(
     }
     let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
-    let child = cmd.spawn().expect("the release binary starts (build it with cargo build --release)");
+    let child = cmd
+        .spawn()
+        .expect("the release binary starts (build it with cargo build --release)");
     let http = reqwest::Client::new();
     loop {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-            if r.status().is_success() {
-                break;
-            }
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            break;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "the service did not become ready");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the service did not become ready"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let ready = started.elapsed();
     let mint = |role: &str| {
         let settings = inboxlink::config::JwtSettings {
-            key: inboxlink::config::JwtKey::Hs256(secrecy::SecretBox::new(Box::new(secret.clone().into_bytes()))),
+            key: inboxlink::config::JwtKey::Hs256(secrecy::SecretBox::new(Box::new(
+                secret.clone().into_bytes(),
+            ))),
             issuer: "inboxlink".into(),
             audience: "inboxlink".into(),
             sub_claim: "sub".into(),
@@ -160,7 +200,13 @@ async fn start_service(
         };
         inboxlink::auth::mint::mint(&settings, &request).expect("mint")
     };
-    let service = Service { child, base, token: mint("admin"), service_token: mint("service"), _dir: dir };
+    let service = Service {
+        child,
+        base,
+        token: mint("admin"),
+        service_token: mint("service"),
+        _dir: dir,
+    };
     (service, ready)
 }
 
@@ -190,11 +236,22 @@ fn median(mut v: Vec<Duration>) -> (Duration, Duration) {
 /// Runs `wrk` pinned to core 1; returns (requests/s, p50 ms, p99 ms).
 fn wrk(url: &str, token: Option<&str>, seconds: u64, connections: u32) -> (f64, f64, f64) {
     let mut cmd = Command::new("taskset");
-    cmd.args(["-c", "1", "wrk", "-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"]);
+    cmd.args([
+        "-c",
+        "1",
+        "wrk",
+        "-t1",
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
+        "--latency",
+    ]);
     if let Some(t) = token {
         cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
     }
-    let out = cmd.arg(url).output().expect("wrk runs (scripts/bench.sh installs it)");
+    let out = cmd
+        .arg(url)
+        .output()
+        .expect("wrk runs (scripts/bench.sh installs it)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let rps = text
         .lines()
@@ -226,7 +283,10 @@ fn parse_wrk_duration(v: &str) -> f64 {
 
 /// Open-loop load at a fixed rate from this process (core 1): p99 latency in ms.
 async fn fixed_rate_p99(url: &str, token: &str, rate: f64, seconds: u64) -> f64 {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
     let total = (rate * seconds as f64) as usize;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now();
@@ -237,7 +297,12 @@ async fn fixed_rate_p99(url: &str, token: &str, rate: f64, seconds: u64) -> f64 
         let (http, url, token) = (http.clone(), url.to_owned(), token.to_owned());
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
-            let ok = http.get(url).bearer_auth(token).send().await.is_ok_and(|r| r.status().is_success());
+            let ok = http
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
             (t.elapsed(), ok)
         }));
     }
@@ -266,11 +331,22 @@ async fn create_credential(http: &reqwest::Client, s: &Service) -> String {
 }
 
 /// Creates `n` mailboxes (16 at a time); returns their ids.
-async fn create_mailboxes(http: &reqwest::Client, s: &Service, credential: &str, n: usize, prefix: &str) -> Vec<String> {
+async fn create_mailboxes(
+    http: &reqwest::Client,
+    s: &Service,
+    credential: &str,
+    n: usize,
+    prefix: &str,
+) -> Vec<String> {
     use futures_util::StreamExt;
     futures_util::stream::iter(0..n)
         .map(|i| {
-            let (http, base, token, credential) = (http.clone(), s.base.clone(), s.token.clone(), credential.to_owned());
+            let (http, base, token, credential) = (
+                http.clone(),
+                s.base.clone(),
+                s.token.clone(),
+                credential.to_owned(),
+            );
             let email = format!("{prefix}{i}@contoso.cz");
             async move {
                 let r: Value = http
@@ -305,24 +381,39 @@ async fn sign_in(http: &reqwest::Client, browser: &reqwest::Client, s: &Service,
         .expect("json");
     let url = r["authorization_url"].as_str().expect("url");
     let hop = browser.get(url).send().await.expect("authorize");
-    let location = hop.headers()["location"].to_str().expect("location").to_owned();
+    let location = hop.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
     let page = browser.get(location).send().await.expect("callback");
     assert_eq!(page.status(), 200, "the sign-in completes");
 }
 
 /// The same authorization-code exchange done directly against the fake (the baseline).
-async fn direct_code_flow(browser: &reqwest::Client, fake: &FakeEntra, redirect_uri: &str, user: &str) {
+async fn direct_code_flow(
+    browser: &reqwest::Client,
+    fake: &FakeEntra,
+    redirect_uri: &str,
+    user: &str,
+) {
     let verifier = "bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
     let challenge = inboxlink_tests::fake_entra::pkce_s256(verifier);
     let authorize = format!(
         "{}/{TENANT}/oauth2/v2.0/authorize?client_id={CLIENT_ID}&response_type=code&redirect_uri={}&response_mode=query&scope={}&state=s&code_challenge={challenge}&code_challenge_method=S256&nonce=n&login_hint={user}",
         fake.authority(),
         urlencode(redirect_uri),
-        urlencode("https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access openid profile email"),
+        urlencode(
+            "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access openid profile email"
+        ),
     );
     let hop = browser.get(authorize).send().await.expect("authorize");
-    let location = url::Url::parse(hop.headers()["location"].to_str().expect("location")).expect("url");
-    let code = location.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code");
+    let location =
+        url::Url::parse(hop.headers()["location"].to_str().expect("location")).expect("url");
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
     let r = browser
         .post(format!("{}/{TENANT}/oauth2/v2.0/token", fake.authority()))
         .form(&[
@@ -350,14 +441,21 @@ async fn main() {
     let fake = FakeEntra::start().await;
     fake.register_app(TENANT, CLIENT_ID, SECRET);
     let http = reqwest::Client::new();
-    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
 
     // 1. HTTP on SQLite and PostgreSQL.
     let mut backends = vec![("sqlite", None)];
     if let Ok(url) = std::env::var("TEST_POSTGRES_URL") {
         let db = format!("inboxlink_bench_{}", uuid::Uuid::new_v4().simple());
         let mut admin = url::Url::parse(&url).expect("url");
-        Command::new("psql").arg(admin.as_str()).args(["-c", &format!("CREATE DATABASE {db}")]).output().expect("psql");
+        Command::new("psql")
+            .arg(admin.as_str())
+            .args(["-c", &format!("CREATE DATABASE {db}")])
+            .output()
+            .expect("psql");
         admin.set_path(&format!("/{db}"));
         backends.push(("postgres", Some(admin.to_string())));
     }
@@ -365,25 +463,85 @@ async fn main() {
         eprintln!("HTTP on {name}:");
         let (s, ready) = start_service(&a, url.as_deref(), &fake, None).await;
         if *name == "sqlite" {
-            table.goal("ready after start (ms)", ready.as_secs_f64() * 1000.0, "ms", "<= 300 ms", ready <= Duration::from_millis(300));
-            table.add("resident memory idle (MiB)", rss_kib(s.child.id()) / 1024.0, "MiB");
+            table.goal(
+                "ready after start (ms)",
+                ready.as_secs_f64() * 1000.0,
+                "ms",
+                "<= 300 ms",
+                ready <= Duration::from_millis(300),
+            );
+            table.add(
+                "resident memory idle (MiB)",
+                rss_kib(s.child.id()) / 1024.0,
+                "MiB",
+            );
         }
         let credential = create_credential(&http, &s).await;
         let ids = create_mailboxes(&http, &s, &credential, a.mailboxes, "m").await;
         let (health, h50, h99) = wrk(&format!("{}/healthz", s.base), None, a.seconds, 32);
-        let (get, g50, g99) = wrk(&format!("{}/mailboxes/{}", s.base, ids[ids.len() / 2]), Some(&s.token), a.seconds, 32);
-        let (list, l50, l99) = wrk(&format!("{}/mailboxes?limit=50", s.base), Some(&s.token), a.seconds, 32);
-        table.add(format!("{name}: healthz throughput (req/s)"), health, "req/s");
+        let (get, g50, g99) = wrk(
+            &format!("{}/mailboxes/{}", s.base, ids[ids.len() / 2]),
+            Some(&s.token),
+            a.seconds,
+            32,
+        );
+        let (list, l50, l99) = wrk(
+            &format!("{}/mailboxes?limit=50", s.base),
+            Some(&s.token),
+            a.seconds,
+            32,
+        );
+        table.add(
+            format!("{name}: healthz throughput (req/s)"),
+            health,
+            "req/s",
+        );
         table.add(format!("{name}: healthz p50 / p99 (ms)"), h50, "ms");
         table.add(format!("{name}: healthz p99 (ms)"), h99, "ms");
-        table.goal(format!("{name}: GET /mailboxes/{{id}} / healthz throughput"), get / health, "ratio", ">= 0.5", get / health >= 0.5);
+        table.goal(
+            format!("{name}: GET /mailboxes/{{id}} / healthz throughput"),
+            get / health,
+            "ratio",
+            ">= 0.5",
+            get / health >= 0.5,
+        );
         table.add(format!("{name}: GET /mailboxes/{{id}} p50 (ms)"), g50, "ms");
-        table.add(format!("{name}: GET /mailboxes/{{id}} p99 at full load (ms)"), g99, "ms");
-        table.goal(format!("{name}: GET /mailboxes?limit=50 / healthz throughput"), list / health, "ratio", ">= 0.5", list / health >= 0.5);
-        table.add(format!("{name}: GET /mailboxes?limit=50 p50 (ms)"), l50, "ms");
-        table.add(format!("{name}: GET /mailboxes?limit=50 p99 at full load (ms)"), l99, "ms");
-        let half = fixed_rate_p99(&format!("{}/mailboxes/{}", s.base, ids[0]), &s.token, (get / 2.0).max(10.0), a.seconds).await;
-        table.goal(format!("{name}: GET /mailboxes/{{id}} p99 at half the max throughput (ms)"), half, "ms", "<= 10 ms", half <= 10.0);
+        table.add(
+            format!("{name}: GET /mailboxes/{{id}} p99 at full load (ms)"),
+            g99,
+            "ms",
+        );
+        table.goal(
+            format!("{name}: GET /mailboxes?limit=50 / healthz throughput"),
+            list / health,
+            "ratio",
+            ">= 0.5",
+            list / health >= 0.5,
+        );
+        table.add(
+            format!("{name}: GET /mailboxes?limit=50 p50 (ms)"),
+            l50,
+            "ms",
+        );
+        table.add(
+            format!("{name}: GET /mailboxes?limit=50 p99 at full load (ms)"),
+            l99,
+            "ms",
+        );
+        let half = fixed_rate_p99(
+            &format!("{}/mailboxes/{}", s.base, ids[0]),
+            &s.token,
+            (get / 2.0).max(10.0),
+            a.seconds,
+        )
+        .await;
+        table.goal(
+            format!("{name}: GET /mailboxes/{{id}} p99 at half the max throughput (ms)"),
+            half,
+            "ms",
+            "<= 10 ms",
+            half <= 10.0,
+        );
         drop(s);
     }
 
@@ -402,14 +560,32 @@ async fn main() {
     let mut direct = Vec::new();
     for i in 0..a.sign_ins {
         let t = Instant::now();
-        direct_code_flow(&browser, &fake, &redirect_uri, &format!("direct{i}@contoso.cz")).await;
+        direct_code_flow(
+            &browser,
+            &fake,
+            &redirect_uri,
+            &format!("direct{i}@contoso.cz"),
+        )
+        .await;
         direct.push(t.elapsed());
     }
     let (svc, _) = median(through_service);
     let (dir, _) = median(direct);
-    table.add("sign-in: refresh -> callback -> active, median (ms)", svc.as_secs_f64() * 1000.0, "ms");
-    table.add("sign-in: direct authorize + token at the fake, median (ms)", dir.as_secs_f64() * 1000.0, "ms");
-    table.add("sign-in: service / direct", svc.as_secs_f64() / dir.as_secs_f64(), "ratio");
+    table.add(
+        "sign-in: refresh -> callback -> active, median (ms)",
+        svc.as_secs_f64() * 1000.0,
+        "ms",
+    );
+    table.add(
+        "sign-in: direct authorize + token at the fake, median (ms)",
+        dir.as_secs_f64() * 1000.0,
+        "ms",
+    );
+    table.add(
+        "sign-in: service / direct",
+        svc.as_secs_f64() / dir.as_secs_f64(),
+        "ratio",
+    );
 
     // Refresh at scale: mailboxes signed in with 60 s access tokens (so stale), then all refreshed.
     fake.set_access_token_ttl(60);
@@ -433,7 +609,12 @@ async fn main() {
             .map(|id| {
                 let (http, base, token) = (http.clone(), s.base.clone(), s.service_token.clone());
                 async move {
-                    let r = http.get(format!("{base}/mailboxes/{id}/access-token")).bearer_auth(token).send().await.expect("token");
+                    let r = http
+                        .get(format!("{base}/mailboxes/{id}/access-token"))
+                        .bearer_auth(token)
+                        .send()
+                        .await
+                        .expect("token");
                     assert!(r.status().is_success(), "refresh failed: {}", r.status());
                 }
             })
@@ -446,7 +627,13 @@ async fn main() {
     let calls = fake.token_calls("refresh_token") - before;
     let floor = Duration::from_millis(20) * a.mailboxes as u32 / concurrency as u32;
     table.add("refresh at scale: mailboxes", a.mailboxes as f64, "count");
-    table.goal("refresh at scale: token calls at the fake / mailboxes", calls as f64 / a.mailboxes as f64, "ratio", "= 1", calls == a.mailboxes);
+    table.goal(
+        "refresh at scale: token calls at the fake / mailboxes",
+        calls as f64 / a.mailboxes as f64,
+        "ratio",
+        "= 1",
+        calls == a.mailboxes,
+    );
     table.goal(
         format!("refresh at scale: wall / floor (20 ms x N / {concurrency})"),
         wall.as_secs_f64() / floor.as_secs_f64(),
@@ -455,7 +642,16 @@ async fn main() {
         wall.as_secs_f64() / floor.as_secs_f64() <= 1.25,
     );
     let rss = rss_kib(s.child.id()) / 1024.0;
-    table.goal(format!("resident memory after the refresh run, {} mailboxes (MiB)", a.mailboxes + a.sign_ins), rss, "MiB", "<= 64 MiB", rss <= 64.0);
+    table.goal(
+        format!(
+            "resident memory after the refresh run, {} mailboxes (MiB)",
+            a.mailboxes + a.sign_ins
+        ),
+        rss,
+        "MiB",
+        "<= 64 MiB",
+        rss <= 64.0,
+    );
     drop(s);
 
     // 4. Check against Dovecot, against the same steps done directly with the same libraries.
@@ -467,7 +663,9 @@ async fn main() {
         Ok(dovecot) => {
             let (s, _) = start_service(&a, None, &fake, Some((&dovecot, &ca))).await;
             let credential = create_credential(&http, &s).await;
-            let id = create_mailboxes(&http, &s, &credential, 1, "check").await.remove(0);
+            let id = create_mailboxes(&http, &s, &credential, 1, "check")
+                .await
+                .remove(0);
             sign_in(&http, &browser, &s, &id).await;
             let mut through_service = Vec::new();
             for _ in 0..a.checks {
@@ -494,7 +692,9 @@ async fn main() {
                 .json()
                 .await
                 .expect("json");
-            let token = secrecy::SecretString::from(token["access_token"].as_str().expect("token").to_owned());
+            let token = secrecy::SecretString::from(
+                token["access_token"].as_str().expect("token").to_owned(),
+            );
             let servers = inboxlink::mail::MailServers {
                 imap: endpoint(&dovecot.imap_endpoint()),
                 smtp: endpoint(&dovecot.submission_endpoint()),
@@ -517,19 +717,45 @@ async fn main() {
             }
             let (s50, s99) = median(through_service);
             let (d50, d99) = median(direct);
-            table.add("check through the service, median (ms)", s50.as_secs_f64() * 1000.0, "ms");
-            table.add("check through the service, p99 (ms)", s99.as_secs_f64() * 1000.0, "ms");
-            table.add("check done directly, median (ms)", d50.as_secs_f64() * 1000.0, "ms");
+            table.add(
+                "check through the service, median (ms)",
+                s50.as_secs_f64() * 1000.0,
+                "ms",
+            );
+            table.add(
+                "check through the service, p99 (ms)",
+                s99.as_secs_f64() * 1000.0,
+                "ms",
+            );
+            table.add(
+                "check done directly, median (ms)",
+                d50.as_secs_f64() * 1000.0,
+                "ms",
+            );
             let ratio = s50.as_secs_f64() / d50.as_secs_f64();
-            table.goal("check: service / direct, median", ratio, "ratio", "<= 1.2", ratio <= 1.2);
-            table.add("check: service / direct, p99", s99.as_secs_f64() / d99.as_secs_f64(), "ratio");
+            table.goal(
+                "check: service / direct, median",
+                ratio,
+                "ratio",
+                "<= 1.2",
+                ratio <= 1.2,
+            );
+            table.add(
+                "check: service / direct, p99",
+                s99.as_secs_f64() / d99.as_secs_f64(),
+                "ratio",
+            );
         }
         Err(e) => eprintln!("  Dovecot could not start ({e}); check figures left out"),
     }
 
     // 5. Crypto per value.
     let cipher = inboxlink::crypto::Cipher::new(&[inboxlink::crypto::MasterKey::new([7; 32])]);
-    let slot = inboxlink::crypto::Slot { table: "mailboxes", column: "access_token", row_id: "01a2" };
+    let slot = inboxlink::crypto::Slot {
+        table: "mailboxes",
+        column: "access_token",
+        row_id: "01a2",
+    };
     let value = "x".repeat(1500);
     let n = 20_000;
     let t = Instant::now();
@@ -544,7 +770,13 @@ async fn main() {
     }
     let dec = t.elapsed() / n;
     table.add("encrypt a 1.5 KB token (us)", enc.as_secs_f64() * 1e6, "us");
-    table.goal("decrypt a 1.5 KB token (us)", dec.as_secs_f64() * 1e6, "us", "<= 5 us", dec <= Duration::from_micros(5));
+    table.goal(
+        "decrypt a 1.5 KB token (us)",
+        dec.as_secs_f64() * 1e6,
+        "us",
+        "<= 5 us",
+        dec <= Duration::from_micros(5),
+    );
 
     print_table(&table);
     if let Some(path) = &a.out {
@@ -554,23 +786,35 @@ async fn main() {
             .map(|r| json!({ "name": r.name, "value": r.value, "unit": r.unit, "goal": r.goal, "met": r.met }))
             .collect();
         let doc = json!({ "machine": machine(), "rows": rows });
-        std::fs::write(path, serde_json::to_string_pretty(&doc).expect("json")).expect("write the JSON");
+        std::fs::write(path, serde_json::to_string_pretty(&doc).expect("json"))
+            .expect("write the JSON");
         eprintln!("wrote {path}");
     }
 }
 
 fn endpoint(s: &str) -> inboxlink::config::Endpoint {
     let (host, port) = s.rsplit_once(':').expect("host:port");
-    inboxlink::config::Endpoint { host: host.into(), port: port.parse().expect("port") }
+    inboxlink::config::Endpoint {
+        host: host.into(),
+        port: port.parse().expect("port"),
+    }
 }
 
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
         .unwrap_or_default();
-    format!("{cpu}, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0))
+    format!(
+        "{cpu}, {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    )
 }
 
 fn print_table(table: &Table) {

@@ -31,6 +31,9 @@ backend_tests!(
     expiring_when_the_refresh_token_nears_its_end,
     app_only_mailbox_and_verify,
     return_url_and_admin_consent,
+    changed_settings_end_the_grant,
+    a_broken_app_credential_shows_on_all_its_mailboxes,
+    callers_queued_behind_a_failed_refresh_share_its_answer,
 );
 
 /// The service wired to a fresh fake Entra ID, with one app registered.
@@ -1077,4 +1080,191 @@ async fn callback_without_state_is_refused() {
     assert_eq!(status, 400);
     assert!(page.contains("invalid_state"));
     assert_eq!(headers["cache-control"], "no-store");
+}
+
+/// Changing what a mailbox was authorized for (here: the shared flag, which
+/// decides whose identity is pinned) ends its grant at once: a refresh that
+/// was already under way cannot write the old grant's tokens back, and a
+/// sign-in started before the change cannot complete.
+async fn changed_settings_end_the_grant(app: TestApp) {
+    let w = world(app).await;
+    let id = signed_in_with_stale_token(&w).await;
+    let pending = w
+        .admin
+        .mailbox_refresh()
+        .id(id)
+        .body(RefreshRequest { return_url: None })
+        .send()
+        .await
+        .expect("refresh")
+        .into_inner()
+        .authorization_url
+        .expect("url");
+
+    w.fake.set_latency(Duration::from_millis(600));
+    let service = w.service();
+    let in_flight = tokio::spawn(async move { service.mailbox_access_token().id(id).send().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let changed = w
+        .admin
+        .mailbox_update()
+        .id(id)
+        .body(inboxlink_sdk::types::MailboxUpdate {
+            shared: Some(true),
+            ..Default::default()
+        })
+        .send()
+        .await
+        .expect("update")
+        .into_inner();
+    assert_eq!(changed.status, MailboxStatus::Inactive);
+    let _ = in_flight.await.expect("task");
+    w.fake.set_latency(Duration::ZERO);
+    assert_eq!(
+        w.fake.token_calls("refresh_token"),
+        1,
+        "the refresh did run"
+    );
+
+    let mailbox = w.status(id).await;
+    assert_eq!(mailbox.status, MailboxStatus::Inactive, "{mailbox:?}");
+    assert!(mailbox.authorized_as.is_none());
+    let err = w
+        .service()
+        .mailbox_access_token()
+        .id(id)
+        .send()
+        .await
+        .expect_err("no grant any more");
+    assert_eq!(err.code(), Some("mailbox_not_authorized"));
+
+    let codes_before = w.fake.token_calls("authorization_code");
+    let (status, _, page) = follow(&pending).await;
+    assert_eq!(status, 400, "the old sign-in is cancelled: {page}");
+    assert_eq!(w.fake.token_calls("authorization_code"), codes_before);
+    assert_eq!(w.status(id).await.status, MailboxStatus::Inactive);
+}
+
+/// Microsoft refusing the app credential during a refresh flags the
+/// credential, and every mailbox using it says why; once Microsoft accepts
+/// the fixed credential again (verify), they are all active again.
+async fn a_broken_app_credential_shows_on_all_its_mailboxes(app: TestApp) {
+    let w = world(app).await;
+    let first = signed_in_with_stale_token(&w).await;
+    let second = w
+        .mailbox("info@contoso.cz", AccessMode::Delegated, false)
+        .await;
+    let (status, _, page) = w.sign_in(second).await;
+    assert_eq!(status, 200, "{page}");
+    w.fake.expire_secret(CLIENT_ID, SECRET);
+
+    let err = w
+        .service()
+        .mailbox_access_token()
+        .id(first)
+        .send()
+        .await
+        .expect_err("the secret expired");
+    assert_eq!(
+        (err.http_status(), err.code()),
+        (Some(409), Some("app_credential_invalid"))
+    );
+    for id in [first, second] {
+        let mailbox = w.status(id).await;
+        assert_eq!(mailbox.status, MailboxStatus::Error, "{mailbox:?}");
+        let detail = mailbox.status_detail.expect("says why");
+        assert_eq!(detail.code, "client_secret_expired");
+        assert!(detail.message.contains("7000222"), "{}", detail.message);
+        assert!(detail.hint.is_some_and(|h| h.contains("new client secret")));
+    }
+    let credential = w
+        .admin
+        .app_credential_get()
+        .id(w.app_credential_id)
+        .send()
+        .await
+        .expect("credential")
+        .into_inner();
+    let problem = credential.problem.expect("the credential is flagged");
+    assert_eq!(problem.code, "client_secret_expired");
+    let listed = w
+        .admin
+        .mailbox_list()
+        .status(inboxlink_sdk::types::MailboxStatus::Error)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(listed.items.len(), 2, "the status filter agrees");
+
+    // The administrator creates a new secret, enters it and verifies it.
+    let renewed = "Nw8~renewed.secret_value-for-the_fake";
+    w.fake.register_app(TENANT, CLIENT_ID, renewed);
+    w.admin
+        .app_credential_update()
+        .id(w.app_credential_id)
+        .body(inboxlink_sdk::types::AppCredentialUpdate {
+            client_secret: Some(renewed.into()),
+            ..Default::default()
+        })
+        .send()
+        .await
+        .expect("update");
+    let verified = w
+        .admin
+        .app_credential_verify()
+        .id(w.app_credential_id)
+        .send()
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(verified.ok, "{verified:?}");
+    for id in [first, second] {
+        let mailbox = w.status(id).await;
+        assert_eq!(mailbox.status, MailboxStatus::Active, "{mailbox:?}");
+        assert!(mailbox.status_detail.is_none());
+    }
+    let credential = w
+        .admin
+        .app_credential_get()
+        .id(w.app_credential_id)
+        .send()
+        .await
+        .expect("credential");
+    assert!(credential.problem.is_none());
+    w.service()
+        .mailbox_access_token()
+        .id(first)
+        .send()
+        .await
+        .expect("tokens again with the new secret");
+}
+
+/// During an outage, callers queued behind a refresh that failed (after its
+/// bounded retries) get its answer: Microsoft is asked three times in all,
+/// not three times per caller.
+async fn callers_queued_behind_a_failed_refresh_share_its_answer(app: TestApp) {
+    let w = world(app).await;
+    let id = signed_in_with_stale_token(&w).await;
+    for _ in 0..30 {
+        w.fake.inject(Fault::ServerError);
+    }
+    let service = w.service();
+    let calls = (0..10).map(|_| {
+        let s = service.clone();
+        async move { s.mailbox_access_token().id(id).send().await }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    for answer in answers {
+        let err = answer.expect_err("Microsoft is down");
+        assert_eq!(
+            (err.http_status(), err.code()),
+            (Some(503), Some("unavailable"))
+        );
+    }
+    assert_eq!(
+        w.fake.token_calls("refresh_token"),
+        3,
+        "one caller's bounded retries, shared by the others"
+    );
+    assert_eq!(w.status(id).await.status, MailboxStatus::Active);
 }
