@@ -4,7 +4,9 @@
 # so it needs root: see scripts/install-test-deps.sh), waits for /readyz, runs
 # postman/inboxlink.postman_collection.json with the environment the sandbox
 # wrote (its live tokens), stops the sandbox, and exits non-zero if any
-# request or assertion failed.
+# request or assertion failed. Then runs the SDK's example
+# (sdk/examples/connect_mailbox.rs) against the same sandbox, counted as one
+# more assertion.
 #
 # newman is installed locally under .tools/ (npm, gitignored) when missing.
 # The last line is `newman: N passed, M failed` (assertions); with
@@ -95,6 +97,22 @@ status=0
   --reporters cli,json \
   --reporter-json-export "$report" \
   --color off || status=$?
+
+# The SDK's example, as an integrator runs it, against the same sandbox (the
+# collection's walk deleted what it created, so the mailbox is free again).
+echo "== the SDK example (sdk/examples/connect_mailbox.rs) against $base_url" >&2
+example_status=0
+env_value() {
+  node -e '
+    const env = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    console.log(env.values.find(v => v.key === process.argv[2]).value);
+  ' "$env_file" "$1"
+}
+INBOXLINK_URL=$base_url INBOXLINK_TOKEN=$(env_value adminToken) \
+  INBOXLINK_SERVICE_TOKEN=$(env_value serviceToken) \
+  ENTRA_TENANT_ID=$(env_value tenantId) ENTRA_CLIENT_ID=$(env_value clientId) \
+  ENTRA_CLIENT_SECRET=$(env_value clientSecret) MAILBOX=$(env_value mailbox) \
+  cargo run -q -p inboxlink-sdk --example connect_mailbox -- --open-sign-in-url || example_status=$?
 stop_sandbox
 
 if [ ! -f "$report" ]; then
@@ -111,9 +129,15 @@ read -r passed failed < <(node -e '
 ' "$report")
 passed=${passed:-0}
 failed=${failed:-1}
+if [ "$example_status" -eq 0 ]; then
+  passed=$((passed + 1))
+else
+  echo "newman.sh: the SDK example failed (exit $example_status)" >&2
+  failed=$((failed + 1))
+fi
 [ -z "${NEWMAN_TOTALS_FILE:-}" ] || echo "$passed $failed" >"$NEWMAN_TOTALS_FILE"
 if [ "$failed" -gt 0 ] && [ "$status" -eq 0 ]; then
   status=1
 fi
-echo "newman: $passed passed, $failed failed"
+echo "newman: $passed passed, $failed failed (the SDK example counted as one)"
 exit "$status"

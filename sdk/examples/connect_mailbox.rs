@@ -7,7 +7,7 @@
 //! INBOXLINK_URL=http://127.0.0.1:8080 INBOXLINK_TOKEN=<admin token> \
 //! INBOXLINK_SERVICE_TOKEN=<service token> \
 //! ENTRA_TENANT_ID=<tenant> ENTRA_CLIENT_ID=<client id> ENTRA_CLIENT_SECRET=<secret> \
-//! MAILBOX=podatelna@contoso.cz \
+//! MAILBOX=podatelna@sandbox.example \
 //! cargo run -p inboxlink-sdk --example connect_mailbox -- --open-sign-in-url
 //! ```
 //!
