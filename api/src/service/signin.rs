@@ -239,14 +239,33 @@ impl Services {
                     mailbox,
                 })
             }
-            Err(e) => Err(self
-                .record_sign_in_failure(
-                    &who.org,
-                    &id.to_string(),
-                    &mailbox.app_credential_id.to_string(),
-                    &e,
-                )
-                .await?),
+            Err(e) => {
+                let error = self
+                    .record_sign_in_failure(
+                        &who.org,
+                        &id.to_string(),
+                        &mailbox.app_credential_id.to_string(),
+                        &e,
+                    )
+                    .await?;
+                let (org, actor, mid) = (who.org.clone(), who.subject.clone(), id.to_string());
+                let outcome = e.explanation.code;
+                self.store
+                    .run(move |c| {
+                        Audit {
+                            org: &org,
+                            actor: &actor,
+                            action: "mailbox.app_only_token_failed",
+                            target_type: "mailbox",
+                            target_id: Some(&mid),
+                            outcome,
+                            detail: None,
+                        }
+                        .record(c)
+                    })
+                    .await?;
+                Err(error)
+            }
         }
     }
 
@@ -459,6 +478,8 @@ impl Services {
             return Ok(failed(x.code, x.message, x.hint));
         }
         let Some(code) = params.code.as_deref().filter(|c| !c.is_empty()) else {
+            self.audit_callback(org, mailbox_id, "invalid_callback", None)
+                .await?;
             return Ok(failed(
                 "invalid_callback",
                 "The sign-in answer has neither a code nor an error.".into(),
@@ -558,6 +579,8 @@ impl Services {
                 hint,
             )
             .await?;
+            self.audit_callback(org, mailbox_id, "no_refresh_token", Some(&signed_in))
+                .await?;
             return Ok(failed("no_refresh_token", message, hint));
         }
         let write = self.seal_tokens(mailbox_id, &set, AccessMode::Delegated);

@@ -220,6 +220,18 @@ impl TestApp {
         sign_hs256(self.jwt_secret.as_bytes(), claims)
     }
 
+    /// Like [`Self::token_with`], but signed with the service's secret under
+    /// another HMAC algorithm (to prove the algorithm is pinned, not just the key).
+    pub fn token_with_alg(&self, alg: jsonwebtoken::Algorithm, c: serde_json::Value) -> String {
+        use jsonwebtoken::{EncodingKey, Header, encode};
+        encode(
+            &Header::new(alg),
+            &claims(c),
+            &EncodingKey::from_secret(self.jwt_secret.as_bytes()),
+        )
+        .expect("sign")
+    }
+
     pub fn admin(&self, org: &str) -> inboxlink_sdk::Client {
         self.sdk(&self.token(org, &["admin"]))
     }

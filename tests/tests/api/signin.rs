@@ -273,10 +273,16 @@ async fn sign_in_activates_the_mailbox(app: TestApp) {
         !stored.contains(&refresh_token),
         "the refresh token is encrypted at rest"
     );
-    assert!(
-        !logs().contains(&token.access_token),
-        "no token in the logs"
-    );
+    let logged = logs();
+    for (what, secret) in [
+        ("access token", token.access_token.as_str()),
+        ("refresh token", refresh_token.as_str()),
+        ("PKCE verifier", verifier.as_str()),
+        ("state", q["state"].as_str()),
+        ("client secret", SECRET),
+    ] {
+        assert!(!logged.contains(secret), "no {what} in the logs");
+    }
 
     let events = w
         .admin
@@ -799,6 +805,31 @@ async fn app_only_mailbox_and_verify(app: TestApp) {
     assert_eq!(
         setup.problem.expect("flagged").code,
         "invalid_client_secret"
+    );
+    // Its app-only mailbox says why, and a new refresh fails the same way, audited.
+    let mailbox = w.status(id).await;
+    assert_eq!(mailbox.status, MailboxStatus::Error);
+    assert_eq!(
+        mailbox.status_detail.expect("why").code,
+        "invalid_client_secret"
+    );
+    let err = w
+        .admin
+        .mailbox_refresh()
+        .id(id)
+        .body(RefreshRequest { return_url: None })
+        .send()
+        .await
+        .expect_err("the secret is wrong");
+    assert_eq!(err.code(), Some("app_credential_invalid"));
+    let events = w.admin.audit_event_list().send().await.expect("audit");
+    assert!(
+        events
+            .items
+            .iter()
+            .any(|e| e.action == "mailbox.app_only_token_failed"
+                && e.outcome == "invalid_client_secret"),
+        "the failed app-only refresh is audited"
     );
 }
 
