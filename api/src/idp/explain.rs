@@ -135,14 +135,69 @@ const TABLE: &[Entry] = &[
     },
 ];
 
+/// An OAuth `error` without an AADSTS number in the table.
+struct Generic {
+    errors: &'static [&'static str],
+    class: Class,
+    code: &'static str,
+    meaning: &'static str,
+    hint: &'static str,
+}
+
+const GENERIC: &[Generic] = &[
+    Generic {
+        errors: &["invalid_grant"],
+        class: Class::Reauth,
+        code: "invalid_grant",
+        meaning: "the authorization can no longer be used",
+        hint: "Sign in again with Refresh.",
+    },
+    Generic {
+        errors: &["invalid_client", "unauthorized_client"],
+        class: Class::AppCredential,
+        code: "invalid_client",
+        meaning: "the app credential was not accepted",
+        hint: "Check the client id, tenant id and client secret of the app credential.",
+    },
+    Generic {
+        errors: &["access_denied"],
+        class: Class::Setup,
+        code: "access_denied",
+        meaning: "the sign-in or the consent was refused",
+        hint: "Start again with Refresh; if it persists, ask a tenant administrator.",
+    },
+    Generic {
+        errors: &["consent_required", "interaction_required"],
+        class: Class::Setup,
+        code: "consent_required",
+        meaning: "consent or a new sign-in is required",
+        hint: "A tenant administrator must grant admin consent.",
+    },
+];
+
+/// Any other error.
+const FALLBACK: Generic = Generic {
+    errors: &[],
+    class: Class::Setup,
+    code: "sign_in_failed",
+    meaning: "the sign-in failed",
+    hint: "Check the app registration against the app credential's setup view.",
+};
+
+/// The code of a 429 / 5xx answer, `temporarily_unavailable` or `server_error`.
+const UNAVAILABLE: &str = "microsoft_unavailable";
+
 /// Explains an OAuth error answer (`error`, and the AADSTS number from `error_description`).
 pub fn explain(error: &str, aadsts: Option<u32>, status: Option<u16>) -> Explanation {
-    let number = aadsts.map(|n| format!("AADSTS{n}: ")).unwrap_or_default();
+    let answered = match aadsts {
+        Some(n) => format!("Microsoft answered {error} (AADSTS{n})"),
+        None => format!("Microsoft answered {error}"),
+    };
     if let Some(entry) = aadsts.and_then(|n| TABLE.iter().find(|e| e.aadsts.contains(&n))) {
         return Explanation {
             class: entry.class,
             code: entry.code,
-            message: format!("Microsoft: {number}{}.", entry.meaning),
+            message: format!("{answered}: {}.", entry.meaning),
             hint: entry.hint,
         };
     }
@@ -152,43 +207,20 @@ pub fn explain(error: &str, aadsts: Option<u32>, status: Option<u16>) -> Explana
     if busy {
         return Explanation {
             class: Class::Transient,
-            code: "microsoft_unavailable",
-            message: format!("Microsoft is busy or unavailable ({number}{error})."),
+            code: UNAVAILABLE,
+            message: format!("{answered}: it is busy or unavailable."),
             hint: "Nothing to do: the service retries with back-off.",
         };
     }
-    let (class, code, hint) = match error {
-        "invalid_grant" => (
-            Class::Reauth,
-            "invalid_grant",
-            "Sign in again with Refresh.",
-        ),
-        "invalid_client" | "unauthorized_client" => (
-            Class::AppCredential,
-            "invalid_client",
-            "Check the client id, tenant id and client secret of the app credential.",
-        ),
-        "access_denied" => (
-            Class::Setup,
-            "access_denied",
-            "Start again with Refresh; if it persists, ask a tenant administrator.",
-        ),
-        "consent_required" | "interaction_required" => (
-            Class::Setup,
-            "consent_required",
-            "A tenant administrator must grant admin consent.",
-        ),
-        _ => (
-            Class::Setup,
-            "sign_in_failed",
-            "Check the app registration against the app credential's setup view.",
-        ),
-    };
+    let generic = GENERIC
+        .iter()
+        .find(|g| g.errors.contains(&error))
+        .unwrap_or(&FALLBACK);
     Explanation {
-        class,
-        code,
-        message: format!("Microsoft: {number}{error}."),
-        hint,
+        class: generic.class,
+        code: generic.code,
+        message: format!("{answered}: {}.", generic.meaning),
+        hint: generic.hint,
     }
 }
 
@@ -254,6 +286,30 @@ mod tests {
             explain("invalid_grant", Some(700082), None)
                 .message
                 .contains("AADSTS700082")
+        );
+    }
+
+    #[test]
+    fn messages_carry_the_error_the_number_and_the_meaning() {
+        assert_eq!(
+            explain("invalid_grant", Some(700082), Some(400)).message,
+            "Microsoft answered invalid_grant (AADSTS700082): the refresh token has expired (it was not used for 90 days)."
+        );
+        assert_eq!(
+            explain("access_denied", Some(65004), None).message,
+            "Microsoft answered access_denied (AADSTS65004): the user declined to consent."
+        );
+        assert_eq!(
+            explain("invalid_grant", Some(1), Some(400)).message,
+            "Microsoft answered invalid_grant (AADSTS1): the authorization can no longer be used."
+        );
+        assert_eq!(
+            explain("temporarily_unavailable", None, None).message,
+            "Microsoft answered temporarily_unavailable: it is busy or unavailable."
+        );
+        assert_eq!(
+            explain("unsupported_response_type", None, None).message,
+            "Microsoft answered unsupported_response_type: the sign-in failed."
         );
     }
 }
