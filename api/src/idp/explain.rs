@@ -188,10 +188,16 @@ const FALLBACK: Generic = Generic {
 const UNAVAILABLE: &str = "microsoft_unavailable";
 
 /// Explains an OAuth error answer (`error`, and the AADSTS number from `error_description`).
+///
+/// `error` may come from a browser's query string: only a value that looks
+/// like an OAuth error code (`[a-z_]{1,64}`) is used or repeated in the message.
 pub fn explain(error: &str, aadsts: Option<u32>, status: Option<u16>) -> Explanation {
-    let answered = match aadsts {
-        Some(n) => format!("Microsoft answered {error} (AADSTS{n})"),
-        None => format!("Microsoft answered {error}"),
+    let error = oauth_error(error);
+    let answered = match (error, aadsts) {
+        (Some(e), Some(n)) => format!("Microsoft answered {e} (AADSTS{n})"),
+        (Some(e), None) => format!("Microsoft answered {e}"),
+        (None, Some(n)) => format!("Microsoft answered an unrecognised error (AADSTS{n})"),
+        (None, None) => "Microsoft answered an unrecognised error".to_owned(),
     };
     if let Some(entry) = aadsts.and_then(|n| TABLE.iter().find(|e| e.aadsts.contains(&n))) {
         return Explanation {
@@ -202,8 +208,7 @@ pub fn explain(error: &str, aadsts: Option<u32>, status: Option<u16>) -> Explana
         };
     }
     let busy = matches!(status, Some(429) | Some(500..=599))
-        || error == "temporarily_unavailable"
-        || error == "server_error";
+        || matches!(error, Some("temporarily_unavailable" | "server_error"));
     if busy {
         return Explanation {
             class: Class::Transient,
@@ -212,9 +217,8 @@ pub fn explain(error: &str, aadsts: Option<u32>, status: Option<u16>) -> Explana
             hint: "Nothing to do: the service retries with back-off.",
         };
     }
-    let generic = GENERIC
-        .iter()
-        .find(|g| g.errors.contains(&error))
+    let generic = error
+        .and_then(|e| GENERIC.iter().find(|g| g.errors.contains(&e)))
         .unwrap_or(&FALLBACK);
     Explanation {
         class: generic.class,
@@ -224,6 +228,58 @@ pub fn explain(error: &str, aadsts: Option<u32>, status: Option<u16>) -> Explana
     }
 }
 
+/// `error` if it looks like an OAuth error code (`[a-z_]{1,64}`).
+fn oauth_error(error: &str) -> Option<&str> {
+    let ok = (1..=64).contains(&error.len())
+        && error.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    ok.then_some(error)
+}
+
+/// The longest text taken from an answer, in characters.
+pub const MAX_TEXT_CHARS: usize = 300;
+
+/// Text from outside (a query string, an error answer) made safe to store and
+/// show: control characters (NUL included) and bidirectional overrides are
+/// dropped, whitespace runs become one space, and at most `max_chars`
+/// characters are kept (the cut marked with `…`).
+pub fn clean_text(text: &str, max_chars: usize) -> String {
+    let mut out = String::new();
+    let mut chars = 0;
+    let mut space = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            space = chars > 0;
+            continue;
+        }
+        if c.is_control() || is_bidi_control(c) {
+            continue;
+        }
+        let needed = usize::from(space) + 1;
+        if chars + needed > max_chars {
+            if chars == max_chars {
+                out.pop();
+            }
+            out.truncate(out.trim_end().len());
+            if max_chars > 0 {
+                out.push('…');
+            }
+            return out;
+        }
+        if space {
+            out.push(' ');
+            space = false;
+        }
+        out.push(c);
+        chars += needed;
+    }
+    out
+}
+
+/// Characters that reorder the text around them when it is shown.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// The AADSTS number at the start of an `error_description` ("AADSTS700082: ...").
 pub fn aadsts_number(description: &str) -> Option<u32> {
     let rest = description.trim_start().strip_prefix("AADSTS")?;
@@ -231,16 +287,13 @@ pub fn aadsts_number(description: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// The first line of an `error_description`, without Microsoft's trace and correlation ids.
+/// The first line of an `error_description`, without Microsoft's trace and
+/// correlation ids, cleaned with [`clean_text`].
 pub fn first_line(description: &str) -> String {
-    description
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .chars()
-        .take(300)
-        .collect()
+    clean_text(
+        description.lines().next().unwrap_or_default(),
+        MAX_TEXT_CHARS,
+    )
 }
 
 #[cfg(test)]
@@ -311,5 +364,72 @@ mod tests {
             explain("unsupported_response_type", None, None).message,
             "Microsoft answered unsupported_response_type: the sign-in failed."
         );
+    }
+
+    #[test]
+    fn an_error_that_is_no_oauth_code_is_not_repeated() {
+        for error in [
+            "<script>alert(1)</script>",
+            "invalid_grant\0",
+            "invalid_grant; DROP TABLE mailboxes",
+            "Invalid_Grant",
+            "invalid grant",
+            "invalid_grant\r\nSet-Cookie: x=1",
+            "",
+            "a".repeat(65).as_str(),
+            "x".repeat(100_000).as_str(),
+        ] {
+            let x = explain(error, None, None);
+            assert_eq!(x.code, "sign_in_failed", "{error:?}");
+            assert_eq!(
+                x.message,
+                "Microsoft answered an unrecognised error: the sign-in failed."
+            );
+        }
+        let x = explain("<b>x</b>", Some(700082), None);
+        assert_eq!(x.code, "refresh_token_expired");
+        assert!(
+            x.message
+                .starts_with("Microsoft answered an unrecognised error (AADSTS700082): "),
+            "{}",
+            x.message
+        );
+        assert_eq!(explain(&"a".repeat(64), None, None).code, "sign_in_failed");
+        assert!(
+            explain(&"a".repeat(64), None, None)
+                .message
+                .contains(&"a".repeat(64))
+        );
+    }
+
+    #[test]
+    fn text_is_cleaned() {
+        assert_eq!(
+            clean_text("AADSTS50011:\0 bad\0 uri\u{7f}", 300),
+            "AADSTS50011: bad uri"
+        );
+        assert_eq!(clean_text("  a \t\r\n  b\u{a0}\u{2028}c  ", 300), "a b c");
+        assert_eq!(clean_text("abc\u{202e}fed\u{2066}", 300), "abcfed");
+        assert_eq!(clean_text("\0\u{1b}[31m", 300), "[31m");
+        assert_eq!(clean_text("", 300), "");
+    }
+
+    #[test]
+    fn long_text_is_cut_on_a_character_boundary() {
+        let cut = clean_text(&"ž".repeat(10_000), MAX_TEXT_CHARS);
+        assert_eq!(cut.chars().count(), MAX_TEXT_CHARS);
+        assert!(cut.ends_with("ž…"));
+        let cut = clean_text(&"word ".repeat(1_000), 10);
+        assert_eq!(cut, "word word…");
+        assert_eq!(clean_text("exactly10!", 10), "exactly10!");
+        assert_eq!(clean_text("exactly10! ", 10), "exactly10!");
+        assert_eq!(clean_text("exactly11!!", 10), "exactly11…");
+        assert_eq!(clean_text("abc", 0), "");
+        let line = first_line(&format!(
+            "AADSTS700082: {}\0\r\nTrace ID: x",
+            "é".repeat(1_000)
+        ));
+        assert_eq!(line.chars().count(), MAX_TEXT_CHARS);
+        assert!(!line.contains('\0') && !line.contains("Trace"));
     }
 }
