@@ -228,6 +228,30 @@ pub fn explain(error: &str, aadsts: Option<u32>, status: Option<u16>) -> Explana
     }
 }
 
+/// One explanation for every code [`explain`] can give (the first of each), so
+/// that translations of the codes can be checked for completeness.
+pub fn examples() -> Vec<Explanation> {
+    let answers = TABLE
+        .iter()
+        .map(|e| explain("invalid_grant", e.aadsts.first().copied(), Some(400)))
+        .chain([explain("temporarily_unavailable", None, Some(503))])
+        .chain(GENERIC.iter().map(|g| {
+            explain(
+                g.errors.first().copied().unwrap_or_default(),
+                None,
+                Some(400),
+            )
+        }))
+        .chain([explain("no_such_error", None, Some(400))]);
+    let mut out: Vec<Explanation> = Vec::new();
+    for x in answers {
+        if !out.iter().any(|o| o.code == x.code) {
+            out.push(x);
+        }
+    }
+    out
+}
+
 /// `error` if it looks like an OAuth error code (`[a-z_]{1,64}`).
 fn oauth_error(error: &str) -> Option<&str> {
     let ok = (1..=64).contains(&error.len())
@@ -431,5 +455,21 @@ mod tests {
         ));
         assert_eq!(line.chars().count(), MAX_TEXT_CHARS);
         assert!(!line.contains('\0') && !line.contains("Trace"));
+    }
+
+    #[test]
+    fn examples_cover_every_code() {
+        let codes: Vec<&str> = examples().iter().map(|x| x.code).collect();
+        let expected = TABLE
+            .iter()
+            .map(|e| e.code)
+            .chain(GENERIC.iter().map(|g| g.code))
+            .chain([UNAVAILABLE, FALLBACK.code]);
+        for code in expected {
+            assert!(codes.contains(&code), "{code} in {codes:?}");
+        }
+        for (i, code) in codes.iter().enumerate() {
+            assert!(!codes[..i].contains(code), "{code} once");
+        }
     }
 }
