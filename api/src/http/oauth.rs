@@ -107,33 +107,125 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// Czech texts for the outcomes people meet most; others show the English explanation.
+/// Czech message and hint for each outcome code the callback can show (the
+/// callback's own codes and every code of [`crate::idp::explain`]).
 fn czech(code: &str) -> Option<(&'static str, &'static str)> {
+    const AGAIN: &str = "Spusťte znovu akci Obnovit.";
+    const SIGN_IN_AGAIN: &str = "Přihlaste se znovu přes akci Obnovit.";
     Some(match code {
+        // The callback's own outcomes (service::signin).
         "signed_in" => ("Schránka je připojena.", "Okno můžete zavřít."),
         "admin_consent_granted" => ("Souhlas správce byl udělen.", "Okno můžete zavřít."),
-        "identity_mismatch" => (
-            "Přihlásili jste se jiným účtem, než je účet schránky.",
-            "Spusťte znovu Obnovit a vyberte účet schránky.",
+        "invalid_state" => (
+            "Odpověď na přihlášení neobsahuje identifikátor přihlášení (state).",
+            AGAIN,
         ),
+        "state_expired" => ("Platnost přihlášení vypršela (platí 10 minut).", AGAIN),
         "state_unknown" => (
             "Toto přihlášení je neznámé nebo již bylo použito.",
-            "Spusťte znovu Obnovit; každý odkaz platí jednou.",
+            "Spusťte znovu akci Obnovit; každý odkaz pro přihlášení platí jen jednou.",
         ),
-        "state_expired" => (
-            "Platnost přihlášení vypršela (10 minut).",
-            "Spusťte znovu Obnovit.",
+        "invalid_callback" => ("Odpověď na přihlášení neobsahuje kód ani chybu.", AGAIN),
+        "id_token_invalid" => (
+            "Přihlášení se nepodařilo ověřit: token identity (id_token) od Microsoftu neprošel kontrolou.",
+            AGAIN,
         ),
-        "consent_declined" | "access_denied" => (
-            "Souhlas s oprávněními nebyl udělen.",
-            "Spusťte znovu Obnovit a oprávnění přijměte.",
+        "identity_mismatch" => (
+            "Přihlásili jste se jiným účtem, než je účet schránky.",
+            "Spusťte znovu akci Obnovit a vyberte účet této schránky.",
+        ),
+        "no_refresh_token" => (
+            "Microsoft nevrátil obnovovací token (nebyl udělen offline přístup).",
+            "Udělte oprávnění offline_access (souhlasem správce) a spusťte znovu akci Obnovit.",
+        ),
+        "internal" => (
+            "Na straně služby Inboxlink došlo k chybě.",
+            "Zkuste to znovu; pokud potíže trvají, obraťte se na správce služby.",
+        ),
+        "microsoft_unreachable" => (
+            "Nepodařilo se spojit se servery Microsoftu.",
+            "Zkuste to za chvíli znovu; pokud potíže trvají, zkontrolujte síťové připojení serveru.",
+        ),
+        // Microsoft's answers, as idp::explain classifies them.
+        "microsoft_unavailable" => (
+            "Microsoft je momentálně přetížený nebo nedostupný.",
+            "Počkejte několik minut a spusťte znovu akci Obnovit.",
+        ),
+        "refresh_token_expired" => (
+            "Platnost obnovovacího tokenu vypršela (nebyl použit 90 dní).",
+            SIGN_IN_AGAIN,
+        ),
+        "code_expired" => (
+            "Přihlášení trvalo příliš dlouho a jeho kód vypršel.",
+            "Spusťte znovu akci Obnovit a dokončete přihlášení během několika minut.",
+        ),
+        "grant_revoked" => (
+            "Oprávnění k přístupu bylo odvoláno (například po resetování hesla).",
+            SIGN_IN_AGAIN,
+        ),
+        "sign_in_required" => (
+            "Tenant vyžaduje nové přihlášení nebo vícefaktorové ověření.",
+            "Přihlaste se znovu přes akci Obnovit a dokončete vícefaktorové ověření.",
+        ),
+        "blocked_by_conditional_access" => (
+            "Přihlášení zablokovaly zásady podmíněného přístupu (Conditional Access) tenantu.",
+            "Správce tenantu musí této aplikaci povolit přihlášení v zásadách podmíněného přístupu.",
         ),
         "consent_required" => (
-            "Chybí souhlas správce.",
-            "Správce tenantu musí udělit souhlas (admin consent).",
+            "Chybí souhlas s oprávněními aplikace.",
+            "Správce tenantu musí udělit souhlas správce (admin consent) – použijte odkaz pro souhlas správce z nastavení přihlašovacích údajů aplikace.",
+        ),
+        "consent_declined" => (
+            "Souhlas s oprávněními nebyl udělen.",
+            "Spusťte znovu akci Obnovit a požadovaná oprávnění přijměte.",
+        ),
+        "access_denied" => (
+            "Souhlas nebo přihlášení bylo odmítnuto.",
+            "Spusťte znovu akci Obnovit; pokud se to opakuje, obraťte se na správce tenantu.",
+        ),
+        "redirect_uri_mismatch" => (
+            "Adresa pro přesměrování (redirect URI) není v aplikaci zaregistrována.",
+            "V Entra ID zaregistrujte přesně tu adresu pro přesměrování, kterou uvádějí přihlašovací údaje aplikace (platforma Web).",
+        ),
+        "app_not_found" => (
+            "Aplikace nebyla v tenantu nalezena.",
+            "Zkontrolujte ID klienta (Application ID) a ID tenantu (Directory ID) v přihlašovacích údajích aplikace.",
+        ),
+        "invalid_client_secret" => (
+            "Tajný kód klienta (client secret) je neplatný.",
+            "Vložte hodnotu tajného kódu (Value – zobrazí se jen jednou, při vytvoření), ne jeho ID (Secret ID).",
+        ),
+        "client_secret_expired" => (
+            "Platnost tajného kódu klienta vypršela.",
+            "V Entra ID vytvořte nový tajný kód klienta a uložte ho do přihlašovacích údajů aplikace.",
+        ),
+        "tenant_not_found" => (
+            "Tenant nebyl nalezen.",
+            "Zkontrolujte ID tenantu: identifikátor GUID (Directory (tenant) ID) nebo ověřenou doménu.",
+        ),
+        "code_already_redeemed" => ("Kód přihlášení už byl použit.", AGAIN),
+        "pkce_mismatch" => ("Přihlášení se nepodařilo ověřit (PKCE).", AGAIN),
+        "invalid_grant" => ("Oprávnění k přístupu už nelze použít.", SIGN_IN_AGAIN),
+        "invalid_client" => (
+            "Microsoft nepřijal přihlašovací údaje aplikace.",
+            "Zkontrolujte ID klienta, ID tenantu a tajný kód klienta v přihlašovacích údajích aplikace.",
+        ),
+        "sign_in_failed" => (
+            "Přihlášení u Microsoftu se nezdařilo.",
+            "Porovnejte registraci aplikace v Entra ID s pokyny v nastavení přihlašovacích údajů aplikace.",
         ),
         _ => return None,
     })
+}
+
+/// The `AADSTSnnnn` number an explained message names, if any.
+fn aadsts_in(message: &str) -> Option<&str> {
+    let at = message.find("AADSTS")?;
+    let rest = &message[at..];
+    let end = 6 + rest[6..]
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len() - 6);
+    (end > 6).then(|| &rest[..end])
 }
 
 fn page(outcome: &CallbackOutcome, cs: bool) -> String {
@@ -143,27 +235,39 @@ fn page(outcome: &CallbackOutcome, cs: bool) -> String {
         (false, true) => ("en", "Done"),
         (false, false) => ("en", "The connection failed"),
     };
-    let (message, hint) = match czech(&outcome.code).filter(|_| cs) {
-        Some((m, h)) => (m.to_owned(), Some(h.to_owned())),
-        None => (outcome.message.clone(), outcome.hint.clone()),
-    };
     let hint_label = if cs { "Co dělat" } else { "What to do" };
     let code_label = if cs { "Kód" } else { "Code" };
+    let (message, hint) = match czech(&outcome.code).filter(|_| cs) {
+        Some((m, h)) => (escape(m), Some(escape(h))),
+        // A code without Czech text: Microsoft's English explanation, labelled as such.
+        None if cs => (
+            format!("Podrobnosti (anglicky): {}", escape(&outcome.message)),
+            outcome.hint.as_deref().map(escape),
+        ),
+        None => (
+            escape(&outcome.message),
+            outcome.hint.as_deref().map(escape),
+        ),
+    };
+    // The Czech text replaces the English message; keep the number Microsoft answered.
+    let aadsts = aadsts_in(&outcome.message)
+        .filter(|_| cs)
+        .map(|n| format!(" <code>{n}</code>"))
+        .unwrap_or_default();
     let mailbox = outcome
         .email
         .as_deref()
         .map(|e| format!("<p class=\"m\">{}</p>", escape(e)))
         .unwrap_or_default();
     let hint = hint
-        .map(|h| format!("<p><strong>{hint_label}:</strong> {}</p>", escape(&h)))
+        .map(|h| format!("<p><strong>{hint_label}:</strong> {h}</p>"))
         .unwrap_or_default();
     let color = if outcome.ok { "#1a7f37" } else { "#b42318" };
     format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
 <title>Inboxlink: {title}</title><style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#1f2328}}\
 h1{{color:{color};font-size:1.5rem}}.m{{color:#57606a}}code{{background:#f6f8fa;padding:.1rem .3rem}}</style></head>\
-<body><h1>{title}</h1>{mailbox}<p>{}</p>{hint}<p class=\"m\">{code_label}: <code>{}</code></p></body></html>",
-        escape(&message),
+<body><h1>{title}</h1>{mailbox}<p>{message}</p>{hint}<p class=\"m\">{code_label}: <code>{}</code>{aadsts}</p></body></html>",
         escape(&outcome.code),
     )
 }
@@ -193,5 +297,156 @@ mod tests {
             status: 400,
         };
         assert!(!page(&o, false).contains("<script>"));
+    }
+
+    fn outcome(ok: bool, code: &str, message: &str, hint: Option<&str>) -> CallbackOutcome {
+        CallbackOutcome {
+            ok,
+            code: code.into(),
+            message: message.into(),
+            hint: hint.map(Into::into),
+            mailbox_id: None,
+            email: Some("podatelna@mesto.cz".into()),
+            return_url: None,
+            status: 200,
+        }
+    }
+
+    /// Every outcome the callback page can show, with its English text:
+    /// the callback's own (service::signin, idp's unreachable) and every
+    /// code idp::explain gives.
+    fn every_outcome() -> Vec<CallbackOutcome> {
+        let again = Some("Start again with Refresh.");
+        let mut all = vec![
+            outcome(
+                true,
+                "signed_in",
+                "podatelna@mesto.cz is connected (signed in as podatelna@mesto.cz).",
+                None,
+            ),
+            outcome(
+                true,
+                "admin_consent_granted",
+                "Admin consent was granted.",
+                None,
+            ),
+            outcome(
+                false,
+                "invalid_state",
+                "The sign-in answer has no state.",
+                again,
+            ),
+            outcome(
+                false,
+                "state_expired",
+                "This sign-in has expired (it is valid for 10 minutes).",
+                again,
+            ),
+            outcome(
+                false,
+                "state_unknown",
+                "This sign-in is unknown or was already used.",
+                Some("Start again with Refresh; each sign-in link works once."),
+            ),
+            outcome(
+                false,
+                "invalid_callback",
+                "The sign-in answer has neither a code nor an error.",
+                again,
+            ),
+            outcome(
+                false,
+                "id_token_invalid",
+                "The sign-in could not be verified: the id_token has expired.",
+                again,
+            ),
+            outcome(
+                false,
+                "identity_mismatch",
+                "Signed in as jan@mesto.cz, but this mailbox is podatelna@mesto.cz.",
+                Some("Start again with Refresh and choose the mailbox's own account."),
+            ),
+            outcome(
+                false,
+                "no_refresh_token",
+                "Microsoft returned no refresh token (offline access was not granted).",
+                Some(
+                    "Grant the offline_access permission (admin consent) and start again with Refresh.",
+                ),
+            ),
+            outcome(
+                false,
+                "internal",
+                "Something went wrong on our side.",
+                Some("Try again; if it persists, contact the administrator."),
+            ),
+            outcome(
+                false,
+                "microsoft_unreachable",
+                "Microsoft could not be reached (timeout).",
+                Some(
+                    "Nothing to do: the service retries with back-off; check the network if it persists.",
+                ),
+            ),
+        ];
+        all.extend(
+            crate::idp::explain::examples()
+                .into_iter()
+                .map(|x| outcome(false, x.code, &x.message, Some(x.hint))),
+        );
+        all
+    }
+
+    #[test]
+    fn every_outcome_has_czech_text() {
+        for o in every_outcome() {
+            let (en, cs) = (page(&o, false), page(&o, true));
+            assert!(czech(&o.code).is_some(), "{} has Czech text", o.code);
+            assert_ne!(cs, en, "{}", o.code);
+            assert!(cs.contains("lang=\"cs\"") && en.contains("lang=\"en\""));
+            assert!(en.contains(&escape(&o.message)), "{en}");
+            assert!(
+                !cs.contains(&escape(&o.message)),
+                "no English message: {cs}"
+            );
+            if let Some(hint) = &o.hint {
+                assert!(en.contains(&escape(hint)), "{en}");
+                assert!(!cs.contains(&escape(hint)), "no English hint: {cs}");
+            }
+            for english in [
+                "anglicky",
+                "What to do",
+                "Code:",
+                "The connection failed",
+                "Done",
+            ] {
+                assert!(!cs.contains(english), "{english} on {cs}");
+            }
+            assert!(cs.contains(&format!("<code>{}</code>", o.code)), "{cs}");
+            assert!(cs.contains("podatelna@mesto.cz"), "{cs}");
+        }
+    }
+
+    #[test]
+    fn czech_pages_keep_the_aadsts_number() {
+        let x = crate::idp::explain("access_denied", Some(65004), None);
+        let o = outcome(false, x.code, &x.message, Some(x.hint));
+        let cs = page(&o, true);
+        assert!(cs.contains("Souhlas s oprávněními nebyl udělen."), "{cs}");
+        assert!(cs.contains("<code>AADSTS65004</code>"), "{cs}");
+        assert_eq!(aadsts_in("no number AADSTS here"), None);
+        assert_eq!(aadsts_in("x (AADSTS50011): y"), Some("AADSTS50011"));
+        assert_eq!(aadsts_in("AADSTS7"), Some("AADSTS7"));
+    }
+
+    #[test]
+    fn a_code_without_czech_text_shows_the_english_labelled() {
+        let o = outcome(false, "something_new", "Something <new>.", Some("Do this."));
+        let cs = page(&o, true);
+        assert!(
+            cs.contains("Podrobnosti (anglicky): Something &lt;new&gt;."),
+            "{cs}"
+        );
+        assert!(cs.contains("Do this."), "{cs}");
     }
 }

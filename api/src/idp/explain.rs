@@ -135,66 +135,182 @@ const TABLE: &[Entry] = &[
     },
 ];
 
-/// The hint for a stable code of the table (for a problem stored by code).
+/// An OAuth `error` without an AADSTS number in the table.
+struct Generic {
+    errors: &'static [&'static str],
+    class: Class,
+    code: &'static str,
+    meaning: &'static str,
+    hint: &'static str,
+}
+
+const GENERIC: &[Generic] = &[
+    Generic {
+        errors: &["invalid_grant"],
+        class: Class::Reauth,
+        code: "invalid_grant",
+        meaning: "the authorization can no longer be used",
+        hint: "Sign in again with Refresh.",
+    },
+    Generic {
+        errors: &["invalid_client", "unauthorized_client"],
+        class: Class::AppCredential,
+        code: "invalid_client",
+        meaning: "the app credential was not accepted",
+        hint: "Check the client id, tenant id and client secret of the app credential.",
+    },
+    Generic {
+        errors: &["access_denied"],
+        class: Class::Setup,
+        code: "access_denied",
+        meaning: "the sign-in or the consent was refused",
+        hint: "Start again with Refresh; if it persists, ask a tenant administrator.",
+    },
+    Generic {
+        errors: &["consent_required", "interaction_required"],
+        class: Class::Setup,
+        code: "consent_required",
+        meaning: "consent or a new sign-in is required",
+        hint: "A tenant administrator must grant admin consent.",
+    },
+];
+
+/// Any other error.
+const FALLBACK: Generic = Generic {
+    errors: &[],
+    class: Class::Setup,
+    code: "sign_in_failed",
+    meaning: "the sign-in failed",
+    hint: "Check the app registration against the app credential's setup view.",
+};
+
+/// The code of a 429 / 5xx answer, `temporarily_unavailable` or `server_error`.
+const UNAVAILABLE: &str = "microsoft_unavailable";
+
+/// The hint for a stable code (for a problem stored by its code).
 pub fn hint_for(code: &str) -> Option<&'static str> {
-    TABLE.iter().find(|e| e.code == code).map(|e| e.hint)
+    TABLE
+        .iter()
+        .find(|e| e.code == code)
+        .map(|e| e.hint)
+        .or_else(|| GENERIC.iter().find(|g| g.code == code).map(|g| g.hint))
 }
 
 /// Explains an OAuth error answer (`error`, and the AADSTS number from `error_description`).
+///
+/// `error` may come from a browser's query string: only a value that looks
+/// like an OAuth error code (`[a-z_]{1,64}`) is used or repeated in the message.
 pub fn explain(error: &str, aadsts: Option<u32>, status: Option<u16>) -> Explanation {
-    let number = aadsts.map(|n| format!("AADSTS{n}: ")).unwrap_or_default();
+    let error = oauth_error(error);
+    let answered = match (error, aadsts) {
+        (Some(e), Some(n)) => format!("Microsoft answered {e} (AADSTS{n})"),
+        (Some(e), None) => format!("Microsoft answered {e}"),
+        (None, Some(n)) => format!("Microsoft answered an unrecognised error (AADSTS{n})"),
+        (None, None) => "Microsoft answered an unrecognised error".to_owned(),
+    };
     if let Some(entry) = aadsts.and_then(|n| TABLE.iter().find(|e| e.aadsts.contains(&n))) {
         return Explanation {
             class: entry.class,
             code: entry.code,
-            message: format!("Microsoft: {number}{}.", entry.meaning),
+            message: format!("{answered}: {}.", entry.meaning),
             hint: entry.hint,
         };
     }
     let busy = matches!(status, Some(429) | Some(500..=599))
-        || error == "temporarily_unavailable"
-        || error == "server_error";
+        || matches!(error, Some("temporarily_unavailable" | "server_error"));
     if busy {
         return Explanation {
             class: Class::Transient,
-            code: "microsoft_unavailable",
-            message: format!("Microsoft is busy or unavailable ({number}{error})."),
+            code: UNAVAILABLE,
+            message: format!("{answered}: it is busy or unavailable."),
             hint: "Nothing to do: the service retries with back-off.",
         };
     }
-    let (class, code, hint) = match error {
-        "invalid_grant" => (
-            Class::Reauth,
-            "invalid_grant",
-            "Sign in again with Refresh.",
-        ),
-        "invalid_client" | "unauthorized_client" => (
-            Class::AppCredential,
-            "invalid_client",
-            "Check the client id, tenant id and client secret of the app credential.",
-        ),
-        "access_denied" => (
-            Class::Setup,
-            "access_denied",
-            "Start again with Refresh; if it persists, ask a tenant administrator.",
-        ),
-        "consent_required" | "interaction_required" => (
-            Class::Setup,
-            "consent_required",
-            "A tenant administrator must grant admin consent.",
-        ),
-        _ => (
-            Class::Setup,
-            "sign_in_failed",
-            "Check the app registration against the app credential's setup view.",
-        ),
-    };
+    let generic = error
+        .and_then(|e| GENERIC.iter().find(|g| g.errors.contains(&e)))
+        .unwrap_or(&FALLBACK);
     Explanation {
-        class,
-        code,
-        message: format!("Microsoft: {number}{error}."),
-        hint,
+        class: generic.class,
+        code: generic.code,
+        message: format!("{answered}: {}.", generic.meaning),
+        hint: generic.hint,
     }
+}
+
+/// One explanation for every code [`explain`] can give (the first of each), so
+/// that translations of the codes can be checked for completeness.
+pub fn examples() -> Vec<Explanation> {
+    let answers = TABLE
+        .iter()
+        .map(|e| explain("invalid_grant", e.aadsts.first().copied(), Some(400)))
+        .chain([explain("temporarily_unavailable", None, Some(503))])
+        .chain(GENERIC.iter().map(|g| {
+            explain(
+                g.errors.first().copied().unwrap_or_default(),
+                None,
+                Some(400),
+            )
+        }))
+        .chain([explain("no_such_error", None, Some(400))]);
+    let mut out: Vec<Explanation> = Vec::new();
+    for x in answers {
+        if !out.iter().any(|o| o.code == x.code) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+/// `error` if it looks like an OAuth error code (`[a-z_]{1,64}`).
+fn oauth_error(error: &str) -> Option<&str> {
+    let ok = (1..=64).contains(&error.len())
+        && error.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    ok.then_some(error)
+}
+
+/// The longest text taken from an answer, in characters.
+pub const MAX_TEXT_CHARS: usize = 300;
+
+/// Text from outside (a query string, an error answer) made safe to store and
+/// show: control characters (NUL included) and bidirectional overrides are
+/// dropped, whitespace runs become one space, and at most `max_chars`
+/// characters are kept (the cut marked with `…`).
+pub fn clean_text(text: &str, max_chars: usize) -> String {
+    let mut out = String::new();
+    let mut chars = 0;
+    let mut space = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            space = chars > 0;
+            continue;
+        }
+        if c.is_control() || is_bidi_control(c) {
+            continue;
+        }
+        let needed = usize::from(space) + 1;
+        if chars + needed > max_chars {
+            if chars == max_chars {
+                out.pop();
+            }
+            out.truncate(out.trim_end().len());
+            if max_chars > 0 {
+                out.push('…');
+            }
+            return out;
+        }
+        if space {
+            out.push(' ');
+            space = false;
+        }
+        out.push(c);
+        chars += needed;
+    }
+    out
+}
+
+/// Characters that reorder the text around them when it is shown.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The AADSTS number at the start of an `error_description` ("AADSTS700082: ...").
@@ -204,16 +320,13 @@ pub fn aadsts_number(description: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// The first line of an `error_description`, without Microsoft's trace and correlation ids.
+/// The first line of an `error_description`, without Microsoft's trace and
+/// correlation ids, cleaned with [`clean_text`].
 pub fn first_line(description: &str) -> String {
-    description
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .chars()
-        .take(300)
-        .collect()
+    clean_text(
+        description.lines().next().unwrap_or_default(),
+        MAX_TEXT_CHARS,
+    )
 }
 
 #[cfg(test)]
@@ -260,5 +373,112 @@ mod tests {
                 .message
                 .contains("AADSTS700082")
         );
+    }
+
+    #[test]
+    fn messages_carry_the_error_the_number_and_the_meaning() {
+        assert_eq!(
+            explain("invalid_grant", Some(700082), Some(400)).message,
+            "Microsoft answered invalid_grant (AADSTS700082): the refresh token has expired (it was not used for 90 days)."
+        );
+        assert_eq!(
+            explain("access_denied", Some(65004), None).message,
+            "Microsoft answered access_denied (AADSTS65004): the user declined to consent."
+        );
+        assert_eq!(
+            explain("invalid_grant", Some(1), Some(400)).message,
+            "Microsoft answered invalid_grant (AADSTS1): the authorization can no longer be used."
+        );
+        assert_eq!(
+            explain("temporarily_unavailable", None, None).message,
+            "Microsoft answered temporarily_unavailable: it is busy or unavailable."
+        );
+        assert_eq!(
+            explain("unsupported_response_type", None, None).message,
+            "Microsoft answered unsupported_response_type: the sign-in failed."
+        );
+    }
+
+    #[test]
+    fn an_error_that_is_no_oauth_code_is_not_repeated() {
+        for error in [
+            "<script>alert(1)</script>",
+            "invalid_grant\0",
+            "invalid_grant; DROP TABLE mailboxes",
+            "Invalid_Grant",
+            "invalid grant",
+            "invalid_grant\r\nSet-Cookie: x=1",
+            "",
+            "a".repeat(65).as_str(),
+            "x".repeat(100_000).as_str(),
+        ] {
+            let x = explain(error, None, None);
+            assert_eq!(x.code, "sign_in_failed", "{error:?}");
+            assert_eq!(
+                x.message,
+                "Microsoft answered an unrecognised error: the sign-in failed."
+            );
+        }
+        let x = explain("<b>x</b>", Some(700082), None);
+        assert_eq!(x.code, "refresh_token_expired");
+        assert!(
+            x.message
+                .starts_with("Microsoft answered an unrecognised error (AADSTS700082): "),
+            "{}",
+            x.message
+        );
+        assert_eq!(explain(&"a".repeat(64), None, None).code, "sign_in_failed");
+        assert!(
+            explain(&"a".repeat(64), None, None)
+                .message
+                .contains(&"a".repeat(64))
+        );
+    }
+
+    #[test]
+    fn text_is_cleaned() {
+        assert_eq!(
+            clean_text("AADSTS50011:\0 bad\0 uri\u{7f}", 300),
+            "AADSTS50011: bad uri"
+        );
+        assert_eq!(clean_text("  a \t\r\n  b\u{a0}\u{2028}c  ", 300), "a b c");
+        assert_eq!(clean_text("abc\u{202e}fed\u{2066}", 300), "abcfed");
+        assert_eq!(clean_text("\0\u{1b}[31m", 300), "[31m");
+        assert_eq!(clean_text("", 300), "");
+    }
+
+    #[test]
+    fn long_text_is_cut_on_a_character_boundary() {
+        let cut = clean_text(&"ž".repeat(10_000), MAX_TEXT_CHARS);
+        assert_eq!(cut.chars().count(), MAX_TEXT_CHARS);
+        assert!(cut.ends_with("ž…"));
+        let cut = clean_text(&"word ".repeat(1_000), 10);
+        assert_eq!(cut, "word word…");
+        assert_eq!(clean_text("exactly10!", 10), "exactly10!");
+        assert_eq!(clean_text("exactly10! ", 10), "exactly10!");
+        assert_eq!(clean_text("exactly11!!", 10), "exactly11…");
+        assert_eq!(clean_text("abc", 0), "");
+        let line = first_line(&format!(
+            "AADSTS700082: {}\0\r\nTrace ID: x",
+            "é".repeat(1_000)
+        ));
+        assert_eq!(line.chars().count(), MAX_TEXT_CHARS);
+        assert!(!line.contains('\0') && !line.contains("Trace"));
+    }
+
+    #[test]
+    fn examples_cover_every_code() {
+        let codes: Vec<&str> = examples().iter().map(|x| x.code).collect();
+        let expected = TABLE
+            .iter()
+            .map(|e| e.code)
+            .chain(GENERIC.iter().map(|g| g.code))
+            .chain([UNAVAILABLE, FALLBACK.code]);
+        for code in expected {
+            assert!(codes.contains(&code), "{code} in {codes:?}");
+        }
+        for (i, code) in codes.iter().enumerate() {
+            assert!(!codes[..i].contains(code), "{code} once");
+        }
     }
 }
