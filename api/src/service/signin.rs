@@ -670,15 +670,17 @@ impl Services {
             .as_deref()
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let (org2, app_id) = (org.clone(), auth.app_credential_id.clone());
-        let outcome = if granted {
-            "ok".to_owned()
-        } else {
-            params
-                .error
-                .clone()
-                .unwrap_or_else(|| "access_denied".into())
-        };
-        let outcome2 = outcome.clone();
+        // What Microsoft (or whoever sent the browser here) said, explained:
+        // only the stable code is audited, never the raw query text.
+        let refusal = (!granted).then(|| {
+            let description = params.error_description.clone().unwrap_or_default();
+            explain(
+                params.error.as_deref().unwrap_or("access_denied"),
+                explain::aadsts_number(&description),
+                None,
+            )
+        });
+        let outcome2 = refusal.as_ref().map_or("ok", |x| x.code).to_owned();
         self.store
             .run(move |c| {
                 if granted {
@@ -696,8 +698,8 @@ impl Services {
                 .record(c)
             })
             .await?;
-        Ok(if granted {
-            CallbackOutcome {
+        Ok(match refusal {
+            None => CallbackOutcome {
                 ok: true,
                 code: "admin_consent_granted".into(),
                 message: "Admin consent was granted.".into(),
@@ -706,13 +708,12 @@ impl Services {
                 email: None,
                 return_url: auth.return_url.clone(),
                 status: 200,
+            },
+            Some(x) => {
+                let mut o = CallbackOutcome::fail(200, x.code, x.message, x.hint);
+                o.return_url = auth.return_url.clone();
+                o
             }
-        } else {
-            let description = params.error_description.clone().unwrap_or_default();
-            let x = explain(&outcome, explain::aadsts_number(&description), None);
-            let mut o = CallbackOutcome::fail(200, x.code, x.message, x.hint);
-            o.return_url = auth.return_url.clone();
-            o
         })
     }
 }
