@@ -68,6 +68,10 @@ pub struct Metrics {
     token_refresh: IntCounterVec,
     checks: IntCounterVec,
     mailboxes: IntGaugeVec,
+    keepalive_sweeps: prometheus::IntCounter,
+    keepalive_due: prometheus::IntCounter,
+    keepalive_failed: prometheus::IntCounter,
+    keepalive_last_seconds: prometheus::Gauge,
     /// Serialises scrapes: each sets the mailbox gauge, then renders.
     scrape: std::sync::Mutex<()>,
 }
@@ -124,8 +128,32 @@ impl Metrics {
             &["status"],
         )
         .expect("valid metric");
+        let keepalive_sweeps = prometheus::IntCounter::new(
+            "inboxlink_keepalive_sweeps_total",
+            "Keep-alive sweeps finished by this instance",
+        )
+        .expect("valid metric");
+        let keepalive_due = prometheus::IntCounter::new(
+            "inboxlink_keepalive_due_total",
+            "Grants found due for renewal by the keep-alive",
+        )
+        .expect("valid metric");
+        let keepalive_failed = prometheus::IntCounter::new(
+            "inboxlink_keepalive_failed_total",
+            "Grants the keep-alive could not renew (the mailbox says why)",
+        )
+        .expect("valid metric");
+        let keepalive_last_seconds = prometheus::Gauge::new(
+            "inboxlink_keepalive_last_sweep_seconds",
+            "How long the last keep-alive sweep took",
+        )
+        .expect("valid metric");
         for collector in [
-            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(keepalive_sweeps.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(keepalive_due.clone()),
+            Box::new(keepalive_failed.clone()),
+            Box::new(keepalive_last_seconds.clone()),
+            Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
             Box::new(token_refresh.clone()),
             Box::new(checks.clone()),
@@ -155,6 +183,10 @@ impl Metrics {
             token_refresh,
             checks,
             mailboxes,
+            keepalive_sweeps,
+            keepalive_due,
+            keepalive_failed,
+            keepalive_last_seconds,
             scrape: std::sync::Mutex::new(()),
         }
     }
@@ -181,6 +213,14 @@ impl Metrics {
         self.token_refresh
             .with_label_values(&[outcome.label()])
             .inc();
+    }
+
+    /// Counts a finished keep-alive sweep.
+    pub fn keepalive_sweep(&self, sweep: &crate::service::keepalive::Sweep, took: Duration) {
+        self.keepalive_sweeps.inc();
+        self.keepalive_due.inc_by(sweep.due as u64);
+        self.keepalive_failed.inc_by(sweep.failed as u64);
+        self.keepalive_last_seconds.set(took.as_secs_f64());
     }
 
     /// Counts a check: the first failed step and its code, or `("all", "ok")`.

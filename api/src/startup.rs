@@ -104,8 +104,23 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish
     /// (for up to [`SHUTDOWN_TIMEOUT`]).
+    ///
+    /// The keep-alive ([`crate::service::keepalive`]) runs beside the server
+    /// and stops with it; a refresh it had under way is cut off, which is
+    /// harmless: the lease lapses and Microsoft does not revoke the refresh
+    /// token that is still stored.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let keepalive = self.services.tokens.keepalive_interval.map(|interval| {
+            tokio::spawn(crate::service::keepalive::run(
+                self.services.clone(),
+                interval,
+            ))
+        });
+        let result = self.server.await;
+        if let Some(task) = keepalive {
+            task.abort();
+        }
+        result
     }
 }
 

@@ -124,6 +124,12 @@ pub struct TokenSettings {
     pub expiring_days: i64,
     /// How long one instance may hold a mailbox's refresh lease.
     pub refresh_lease: Duration,
+    /// How often the keep-alive looks for grants to renew; `None`: never.
+    pub keepalive_interval: Option<Duration>,
+    /// The keep-alive renews a delegated grant whose refresh token is older than this.
+    pub keepalive_after_days: i64,
+    /// How many grants the keep-alive renews at once.
+    pub keepalive_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,7 +248,34 @@ impl Settings {
                     .filter(|s| (1..=3600).contains(s))
                     .ok_or_else(|| "must be 1..=3600 seconds".into())
             })?),
+            keepalive_interval: match parse(src, "KEEPALIVE_INTERVAL_SECONDS", "3600", |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|s| *s == 0 || (10..=86_400).contains(s))
+                    .ok_or_else(|| "must be 0 (off) or 10..=86400 seconds".into())
+            })? {
+                0 => None,
+                s => Some(Duration::from_secs(s)),
+            },
+            keepalive_after_days: parse(src, "KEEPALIVE_AFTER_DAYS", "7", |v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|d| (0..=365).contains(d))
+                    .ok_or_else(|| "must be 0..=365 days".into())
+            })?,
+            keepalive_concurrency: parse(src, "KEEPALIVE_CONCURRENCY", "16", |v| {
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=256).contains(n))
+                    .ok_or_else(|| "must be 1..=256".into())
+            })?,
         };
+        if tokens.keepalive_after_days >= tokens.refresh_token_lifetime_days {
+            return Err(ConfigError::new(
+                "KEEPALIVE_AFTER_DAYS",
+                "must be less than INBOXLINK_REFRESH_TOKEN_LIFETIME_DAYS, or grants die before they are renewed",
+            ));
+        }
         let return_url_allowlist = match src.get("RETURN_URL_ALLOWLIST")? {
             None => Vec::new(),
             Some(list) => list
@@ -438,6 +471,9 @@ mod tests {
             ("INBOXLINK_DATABASE_URL", "mysql://x"),
             ("INBOXLINK_LOG_FORMAT", "xml"),
             ("INBOXLINK_JWT_LEEWAY_SECONDS", "-1"),
+            ("INBOXLINK_KEEPALIVE_INTERVAL_SECONDS", "5"),
+            ("INBOXLINK_KEEPALIVE_AFTER_DAYS", "90"),
+            ("INBOXLINK_KEEPALIVE_CONCURRENCY", "0"),
         ] {
             let err = settings(&[("INBOXLINK_DATA_DIR", d), (var, value)]).unwrap_err();
             assert_eq!(err.variable, var, "{err}");

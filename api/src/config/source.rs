@@ -40,6 +40,9 @@ pub const KNOWN: &[&str] = &[
     "EXPIRING_DAYS",
     "REFRESH_LEASE_SECONDS",
     "CHECK_TIMEOUT_SECONDS",
+    "KEEPALIVE_INTERVAL_SECONDS",
+    "KEEPALIVE_AFTER_DAYS",
+    "KEEPALIVE_CONCURRENCY",
 ];
 
 /// Variables that hold secrets and may therefore also be given as `<NAME>_FILE`.

@@ -159,8 +159,7 @@ impl Default for Retry {
 #[derive(Clone)]
 pub struct Microsoft {
     authority: Url,
-    http: reqwest::Client,
-    timeout: Duration,
+    http: HttpAdapter,
     retry: Retry,
 }
 
@@ -168,8 +167,10 @@ impl Microsoft {
     pub fn new(authority: Url, http: reqwest::Client) -> Self {
         Self {
             authority,
-            http,
-            timeout: Duration::from_secs(15),
+            http: HttpAdapter {
+                http,
+                timeout: Duration::from_secs(15),
+            },
             retry: Retry::default(),
         }
     }
@@ -238,11 +239,10 @@ impl Microsoft {
         verifier: &SecretString,
     ) -> Result<TokenSet, IdpError> {
         let client = self.client(app);
-        let http = |req| self.send(req);
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()))
-            .request_async(&http)
+            .request_async(&self.http)
             .await;
         token_set(response)
     }
@@ -255,12 +255,11 @@ impl Microsoft {
     ) -> Result<TokenSet, IdpError> {
         let client = self.client(app);
         self.with_retries(|| async {
-            let http = |req| self.send(req);
             let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
             let response = client
                 .exchange_refresh_token(&token)
                 .add_scopes(DELEGATED_SCOPES.iter().map(|s| Scope::new((*s).to_owned())))
-                .request_async(&http)
+                .request_async(&self.http)
                 .await;
             token_set(response)
         })
@@ -271,11 +270,10 @@ impl Microsoft {
     pub async fn client_credentials(&self, app: &AppIdentity<'_>) -> Result<TokenSet, IdpError> {
         let client = self.client(app);
         self.with_retries(|| async {
-            let http = |req| self.send(req);
             let response = client
                 .exchange_client_credentials()
                 .add_scope(Scope::new(APP_ONLY_SCOPE.to_owned()))
-                .request_async(&http)
+                .request_async(&self.http)
                 .await;
             token_set(response)
         })
@@ -307,9 +305,31 @@ impl Microsoft {
             }
         }
     }
+}
 
-    /// The adapter between `oauth2` and the shared reqwest client. 429 and 5xx
-    /// answers become [`Transport::Busy`] so their status and `Retry-After` survive.
+/// The adapter between `oauth2` and the shared reqwest client (one HTTP
+/// client version, one TLS stack). 429 and 5xx answers become
+/// [`Transport::Busy`] so their status and `Retry-After` survive. Its future
+/// is boxed as `Send`, so token requests can run on any worker (the
+/// keep-alive spawns them).
+#[derive(Clone)]
+struct HttpAdapter {
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for HttpAdapter {
+    type Error = Transport;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, Transport>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(self.send(request))
+    }
+}
+
+impl HttpAdapter {
     async fn send(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, Transport> {
         let (parts, body) = request.into_parts();
         let response = self

@@ -76,24 +76,66 @@ fn fresh(row: &TokenRow, at: NaiveDateTime) -> bool {
             .is_some_and(|exp| exp - at > chrono::Duration::from_std(MIN_REMAINING).expect("small"))
 }
 
+/// What a caller of the keeper needs from a mailbox's tokens.
+#[derive(Debug, Clone, Copy)]
+enum Need {
+    /// An access token with more than [`MIN_REMAINING`] left.
+    AccessToken,
+    /// A refresh token issued at or after this time (the keep-alive).
+    RenewedSince(NaiveDateTime),
+}
+
+impl Need {
+    fn met(self, row: &TokenRow, at: NaiveDateTime) -> bool {
+        match self {
+            Need::AccessToken => fresh(row, at),
+            Need::RenewedSince(t) => row.refresh_token_issued_at.is_some_and(|i| i >= t),
+        }
+    }
+}
+
 impl Services {
     /// A valid access token for the mailbox, refreshing it if needed.
     pub async fn access_token(&self, org: &OrgId, mailbox_id: Uuid) -> Result<AccessToken> {
-        let id = mailbox_id.to_string();
-        let row = self.token_row(org, &id).await?;
+        let row = self
+            .tokens_for(org, &mailbox_id.to_string(), Need::AccessToken)
+            .await?;
+        self.unseal(row)
+    }
+
+    /// Renews a delegated mailbox's grant (a refresh, whatever its access
+    /// token's state) unless its refresh token was issued after `issued_after`,
+    /// by this call or by anyone else meanwhile.
+    pub(crate) async fn keep_alive(
+        &self,
+        org: &OrgId,
+        mailbox_id: &str,
+        issued_after: NaiveDateTime,
+    ) -> Result<()> {
+        self.tokens_for(org, mailbox_id, Need::RenewedSince(issued_after))
+            .await
+            .map(drop)
+    }
+
+    /// The mailbox's token row once it meets `need`, refreshing it under the
+    /// guards if it does not: the per-mailbox lock in this process, then the
+    /// lease in the database; re-read under each, so a refresh another caller
+    /// just made is reused.
+    async fn tokens_for(&self, org: &OrgId, id: &str, need: Need) -> Result<TokenRow> {
+        let row = self.token_row(org, id).await?;
         ensure_authorized(&row)?;
-        if fresh(&row, now()) {
-            return self.unseal(row);
+        if need.met(&row, now()) {
+            return Ok(row);
         }
         let waiting_since = now();
-        let lock = self.keeper.lock_for(&id);
+        let lock = self.keeper.lock_for(id);
         let _guard = lock.lock().await;
-        let mut row = self.token_row(org, &id).await?;
+        let mut row = self.token_row(org, id).await?;
         let lease_for = chrono::Duration::from_std(self.tokens.refresh_lease).expect("lease");
         loop {
             ensure_authorized(&row)?;
-            if fresh(&row, now()) {
-                return self.unseal(row);
+            if need.met(&row, now()) {
+                return Ok(row);
             }
             // The refresh we waited for (here or on another instance) just failed
             // transiently, after its own retries: share its answer instead of
@@ -103,7 +145,7 @@ impl Services {
                     || "Microsoft is not answering; try again later.".into(),
                 )));
             }
-            let (rid, rorg, version, at) = (id.clone(), org.clone(), row.token_version, now());
+            let (rid, rorg, version, at) = (id.to_owned(), org.clone(), row.token_version, now());
             let won = self
                 .store
                 .run(move |c| tokens::take_lease(c, &rorg, &rid, version, at, at + lease_for))
@@ -113,7 +155,7 @@ impl Services {
             }
             // Another instance refreshes: wait for its token (or for its lease to lapse).
             tokio::time::sleep(WAIT_STEP).await;
-            row = self.token_row(org, &id).await?;
+            row = self.token_row(org, id).await?;
         }
     }
 
@@ -149,7 +191,7 @@ impl Services {
     }
 
     /// Holding the lease: asks Microsoft, then writes the result version-checked.
-    async fn refresh_under_lease(&self, org: &OrgId, row: TokenRow) -> Result<AccessToken> {
+    async fn refresh_under_lease(&self, org: &OrgId, row: TokenRow) -> Result<TokenRow> {
         let outcome = self.request_tokens(org, &row).await;
         let (id, version) = (row.id.clone(), row.token_version);
         match outcome {
@@ -180,8 +222,7 @@ impl Services {
                     self.recovered(org, &row).await?;
                 }
                 self.metrics.token_refresh(RefreshOutcome::Ok);
-                let fresh_row = self.token_row(org, &id).await?;
-                self.unseal(fresh_row)
+                self.token_row(org, &id).await
             }
             Err(e) => {
                 self.metrics.token_refresh(match &e {

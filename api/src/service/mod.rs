@@ -5,6 +5,7 @@
 pub mod app_credentials;
 pub mod audit;
 pub mod check;
+pub mod keepalive;
 pub mod keeper;
 pub mod mailboxes;
 pub mod operations;

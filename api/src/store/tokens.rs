@@ -174,3 +174,33 @@ pub fn invalidate(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<(),
     .map_err(db_error)?;
     Ok(())
 }
+
+/// Delegated grants due for the keep-alive, in every organisation (this is
+/// housekeeping, not a caller's query): `active` mailboxes whose refresh token
+/// was issued before `issued_before` and whose refresh nobody holds, oldest
+/// first, as `(org, id)`.
+pub fn due_for_keepalive(
+    conn: &mut AnyConnection,
+    issued_before: NaiveDateTime,
+    now: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<(String, String)>, Error> {
+    mailboxes::table
+        .filter(mailboxes::access_mode.eq("delegated"))
+        .filter(mailboxes::status.eq("active"))
+        .filter(mailboxes::refresh_token.is_not_null())
+        .filter(mailboxes::refresh_token_issued_at.lt(issued_before))
+        .filter(
+            mailboxes::refresh_lease_until
+                .is_null()
+                .or(mailboxes::refresh_lease_until.lt(now)),
+        )
+        .order((
+            mailboxes::refresh_token_issued_at.asc(),
+            mailboxes::id.asc(),
+        ))
+        .limit(limit)
+        .select((mailboxes::org, mailboxes::id))
+        .load(conn)
+        .map_err(db_error)
+}

@@ -129,6 +129,8 @@ impl TestApp {
             ("INBOXLINK_JWT_AUDIENCE", AUDIENCE.into()),
             // Nothing listens there: tests that talk to an identity provider start the fake one.
             ("INBOXLINK_MS_AUTHORITY", "http://127.0.0.1:9".into()),
+            // No background refreshes unless a test asks for them (token-call counts stay exact).
+            ("INBOXLINK_KEEPALIVE_INTERVAL_SECONDS", "0".into()),
         ];
         let replaces_jwt_key = extra.iter().any(|(k, _)| {
             k.starts_with("INBOXLINK_JWT_PUBLIC") || k.starts_with("INBOXLINK_JWT_JWKS")

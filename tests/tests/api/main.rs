@@ -10,6 +10,7 @@ mod check;
 mod errors;
 mod isolation;
 mod jwt;
+mod keepalive;
 mod mailboxes;
 mod operations;
 mod roles;

@@ -10,10 +10,10 @@ use serde_json::Value;
 
 use crate::helpers::{TestApp, backend_tests, logs};
 
-const TENANT: &str = "6f1c2b3a-0d4e-4f5a-8b6c-7d8e9f0a1b2c";
-const CLIENT_ID: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
-const SECRET: &str = "Xy7~secret.value_for-the_fake";
-const MAILBOX: &str = "podatelna@contoso.cz";
+pub(crate) const TENANT: &str = "6f1c2b3a-0d4e-4f5a-8b6c-7d8e9f0a1b2c";
+pub(crate) const CLIENT_ID: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+pub(crate) const SECRET: &str = "Xy7~secret.value_for-the_fake";
+pub(crate) const MAILBOX: &str = "podatelna@contoso.cz";
 
 backend_tests!(
     sign_in_activates_the_mailbox,
@@ -37,14 +37,14 @@ backend_tests!(
 );
 
 /// The service wired to a fresh fake Entra ID, with one app registered.
-struct World {
-    app: TestApp,
-    fake: FakeEntra,
-    admin: inboxlink_sdk::Client,
-    app_credential_id: uuid::Uuid,
+pub(crate) struct World {
+    pub app: TestApp,
+    pub fake: FakeEntra,
+    pub admin: inboxlink_sdk::Client,
+    pub app_credential_id: uuid::Uuid,
 }
 
-async fn world(app: TestApp) -> World {
+pub(crate) async fn world(app: TestApp) -> World {
     let fake = FakeEntra::start().await;
     fake.register_app(TENANT, CLIENT_ID, SECRET);
     fake.add_domain(TENANT, "contoso.cz");
@@ -76,14 +76,14 @@ async fn world(app: TestApp) -> World {
 }
 
 /// The same database and keys, with other settings (the lease is short so recovery tests are quick).
-async fn restart_with(app: &TestApp, extra: &[(&str, String)]) -> TestApp {
+pub(crate) async fn restart_with(app: &TestApp, extra: &[(&str, String)]) -> TestApp {
     let mut extra = extra.to_vec();
     extra.push(("INBOXLINK_REFRESH_LEASE_SECONDS", "2".into()));
     app.with(&extra).await
 }
 
 impl World {
-    async fn mailbox(&self, email: &str, mode: AccessMode, shared: bool) -> uuid::Uuid {
+    pub(crate) async fn mailbox(&self, email: &str, mode: AccessMode, shared: bool) -> uuid::Uuid {
         let body = MailboxCreate {
             email: email.into(),
             app_credential_id: self.app_credential_id,
@@ -100,7 +100,7 @@ impl World {
     }
 
     /// Refresh, then follow the authorization URL through the fake to the callback.
-    async fn sign_in(
+    pub(crate) async fn sign_in(
         &self,
         id: uuid::Uuid,
     ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
@@ -117,7 +117,7 @@ impl World {
         follow(&url).await
     }
 
-    async fn status(&self, id: uuid::Uuid) -> inboxlink_sdk::types::Mailbox {
+    pub(crate) async fn status(&self, id: uuid::Uuid) -> inboxlink_sdk::types::Mailbox {
         self.admin
             .mailbox_get()
             .id(id)
@@ -127,7 +127,7 @@ impl World {
             .into_inner()
     }
 
-    fn service(&self) -> inboxlink_sdk::Client {
+    pub(crate) fn service(&self) -> inboxlink_sdk::Client {
         self.app.sdk(&self.app.token("acme", &["service"]))
     }
 }
