@@ -102,6 +102,11 @@ impl Application {
         &self.services
     }
 
+    /// Stops the server as SIGTERM does (`stop(true)`: gracefully).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish
     /// (for up to [`SHUTDOWN_TIMEOUT`]).
     ///

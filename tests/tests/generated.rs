@@ -97,6 +97,12 @@ fn every_operation_is_documented_alike() {
     let spec: Value = serde_json::from_str(&inboxlink::openapi::spec_json()).expect("spec");
     let mut seen = std::collections::HashSet::new();
     let mut problems = Vec::new();
+    // The handlers' source: each operationId must be the name of its handler.
+    let handlers_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/src/http");
+    let handlers: String = std::fs::read_dir(&handlers_dir)
+        .expect("api/src/http")
+        .filter_map(|e| std::fs::read_to_string(e.expect("entry").path()).ok())
+        .collect();
     for (path, item) in spec["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().expect("path item") {
             let name = format!("{} {path}", method.to_uppercase());
@@ -105,6 +111,11 @@ fn every_operation_is_documented_alike() {
             if !snake || !seen.insert(id.to_owned()) {
                 problems.push(format!(
                     "{name}: operationId `{id}` missing, not snake_case or not unique"
+                ));
+            }
+            if !handlers.contains(&format!("pub async fn {id}(")) {
+                problems.push(format!(
+                    "{name}: operationId `{id}` is not the name of a handler in api/src/http"
                 ));
             }
             if op["tags"].as_array().is_none_or(Vec::is_empty) {

@@ -75,6 +75,8 @@ pub struct TestApp {
     jwt_secret: String,
     /// The configuration it was started with, for a second instance on the same database.
     vars: Vec<(String, String)>,
+    /// Stops this instance as SIGTERM does.
+    pub handle: actix_web::dev::ServerHandle,
     _dir: Arc<TempDir>,
 }
 
@@ -169,6 +171,7 @@ impl TestApp {
             .expect("the service starts");
         let base = format!("http://127.0.0.1:{}", app.port());
         let services = app.services().clone();
+        let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
         Self {
             base,
@@ -178,6 +181,7 @@ impl TestApp {
             postgres_url,
             jwt_secret,
             vars,
+            handle,
             _dir: dir,
         }
     }

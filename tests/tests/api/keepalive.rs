@@ -13,6 +13,7 @@ backend_tests!(
     a_revoked_grant_is_found_by_the_sweep,
     instances_sweeping_together_renew_each_grant_once,
     the_background_sweep_runs_at_start_up,
+    a_graceful_stop_lets_a_refresh_in_flight_finish,
 );
 
 /// Pretends the mailbox's refresh token was issued `days` ago.
@@ -137,4 +138,41 @@ async fn the_background_sweep_runs_at_start_up(app: TestApp) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(w.fake.token_calls("refresh_token"), 1);
+}
+
+/// SIGTERM (a graceful stop) lets a request that waits for Microsoft finish
+/// and commit its rotated tokens; new connections are refused meanwhile.
+async fn a_graceful_stop_lets_a_refresh_in_flight_finish(app: TestApp) {
+    let w = world(app).await;
+    let id = crate::signin::signed_in_with_stale_token(&w).await;
+    w.fake.set_latency(Duration::from_millis(1500));
+    let service = w.service();
+    let in_flight = tokio::spawn(async move { service.mailbox_access_token().id(id).send().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = tokio::spawn(w.app.handle.stop(true));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        reqwest::get(w.app.url("/healthz")).await.is_err(),
+        "a stopping instance takes no new connections"
+    );
+    let token = in_flight
+        .await
+        .expect("task")
+        .expect("the refresh in flight finished")
+        .into_inner();
+    stopping.await.expect("stopped");
+    w.fake.set_latency(Duration::ZERO);
+    assert_eq!(w.fake.token_calls("refresh_token"), 1);
+    // The rotated tokens were committed: the next instance hands out the same token.
+    let next = w.app.sibling().await;
+    let again = next
+        .sdk(&next.token("acme", &["service"]))
+        .mailbox_access_token()
+        .id(id)
+        .send()
+        .await
+        .expect("token")
+        .into_inner();
+    assert_eq!(again.access_token, token.access_token);
+    assert_eq!(w.fake.token_calls("refresh_token"), 1, "no second refresh");
 }

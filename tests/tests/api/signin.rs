@@ -536,7 +536,7 @@ async fn declined_consent_is_explained(app: TestApp) {
 }
 
 /// Signs in with short-lived access tokens, so the next access-token call refreshes.
-async fn signed_in_with_stale_token(w: &World) -> uuid::Uuid {
+pub(crate) async fn signed_in_with_stale_token(w: &World) -> uuid::Uuid {
     let id = w.mailbox(MAILBOX, AccessMode::Delegated, false).await;
     w.fake.set_access_token_ttl(60);
     let (status, _, page) = w.sign_in(id).await;
