@@ -247,41 +247,43 @@ impl MailServers {
     }
 }
 
-/// Maps an I/O or TLS error of a connection attempt to a step failure.
-pub fn connect_failure(what: &str, endpoint: &Endpoint, e: &std::io::Error) -> StepFailure {
+/// Maps an I/O or TLS error of a connection attempt to a step failure. The
+/// error may be an I/O error, a TLS error or one wrapping either (lettre's):
+/// its chain is searched for the rustls error, and only without one is the
+/// text read.
+pub fn connect_failure(
+    what: &str,
+    endpoint: &Endpoint,
+    e: &(dyn std::error::Error + 'static),
+) -> StepFailure {
     let text = e.to_string();
+    if let Some(tls) = find_rustls_error(e) {
+        return tls_failure(what, endpoint, tls, text);
+    }
+    if find_io_error(e).is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
+        return StepFailure::new(
+            "timeout",
+            Some(text),
+            format!(
+                "The {what} server did not answer in time; check the endpoint and the network, then try again."
+            ),
+        );
+    }
     let lower = text.to_lowercase();
     if lower.contains("certificate")
         || lower.contains("unknownissuer")
         || lower.contains("unknown issuer")
     {
         if lower.contains("notvalidforname") || lower.contains("not valid for name") {
-            return StepFailure::new(
-                "tls_name_mismatch",
-                Some(text),
-                format!(
-                    "The {what} server's certificate is not valid for {}: check the configured endpoint name.",
-                    endpoint.host
-                ),
-            );
+            return name_mismatch(what, endpoint, text);
         }
-        return StepFailure::new(
-            "tls_certificate_untrusted",
-            Some(text),
-            format!(
-                "The {what} server's certificate is not trusted: check the endpoint, or add its CA with INBOXLINK_EXTRA_ROOT_CA. No credentials were sent."
-            ),
-        );
+        return untrusted(what, text);
     }
-    if matches!(e.kind(), std::io::ErrorKind::InvalidData)
+    if find_io_error(e).is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
         || lower.contains("tls")
         || lower.contains("handshake")
     {
-        return StepFailure::new(
-            "tls_failed",
-            Some(text),
-            format!("The TLS handshake with the {what} server failed; no credentials were sent."),
-        );
+        return tls_failed(what, text);
     }
     StepFailure::new(
         "unreachable",
@@ -293,11 +295,93 @@ pub fn connect_failure(what: &str, endpoint: &Endpoint, e: &std::io::Error) -> S
     )
 }
 
+fn tls_failure(what: &str, endpoint: &Endpoint, e: &rustls::Error, text: String) -> StepFailure {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => name_mismatch(what, endpoint, text),
+        rustls::Error::InvalidCertificate(_) => untrusted(what, text),
+        _ => tls_failed(what, text),
+    }
+}
+
+fn name_mismatch(what: &str, endpoint: &Endpoint, text: String) -> StepFailure {
+    StepFailure::new(
+        "tls_name_mismatch",
+        Some(text),
+        format!(
+            "The {what} server's certificate is not valid for {}: check the configured endpoint name. No credentials were sent.",
+            endpoint.host
+        ),
+    )
+}
+
+fn untrusted(what: &str, text: String) -> StepFailure {
+    StepFailure::new(
+        "tls_certificate_untrusted",
+        Some(text),
+        format!(
+            "The {what} server's certificate is not trusted: check the endpoint, or add its CA with INBOXLINK_EXTRA_ROOT_CA. No credentials were sent."
+        ),
+    )
+}
+
+fn tls_failed(what: &str, text: String) -> StepFailure {
+    StepFailure::new(
+        "tls_failed",
+        Some(text),
+        format!("The TLS handshake with the {what} server failed; no credentials were sent."),
+    )
+}
+
+/// The errors of `e`'s chain, looking inside I/O errors too (whose `source`
+/// skips the error they wrap).
+fn error_chain<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut chain = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        chain.push(err);
+        if chain.len() > 16 {
+            break;
+        }
+        next = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    chain
+}
+
+fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    error_chain(e)
+        .into_iter()
+        .find_map(|err| err.downcast_ref::<rustls::Error>())
+}
+
+fn find_io_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+    error_chain(e)
+        .into_iter()
+        .find_map(|err| err.downcast_ref::<std::io::Error>())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL291dGxvb2sub2ZmaWNlLmNvbSJ9.c2lnbmF0dXJl";
+
+    fn endpoint(port: u16) -> Endpoint {
+        Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+        }
+    }
 
     /// Whether any `n` consecutive characters of `secret` appear in `text`.
     fn leaks(text: &str, secret: &str, n: usize) -> bool {
@@ -400,5 +484,101 @@ mod tests {
         assert!(!leaks(&response, &echoed, 4), "{response}");
         assert!(!leaks(&response, secret, 4), "{response}");
         assert!(steps.failed());
+    }
+
+    #[test]
+    fn tls_errors_are_told_apart() {
+        use rustls::CertificateError;
+        let ep = Endpoint {
+            host: "imap.contoso.example".into(),
+            port: 993,
+        };
+        let io = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+
+        let unknown = io(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ));
+        let f = connect_failure("IMAP", &ep, &unknown);
+        assert_eq!(f.code, "tls_certificate_untrusted");
+        assert!(f.hint.contains("INBOXLINK_EXTRA_ROOT_CA"), "{}", f.hint);
+        assert!(f.hint.contains("No credentials were sent"), "{}", f.hint);
+
+        let expired = io(rustls::Error::InvalidCertificate(CertificateError::Expired));
+        assert_eq!(
+            connect_failure("IMAP", &ep, &expired).code,
+            "tls_certificate_untrusted"
+        );
+
+        let expected =
+            rustls::pki_types::ServerName::try_from("imap.contoso.example").expect("name");
+        let mismatch = io(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForNameContext {
+                expected: expected.to_owned(),
+                presented: vec!["DnsName(\"localhost\")".into()],
+            },
+        ));
+        let f = connect_failure("IMAP", &ep, &mismatch);
+        assert_eq!(f.code, "tls_name_mismatch");
+        assert!(f.hint.contains("imap.contoso.example"), "{}", f.hint);
+        let bare = io(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName,
+        ));
+        assert_eq!(
+            connect_failure("IMAP", &ep, &bare).code,
+            "tls_name_mismatch"
+        );
+
+        let alert = io(rustls::Error::AlertReceived(
+            rustls::AlertDescription::HandshakeFailure,
+        ));
+        assert_eq!(connect_failure("IMAP", &ep, &alert).code, "tls_failed");
+    }
+
+    /// Wraps an error the way lettre's `tls error: …` does.
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "tls error: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_wrapped_tls_error_is_found_in_the_chain() {
+        let ep = endpoint(587);
+        let mismatch = Wrapped(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName),
+        ));
+        let f = connect_failure("SMTP", &ep, &mismatch);
+        assert_eq!(f.code, "tls_name_mismatch");
+        assert!(f.response.expect("text").starts_with("tls error: "));
+
+        let untrusted = Wrapped(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ));
+        assert_eq!(
+            connect_failure("SMTP", &ep, &untrusted).code,
+            "tls_certificate_untrusted"
+        );
+    }
+
+    #[test]
+    fn io_errors_are_unreachable_or_timeout() {
+        let ep = endpoint(1);
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let f = connect_failure("IMAP", &ep, &refused);
+        assert_eq!(f.code, "unreachable");
+        assert!(f.hint.contains("127.0.0.1:1"), "{}", f.hint);
+        let timed_out = std::io::Error::from(std::io::ErrorKind::TimedOut);
+        assert_eq!(connect_failure("IMAP", &ep, &timed_out).code, "timeout");
     }
 }

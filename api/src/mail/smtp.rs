@@ -84,7 +84,6 @@ async fn connect(
     )
     .await
     .map_err(|e| {
-        let io = std::io::Error::other(e.to_string());
         if e.is_timeout() {
             StepFailure::new(
                 "timeout",
@@ -92,7 +91,7 @@ async fn connect(
                 "The SMTP server did not answer; check the endpoint and the network.",
             )
         } else {
-            connect_failure("SMTP", endpoint, &io)
+            connect_failure("SMTP", endpoint, &e)
         }
     })?;
     let info = conn.server_info().to_string();
@@ -120,11 +119,8 @@ async fn starttls(
         )
     })?;
     conn.starttls(params, &hello()).await.map_err(|e| {
-        let io = std::io::Error::other(format!(
-            "{e} {:?}",
-            std::error::Error::source(&e).map(ToString::to_string)
-        ));
-        let mut f = connect_failure("SMTP", &servers.smtp, &io);
+        let mut f = connect_failure("SMTP", &servers.smtp, &e);
+        // The connection stands: whatever broke, broke in the handshake.
         if f.code == "unreachable" {
             f = StepFailure::new(
                 "tls_failed",
