@@ -370,9 +370,111 @@ fn find_io_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std
         .find_map(|err| err.downcast_ref::<std::io::Error>())
 }
 
+/// Microsoft's "Suggested Backoff Time: N milliseconds" (IMAP and SMTP), in ms.
+pub fn suggested_backoff_ms(text: &str) -> Option<u64> {
+    const MARK: &str = "suggested backoff time";
+    let lower = text.to_ascii_lowercase();
+    let rest = &lower[lower.find(MARK)? + MARK.len()..];
+    let digits: String = rest
+        .trim_start_matches([':', ' ', '='])
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// "wait N ms (about M minutes) before trying again".
+pub fn backoff_advice(ms: u64) -> String {
+    let about = match ms {
+        0..1_000 => String::new(),
+        1_000..90_000 => format!(" (about {} s)", (ms + 500) / 1_000),
+        _ => format!(" (about {} minutes)", (ms + 30_000) / 60_000),
+    };
+    format!("wait {ms} ms{about} before trying again")
+}
+
+/// A scripted mail server for the tests of the IMAP and SMTP steps: real
+/// client libraries, real server texts, no network beyond 127.0.0.1.
+#[cfg(test)]
+pub(crate) mod script {
+    use secrecy::SecretString;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+    use tokio::task::JoinHandle;
+
+    use super::Login;
+    use crate::domain::AccessMode;
+
+    pub const MAILBOX: &str = "anna@contoso.example";
+
+    pub fn token() -> SecretString {
+        SecretString::from("eyJ0eXAiOiJKV1QiLCJub25jZSI6InNjcmlwdGVkIn0.test-token-value")
+    }
+
+    pub fn login(token: &SecretString, access_mode: AccessMode) -> Login<'_> {
+        Login {
+            mailbox: MAILBOX,
+            smtp_user: MAILBOX,
+            token,
+            access_mode,
+        }
+    }
+
+    /// Listens on 127.0.0.1; for one client, sends `greeting`, then answers
+    /// each line it reads with the next of `replies` (`{tag}` becomes the first
+    /// word of the last line that had one, the IMAP tag). After an SMTP `DATA`
+    /// it reads the message up to `.` before answering. The handle gives the
+    /// lines the client sent.
+    pub async fn serve(greeting: &str, replies: &[&str]) -> (u16, JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let greeting = greeting.to_owned();
+        let replies: Vec<String> = replies.iter().map(|r| (*r).to_owned()).collect();
+        let handle = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.expect("accept");
+            let (read, mut write) = socket.into_split();
+            let mut lines = BufReader::new(read).lines();
+            let mut seen = Vec::new();
+            if write
+                .write_all(format!("{greeting}\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return seen;
+            }
+            let mut tag = String::new();
+            let mut in_data = false;
+            let mut replies = replies.into_iter();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if in_data {
+                    in_data = line != ".";
+                    if in_data {
+                        continue;
+                    }
+                } else {
+                    if let Some((first, _)) = line.split_once(' ') {
+                        first.clone_into(&mut tag);
+                    }
+                    in_data = line.eq_ignore_ascii_case("DATA");
+                }
+                seen.push(line);
+                let Some(reply) = replies.next() else { break };
+                let reply = format!("{}\r\n", reply.replace("{tag}", &tag));
+                if write.write_all(reply.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+            seen
+        });
+        (port, handle)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::AccessMode;
+    use secrecy::ExposeSecret;
 
     const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL291dGxvb2sub2ZmaWNlLmNvbSJ9.c2lnbmF0dXJl";
 
@@ -413,11 +515,11 @@ mod tests {
         assert_eq!(clean, "535 echo [REDACTED] end");
 
         // The XOAUTH2 response of a user in play: gone whole.
-        let response = STANDARD.encode(xoauth2("anna@contoso.example", TOKEN));
+        let response = STANDARD.encode(xoauth2(script::MAILBOX, TOKEN));
         let clean = sanitize(
             &format!("NO [{response}]"),
             TOKEN,
-            &["anna@contoso.example", "other@x"],
+            &[script::MAILBOX, "other@x"],
         );
         assert_eq!(clean, "NO [[REDACTED]]");
     }
@@ -580,5 +682,104 @@ mod tests {
         assert!(f.hint.contains("127.0.0.1:1"), "{}", f.hint);
         let timed_out = std::io::Error::from(std::io::ErrorKind::TimedOut);
         assert_eq!(connect_failure("IMAP", &ep, &timed_out).code, "timeout");
+    }
+
+    fn servers(imap: u16, smtp: u16) -> MailServers {
+        MailServers {
+            imap: endpoint(imap),
+            smtp: endpoint(smtp),
+            trust: TlsTrust::new(None).expect("trust"),
+            step_timeout: Duration::from_millis(300),
+        }
+    }
+
+    fn outcome(steps: &Steps<'_>) -> Vec<(String, CheckStepStatus, Option<String>)> {
+        steps
+            .steps
+            .iter()
+            .map(|s| (s.name.clone(), s.status, s.code.clone()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable_and_the_rest_is_skipped() {
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("address").port()
+        };
+        let token = script::token();
+        let login = script::login(&token, AccessMode::Delegated);
+        let mut steps = Steps::new(token.expose_secret());
+        servers(closed, closed)
+            .check(&mut steps, &login, false)
+            .await;
+        let got = outcome(&steps);
+        assert_eq!(got[0].0, "imap_connect");
+        assert_eq!(got[0].2.as_deref(), Some("unreachable"), "{got:?}");
+        assert!(
+            got[1..]
+                .iter()
+                .all(|(_, status, _)| *status == CheckStepStatus::Skipped),
+            "{got:?}"
+        );
+        assert_eq!(got.len(), 8, "{got:?}");
+
+        // SMTP alone: its connect step says the same.
+        let mut steps = Steps::new(token.expose_secret());
+        smtp::check(&servers(closed, closed), &mut steps, &login, true).await;
+        assert_eq!(
+            steps.steps[0].code.as_deref(),
+            Some("unreachable"),
+            "{:?}",
+            outcome(&steps)
+        );
+        assert_eq!(steps.steps.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out() {
+        // Connections are queued by the kernel but nothing is ever answered.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = silent.local_addr().expect("address").port();
+        let token = script::token();
+        let login = script::login(&token, AccessMode::Delegated);
+
+        let mut steps = Steps::new(token.expose_secret());
+        imap::check(&servers(port, port), &mut steps, &login).await;
+        assert_eq!(steps.steps[0].name, "imap_connect");
+        assert_eq!(steps.steps[0].code.as_deref(), Some("timeout"));
+        assert!(steps.steps[0].duration_ms >= 250);
+
+        let mut steps = Steps::new(token.expose_secret());
+        smtp::check(&servers(port, port), &mut steps, &login, false).await;
+        assert_eq!(steps.steps[0].name, "smtp_connect");
+        assert_eq!(steps.steps[0].code.as_deref(), Some("timeout"));
+        drop(silent);
+    }
+
+    #[test]
+    fn backoff_times_are_read_and_told() {
+        assert_eq!(
+            suggested_backoff_ms(
+                "NO Request is throttled. Suggested Backoff Time: 299961 milliseconds"
+            ),
+            Some(299_961)
+        );
+        assert_eq!(
+            suggested_backoff_ms("suggested backoff time:1500 ms"),
+            Some(1500)
+        );
+        assert_eq!(suggested_backoff_ms("Request is throttled."), None);
+        assert_eq!(
+            backoff_advice(299_961),
+            "wait 299961 ms (about 5 minutes) before trying again"
+        );
+        assert_eq!(
+            backoff_advice(89_117),
+            "wait 89117 ms (about 89 s) before trying again"
+        );
+        assert_eq!(backoff_advice(500), "wait 500 ms before trying again");
     }
 }
