@@ -9,6 +9,13 @@
 //! `"span":{"request_id":…,…}` (the current span's fields): the code opens no
 //! spans of its own below the request span, and blocking database work runs
 //! inside it ([`crate::store::Store::run`]).
+//!
+//! Libraries that log the raw protocol lines they exchange are held to
+//! [`PROTOCOL_LOGGERS`] whatever `INBOXLINK_LOG` says: async-imap logs every
+//! IMAP command at trace (the `AUTHENTICATE` response is the token in
+//! base64), lettre every SMTP line at debug when built with its `tracing`
+//! feature. The cap is a second filter next to the user's, so no directive
+//! of theirs (`async_imap=trace`, `async_imap::imap_stream=trace`) can lift it.
 
 use std::time::Instant;
 
@@ -16,28 +23,58 @@ use actix_web::HttpMessage;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Filter, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, filter};
 
 use crate::config::{LogFormat, LogSettings};
+
+/// Libraries that log raw protocol lines (with credentials), and the most
+/// they may ever log.
+pub const PROTOCOL_LOGGERS: [(&str, filter::LevelFilter); 3] = [
+    ("async_imap", filter::LevelFilter::WARN),
+    ("imap_proto", filter::LevelFilter::WARN),
+    ("lettre", filter::LevelFilter::WARN),
+];
+
+/// The log filter: the user's `spec` (`info` when it does not parse), and the
+/// cap on [`PROTOCOL_LOGGERS`], both of which an event must pass.
+pub fn log_filter<S>(spec: &str) -> impl Filter<S> + Send + Sync + 'static
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    let user = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    let cap = filter::Targets::new()
+        .with_default(filter::LevelFilter::TRACE)
+        .with_targets(PROTOCOL_LOGGERS);
+    filter::FilterExt::and(user, cap)
+}
 
 /// Installs the global subscriber writing to `writer`.
 pub fn init<W>(settings: &LogSettings, writer: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_target(false);
+    let registry = tracing_subscriber::registry();
     let result = match settings.format {
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
+        LogFormat::Json => registry
+            .with(
+                layer
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_filter(log_filter(&settings.filter)),
+            )
             .try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => registry
+            .with(layer.with_filter(log_filter(&settings.filter)))
+            .try_init(),
     };
     if result.is_err() {
         tracing::debug!("a global subscriber was already installed");
@@ -133,6 +170,89 @@ mod tests {
             HeaderValue::from_str(value).expect("header value"),
         );
         RequestId::from_headers(&headers)
+    }
+
+    /// What a subscriber with [`log_filter`]`(spec)` writes while `f` runs.
+    fn logged(spec: &str, f: impl FnOnce()) -> String {
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = buffer.clone();
+        let layer = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(move || Sink(sink.clone()))
+            .with_filter(log_filter(spec));
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = buffer.lock().expect("buffer").clone();
+        String::from_utf8(bytes).expect("utf-8")
+    }
+
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("buffer").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn no_user_filter_lets_protocol_lines_through() {
+        // With or without a default level of the user's own.
+        for (spec, everything) in [
+            ("trace", true),
+            ("async_imap=trace", false),
+            ("async_imap::imap_stream=trace", false),
+            (
+                "lettre=trace,lettre::transport::smtp::client::async_connection=trace",
+                false,
+            ),
+            ("trace,async_imap=trace,imap_proto=trace,lettre=trace", true),
+            ("not a filter[", true),
+        ] {
+            let out = logged(spec, || {
+                // What async-imap and lettre log on the wire (as bridged from `log`: the target is the module).
+                tracing::trace!(target: "async_imap::imap_stream", "encode: input: Some(\"A0001\"), Ok(\"dXNlcj1TRUNSRVQ=\")");
+                tracing::debug!(target: "async_imap", "SECRET at debug");
+                tracing::info!(target: "async_imap::client", "SECRET at info");
+                tracing::trace!(target: "imap_proto::parser", "SECRET parsed");
+                tracing::debug!(target: "lettre::transport::smtp::client::async_connection", "Wrote: dXNlcj1TRUNSRVQ=");
+                tracing::warn!(target: "async_imap::imap_stream", "imap warning kept");
+                tracing::error!(target: "inboxlink::mail", "own error kept");
+            });
+            assert!(!out.contains("dXNlcj1TRUNSRVQ="), "{spec}: {out}");
+            assert!(!out.contains("SECRET"), "{spec}: {out}");
+            if spec.starts_with("async_imap") || everything {
+                assert!(out.contains("imap warning kept"), "{spec}: {out}");
+            }
+            assert_eq!(out.contains("own error kept"), everything, "{spec}: {out}");
+        }
+    }
+
+    #[test]
+    fn the_user_filter_still_rules_everything_else() {
+        let out = logged("trace", || {
+            tracing::trace!(target: "inboxlink::mail", "own trace kept");
+            tracing::trace!(target: "rustls::client", "rustls trace kept");
+        });
+        assert!(out.contains("own trace kept"), "{out}");
+        assert!(out.contains("rustls trace kept"), "{out}");
+        let out = logged("warn", || {
+            tracing::info!(target: "inboxlink::mail", "info dropped");
+            tracing::warn!(target: "async_imap", "imap warning kept");
+        });
+        assert!(!out.contains("info dropped"), "{out}");
+        assert!(out.contains("imap warning kept"), "{out}");
+    }
+
+    #[test]
+    fn the_filter_hints_the_users_level() {
+        use tracing_subscriber::Registry;
+        let hint = |spec: &str| Filter::<Registry>::max_level_hint(&log_filter::<Registry>(spec));
+        assert_eq!(hint("info"), Some(filter::LevelFilter::INFO));
+        assert_eq!(hint("trace"), Some(filter::LevelFilter::TRACE));
     }
 
     #[test]

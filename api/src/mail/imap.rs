@@ -1,11 +1,15 @@
 //! IMAP: connect with implicit TLS, `AUTHENTICATE XOAUTH2`, `SELECT INBOX`, `LOGOUT`.
 
 use secrecy::ExposeSecret;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::{Login, MailServers, StepFailure, Steps, connect_failure, xoauth2};
+use super::{
+    Login, MailServers, StepFailure, Steps, backoff_advice, connect_failure, suggested_backoff_ms,
+    xoauth2,
+};
 use crate::domain::AccessMode;
 
 /// Answers the server's XOAUTH2 prompts: the initial response first, then an
@@ -24,9 +28,13 @@ impl async_imap::Authenticator for XOAuth2 {
 
 type Client = async_imap::Client<TlsStream<TcpStream>>;
 
+/// What the IMAP steps can run over (TLS to the server; plain streams in tests).
+trait Stream: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send> Stream for T {}
+
 pub async fn check(servers: &MailServers, steps: &mut Steps<'_>, login: &Login<'_>) {
     let t = servers.step_timeout;
-    let endpoint = &servers.imap;
     let client = steps.run("imap_connect", t, connect(servers)).await;
     let session = match client {
         Some(client) => steps.run("imap_auth", t, authenticate(client, login)).await,
@@ -41,13 +49,7 @@ pub async fn check(servers: &MailServers, steps: &mut Steps<'_>, login: &Login<'
         return;
     };
     let selected = steps
-        .run("imap_select", t, async {
-            let mailbox = session
-                .select("INBOX")
-                .await
-                .map_err(|e| imap_failure(&e, login.access_mode, endpoint))?;
-            Ok(((), Some(format!("INBOX: {} messages", mailbox.exists))))
-        })
+        .run("imap_select", t, select(&mut session, login))
         .await;
     if selected.is_none() {
         steps.skip("imap_logout");
@@ -58,7 +60,7 @@ pub async fn check(servers: &MailServers, steps: &mut Steps<'_>, login: &Login<'
             session
                 .logout()
                 .await
-                .map_err(|e| imap_failure(&e, login.access_mode, endpoint))?;
+                .map_err(|e| imap_failure(&e, login.access_mode))?;
             Ok(((), Some("BYE".into())))
         })
         .await;
@@ -105,10 +107,10 @@ fn greeting_line(debug: &str) -> String {
     }
 }
 
-async fn authenticate(
-    client: Client,
+async fn authenticate<S: Stream>(
+    client: async_imap::Client<S>,
     login: &Login<'_>,
-) -> Result<(async_imap::Session<TlsStream<TcpStream>>, Option<String>), StepFailure> {
+) -> Result<(async_imap::Session<S>, Option<String>), StepFailure> {
     let auth = XOAuth2 {
         response: Some(xoauth2(login.mailbox, login.token.expose_secret())),
     };
@@ -116,6 +118,17 @@ async fn authenticate(
         Ok(session) => Ok((session, Some("OK AUTHENTICATE completed".into()))),
         Err((e, _)) => Err(auth_failure(&e, login.access_mode)),
     }
+}
+
+async fn select<S: Stream>(
+    session: &mut async_imap::Session<S>,
+    login: &Login<'_>,
+) -> Result<((), Option<String>), StepFailure> {
+    let mailbox = session
+        .select("INBOX")
+        .await
+        .map_err(|e| imap_failure(&e, login.access_mode))?;
+    Ok(((), Some(format!("INBOX: {} messages", mailbox.exists))))
 }
 
 fn auth_failure(e: &async_imap::error::Error, mode: AccessMode) -> StepFailure {
@@ -140,11 +153,7 @@ fn auth_failure(e: &async_imap::error::Error, mode: AccessMode) -> StepFailure {
     imap_classified(text)
 }
 
-fn imap_failure(
-    e: &async_imap::error::Error,
-    mode: AccessMode,
-    _endpoint: &crate::config::Endpoint,
-) -> StepFailure {
+fn imap_failure(e: &async_imap::error::Error, mode: AccessMode) -> StepFailure {
     match e {
         async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_) => auth_failure(e, mode),
         other => imap_classified(other.to_string()),
@@ -152,6 +161,15 @@ fn imap_failure(
 }
 
 fn imap_classified(text: String) -> StepFailure {
+    let lower = text.to_lowercase();
+    // Microsoft: "NO Request is throttled. Suggested Backoff Time: 299961 milliseconds".
+    if lower.contains("throttl") || lower.contains("suggested backoff time") {
+        let hint = match suggested_backoff_ms(&text) {
+            Some(ms) => format!("Microsoft throttles this mailbox: {}.", backoff_advice(ms)),
+            None => "Microsoft throttles this mailbox; wait a few minutes and try again.".into(),
+        };
+        return StepFailure::new("imap_throttled", Some(text), hint);
+    }
     if text.contains("UNAVAILABLE") {
         return StepFailure::new(
             "imap_unavailable",
@@ -159,16 +177,177 @@ fn imap_classified(text: String) -> StepFailure {
             "The server is temporarily unavailable; try again in a few minutes.",
         );
     }
-    if text.to_lowercase().contains("throttled") {
-        return StepFailure::new(
-            "imap_throttled",
-            Some(text),
-            "Microsoft throttles this mailbox (see Suggested Backoff Time); wait and try again.",
-        );
-    }
     StepFailure::new(
         "imap_error",
         Some(text),
         "The IMAP server refused the request; see its response.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use tokio::net::TcpStream;
+
+    use super::*;
+    use crate::mail::script::{self, serve};
+
+    const GREETING: &str = "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=XOAUTH2 AUTH=OAUTHBEARER] Dovecot ready.";
+
+    fn challenge() -> String {
+        let json =
+            r#"{"status":"401","schemes":"bearer","scope":"https://outlook.office.com/.default"}"#;
+        format!("+ {}", STANDARD.encode(json))
+    }
+
+    async fn client(port: u16) -> async_imap::Client<TcpStream> {
+        let tcp = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let mut client = async_imap::Client::new(tcp);
+        client
+            .read_response()
+            .await
+            .expect("read")
+            .expect("greeting");
+        client
+    }
+
+    /// `AUTHENTICATE XOAUTH2` against a server answering `replies`.
+    async fn auth(replies: &[&str], mode: AccessMode) -> (StepFailure, Vec<String>) {
+        let (port, server) = serve(GREETING, replies).await;
+        let token = script::token();
+        let result = authenticate(client(port).await, &script::login(&token, mode)).await;
+        let Err(failure) = result.map(|_| ()) else {
+            panic!("the login should fail");
+        };
+        (failure, server.await.expect("server"))
+    }
+
+    #[tokio::test]
+    async fn dovecot_authenticationfailed_is_auth_failed_with_the_delegated_hint() {
+        let refusal = challenge();
+        let replies = [
+            "+ ",
+            refusal.as_str(),
+            "{tag} NO [AUTHENTICATIONFAILED] Authentication failed.",
+        ];
+        let (f, sent) = auth(&replies, AccessMode::Delegated).await;
+        assert_eq!(f.code, "imap_auth_failed");
+        assert!(f.hint.contains("IMAP.AccessAsUser.All"), "{}", f.hint);
+        assert!(!f.hint.contains("New-ServicePrincipal"), "{}", f.hint);
+        assert!(
+            f.response
+                .as_deref()
+                .is_some_and(|r| r.contains("[AUTHENTICATIONFAILED]"))
+        );
+        // The response went after the continuation, as XOAUTH2 of the mailbox,
+        // and the failure's challenge was answered with an empty line.
+        assert!(sent[0].ends_with("AUTHENTICATE XOAUTH2"), "{sent:?}");
+        let decoded = STANDARD.decode(&sent[1]).expect("base64");
+        let token = script::token();
+        assert_eq!(
+            decoded,
+            xoauth2(script::MAILBOX, token.expose_secret()).into_bytes()
+        );
+        assert_eq!(sent[2], "");
+    }
+
+    #[tokio::test]
+    async fn an_app_only_refusal_gives_the_service_principal_fix() {
+        let refusal = challenge();
+        let replies = [
+            "+ ",
+            refusal.as_str(),
+            "{tag} NO [AUTHENTICATIONFAILED] Authentication failed.",
+        ];
+        let (f, _) = auth(&replies, AccessMode::AppOnly).await;
+        assert_eq!(f.code, "imap_auth_failed");
+        for part in [
+            "New-ServicePrincipal",
+            "Add-MailboxPermission",
+            "FullAccess",
+        ] {
+            assert!(f.hint.contains(part), "{part}: {}", f.hint);
+        }
+        assert!(!f.hint.contains("IMAP.AccessAsUser.All"), "{}", f.hint);
+    }
+
+    #[tokio::test]
+    async fn microsofts_authenticate_failed_is_auth_failed() {
+        let (f, _) = auth(
+            &["+ ", "{tag} NO AUTHENTICATE failed."],
+            AccessMode::AppOnly,
+        )
+        .await;
+        assert_eq!(f.code, "imap_auth_failed");
+        assert!(f.hint.contains("New-ServicePrincipal"), "{}", f.hint);
+    }
+
+    #[tokio::test]
+    async fn unavailable_is_temporary() {
+        let replies = [
+            "+ ",
+            "{tag} NO [UNAVAILABLE] Temporary authentication failure. [mail.test:2025-01-01 10:00:00]",
+        ];
+        let (f, _) = auth(&replies, AccessMode::Delegated).await;
+        assert_eq!(f.code, "imap_unavailable");
+        assert!(f.hint.contains("try again"), "{}", f.hint);
+    }
+
+    #[tokio::test]
+    async fn throttling_at_login_tells_how_long_to_wait() {
+        let replies = [
+            "+ ",
+            "{tag} BAD Request is throttled. Suggested Backoff Time: 89117 milliseconds",
+        ];
+        let (f, _) = auth(&replies, AccessMode::Delegated).await;
+        assert_eq!(f.code, "imap_throttled");
+        assert!(
+            f.hint
+                .contains("wait 89117 ms (about 89 s) before trying again"),
+            "{}",
+            f.hint
+        );
+    }
+
+    #[tokio::test]
+    async fn throttling_at_select_tells_how_long_to_wait() {
+        let replies = [
+            "+ ",
+            "{tag} OK AUTHENTICATE completed.",
+            "{tag} NO Request is throttled. Suggested Backoff Time: 299961 milliseconds",
+        ];
+        let (port, server) = serve(GREETING, &replies).await;
+        let token = script::token();
+        let login = script::login(&token, AccessMode::Delegated);
+        let Ok((mut session, _)) = authenticate(client(port).await, &login).await else {
+            panic!("the login should pass");
+        };
+        let Err(f) = select(&mut session, &login).await else {
+            panic!("SELECT should fail");
+        };
+        assert_eq!(f.code, "imap_throttled");
+        assert!(
+            f.hint
+                .contains("wait 299961 ms (about 5 minutes) before trying again"),
+            "{}",
+            f.hint
+        );
+        drop(session);
+        let sent = server.await.expect("server");
+        assert!(sent[2].contains("SELECT"), "{sent:?}");
+    }
+
+    #[test]
+    fn throttling_without_a_backoff_time_still_says_to_wait() {
+        let f = imap_classified("no response: Request is throttled.".into());
+        assert_eq!(f.code, "imap_throttled");
+        assert!(f.hint.contains("wait"), "{}", f.hint);
+        assert_eq!(
+            imap_classified("bad response: Unknown command".into()).code,
+            "imap_error"
+        );
+    }
 }

@@ -9,7 +9,11 @@ use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 use secrecy::ExposeSecret;
 
-use super::{Login, MailServers, StepFailure, Steps, connect_failure, xoauth2};
+use super::{
+    Login, MailServers, StepFailure, Steps, backoff_advice, connect_failure, suggested_backoff_ms,
+    xoauth2,
+};
+use crate::domain::AccessMode;
 
 fn hello() -> ClientId {
     ClientId::Domain("inboxlink.local".into())
@@ -65,7 +69,10 @@ pub async fn check(
     }
     steps
         .run("smtp_quit", t, async {
-            let r = conn.quit().await.map_err(|e| smtp_failure(&e))?;
+            let r = conn
+                .quit()
+                .await
+                .map_err(|e| smtp_failure(&e, login.access_mode))?;
             Ok(((), Some(response_text(&r))))
         })
         .await;
@@ -84,7 +91,6 @@ async fn connect(
     )
     .await
     .map_err(|e| {
-        let io = std::io::Error::other(e.to_string());
         if e.is_timeout() {
             StepFailure::new(
                 "timeout",
@@ -92,7 +98,7 @@ async fn connect(
                 "The SMTP server did not answer; check the endpoint and the network.",
             )
         } else {
-            connect_failure("SMTP", endpoint, &io)
+            connect_failure("SMTP", endpoint, &e)
         }
     })?;
     let info = conn.server_info().to_string();
@@ -120,11 +126,8 @@ async fn starttls(
         )
     })?;
     conn.starttls(params, &hello()).await.map_err(|e| {
-        let io = std::io::Error::other(format!(
-            "{e} {:?}",
-            std::error::Error::source(&e).map(ToString::to_string)
-        ));
-        let mut f = connect_failure("SMTP", &servers.smtp, &io);
+        let mut f = connect_failure("SMTP", &servers.smtp, &e);
+        // The connection stands: whatever broke, broke in the handshake.
         if f.code == "unreachable" {
             f = StepFailure::new(
                 "tls_failed",
@@ -141,11 +144,10 @@ async fn auth(
     conn: &mut AsyncSmtpConnection,
     login: &Login<'_>,
 ) -> Result<((), Option<String>), StepFailure> {
-    let first = conn
-        .command("AUTH XOAUTH2\r\n")
+    let mode = login.access_mode;
+    conn.command("AUTH XOAUTH2\r\n")
         .await
-        .map_err(|e| smtp_failure(&e))?;
-    let _ = first;
+        .map_err(|e| smtp_failure(&e, mode))?;
     let initial = STANDARD.encode(xoauth2(login.smtp_user, login.token.expose_secret()));
     match conn.command(format!("{initial}\r\n")).await {
         Ok(r) if r.code().to_string().starts_with('2') => Ok(((), Some(response_text(&r)))),
@@ -155,12 +157,12 @@ async fn auth(
                 Ok(r) => Err(StepFailure::new(
                     "smtp_auth_failed",
                     Some(response_text(&r)),
-                    AUTH_HINT,
+                    auth_hint(mode),
                 )),
-                Err(e) => Err(smtp_failure(&e)),
+                Err(e) => Err(smtp_failure(&e, mode)),
             }
         }
-        Err(e) => Err(smtp_failure(&e)),
+        Err(e) => Err(smtp_failure(&e, mode)),
     }
 }
 
@@ -203,51 +205,139 @@ async fn send(
     let r = conn
         .send(&envelope, &message.formatted())
         .await
-        .map_err(|e| smtp_failure(&e))?;
+        .map_err(|e| smtp_failure(&e, login.access_mode))?;
     Ok(((), Some(response_text(&r))))
 }
 
-const AUTH_HINT: &str = "The server refused the token for SMTP: check that the token has the SMTP.Send permission and sign in again.";
+/// The hint for a refused token (`smtp_auth_failed`).
+fn auth_hint(mode: AccessMode) -> &'static str {
+    match mode {
+        AccessMode::Delegated => {
+            "The server refused the token for SMTP: check that the token has the SMTP.Send permission and sign in again."
+        }
+        AccessMode::AppOnly => {
+            "The server refused the app-only token for SMTP: the app needs the SMTP.SendAsApp application \
+             permission (Office 365 Exchange Online) with admin consent, and Exchange needs the app's service principal \
+             and a mailbox permission. In Exchange Online PowerShell run New-ServicePrincipal -AppId <client id> \
+             -ObjectId <object id of the ENTERPRISE application> and Add-MailboxPermission -Identity <mailbox> \
+             -User <that object id> -AccessRights FullAccess (see the app credential's setup view)."
+        }
+    }
+}
+
+/// The hint for `smtp_send_as_denied`.
+fn send_as_hint(mode: AccessMode) -> &'static str {
+    match mode {
+        AccessMode::Delegated => {
+            "The signed-in account may not send as this mailbox (or authenticated as the wrong user): \
+             for a shared mailbox grant the delegate Send As, and sign in with the right account."
+        }
+        AccessMode::AppOnly => {
+            "The app may not send as this mailbox: Exchange needs the app's service principal and a \
+             mailbox permission, and the app the SMTP.SendAsApp application permission with admin consent. In Exchange \
+             Online PowerShell run New-ServicePrincipal -AppId <client id> -ObjectId <object id of the ENTERPRISE \
+             application> and Add-MailboxPermission -Identity <mailbox> -User <that object id> -AccessRights FullAccess \
+             (see the app credential's setup view)."
+        }
+    }
+}
 
 fn response_text(r: &lettre::transport::smtp::response::Response) -> String {
     let lines: Vec<&str> = r.message().collect();
     format!("{} {}", r.code(), lines.join(" "))
 }
 
-fn smtp_failure(e: &lettre::transport::smtp::Error) -> StepFailure {
-    let text = e.to_string();
-    let code = e.status().map(|c| c.to_string()).unwrap_or_default();
-    if text.contains("5.7.139") {
-        return StepFailure::new(
-            "smtp_auth_disabled",
-            Some(text),
-            "SMTP AUTH is disabled for this mailbox or tenant. In Exchange Online PowerShell run: \
-             Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false",
-        );
-    }
-    if text.contains("5.7.3") {
-        return StepFailure::new(
-            "smtp_send_as_denied",
-            Some(text),
-            "The signed-in account may not send as this mailbox (or authenticated as the wrong user): \
-             for a shared mailbox grant the delegate Send As, and sign in with the right account.",
-        );
-    }
-    if code == "535" {
-        return StepFailure::new("smtp_auth_failed", Some(text), AUTH_HINT);
-    }
-    if code.starts_with('4') || text.to_lowercase().contains("throttl") {
-        return StepFailure::new(
-            "smtp_unavailable",
-            Some(text),
-            "The server is temporarily unavailable or throttling; try again in a few minutes.",
-        );
-    }
-    if e.is_timeout() {
+/// Whether `text` holds the enhanced status code `code` (RFC 3463) as a whole
+/// token: `5.7.3` is not found in `5.7.30` or `5.7.139`.
+fn has_enhanced_code(text: &str, code: &str) -> bool {
+    text.match_indices(code).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let mut after = text[at + code.len()..].chars();
+        let first = after.next();
+        let second = after.next();
+        let joined_before = before.is_some_and(|c| c.is_ascii_digit() || c == '.');
+        let joined_after = first.is_some_and(|c| c.is_ascii_digit())
+            || (first == Some('.') && second.is_some_and(|c| c.is_ascii_digit()));
+        !joined_before && !joined_after
+    })
+}
+
+/// Answers that mean Microsoft limits the sender for now, lowercased.
+const THROTTLED: [&str; 3] = [
+    "throttl",
+    "suggested backoff time",
+    "submissionquotaexceeded",
+];
+
+/// The same, but only in a temporary (4xx) answer: a permanent "limit
+/// exceeded" is rather a full mailbox or a message too large.
+const BUSY: [&str; 5] = [
+    "limit exceeded",
+    "exceeded a limit",
+    "server busy",
+    "too many connections",
+    "too many concurrent",
+];
+
+fn smtp_failure(e: &lettre::transport::smtp::Error, mode: AccessMode) -> StepFailure {
+    let code = e.status().map(|c| c.to_string());
+    classify(code.as_deref(), e.to_string(), e.is_timeout(), mode)
+}
+
+/// Classifies a failed SMTP command from its reply code (none for a network
+/// error), the error's text and whether it timed out.
+fn classify(code: Option<&str>, text: String, timed_out: bool, mode: AccessMode) -> StepFailure {
+    if timed_out {
         return StepFailure::new(
             "timeout",
             Some(text),
             "The SMTP server did not answer in time.",
+        );
+    }
+    if has_enhanced_code(&text, "5.7.139") {
+        let lower = text.to_lowercase();
+        let hint = if lower.contains("disabled for the tenant") {
+            "SMTP AUTH is disabled for the whole tenant. In Exchange Online PowerShell run \
+             Set-TransportConfig -SmtpClientAuthenticationDisabled $false, or enable it for this mailbox only: \
+             Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false"
+        } else {
+            "SMTP AUTH is disabled for this mailbox or tenant. In Exchange Online PowerShell run: \
+             Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false"
+        };
+        return StepFailure::new("smtp_auth_disabled", Some(text), hint);
+    }
+    if has_enhanced_code(&text, "5.7.3")
+        || has_enhanced_code(&text, "5.2.252")
+        || text.contains("SendAsDenied")
+    {
+        return StepFailure::new("smtp_send_as_denied", Some(text), send_as_hint(mode));
+    }
+    if code == Some("535") {
+        return StepFailure::new("smtp_auth_failed", Some(text), auth_hint(mode));
+    }
+    let lower = text.to_lowercase();
+    let temporary = code.is_some_and(|c| c.starts_with('4'));
+    if THROTTLED.iter().any(|m| lower.contains(m))
+        || (temporary && BUSY.iter().any(|m| lower.contains(m)))
+    {
+        let hint = match suggested_backoff_ms(&text) {
+            Some(ms) => format!(
+                "Microsoft throttles this mailbox for SMTP: {}.",
+                backoff_advice(ms)
+            ),
+            None => {
+                "Microsoft throttles this mailbox for SMTP (too many connections or messages); \
+                     wait a few minutes, or longer for a daily sending limit, and try again."
+                    .into()
+            }
+        };
+        return StepFailure::new("smtp_throttled", Some(text), hint);
+    }
+    if temporary {
+        return StepFailure::new(
+            "smtp_unavailable",
+            Some(text),
+            "The server is temporarily unavailable; try again in a few minutes.",
         );
     }
     StepFailure::new(
@@ -255,4 +345,261 @@ fn smtp_failure(e: &lettre::transport::smtp::Error) -> StepFailure {
         Some(text),
         "The SMTP server refused the request; see its response.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::mail::script::{self, serve};
+
+    const GREETING: &str = "220 mail.test ESMTP Dovecot ready";
+    const EHLO: &str = "250-mail.test\r\n250-8BITMIME\r\n250-AUTH XOAUTH2 OAUTHBEARER\r\n250-ENHANCEDSTATUSCODES\r\n250 PIPELINING";
+
+    async fn connection(
+        replies: &[&str],
+    ) -> (AsyncSmtpConnection, tokio::task::JoinHandle<Vec<String>>) {
+        let mut all = vec![EHLO];
+        all.extend_from_slice(replies);
+        let (port, server) = serve(GREETING, &all).await;
+        let conn = AsyncSmtpConnection::connect_tokio1(
+            ("127.0.0.1", port),
+            Some(Duration::from_secs(5)),
+            &hello(),
+            None,
+            None,
+        )
+        .await
+        .expect("connect");
+        (conn, server)
+    }
+
+    /// `AUTH XOAUTH2` (answered `334`), then the response answered `replies`.
+    async fn auth_fails(replies: &[&str], mode: AccessMode) -> StepFailure {
+        let mut all = vec!["334 "];
+        all.extend_from_slice(replies);
+        let (mut conn, _server) = connection(&all).await;
+        let token = script::token();
+        match auth(&mut conn, &script::login(&token, mode)).await {
+            Ok(_) => panic!("the login should fail"),
+            Err(f) => f,
+        }
+    }
+
+    /// A test message whose `MAIL FROM`, `RCPT TO`, `DATA` and message are answered `replies`.
+    async fn send_fails(replies: &[&str]) -> StepFailure {
+        let (mut conn, _server) = connection(replies).await;
+        let token = script::token();
+        match send(&mut conn, &script::login(&token, AccessMode::Delegated)).await {
+            Ok(_) => panic!("the message should be refused"),
+            Err(f) => f,
+        }
+    }
+
+    const CHALLENGE: &str = "334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJodHRwczovL291dGxvb2sub2ZmaWNlLmNvbS8uZGVmYXVsdCJ9";
+
+    #[tokio::test]
+    async fn the_response_goes_after_the_334_and_a_challenge_gets_an_empty_line() {
+        let replies = ["334 ", CHALLENGE, "535 5.7.8 Authentication failed"];
+        let (mut conn, server) = connection(&replies).await;
+        let token = script::token();
+        let f = match auth(&mut conn, &script::login(&token, AccessMode::Delegated)).await {
+            Ok(_) => panic!("the login should fail"),
+            Err(f) => f,
+        };
+        assert_eq!(f.code, "smtp_auth_failed");
+        drop(conn);
+        let sent = server.await.expect("server");
+        assert_eq!(sent[1], "AUTH XOAUTH2", "{sent:?}");
+        let decoded = STANDARD.decode(&sent[2]).expect("base64");
+        assert_eq!(
+            decoded,
+            xoauth2(script::MAILBOX, token.expose_secret()).into_bytes()
+        );
+        assert_eq!(sent[3], "");
+    }
+
+    #[tokio::test]
+    async fn other_535_is_auth_failed_with_a_hint_for_each_access_mode() {
+        let f = auth_fails(
+            &[CHALLENGE, "535 5.7.8 Authentication failed"],
+            AccessMode::Delegated,
+        )
+        .await;
+        assert_eq!(f.code, "smtp_auth_failed");
+        assert!(f.hint.contains("SMTP.Send permission"), "{}", f.hint);
+        assert!(!f.hint.contains("SendAsApp"), "{}", f.hint);
+
+        let f = auth_fails(
+            &[CHALLENGE, "535 5.7.8 Authentication failed"],
+            AccessMode::AppOnly,
+        )
+        .await;
+        assert_eq!(f.code, "smtp_auth_failed");
+        for part in [
+            "SMTP.SendAsApp",
+            "New-ServicePrincipal",
+            "Add-MailboxPermission",
+        ] {
+            assert!(f.hint.contains(part), "{part}: {}", f.hint);
+        }
+    }
+
+    #[tokio::test]
+    async fn smtp_client_authentication_disabled_for_the_tenant() {
+        let f = auth_fails(
+            &["535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. [SN4PR0601CA0005.namprd06.prod.outlook.com 2025-01-01T10:00:00.000Z 08DD2A9F3C1B2E4D]"],
+            AccessMode::Delegated,
+        )
+        .await;
+        assert_eq!(f.code, "smtp_auth_disabled");
+        assert!(f.hint.contains("Set-TransportConfig"), "{}", f.hint);
+        assert!(f.hint.contains("Set-CASMailbox"), "{}", f.hint);
+
+        let f = auth_fails(
+            &["535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information."],
+            AccessMode::Delegated,
+        )
+        .await;
+        assert_eq!(f.code, "smtp_auth_disabled");
+        assert!(f.hint.contains("Set-CASMailbox"), "{}", f.hint);
+    }
+
+    #[tokio::test]
+    async fn five_seven_three_is_send_as_denied_for_each_access_mode() {
+        let text = "535 5.7.3 Authentication unsuccessful [SN4PR0601CA0005.namprd06.prod.outlook.com 2025-01-01T10:00:00.000Z 08DD2A9F3C1B2E4D]";
+        let f = auth_fails(&[text], AccessMode::Delegated).await;
+        assert_eq!(f.code, "smtp_send_as_denied");
+        assert!(f.hint.contains("Send As"), "{}", f.hint);
+        assert!(f.response.as_deref().is_some_and(|r| r.contains("5.7.3")));
+
+        let f = auth_fails(&[text], AccessMode::AppOnly).await;
+        assert_eq!(f.code, "smtp_send_as_denied");
+        for part in [
+            "SMTP.SendAsApp",
+            "New-ServicePrincipal",
+            "Add-MailboxPermission",
+        ] {
+            assert!(f.hint.contains(part), "{part}: {}", f.hint);
+        }
+    }
+
+    #[tokio::test]
+    async fn five_seven_thirty_is_not_five_seven_three() {
+        let f = auth_fails(
+            &["535 5.7.30 Authentication unsuccessful"],
+            AccessMode::Delegated,
+        )
+        .await;
+        assert_eq!(f.code, "smtp_auth_failed");
+
+        let f = send_fails(&["550 5.7.30 REQUIRETLS support required"]).await;
+        assert_eq!(f.code, "smtp_error");
+    }
+
+    #[tokio::test]
+    async fn a_454_is_temporary() {
+        let f = auth_fails(
+            &["454 4.7.0 Temporary authentication failure. [mail.test:2025-01-01 10:00:00]"],
+            AccessMode::Delegated,
+        )
+        .await;
+        assert_eq!(f.code, "smtp_unavailable");
+        assert!(f.hint.contains("try again"), "{}", f.hint);
+
+        let f = send_fails(&["452 4.3.1 Insufficient system resources"]).await;
+        assert_eq!(f.code, "smtp_unavailable");
+    }
+
+    #[tokio::test]
+    async fn throttling_is_its_own_code() {
+        let f = auth_fails(
+            &["421 4.7.0 Request is throttled. Suggested Backoff Time: 120000 milliseconds"],
+            AccessMode::Delegated,
+        )
+        .await;
+        assert_eq!(f.code, "smtp_throttled");
+        assert!(
+            f.hint
+                .contains("wait 120000 ms (about 2 minutes) before trying again"),
+            "{}",
+            f.hint
+        );
+
+        let f = send_fails(&[
+            "250 2.1.0 Sender OK",
+            "250 2.1.5 Recipient OK",
+            "354 Start mail input; end with <CRLF>.<CRLF>",
+            "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded [Hostname=SN4PR06MB1234.namprd06.prod.outlook.com]",
+        ])
+        .await;
+        assert_eq!(f.code, "smtp_throttled");
+        assert!(f.hint.contains("wait"), "{}", f.hint);
+
+        let f = send_fails(&[
+            "250 2.1.0 Sender OK",
+            "250 2.1.5 Recipient OK",
+            "354 Start mail input; end with <CRLF>.<CRLF>",
+            "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception with message Cannot submit message.",
+        ])
+        .await;
+        assert_eq!(f.code, "smtp_throttled");
+
+        // A full mailbox is no throttling.
+        let f = send_fails(&[
+            "250 2.1.0 Sender OK",
+            "552 5.2.2 Mailbox size limit exceeded",
+        ])
+        .await;
+        assert_eq!(f.code, "smtp_error");
+    }
+
+    #[tokio::test]
+    async fn send_as_denied_at_send() {
+        let f = send_fails(&[
+            "250 2.1.0 Sender OK",
+            "250 2.1.5 Recipient OK",
+            "354 Start mail input; end with <CRLF>.<CRLF>",
+            "554 5.2.252 SendAsDenied; delegate@contoso.example not allowed to send as anna@contoso.example; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied",
+        ])
+        .await;
+        assert_eq!(f.code, "smtp_send_as_denied");
+    }
+
+    #[test]
+    fn enhanced_codes_match_whole() {
+        assert!(has_enhanced_code(
+            "535 5.7.3 Authentication unsuccessful",
+            "5.7.3"
+        ));
+        assert!(has_enhanced_code("(5.7.3)", "5.7.3"));
+        assert!(has_enhanced_code("ends with 5.7.3.", "5.7.3"));
+        assert!(has_enhanced_code("535-5.7.3 first line", "5.7.3"));
+        for other in [
+            "5.7.30", "5.7.39 x", "5.7.3.1", "15.7.3", "4.5.7.3", "5.7.139",
+        ] {
+            assert!(!has_enhanced_code(other, "5.7.3"), "{other}");
+        }
+        assert!(has_enhanced_code("535 5.7.139 Authentication", "5.7.139"));
+        assert!(!has_enhanced_code("5.7.1390", "5.7.139"));
+    }
+
+    #[test]
+    fn a_timeout_is_timeout() {
+        let f = classify(
+            None,
+            "network error: timed out".into(),
+            true,
+            AccessMode::Delegated,
+        );
+        assert_eq!(f.code, "timeout");
+        let f = classify(
+            None,
+            "network error: connection reset".into(),
+            false,
+            AccessMode::Delegated,
+        );
+        assert_eq!(f.code, "smtp_error");
+    }
 }
