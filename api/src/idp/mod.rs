@@ -170,6 +170,7 @@ impl Microsoft {
             http: HttpAdapter {
                 http,
                 timeout: Duration::from_secs(15),
+                runtime: tokio::runtime::Handle::current(),
             },
             retry: Retry::default(),
         }
@@ -309,13 +310,18 @@ impl Microsoft {
 
 /// The adapter between `oauth2` and the shared reqwest client (one HTTP
 /// client version, one TLS stack). 429 and 5xx answers become
-/// [`Transport::Busy`] so their status and `Retry-After` survive. Its future
-/// is boxed as `Send`, so token requests can run on any worker (the
-/// keep-alive spawns them).
+/// [`Transport::Busy`] so their status and `Retry-After` survive.
+///
+/// Each request runs as a task on the runtime the service was built on, not
+/// on the HTTP worker that asked: the client pools connections, and a pooled
+/// connection lives on the runtime that opened it, so a worker that stops
+/// (a graceful shutdown stops idle workers first) would otherwise cut the
+/// token request another worker is making over that connection.
 #[derive(Clone)]
 struct HttpAdapter {
     http: reqwest::Client,
     timeout: Duration,
+    runtime: tokio::runtime::Handle,
 }
 
 impl<'c> oauth2::AsyncHttpClient<'c> for HttpAdapter {
@@ -325,55 +331,61 @@ impl<'c> oauth2::AsyncHttpClient<'c> for HttpAdapter {
     >;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
-        Box::pin(self.send(request))
+        let (http, timeout) = (self.http.clone(), self.timeout);
+        let task = self.runtime.spawn(send(http, timeout, request));
+        Box::pin(async move {
+            task.await
+                .unwrap_or(Err(Transport::Failed("connection failed")))
+        })
     }
 }
 
-impl HttpAdapter {
-    async fn send(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, Transport> {
-        let (parts, body) = request.into_parts();
-        let response = self
-            .http
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(body)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| {
-                Transport::Failed(if e.is_timeout() {
-                    "timeout"
-                } else {
-                    "connection failed"
-                })
-            })?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|_| Transport::Failed("connection failed"))?;
-        if status.as_u16() == 429 || status.is_server_error() {
-            let retry_after = headers
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let error = serde_json::from_slice::<ErrorBody>(&bytes).ok();
-            return Err(Transport::Busy {
-                status: status.as_u16(),
-                retry_after,
-                error,
-            });
-        }
-        let mut builder = oauth2::http::Response::builder().status(status);
-        for (name, value) in &headers {
-            builder = builder.header(name, value);
-        }
-        builder
-            .body(bytes.to_vec())
-            .map_err(|_| Transport::Failed("invalid response"))
+async fn send(
+    http: reqwest::Client,
+    timeout: Duration,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, Transport> {
+    let (parts, body) = request.into_parts();
+    let response = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| {
+            Transport::Failed(if e.is_timeout() {
+                "timeout"
+            } else {
+                "connection failed"
+            })
+        })?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|_| Transport::Failed("connection failed"))?;
+    if status.as_u16() == 429 || status.is_server_error() {
+        let retry_after = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let error = serde_json::from_slice::<ErrorBody>(&bytes).ok();
+        return Err(Transport::Busy {
+            status: status.as_u16(),
+            retry_after,
+            error,
+        });
     }
+    let mut builder = oauth2::http::Response::builder().status(status);
+    for (name, value) in &headers {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(bytes.to_vec())
+        .map_err(|_| Transport::Failed("invalid response"))
 }
 
 #[derive(Debug, Deserialize)]

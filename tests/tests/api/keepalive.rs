@@ -162,7 +162,11 @@ async fn a_graceful_stop_lets_a_refresh_in_flight_finish(app: TestApp) {
         .into_inner();
     stopping.await.expect("stopped");
     w.fake.set_latency(Duration::ZERO);
-    assert_eq!(w.fake.token_calls("refresh_token"), 1);
+    assert_eq!(
+        w.fake.token_calls("refresh_token"),
+        1,
+        "the token request was not cut and retried"
+    );
     // The rotated tokens were committed: the next instance hands out the same token.
     let next = w.app.sibling().await;
     let again = next

@@ -120,7 +120,7 @@ fn postgres_database() -> Option<String> {
     Some(db.to_string())
 }
 
-/// 5. Start-up time and resident memory of an idle instance.
+/// Part 5 of the issue: start-up time and resident memory of an idle instance.
 async fn resources_at_start(a: &Args, fake: &FakeEntra, t: &mut Table) {
     eprintln!("start-up and memory:");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -151,7 +151,7 @@ async fn resources_at_start(a: &Args, fake: &FakeEntra, t: &mut Table) {
     t.add("resources", "resident memory, idle", idle, "MiB");
 }
 
-/// 1. Authenticated reads against `/healthz`, on SQLite and PostgreSQL.
+/// Part 1 of the issue: authenticated reads against `/healthz`, on SQLite and PostgreSQL.
 async fn http_reads(a: &Args, fake: &FakeEntra, t: &mut Table) {
     let mut backends: Vec<(&'static str, Option<String>)> = vec![("SQLite", None)];
     match postgres_database() {
@@ -230,7 +230,7 @@ async fn http_reads(a: &Args, fake: &FakeEntra, t: &mut Table) {
     }
 }
 
-/// 2. Refresh -> the fake's sign-in -> callback -> active, per mailbox, against
+/// Part 2 of the issue: refresh -> the fake's sign-in -> callback -> active, per mailbox, against
 /// the same authorization-code token request made directly to the fake.
 async fn sign_in_path(a: &Args, fake: &FakeEntra, t: &mut Table) {
     eprintln!("sign-in path:");
@@ -292,7 +292,7 @@ async fn sign_in_path(a: &Args, fake: &FakeEntra, t: &mut Table) {
     );
 }
 
-/// 3. The keep-alive refreshing every grant at once, through the token keeper,
+/// Part 3 of the issue: the keep-alive refreshing every grant at once, through the token keeper,
 /// against the fake with 20 ms latency per token request.
 async fn refresh_at_scale(a: &Args, fake: &FakeEntra, t: &mut Table) {
     eprintln!("refresh at scale:");
@@ -399,7 +399,7 @@ async fn refresh_at_scale(a: &Args, fake: &FakeEntra, t: &mut Table) {
     fake.set_latency(Duration::ZERO);
 }
 
-/// 4. `POST /mailboxes/{id}/check` against the same IMAP and SMTP steps done
+/// Part 4 of the issue: `POST /mailboxes/{id}/check` against the same IMAP and SMTP steps done
 /// directly with the same code (async-imap, lettre) and no service around it.
 async fn check(a: &Args, fake: &FakeEntra, t: &mut Table) {
     eprintln!("check:");
@@ -500,7 +500,7 @@ async fn check(a: &Args, fake: &FakeEntra, t: &mut Table) {
     );
 }
 
-/// 5. Encryption per value, from criterion's estimates (`cargo bench --bench crypto`).
+/// Part 5 of the issue: encryption per value, from criterion's estimates (`cargo bench --bench crypto`).
 fn crypto(a: &Args, t: &mut Table) {
     for (name, label, goal) in [
         ("encrypt_token_1500", "encrypt a 1.5 KB token", None),
