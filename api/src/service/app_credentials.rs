@@ -267,14 +267,20 @@ impl Services {
         }
     }
 
-    /// The decrypted client secret, for token requests to the identity provider.
-    pub async fn app_credential_secret(&self, org: &OrgId, id: Uuid) -> Result<SecretString> {
+    /// The app credential with its decrypted client secret, for token
+    /// requests to the identity provider (one read).
+    pub async fn app_credential_with_secret(
+        &self,
+        org: &OrgId,
+        id: Uuid,
+    ) -> Result<(AppCredential, SecretString)> {
         let org = org.clone();
         let row = self
             .store
             .run(move |c| store::get(c, &org, &id.to_string()))
             .await?;
-        self.cipher
+        let secret = self
+            .cipher
             .decrypt_string(
                 &row.client_secret,
                 Slot {
@@ -288,7 +294,8 @@ impl Services {
                     anyhow::Error::new(e)
                         .context(format!("client secret of app credential {}", row.id)),
                 )
-            })
+            })?;
+        Ok((self.app_credential_view(row)?, secret))
     }
 
     fn seal_secret(&self, id: &str, secret: &SecretString) -> String {

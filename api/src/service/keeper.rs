@@ -241,12 +241,8 @@ impl Services {
     async fn request_tokens(&self, org: &OrgId, row: &TokenRow) -> Result<TokenSet, TokenFailure> {
         let app_id = Uuid::try_parse(&row.app_credential_id)
             .map_err(|e| TokenFailure::Internal(Error::Internal(e.into())))?;
-        let app = self
-            .app_credential_get(org, app_id)
-            .await
-            .map_err(TokenFailure::Internal)?;
-        let secret = self
-            .app_credential_secret(org, app_id)
+        let (app, secret) = self
+            .app_credential_with_secret(org, app_id)
             .await
             .map_err(TokenFailure::Internal)?;
         let identity = AppIdentity {

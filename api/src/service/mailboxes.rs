@@ -199,8 +199,18 @@ impl Services {
             .store
             .run(move |c| {
                 let rows = store::list(c, &org, status, after.as_deref(), limit)?;
-                let ids: Vec<String> = rows.iter().map(|r| r.app_credential_id.clone()).collect();
-                let expiry = store::secret_expiry(c, &org, &ids)?;
+                let mut ids: Vec<String> = rows
+                    .iter()
+                    .filter(|r| r.access_mode == AccessMode::AppOnly.as_str())
+                    .map(|r| r.app_credential_id.clone())
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let expiry = if ids.is_empty() {
+                    HashMap::new()
+                } else {
+                    store::secret_expiry(c, &org, &ids)?
+                };
                 Ok((rows, expiry))
             })
             .await?;
@@ -374,12 +384,17 @@ impl Services {
     }
 }
 
-/// A row with the secret expiry of its app credential (the validity of app-only access).
+/// A row with the secret expiry of its app credential (the validity of
+/// app-only access; a delegated mailbox's validity is its refresh token's, so
+/// it needs no second query).
 fn with_expiry(
     c: &mut crate::store::AnyConnection,
     org: &OrgId,
     row: MailboxRow,
 ) -> Result<(MailboxRow, HashMap<String, NaiveDate>)> {
+    if row.access_mode != AccessMode::AppOnly.as_str() {
+        return Ok((row, HashMap::new()));
+    }
     let expiry = store::secret_expiry(c, org, std::slice::from_ref(&row.app_credential_id))?;
     Ok((row, expiry))
 }

@@ -54,8 +54,7 @@ pub struct AppCredentialSetup {
 impl Services {
     pub async fn app_credential_verify(&self, who: &Principal, id: Uuid) -> Result<VerifyResult> {
         let org = &who.org;
-        let app = self.app_credential_get(org, id).await?;
-        let secret = self.app_credential_secret(org, id).await?;
+        let (app, secret) = self.app_credential_with_secret(org, id).await?;
         let identity = AppIdentity {
             client_id: &app.client_id,
             tenant: &app.tenant_id,
@@ -125,8 +124,7 @@ impl Services {
         id: Uuid,
     ) -> Result<AppCredentialSetup> {
         let org = who.org.clone();
-        let app = self.app_credential_get(&org, id).await?;
-        let secret = self.app_credential_secret(&org, id).await?;
+        let (app, secret) = self.app_credential_with_secret(&org, id).await?;
         let identity = AppIdentity {
             client_id: &app.client_id,
             tenant: &app.tenant_id,

@@ -121,10 +121,9 @@ impl Services {
             .map(|u| self.check_return_url(&u))
             .transpose()?;
         let mailbox = self.mailbox_get(org, id).await?;
-        let app = self
-            .app_credential_get(org, mailbox.app_credential_id)
+        let (app, secret) = self
+            .app_credential_with_secret(org, mailbox.app_credential_id)
             .await?;
-        let secret = self.app_credential_secret(org, app.id).await?;
         let identity = AppIdentity {
             client_id: &app.client_id,
             tenant: &app.tenant_id,
@@ -488,8 +487,7 @@ impl Services {
         };
         let app_id =
             Uuid::try_parse(&auth.app_credential_id).map_err(|e| Error::Internal(e.into()))?;
-        let app = self.app_credential_get(org, app_id).await?;
-        let secret = self.app_credential_secret(org, app_id).await?;
+        let (app, secret) = self.app_credential_with_secret(org, app_id).await?;
         let verifier = self
             .cipher
             .decrypt_string(

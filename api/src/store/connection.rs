@@ -72,8 +72,13 @@ impl r2d2::ManageConnection for Manager {
             .map_err(|e| ManagerError(e.to_string()))
     }
 
-    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
-        false
+    /// A connection left inside a failed transaction is not given out again.
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        use diesel::r2d2::R2D2Connection;
+        match conn {
+            AnyConnection::Postgresql(c) => c.is_broken(),
+            AnyConnection::Sqlite(c) => c.is_broken(),
+        }
     }
 }
 

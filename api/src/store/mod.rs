@@ -67,6 +67,9 @@ impl Store {
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size)
             .min_idle(Some(1))
+            // A PostgreSQL connection can be lost (a restart, a failover): test it
+            // with `SELECT 1` before a request uses it. An SQLite file cannot.
+            .test_on_check_out(settings.backend == Backend::Postgres)
             .connection_timeout(Duration::from_secs(10))
             .error_handler(Box::new(connection::LogErrors))
             .build(manager)?;

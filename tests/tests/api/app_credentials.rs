@@ -96,8 +96,9 @@ async fn create_get_list_update_delete(app: TestApp) {
     let org = inboxlink::domain::OrgId::parse("acme").expect("org");
     let stored = app
         .services
-        .app_credential_secret(&org, created.id)
+        .app_credential_with_secret(&org, created.id)
         .await
+        .map(|(_, secret)| secret)
         .expect("decrypts");
     assert_eq!(
         secrecy::ExposeSecret::expose_secret(&stored),

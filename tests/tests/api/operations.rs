@@ -567,8 +567,9 @@ async fn rekey_moves_every_value_to_the_newest_key(app: TestApp) {
     use secrecy::ExposeSecret;
     let secret = only_b
         .services
-        .app_credential_secret(&org, cred)
+        .app_credential_with_secret(&org, cred)
         .await
+        .map(|(_, secret)| secret)
         .expect("the secret decrypts with key B alone");
     assert_eq!(secret.expose_secret(), SECRET);
     let token = only_b

@@ -188,14 +188,16 @@ async fn a_ciphertext_moved_to_another_row_does_not_decrypt(app: TestApp) {
         .expect("copied");
     let decrypted = app
         .services
-        .app_credential_secret(&org, a.id)
+        .app_credential_with_secret(&org, a.id)
         .await
+        .map(|(_, secret)| secret)
         .expect("a still decrypts");
     assert_eq!(secrecy::ExposeSecret::expose_secret(&decrypted), secret_a);
     let err = app
         .services
-        .app_credential_secret(&org, b.id)
+        .app_credential_with_secret(&org, b.id)
         .await
+        .map(|(_, secret)| secret)
         .expect_err("the moved ciphertext must not decrypt");
     assert!(matches!(err, inboxlink::Error::Internal(_)), "{err:?}");
 }

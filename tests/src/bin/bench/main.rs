@@ -168,7 +168,7 @@ async fn http_reads(a: &Args, fake: &FakeEntra, t: &mut Table) {
         let dir = tempfile::tempdir().expect("temp dir");
         let s = launch(a, dir.path(), url, fake).start().await;
         let http = reqwest::Client::new();
-        let credential = create_credential(&http, &s).await;
+        let credential = create_credential(&http, &s, fake).await;
         let ids = create_mailboxes(&http, &s, &credential, a.mailboxes, "m").await;
         let one = format!("{}/mailboxes/{}", s.base, ids[ids.len() / 2]);
         let page = format!("{}/mailboxes?limit=50", s.base);
@@ -238,7 +238,7 @@ async fn sign_in_path(a: &Args, fake: &FakeEntra, t: &mut Table) {
     let s = launch(a, dir.path(), None, fake).start().await;
     let http = reqwest::Client::new();
     let browser = browser();
-    let credential = create_credential(&http, &s).await;
+    let credential = create_credential(&http, &s, fake).await;
     let ids = create_mailboxes(&http, &s, &credential, a.sign_ins, "signin").await;
     let before = fake.token_calls("authorization_code");
     let mut through = Vec::with_capacity(ids.len());
@@ -301,7 +301,7 @@ async fn refresh_at_scale(a: &Args, fake: &FakeEntra, t: &mut Table) {
     let s = l.start().await;
     let http = reqwest::Client::new();
     let browser = browser();
-    let credential = create_credential(&http, &s).await;
+    let credential = create_credential(&http, &s, fake).await;
     let ids = create_mailboxes(&http, &s, &credential, a.mailboxes, "scale").await;
     // Signed in with access tokens that are stale at once (60 s < the 5-minute margin).
     fake.set_access_token_ttl(60);
@@ -423,7 +423,7 @@ async fn check(a: &Args, fake: &FakeEntra, t: &mut Table) {
         );
     let s = l.start().await;
     let http = reqwest::Client::new();
-    let credential = create_credential(&http, &s).await;
+    let credential = create_credential(&http, &s, fake).await;
     let id = create_mailboxes(&http, &s, &credential, 1, "check")
         .await
         .remove(0);
@@ -555,7 +555,9 @@ async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
     r.json().await.expect("json")
 }
 
-async fn create_credential(http: &reqwest::Client, s: &Service) -> String {
+async fn create_credential(http: &reqwest::Client, s: &Service, fake: &FakeEntra) -> String {
+    // Each instance listens on its own port: register its redirect URI.
+    fake.add_redirect_uri(CLIENT_ID, &format!("{}/oauth/callback", s.base));
     let r: Value = http
         .post(format!("{}/app-credentials", s.base))
         .bearer_auth(&s.admin)

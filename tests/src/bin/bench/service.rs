@@ -73,6 +73,15 @@ impl Launch {
         self
     }
 
+    /// The instance's own log (appended), in its data dir.
+    fn log_file(&self) -> Stdio {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("service.log"))
+            .map_or_else(|_| Stdio::null(), Stdio::from)
+    }
+
     pub async fn start(&self) -> Service {
         let port = free_port();
         let mut cmd = Command::new("taskset");
@@ -89,7 +98,7 @@ impl Launch {
             .env("INBOXLINK_LOG", "warn")
             .env("INBOXLINK_KEEPALIVE_INTERVAL_SECONDS", "0")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(self.log_file());
         if let Some(url) = &self.database_url {
             cmd.env("INBOXLINK_DATABASE_URL", url);
         }
