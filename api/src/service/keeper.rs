@@ -210,19 +210,27 @@ impl Services {
                     &set,
                     AccessMode::from_db(&row.access_mode).unwrap_or_default(),
                 );
-                let (wid, worg) = (id.clone(), org.clone());
+                let (wid, worg, stored) = (id.clone(), org.clone(), write.clone());
                 let written = self
                     .store
-                    .run(move |c| tokens::write_tokens(c, &worg, &wid, version, &write))
+                    .run(move |c| tokens::write_tokens(c, &worg, &wid, version, &stored))
                     .await?;
+                self.metrics.token_refresh(RefreshOutcome::Ok);
                 if !written {
                     // Someone wrote newer tokens (our lease lapsed): theirs win.
                     tracing::warn!(mailbox_id = %id, "newer tokens were stored meanwhile; keeping them");
-                } else if row.status == MailboxStatus::Error.as_str() {
+                    return self.token_row(org, &id).await;
+                }
+                let recovered = row.status == MailboxStatus::Error.as_str();
+                if recovered {
                     self.recovered(org, &row).await?;
                 }
-                self.metrics.token_refresh(RefreshOutcome::Ok);
-                self.token_row(org, &id).await
+                // What is stored now, without reading it back.
+                let mut stored = row.with_written(write);
+                if recovered {
+                    stored.status = MailboxStatus::Active.as_str().to_owned();
+                }
+                Ok(stored)
             }
             Err(e) => {
                 self.metrics.token_refresh(match &e {

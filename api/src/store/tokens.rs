@@ -34,6 +34,26 @@ pub struct TokenRow {
     pub last_error_at: Option<NaiveDateTime>,
 }
 
+impl TokenRow {
+    /// The row as [`write_tokens`] leaves it after writing `w` over it.
+    pub fn with_written(mut self, w: TokenWrite) -> Self {
+        self.access_token = w.access_token.or(self.access_token);
+        self.access_token_expires_at = w.access_token_expires_at.or(self.access_token_expires_at);
+        if w.refresh_token.is_some() {
+            self.refresh_token = w.refresh_token;
+            self.refresh_token_issued_at = w.refresh_token_issued_at;
+        }
+        if let Some(status) = w.status {
+            self.status = status;
+        }
+        self.token_version += 1;
+        self.refresh_lease_until = None;
+        self.last_error_message = None;
+        self.last_error_at = None;
+        self
+    }
+}
+
 pub fn get(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<TokenRow, Error> {
     mailboxes::table
         .filter(mailboxes::org.eq(org.as_str()))
@@ -91,7 +111,7 @@ pub fn release_lease(
 }
 
 /// New tokens, written together.
-#[derive(Debug, AsChangeset)]
+#[derive(Debug, Clone, AsChangeset)]
 #[diesel(table_name = mailboxes, treat_none_as_null = false)]
 pub struct TokenWrite {
     pub access_token: Option<String>,

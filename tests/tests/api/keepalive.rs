@@ -17,7 +17,7 @@ backend_tests!(
 );
 
 /// Pretends the mailbox's refresh token was issued `days` ago.
-async fn age(w: &World, mailbox: uuid::Uuid, days: i64) {
+pub(crate) async fn age(w: &World, mailbox: uuid::Uuid, days: i64) {
     let mid = mailbox.to_string();
     w.app
         .services

@@ -1065,22 +1065,7 @@ async fn expiring_when_the_refresh_token_nears_its_end(app: TestApp) {
     let id = w.mailbox(MAILBOX, AccessMode::Delegated, false).await;
     let (status, _, _) = w.sign_in(id).await;
     assert_eq!(status, 200);
-    let mid = id.to_string();
-    w.app
-        .services
-        .store
-        .run(move |c| {
-            use diesel::prelude::*;
-            use inboxlink::store::schema::mailboxes::dsl::*;
-            let issued = chrono::Utc::now().naive_utc() - chrono::Duration::days(80);
-            diesel::update(mailboxes.filter(id.eq(&mid)))
-                .set(refresh_token_issued_at.eq(Some(issued)))
-                .execute(c)
-                .expect("age");
-            Ok(())
-        })
-        .await
-        .expect("aged");
+    crate::keepalive::age(&w, id, 80).await;
     let mailbox = w.status(id).await;
     assert_eq!(mailbox.status, MailboxStatus::Expiring);
     assert_eq!(mailbox.validity_days, Some(10));

@@ -1,0 +1,2 @@
+DROP INDEX mailboxes_keepalive;
+DROP INDEX mailboxes_org_id;
