@@ -221,13 +221,10 @@ impl Services {
                     tracing::warn!(mailbox_id = %id, "newer tokens were stored meanwhile; keeping them");
                     return self.token_row(org, &id).await;
                 }
-                let recovered = row.status == MailboxStatus::Error.as_str();
-                if recovered {
-                    self.recovered(org, &row).await?;
-                }
                 // What is stored now, without reading it back.
-                let mut stored = row.with_written(write);
-                if recovered {
+                let mut stored = row.clone().with_written(write);
+                if row.status == MailboxStatus::Error.as_str() {
+                    self.recovered(org, &row).await?;
                     stored.status = MailboxStatus::Active.as_str().to_owned();
                 }
                 Ok(stored)

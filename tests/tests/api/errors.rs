@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, app_credential_body, backend_tests, http, new_secret};
+use crate::helpers::{TestApp, app_credential_body, backend_tests, http, mailbox_body, new_secret};
 
 backend_tests!(
     malformed_requests_are_refused_clearly,
@@ -135,12 +135,7 @@ async fn every_body_is_checked_on_every_operation(app: TestApp) {
         .expect("cred");
     let mailbox = sdk
         .mailbox_create()
-        .body(inboxlink_sdk::types::MailboxCreate {
-            email: "podatelna@contoso.cz".into(),
-            app_credential_id: cred.id,
-            access_mode: None,
-            shared: None,
-        })
+        .body(mailbox_body("podatelna@contoso.cz", cred.id))
         .send()
         .await
         .expect("mailbox");

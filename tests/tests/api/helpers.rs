@@ -325,6 +325,19 @@ pub fn app_credential_body(name: &str, secret: &str) -> inboxlink_sdk::types::Ap
     }
 }
 
+/// A delegated, unshared mailbox body.
+pub fn mailbox_body(
+    email: &str,
+    app_credential_id: uuid::Uuid,
+) -> inboxlink_sdk::types::MailboxCreate {
+    inboxlink_sdk::types::MailboxCreate {
+        email: email.into(),
+        app_credential_id,
+        access_mode: None,
+        shared: None,
+    }
+}
+
 /// A unique, realistic client secret Value.
 pub fn new_secret() -> String {
     format!("Q8x~{}", uuid::Uuid::new_v4().simple())

@@ -1,9 +1,11 @@
 //! `/mailboxes` through the SDK.
 
 use inboxlink_sdk::ProblemExt;
-use inboxlink_sdk::types::{AccessMode, MailboxCreate, MailboxStatus, MailboxUpdate};
+use inboxlink_sdk::types::{AccessMode, MailboxStatus, MailboxUpdate};
 
-use crate::helpers::{TestApp, app_credential_body, backend_tests, new_secret};
+use crate::helpers::{
+    TestApp, app_credential_body, backend_tests, mailbox_body as mailbox, new_secret,
+};
 
 backend_tests!(
     create_get_update_delete,
@@ -11,15 +13,6 @@ backend_tests!(
     list_pages_and_filters,
     unknown_app_credential_is_refused
 );
-
-fn mailbox(email: &str, app_credential_id: uuid::Uuid) -> MailboxCreate {
-    MailboxCreate {
-        email: email.into(),
-        app_credential_id,
-        access_mode: None,
-        shared: None,
-    }
-}
 
 async fn create_get_update_delete(app: TestApp) {
     let sdk = app.admin("acme");
