@@ -35,6 +35,7 @@ use crate::service;
         signin::mailbox_access_token,
         signin::app_credential_verify,
         signin::app_credential_setup,
+        signin::app_credential_admin_consent,
         signin::audit_event_list,
         oauth::oauth_callback,
         health::healthz,

@@ -56,7 +56,10 @@ impl Application {
             public_url: settings.public_url.as_str().trim_end_matches('/').into(),
             tokens: settings.tokens,
             return_url_allowlist: settings.return_url_allowlist.clone().into(),
-            idp: crate::idp::Microsoft::new(settings.ms_authority.clone(), http_client.clone()),
+            idp: crate::idp::Microsoft::new(
+                settings.ms_authority.clone(),
+                idp_http_client(&settings)?,
+            ),
             keeper: Arc::default(),
             mail: crate::mail::MailServers {
                 imap: settings.imap_endpoint.clone(),
@@ -129,8 +132,22 @@ impl Application {
     }
 }
 
-/// The one outbound HTTP client (rustls, system roots plus `INBOXLINK_EXTRA_ROOT_CA`).
+/// The outbound HTTP client (rustls, system roots plus `INBOXLINK_EXTRA_ROOT_CA`).
 pub fn http_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
+    Ok(http_client_builder(settings)?.build()?)
+}
+
+/// The client for the identity provider: it follows no redirect (a token
+/// request carries secrets that must not be re-posted to a `Location`), and
+/// speaks HTTPS only unless the authority is configured as `http://`.
+pub fn idp_http_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
+    Ok(http_client_builder(settings)?
+        .redirect(reqwest::redirect::Policy::none())
+        .https_only(settings.ms_authority.scheme() == "https")
+        .build()?)
+}
+
+fn http_client_builder(settings: &Settings) -> anyhow::Result<reqwest::ClientBuilder> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("inboxlink/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(std::time::Duration::from_secs(10))
@@ -144,5 +161,5 @@ pub fn http_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
             builder = builder.add_root_certificate(cert);
         }
     }
-    Ok(builder.build()?)
+    Ok(builder)
 }

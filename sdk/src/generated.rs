@@ -82,6 +82,106 @@ pub mod types {
             Default::default()
         }
     }
+    ///Admin consent of an app credential.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct AdminConsent {
+        ///When verify confirmed it.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub established_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        ///When the browser reported the consent.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reported_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        pub status: AdminConsentStatus,
+        ///The tenant the consent answer named.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tenant: ::std::option::Option<::std::string::String>,
+    }
+    impl AdminConsent {
+        pub fn builder() -> builder::AdminConsent {
+            Default::default()
+        }
+    }
+    ///An admin-consent link for a tenant administrator to open.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct AdminConsentLink {
+        ///Microsoft's admin-consent URL (valid until `expires_at`, usable once).
+        pub admin_consent_url: ::std::string::String,
+        pub expires_at: ::chrono::DateTime<::chrono::offset::Utc>,
+    }
+    impl AdminConsentLink {
+        pub fn builder() -> builder::AdminConsentLink {
+            Default::default()
+        }
+    }
+    ///Options of an admin-consent link.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct AdminConsentRequest {
+        /**Where the browser goes after the consent (must match the configured
+        allow-list); it receives `outcome` as a query parameter.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub return_url: ::std::option::Option<::std::string::String>,
+    }
+    impl AdminConsentRequest {
+        pub fn builder() -> builder::AdminConsentRequest {
+            Default::default()
+        }
+    }
+    ///Where admin consent stands.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum AdminConsentStatus {
+        #[serde(rename = "none")]
+        None,
+        #[serde(rename = "reported")]
+        Reported,
+        #[serde(rename = "established")]
+        Established,
+    }
+    impl ::std::fmt::Display for AdminConsentStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::None => f.write_str("none"),
+                Self::Reported => f.write_str("reported"),
+                Self::Established => f.write_str("established"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for AdminConsentStatus {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "none" => Ok(Self::None),
+                "reported" => Ok(Self::Reported),
+                "established" => Ok(Self::Established),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for AdminConsentStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for AdminConsentStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///An app registration in Entra ID. The secret itself is never returned.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct AppCredential {
@@ -104,6 +204,12 @@ pub mod types {
         pub secret_expires_at: ::std::option::Option<::chrono::naive::NaiveDate>,
         ///The last characters of the client secret, to tell secrets apart.
         pub secret_hint: ::std::string::String,
+        /**When `tenant_id` is a domain: the Directory (tenant) ID Microsoft
+        answered with (learned at the first sign-in or a confirmed admin
+        consent); later sign-ins and consents are held to it. Null until then,
+        and always null when `tenant_id` is a GUID.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tenant_guid: ::std::option::Option<::std::string::String>,
         ///Directory (tenant) ID, or a verified domain of the tenant.
         pub tenant_id: ::std::string::String,
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
@@ -149,18 +255,16 @@ pub mod types {
     ///Everything to set up in Entra ID and Exchange for an app credential.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct AppCredentialSetup {
-        ///When admin consent was last recorded through the callback.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub admin_consent_granted_at:
-            ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-        ///A tenant administrator opens this to grant admin consent (valid until `admin_consent_url_expires_at`).
-        pub admin_consent_url: ::std::string::String,
-        pub admin_consent_url_expires_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        /**Admin consent: as reported by the browser, and as confirmed by verify.
+        An admin gets a consent link from `app_credential_admin_consent`.*/
+        pub admin_consent: AdminConsent,
         ///Application permissions to add for app-only mailboxes (Office 365 Exchange Online).
         pub application_permissions: ::std::vec::Vec<::std::string::String>,
         ///Delegated permissions to add (Office 365 Exchange Online and Microsoft Graph).
         pub delegated_permissions: ::std::vec::Vec<::std::string::String>,
-        ///For app-only mailboxes: the Exchange Online PowerShell commands, ids filled in.
+        /**For app-only mailboxes: the Exchange Online PowerShell commands, ids
+        filled in as single-quoted literals. Mailboxes whose stored address is
+        not valid are left out (a comment says how many).*/
         pub powershell: ::std::vec::Vec<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub problem: ::std::option::Option<StatusDetail>,
@@ -633,6 +737,9 @@ pub mod types {
         ///The AADSTS number Microsoft answered with, if any.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub aadsts: ::std::option::Option<i32>,
+        /**Admin consent after this verification (a reported consent becomes
+        `established` when the token request in its tenant succeeds).*/
+        pub admin_consent: AdminConsent,
         pub checked_at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///`verified`, or what is wrong (e.g. `invalid_client_secret`, `client_secret_expired`, `app_not_found`).
         pub code: ::std::string::String,
@@ -749,6 +856,201 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct AdminConsent {
+            established_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            reported_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            status: ::std::result::Result<super::AdminConsentStatus, ::std::string::String>,
+            tenant: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for AdminConsent {
+            fn default() -> Self {
+                Self {
+                    established_at: Ok(Default::default()),
+                    reported_at: Ok(Default::default()),
+                    status: Err("no value supplied for status".to_string()),
+                    tenant: Ok(Default::default()),
+                }
+            }
+        }
+        impl AdminConsent {
+            pub fn established_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.established_at = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for established_at: {e}")
+                });
+                self
+            }
+            pub fn reported_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reported_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for reported_at: {e}"));
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::AdminConsentStatus>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for status: {e}"));
+                self
+            }
+            pub fn tenant<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tenant = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for tenant: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<AdminConsent> for super::AdminConsent {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: AdminConsent,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    established_at: value.established_at?,
+                    reported_at: value.reported_at?,
+                    status: value.status?,
+                    tenant: value.tenant?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::AdminConsent> for AdminConsent {
+            fn from(value: super::AdminConsent) -> Self {
+                Self {
+                    established_at: Ok(value.established_at),
+                    reported_at: Ok(value.reported_at),
+                    status: Ok(value.status),
+                    tenant: Ok(value.tenant),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct AdminConsentLink {
+            admin_consent_url: ::std::result::Result<::std::string::String, ::std::string::String>,
+            expires_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for AdminConsentLink {
+            fn default() -> Self {
+                Self {
+                    admin_consent_url: Err("no value supplied for admin_consent_url".to_string()),
+                    expires_at: Err("no value supplied for expires_at".to_string()),
+                }
+            }
+        }
+        impl AdminConsentLink {
+            pub fn admin_consent_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.admin_consent_url = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for admin_consent_url: {e}")
+                });
+                self
+            }
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for expires_at: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<AdminConsentLink> for super::AdminConsentLink {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: AdminConsentLink,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    admin_consent_url: value.admin_consent_url?,
+                    expires_at: value.expires_at?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::AdminConsentLink> for AdminConsentLink {
+            fn from(value: super::AdminConsentLink) -> Self {
+                Self {
+                    admin_consent_url: Ok(value.admin_consent_url),
+                    expires_at: Ok(value.expires_at),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct AdminConsentRequest {
+            return_url: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for AdminConsentRequest {
+            fn default() -> Self {
+                Self {
+                    return_url: Ok(Default::default()),
+                }
+            }
+        }
+        impl AdminConsentRequest {
+            pub fn return_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.return_url = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for return_url: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<AdminConsentRequest> for super::AdminConsentRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: AdminConsentRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    return_url: value.return_url?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::AdminConsentRequest> for AdminConsentRequest {
+            fn from(value: super::AdminConsentRequest) -> Self {
+                Self {
+                    return_url: Ok(value.return_url),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct AppCredential {
             client_id: ::std::result::Result<::std::string::String, ::std::string::String>,
             created_at: ::std::result::Result<
@@ -770,6 +1072,10 @@ pub mod types {
                 ::std::string::String,
             >,
             secret_hint: ::std::result::Result<::std::string::String, ::std::string::String>,
+            tenant_guid: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             tenant_id: ::std::result::Result<::std::string::String, ::std::string::String>,
             updated_at: ::std::result::Result<
                 ::chrono::DateTime<::chrono::offset::Utc>,
@@ -789,6 +1095,7 @@ pub mod types {
                     secret_days_left: Ok(Default::default()),
                     secret_expires_at: Ok(Default::default()),
                     secret_hint: Err("no value supplied for secret_hint".to_string()),
+                    tenant_guid: Ok(Default::default()),
                     tenant_id: Err("no value supplied for tenant_id".to_string()),
                     updated_at: Err("no value supplied for updated_at".to_string()),
                 }
@@ -895,6 +1202,16 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for secret_hint: {e}"));
                 self
             }
+            pub fn tenant_guid<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tenant_guid = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for tenant_guid: {e}"));
+                self
+            }
             pub fn tenant_id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -932,6 +1249,7 @@ pub mod types {
                     secret_days_left: value.secret_days_left?,
                     secret_expires_at: value.secret_expires_at?,
                     secret_hint: value.secret_hint?,
+                    tenant_guid: value.tenant_guid?,
                     tenant_id: value.tenant_id?,
                     updated_at: value.updated_at?,
                 })
@@ -950,6 +1268,7 @@ pub mod types {
                     secret_days_left: Ok(value.secret_days_left),
                     secret_expires_at: Ok(value.secret_expires_at),
                     secret_hint: Ok(value.secret_hint),
+                    tenant_guid: Ok(value.tenant_guid),
                     tenant_id: Ok(value.tenant_id),
                     updated_at: Ok(value.updated_at),
                 }
@@ -1131,15 +1450,7 @@ pub mod types {
         }
         #[derive(Clone, Debug)]
         pub struct AppCredentialSetup {
-            admin_consent_granted_at: ::std::result::Result<
-                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                ::std::string::String,
-            >,
-            admin_consent_url: ::std::result::Result<::std::string::String, ::std::string::String>,
-            admin_consent_url_expires_at: ::std::result::Result<
-                ::chrono::DateTime<::chrono::offset::Utc>,
-                ::std::string::String,
-            >,
+            admin_consent: ::std::result::Result<super::AdminConsent, ::std::string::String>,
             application_permissions: ::std::result::Result<
                 ::std::vec::Vec<::std::string::String>,
                 ::std::string::String,
@@ -1161,11 +1472,7 @@ pub mod types {
         impl ::std::default::Default for AppCredentialSetup {
             fn default() -> Self {
                 Self {
-                    admin_consent_granted_at: Ok(Default::default()),
-                    admin_consent_url: Err("no value supplied for admin_consent_url".to_string()),
-                    admin_consent_url_expires_at: Err(
-                        "no value supplied for admin_consent_url_expires_at".to_string(),
-                    ),
+                    admin_consent: Err("no value supplied for admin_consent".to_string()),
                     application_permissions: Err(
                         "no value supplied for application_permissions".to_string()
                     ),
@@ -1179,36 +1486,14 @@ pub mod types {
             }
         }
         impl AppCredentialSetup {
-            pub fn admin_consent_granted_at<T>(mut self, value: T) -> Self
+            pub fn admin_consent<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<
-                        ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                    >,
+                T: ::std::convert::TryInto<super::AdminConsent>,
                 T::Error: ::std::fmt::Display,
             {
-                self.admin_consent_granted_at = value.try_into().map_err(|e| {
-                    format!("error converting supplied value for admin_consent_granted_at: {e}")
-                });
-                self
-            }
-            pub fn admin_consent_url<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::string::String>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.admin_consent_url = value.try_into().map_err(|e| {
-                    format!("error converting supplied value for admin_consent_url: {e}")
-                });
-                self
-            }
-            pub fn admin_consent_url_expires_at<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.admin_consent_url_expires_at = value.try_into().map_err(|e| {
-                    format!("error converting supplied value for admin_consent_url_expires_at: {e}")
-                });
+                self.admin_consent = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for admin_consent: {e}"));
                 self
             }
             pub fn application_permissions<T>(mut self, value: T) -> Self
@@ -1268,9 +1553,7 @@ pub mod types {
                 value: AppCredentialSetup,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
-                    admin_consent_granted_at: value.admin_consent_granted_at?,
-                    admin_consent_url: value.admin_consent_url?,
-                    admin_consent_url_expires_at: value.admin_consent_url_expires_at?,
+                    admin_consent: value.admin_consent?,
                     application_permissions: value.application_permissions?,
                     delegated_permissions: value.delegated_permissions?,
                     powershell: value.powershell?,
@@ -1282,9 +1565,7 @@ pub mod types {
         impl ::std::convert::From<super::AppCredentialSetup> for AppCredentialSetup {
             fn from(value: super::AppCredentialSetup) -> Self {
                 Self {
-                    admin_consent_granted_at: Ok(value.admin_consent_granted_at),
-                    admin_consent_url: Ok(value.admin_consent_url),
-                    admin_consent_url_expires_at: Ok(value.admin_consent_url_expires_at),
+                    admin_consent: Ok(value.admin_consent),
                     application_permissions: Ok(value.application_permissions),
                     delegated_permissions: Ok(value.delegated_permissions),
                     powershell: Ok(value.powershell),
@@ -2815,6 +3096,7 @@ pub mod types {
         #[derive(Clone, Debug)]
         pub struct VerifyResult {
             aadsts: ::std::result::Result<::std::option::Option<i32>, ::std::string::String>,
+            admin_consent: ::std::result::Result<super::AdminConsent, ::std::string::String>,
             checked_at: ::std::result::Result<
                 ::chrono::DateTime<::chrono::offset::Utc>,
                 ::std::string::String,
@@ -2831,6 +3113,7 @@ pub mod types {
             fn default() -> Self {
                 Self {
                     aadsts: Ok(Default::default()),
+                    admin_consent: Err("no value supplied for admin_consent".to_string()),
                     checked_at: Err("no value supplied for checked_at".to_string()),
                     code: Err("no value supplied for code".to_string()),
                     hint: Ok(Default::default()),
@@ -2848,6 +3131,16 @@ pub mod types {
                 self.aadsts = value
                     .try_into()
                     .map_err(|e| format!("error converting supplied value for aadsts: {e}"));
+                self
+            }
+            pub fn admin_consent<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::AdminConsent>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.admin_consent = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for admin_consent: {e}"));
                 self
             }
             pub fn checked_at<T>(mut self, value: T) -> Self
@@ -2908,6 +3201,7 @@ pub mod types {
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     aadsts: value.aadsts?,
+                    admin_consent: value.admin_consent?,
                     checked_at: value.checked_at?,
                     code: value.code?,
                     hint: value.hint?,
@@ -2920,6 +3214,7 @@ pub mod types {
             fn from(value: super::VerifyResult) -> Self {
                 Self {
                     aadsts: Ok(value.aadsts),
+                    admin_consent: Ok(value.admin_consent),
                     checked_at: Ok(value.checked_at),
                     code: Ok(value.code),
                     hint: Ok(value.hint),
@@ -3102,10 +3397,34 @@ impl Client {
     pub fn app_credential_update(&self) -> builder::AppCredentialUpdate<'_> {
         builder::AppCredentialUpdate::new(self)
     }
+    /**Start an admin consent
+
+    Mints an admin-consent link (valid 10 minutes, usable once) for a tenant
+    administrator to open; audited. Microsoft sends the browser back to the
+    callback, which records the consent as `reported` when it names the app
+    credential's tenant; `app_credential_verify` confirms it (`established`).
+
+    Sends a `POST` request to `/app-credentials/{id}/admin-consent`
+
+    Arguments:
+    - `id`: App credential id
+    - `body`: Optional: a return URL
+    ```ignore
+    let response = client.app_credential_admin_consent()
+        .id(id)
+        .body(body)
+        .send()
+        .await;
+    ```*/
+    pub fn app_credential_admin_consent(&self) -> builder::AppCredentialAdminConsent<'_> {
+        builder::AppCredentialAdminConsent::new(self)
+    }
     /**Set-up instructions for an app credential
 
-    The redirect URI to register, the permissions to add, a fresh admin-consent
-    URL, and for app-only mailboxes the Exchange PowerShell commands.
+    The redirect URI to register, the permissions to add, where admin consent
+    stands, and for app-only mailboxes the Exchange PowerShell commands.
+    Reading it changes nothing; an admin gets a consent link from
+    `app_credential_admin_consent`.
 
     Sends a `GET` request to `/app-credentials/{id}/setup`
 
@@ -3803,6 +4122,110 @@ pub mod builder {
                 .build()?;
             let info = OperationInfo {
                 operation_id: "app_credential_update",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                413u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                415u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::app_credential_admin_consent`]
+
+    [`Client::app_credential_admin_consent`]: super::Client::app_credential_admin_consent*/
+    #[derive(Debug, Clone)]
+    pub struct AppCredentialAdminConsent<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+        body: Result<::std::option::Option<types::AdminConsentRequest>, String>,
+    }
+    impl<'a> AppCredentialAdminConsent<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Err("body was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::option::Option<types::AdminConsentRequest>>,
+        {
+            self.body = value.try_into().map_err(|_| {
+                "conversion to `:: std :: option :: Option < AdminConsentRequest >` for body failed"
+                    .to_string()
+            });
+            self
+        }
+        ///Sends a `POST` request to `/app-credentials/{id}/admin-consent`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::AdminConsentLink>, Error<types::Problem>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/app-credentials/{}/admin-consent",
+                client.baseurl,
+                encode_path(&id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "app_credential_admin_consent",
             };
             client.pre(&mut request, &info).await?;
             let result = client.exec(request, &info).await;

@@ -105,6 +105,13 @@ pub enum Fault {
     ServerError,
     /// Sleep this long, then process the request normally (for client timeouts).
     Delay(Duration),
+    /// A redirect (307 or 308 re-POST the form) to `location`.
+    Redirect {
+        /// HTTP status code, e.g. `307`.
+        status: u16,
+        /// Value of the `Location` header.
+        location: String,
+    },
 }
 
 /// A running fake Entra ID server. Cheap to clone; all clones share the state.
@@ -285,6 +292,12 @@ impl FakeEntra {
         self.lock().access_token_ttl = secs;
     }
 
+    /// Makes every token answer state `expires_in` = `secs` (the tokens
+    /// themselves keep their real lifetime); `None` stops it.
+    pub fn report_expires_in(&self, secs: Option<u64>) {
+        self.lock().reported_expires_in = secs;
+    }
+
     /// Length in characters of access tokens issued from now on (default 40,
     /// minimum 16). Real Exchange Online tokens are 1.5-2.5 KB; use ~2000 to
     /// test that long tokens survive (e.g. SMTP line limits).
@@ -350,6 +363,14 @@ impl FakeEntra {
         self.lock().oid_of(email).to_string()
     }
 
+    /// Gives the user a new object id, as when an account is deleted and
+    /// another one is created with the same user name; returns it.
+    pub fn recreate_user(&self, email: &str) -> String {
+        let oid = Uuid::new_v4();
+        self.lock().users.insert(email.to_ascii_lowercase(), oid);
+        oid.to_string()
+    }
+
     /// Moves the fake's clock forward. It affects only expiry inside the
     /// fake: authorization codes (10 min), refresh tokens (90 days) and
     /// access tokens in introspection. `iat`/`exp` of new `id_token`s stay on
@@ -382,6 +403,8 @@ pub(crate) struct State {
     faults: VecDeque<Fault>,
     latency: Duration,
     access_token_ttl: u64,
+    /// When set, the `expires_in` every token answer states, whatever the token's lifetime is.
+    reported_expires_in: Option<u64>,
     token_length: usize,
     calls: HashMap<String, usize>,
     codes: HashMap<String, AuthCode>,
@@ -476,6 +499,7 @@ impl State {
             faults: VecDeque::new(),
             latency: Duration::ZERO,
             access_token_ttl: 3600,
+            reported_expires_in: None,
             token_length: 40,
             calls: HashMap::new(),
             codes: HashMap::new(),

@@ -59,18 +59,9 @@ pub async fn app_credential_create(
     services: web::Data<Services>,
     body: web::Json<AppCredentialCreate>,
 ) -> Result<HttpResponse> {
-    let org = principal.require(Permission::AppCredentialsWrite)?;
+    principal.require(Permission::AppCredentialsWrite)?;
     let created = services
-        .app_credential_create(org, body.into_inner())
-        .await?;
-    services
-        .audit_change(
-            &principal,
-            "app_credential.created",
-            "app_credential",
-            created.id,
-            None,
-        )
+        .app_credential_create(&principal, body.into_inner())
         .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/app-credentials/{}", created.id)))
@@ -111,20 +102,13 @@ pub async fn app_credential_update(
     id: web::Path<Uuid>,
     body: web::Json<AppCredentialUpdate>,
 ) -> Result<web::Json<AppCredential>> {
-    let org = principal.require(Permission::AppCredentialsWrite)?;
+    principal.require(Permission::AppCredentialsWrite)?;
     let (id, input) = (id.into_inner(), body.into_inner());
-    let detail = Some(serde_json::json!({ "secret_replaced": input.client_secret.is_some() }));
-    let updated = services.app_credential_update(org, id, input).await?;
-    services
-        .audit_change(
-            &principal,
-            "app_credential.updated",
-            "app_credential",
-            id,
-            detail,
-        )
-        .await?;
-    Ok(web::Json(updated))
+    Ok(web::Json(
+        services
+            .app_credential_update(&principal, id, input)
+            .await?,
+    ))
 }
 
 /// Delete an app credential
@@ -145,17 +129,9 @@ pub async fn app_credential_delete(
     services: web::Data<Services>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse> {
-    let org = principal.require(Permission::AppCredentialsWrite)?;
-    let id = id.into_inner();
-    services.app_credential_delete(org, id).await?;
+    principal.require(Permission::AppCredentialsWrite)?;
     services
-        .audit_change(
-            &principal,
-            "app_credential.deleted",
-            "app_credential",
-            id,
-            None,
-        )
+        .app_credential_delete(&principal, id.into_inner())
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -65,10 +65,9 @@ pub async fn mailbox_create(
     services: web::Data<Services>,
     body: web::Json<MailboxCreate>,
 ) -> Result<HttpResponse> {
-    let org = principal.require(Permission::MailboxesWrite)?;
-    let created = services.mailbox_create(org, body.into_inner()).await?;
-    services
-        .audit_change(&principal, "mailbox.created", "mailbox", created.id, None)
+    principal.require(Permission::MailboxesWrite)?;
+    let created = services
+        .mailbox_create(&principal, body.into_inner())
         .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/mailboxes/{}", created.id)))
@@ -114,14 +113,11 @@ pub async fn mailbox_update(
     id: web::Path<Uuid>,
     body: web::Json<MailboxUpdate>,
 ) -> Result<web::Json<Mailbox>> {
-    let org = principal.require(Permission::MailboxesWrite)?;
+    principal.require(Permission::MailboxesWrite)?;
     let (id, input) = (id.into_inner(), body.into_inner());
-    let detail = None;
-    let updated = services.mailbox_update(org, id, input).await?;
-    services
-        .audit_change(&principal, "mailbox.updated", "mailbox", id, detail)
-        .await?;
-    Ok(web::Json(updated))
+    Ok(web::Json(
+        services.mailbox_update(&principal, id, input).await?,
+    ))
 }
 
 /// Delete a mailbox
@@ -138,11 +134,7 @@ pub async fn mailbox_delete(
     services: web::Data<Services>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse> {
-    let org = principal.require(Permission::MailboxesDelete)?;
-    let id = id.into_inner();
-    services.mailbox_delete(org, id).await?;
-    services
-        .audit_change(&principal, "mailbox.deleted", "mailbox", id, None)
-        .await?;
+    principal.require(Permission::MailboxesDelete)?;
+    services.mailbox_delete(&principal, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,7 +6,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::service::Services;
-use crate::service::signin::{CallbackOutcome, CallbackParams};
+use crate::service::callback::{CallbackOutcome, CallbackParams};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(crate::http::resource("/oauth/callback").route(web::get().to(oauth_callback)));
@@ -115,7 +115,10 @@ fn czech(code: &str) -> Option<(&'static str, &'static str)> {
     Some(match code {
         // The callback's own outcomes (service::signin).
         "signed_in" => ("Schránka je připojena.", "Okno můžete zavřít."),
-        "admin_consent_granted" => ("Souhlas správce byl udělen.", "Okno můžete zavřít."),
+        "admin_consent_granted" => (
+            "Souhlas správce byl udělen; Inboxlink ho potvrdí při příštím ověření přihlašovacích údajů aplikace.",
+            "Okno můžete zavřít.",
+        ),
         "invalid_state" => (
             "Odpověď na přihlášení neobsahuje identifikátor přihlášení (state).",
             AGAIN,
@@ -133,6 +136,18 @@ fn czech(code: &str) -> Option<(&'static str, &'static str)> {
         "identity_mismatch" => (
             "Přihlásili jste se jiným účtem, než je účet schránky.",
             "Spusťte znovu akci Obnovit a vyberte účet této schránky.",
+        ),
+        "identity_changed" => (
+            "Tento účet není ten, se kterým byla schránka připojena (jiný objekt nebo tenant v Entra ID).",
+            "Pokud byl účet záměrně nahrazen, schránku odstraňte a přidejte znovu; jinak se přihlaste původním účtem.",
+        ),
+        "settings_changed" => (
+            "Nastavení schránky se během přihlášení změnilo; přihlášení nebylo použito.",
+            AGAIN,
+        ),
+        "consent_tenant_mismatch" => (
+            "Odpověď na souhlas správce uvádí jiný tenant, než je tenant přihlašovacích údajů aplikace.",
+            "Otevřete odkaz pro souhlas správce jako správce vlastního tenantu těchto přihlašovacích údajů aplikace.",
         ),
         "no_refresh_token" => (
             "Microsoft nevrátil obnovovací token (nebyl udělen offline přístup).",
@@ -327,8 +342,30 @@ mod tests {
             outcome(
                 true,
                 "admin_consent_granted",
-                "Admin consent was granted.",
-                None,
+                "Admin consent was granted for the tenant 6f1c2b3a-0d4e-4f5a-8b6c-7d8e9f0a1b2c; Inboxlink confirms it at the next verify.",
+                Some("You can close this window."),
+            ),
+            outcome(
+                false,
+                "consent_tenant_mismatch",
+                "The consent answer names the tenant 00000000-0000-4000-8000-000000000000, not this app credential's.",
+                Some(
+                    "Open the admin-consent link as an administrator of the app credential's own tenant.",
+                ),
+            ),
+            outcome(
+                false,
+                "identity_changed",
+                "podatelna@mesto.cz is not the account this mailbox was connected with (another Entra ID object or tenant).",
+                Some(
+                    "If the account was replaced on purpose, delete the mailbox and add it again; otherwise sign in with the original account.",
+                ),
+            ),
+            outcome(
+                false,
+                "settings_changed",
+                "The mailbox settings changed during the sign-in; the sign-in was not applied.",
+                again,
             ),
             outcome(
                 false,

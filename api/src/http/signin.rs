@@ -8,7 +8,9 @@ use crate::error::Result;
 use crate::http::extractors::OptionalJson;
 use crate::service::audit::AuditEventPage;
 use crate::service::keeper::AccessTokenResponse;
-use crate::service::setup::{AppCredentialSetup, VerifyResult};
+use crate::service::setup::{
+    AdminConsentLink, AdminConsentRequest, AppCredentialSetup, VerifyResult,
+};
 use crate::service::signin::{RefreshRequest, RefreshResult};
 use crate::service::{PageRequest, Services};
 
@@ -22,6 +24,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource("/app-credentials/{id}/verify").route(web::post().to(app_credential_verify)),
         )
         .service(resource("/app-credentials/{id}/setup").route(web::get().to(app_credential_setup)))
+        .service(
+            resource("/app-credentials/{id}/admin-consent")
+                .route(web::post().to(app_credential_admin_consent)),
+        )
         .service(resource("/audit-events").route(web::get().to(audit_event_list)));
 }
 
@@ -108,8 +114,10 @@ pub async fn app_credential_verify(
 
 /// Set-up instructions for an app credential
 ///
-/// The redirect URI to register, the permissions to add, a fresh admin-consent
-/// URL, and for app-only mailboxes the Exchange PowerShell commands.
+/// The redirect URI to register, the permissions to add, where admin consent
+/// stands, and for app-only mailboxes the Exchange PowerShell commands.
+/// Reading it changes nothing; an admin gets a consent link from
+/// `app_credential_admin_consent`.
 #[utoipa::path(
     get, path = "/app-credentials/{id}/setup", tag = "app-credentials", operation_id = "app_credential_setup",
     params(("id" = Uuid, Path, description = "App credential id")),
@@ -125,6 +133,33 @@ pub async fn app_credential_setup(
     Ok(web::Json(
         services
             .app_credential_setup(&principal, id.into_inner())
+            .await?,
+    ))
+}
+
+/// Start an admin consent
+///
+/// Mints an admin-consent link (valid 10 minutes, usable once) for a tenant
+/// administrator to open; audited. Microsoft sends the browser back to the
+/// callback, which records the consent as `reported` when it names the app
+/// credential's tenant; `app_credential_verify` confirms it (`established`).
+#[utoipa::path(
+    post, path = "/app-credentials/{id}/admin-consent", tag = "app-credentials", operation_id = "app_credential_admin_consent",
+    params(("id" = Uuid, Path, description = "App credential id")),
+    request_body(content = Option<AdminConsentRequest>, description = "Optional: a return URL"),
+    responses((status = 200, description = "The admin-consent link", body = AdminConsentLink)),
+    security(("bearer" = []))
+)]
+pub async fn app_credential_admin_consent(
+    principal: Principal,
+    services: web::Data<Services>,
+    id: web::Path<Uuid>,
+    OptionalJson(input): OptionalJson<AdminConsentRequest>,
+) -> Result<web::Json<AdminConsentLink>> {
+    principal.require(Permission::AppCredentialsWrite)?;
+    Ok(web::Json(
+        services
+            .app_credential_admin_consent(&principal, id.into_inner(), input)
             .await?,
     ))
 }

@@ -37,6 +37,11 @@ pub const DELEGATED_SCOPES: &[&str] = &[
     "profile",
     "email",
 ];
+/// The shortest and longest access-token lifetime believed, whatever
+/// `expires_in` says (Microsoft's are 60-90 minutes).
+pub const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(1);
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// The client-credentials scope for Exchange Online.
 pub const APP_ONLY_SCOPE: &str = "https://outlook.office365.com/.default";
 
@@ -361,6 +366,16 @@ async fn send(
             })
         })?;
     let status = response.status();
+    // Redirects are not followed (the client's policy): a token request
+    // carries the client secret, the code and its verifier or a refresh
+    // token, which must not be re-sent to wherever a `Location` points.
+    if status.is_redirection() {
+        tracing::warn!(
+            status = status.as_u16(),
+            "the identity provider answered a redirect; not followed"
+        );
+        return Err(Transport::Failed("redirect refused"));
+    }
     let headers = response.headers().clone();
     let bytes = response
         .bytes()
@@ -412,7 +427,11 @@ fn token_set(
     match response {
         Ok(r) => Ok(TokenSet {
             access_token: SecretString::from(r.access_token().secret().to_owned()),
-            expires_in: r.expires_in().unwrap_or(Duration::from_secs(3600)),
+            // What a remote server says is clamped before it meets a date.
+            expires_in: r
+                .expires_in()
+                .unwrap_or(Duration::from_secs(3600))
+                .clamp(MIN_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME),
             refresh_token: r
                 .refresh_token()
                 .map(|t| SecretString::from(t.secret().to_owned())),

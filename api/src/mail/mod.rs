@@ -385,10 +385,11 @@ pub fn suggested_backoff_ms(text: &str) -> Option<u64> {
 
 /// "wait N ms (about M minutes) before trying again".
 pub fn backoff_advice(ms: u64) -> String {
+    // The number is the mail server's: saturating, whatever it says.
     let about = match ms {
         0..1_000 => String::new(),
-        1_000..90_000 => format!(" (about {} s)", (ms + 500) / 1_000),
-        _ => format!(" (about {} minutes)", (ms + 30_000) / 60_000),
+        1_000..90_000 => format!(" (about {} s)", ms.saturating_add(500) / 1_000),
+        _ => format!(" (about {} minutes)", ms.saturating_add(30_000) / 60_000),
     };
     format!("wait {ms} ms{about} before trying again")
 }
@@ -757,6 +758,18 @@ mod tests {
         assert_eq!(steps.steps[0].name, "smtp_connect");
         assert_eq!(steps.steps[0].code.as_deref(), Some("timeout"));
         drop(silent);
+    }
+
+    #[test]
+    fn absurd_backoff_times_do_not_overflow() {
+        let huge = format!("Suggested Backoff Time: {} milliseconds", u64::MAX);
+        let ms = suggested_backoff_ms(&huge).expect("read");
+        assert!(backoff_advice(ms).contains("minutes"));
+        // More digits than a u64 holds: not a number we can use.
+        assert_eq!(
+            suggested_backoff_ms("Suggested Backoff Time: 99999999999999999999999 ms"),
+            None
+        );
     }
 
     #[test]

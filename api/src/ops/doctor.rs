@@ -211,6 +211,7 @@ pub async fn diagnose_store(store: &Store, cipher: &Cipher) -> Report {
 
     if migrated {
         check_secrets(store, cipher, &mut report).await;
+        check_addresses(store, &mut report).await;
     } else {
         report.push(
             Level::Warn,
@@ -219,6 +220,33 @@ pub async fn diagnose_store(store: &Store, cipher: &Cipher) -> Report {
         );
     }
     report
+}
+
+/// Mailbox addresses the strict parse refuses (stored by an older version).
+async fn check_addresses(store: &Store, report: &mut Report) {
+    let found = store
+        .run(|c| Ok(crate::store::addresses::find_invalid(c)?))
+        .await;
+    match found {
+        Ok(invalid) if invalid.is_empty() => report.push(
+            Level::Ok,
+            "mailbox addresses",
+            "every stored address is valid",
+        ),
+        Ok(invalid) => {
+            for m in &invalid {
+                report.push(
+                    Level::Warn,
+                    "mailbox addresses",
+                    format!(
+                        "mailbox {} of organisation {:?}: the stored address is not a bare mailbox address; correct it with PATCH /mailboxes/{}",
+                        m.mailbox_id, m.org, m.mailbox_id
+                    ),
+                );
+            }
+        }
+        Err(e) => report.push(Level::Fail, "mailbox addresses", e.to_string()),
+    }
 }
 
 async fn check_clock(store: &Store, report: &mut Report) {

@@ -7,12 +7,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::audit::Audit;
 use super::{PageRequest, Services, double_option, next_cursor, page_type, utc};
+use crate::auth::Principal;
 use crate::crypto::Slot;
 use crate::domain::{ClientId, ClientSecret, DisplayName, OrgId, Provider, TenantId};
 use crate::error::{Error, Result, Validator};
 use crate::store::app_credentials::{self as store, AppCredentialChanges, AppCredentialRow};
-use crate::store::now;
+use crate::store::{authorizations, now, write_transaction};
 
 const TABLE: &str = "app_credentials";
 const SECRET_COLUMN: &str = "client_secret";
@@ -28,6 +30,11 @@ pub struct AppCredential {
     pub client_id: String,
     /// Directory (tenant) ID, or a verified domain of the tenant.
     pub tenant_id: String,
+    /// When `tenant_id` is a domain: the Directory (tenant) ID Microsoft
+    /// answered with (learned at the first sign-in or a confirmed admin
+    /// consent); later sign-ins and consents are held to it. Null until then,
+    /// and always null when `tenant_id` is a GUID.
+    pub tenant_guid: Option<String>,
     /// The last characters of the client secret, to tell secrets apart.
     pub secret_hint: String,
     /// When the client secret expires, if known.
@@ -124,9 +131,10 @@ fn check_expiry(date: NaiveDate) -> std::result::Result<(), crate::domain::Inval
 impl Services {
     pub async fn app_credential_create(
         &self,
-        org: &OrgId,
+        who: &Principal,
         input: AppCredentialCreate,
     ) -> Result<AppCredential> {
+        let org = &who.org;
         let mut v = Validator::default();
         let name = v.check("name", DisplayName::parse(&input.name));
         let client_id = v.check("client_id", ClientId::parse(&input.client_id));
@@ -157,12 +165,26 @@ impl Services {
             updated_at: at,
             problem_code: None,
             problem_message: None,
+            tenant_guid: None,
         };
+        let (org, actor) = (who.org.clone(), who.subject.clone());
         let row = self
             .store
             .run(move |c| {
-                store::insert(c, &row)?;
-                Ok(row)
+                write_transaction(c, |c| {
+                    store::insert(c, &row)?;
+                    Audit {
+                        org: &org,
+                        actor: &actor,
+                        action: "app_credential.created",
+                        target_type: "app_credential",
+                        target_id: Some(&row.id),
+                        outcome: "ok",
+                        detail: None,
+                    }
+                    .record(c)?;
+                    Ok(row)
+                })
             })
             .await?;
         tracing::info!(app_credential_id = %row.id, "app credential created");
@@ -199,7 +221,7 @@ impl Services {
 
     pub async fn app_credential_update(
         &self,
-        org: &OrgId,
+        who: &Principal,
         id: Uuid,
         input: AppCredentialUpdate,
     ) -> Result<AppCredential> {
@@ -223,6 +245,7 @@ impl Services {
         }
         v.finish()?;
         let id = id.to_string();
+        let secret_replaced = secret.is_some();
         let changes = AppCredentialChanges {
             name: name.map(|n| n.as_str().to_owned()),
             client_id: client_id.map(|c| c.as_str().to_owned()),
@@ -231,24 +254,77 @@ impl Services {
             client_secret: secret.map(|s| self.seal_secret(&id, s.secret())),
             secret_expires_at: input.secret_expires_at,
             updated_at: Some(now()),
+            tenant_guid: None,
         };
-        let org = org.clone();
+        let (org, actor) = (who.org.clone(), who.subject.clone());
         let row = self
             .store
             .run(move |c| {
-                store::update(c, &org, &id, &changes)?;
-                store::get(c, &org, &id)
+                write_transaction(c, |c| {
+                    let mut changes = changes;
+                    let current = store::get(c, &org, &id)?;
+                    let app_changed = changes
+                        .client_id
+                        .as_ref()
+                        .is_some_and(|v| *v != current.client_id);
+                    let tenant_changed = changes
+                        .tenant_id
+                        .as_ref()
+                        .is_some_and(|v| *v != current.tenant_id);
+                    if tenant_changed {
+                        // The learned GUID was the old tenant's.
+                        changes.tenant_guid = Some(None);
+                    }
+                    store::update(c, &org, &id, &changes)?;
+                    if app_changed || tenant_changed {
+                        // A consent was for the old app or tenant.
+                        store::forget_consent(c, &org, &id)?;
+                    }
+                    if app_changed || tenant_changed || secret_replaced {
+                        // Sign-ins and consent links started with the old identity must not complete.
+                        authorizations::delete_for_app_credential(c, &org, &id)?;
+                    }
+                    Audit {
+                        org: &org,
+                        actor: &actor,
+                        action: "app_credential.updated",
+                        target_type: "app_credential",
+                        target_id: Some(&id),
+                        outcome: "ok",
+                        detail: Some(serde_json::json!({ "secret_replaced": secret_replaced })),
+                    }
+                    .record(c)?;
+                    store::get(c, &org, &id)
+                })
             })
             .await?;
         tracing::info!(app_credential_id = %row.id, "app credential updated");
         self.app_credential_view(row)
     }
 
-    pub async fn app_credential_delete(&self, org: &OrgId, id: Uuid) -> Result<()> {
-        let org = org.clone();
+    pub async fn app_credential_delete(&self, who: &Principal, id: Uuid) -> Result<()> {
+        let (org, actor) = (who.org.clone(), who.subject.clone());
         let outcome = self
             .store
-            .run(move |c| store::delete(c, &org, &id.to_string()))
+            .run(move |c| {
+                let id = id.to_string();
+                write_transaction(c, |c| {
+                    let outcome = store::delete(c, &org, &id)?;
+                    if outcome.is_ok() {
+                        Audit {
+                            org: &org,
+                            actor: &actor,
+                            action: "app_credential.deleted",
+                            target_type: "app_credential",
+                            target_id: Some(&id),
+                            outcome: "ok",
+                            detail: None,
+                        }
+                        .record(c)?;
+                    }
+                    Ok(outcome)
+                })
+            })
             .await?;
         match outcome {
             Ok(()) => {
@@ -318,6 +394,7 @@ impl Services {
             name: row.name,
             provider: Provider::from_db(&row.provider).unwrap_or_default(),
             client_id: row.client_id,
+            tenant_guid: row.tenant_guid,
             tenant_id: row.tenant_id,
             secret_hint: row.secret_hint,
             secret_days_left: row.secret_expires_at.map(|d| (d - today).num_days()),

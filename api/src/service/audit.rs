@@ -93,31 +93,3 @@ impl Services {
         Ok(AuditEventPage { items, next_cursor })
     }
 }
-
-impl Services {
-    /// Records a change made through the API by the caller.
-    pub async fn audit_change(
-        &self,
-        who: &crate::auth::Principal,
-        action: &'static str,
-        target_type: &'static str,
-        target_id: Uuid,
-        detail: Option<serde_json::Value>,
-    ) -> Result<()> {
-        let (org, actor, target) = (who.org.clone(), who.subject.clone(), target_id.to_string());
-        self.store
-            .run(move |c| {
-                Audit {
-                    org: &org,
-                    actor: &actor,
-                    action,
-                    target_type,
-                    target_id: Some(&target),
-                    outcome: "ok",
-                    detail,
-                }
-                .record(c)
-            })
-            .await
-    }
-}

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::Services;
 use super::audit::Audit;
 use crate::crypto::Slot;
-use crate::domain::{AccessMode, MailboxStatus, OrgId};
+use crate::domain::{AccessMode, EmailAddress, MailboxStatus, OrgId};
 use crate::error::{Error, Result};
 use crate::idp::{AppIdentity, Class, IdpError, TokenSet};
 use crate::metrics::RefreshOutcome;
@@ -151,7 +151,15 @@ impl Services {
                 .run(move |c| tokens::take_lease(c, &rorg, &rid, version, at, at + lease_for))
                 .await?;
             if won {
-                return self.refresh_under_lease(org, row).await;
+                match self.refresh_under_lease(org, row).await? {
+                    Some(done) => return Ok(done),
+                    // Someone wrote newer tokens, or changed the mailbox, while
+                    // this refresh was under way: look again at what is stored.
+                    None => {
+                        row = self.token_row(org, id).await?;
+                        continue;
+                    }
+                }
             }
             // Another instance refreshes: wait for its token (or for its lease to lapse).
             tokio::time::sleep(WAIT_STEP).await;
@@ -190,8 +198,10 @@ impl Services {
         })
     }
 
-    /// Holding the lease: asks Microsoft, then writes the result version-checked.
-    async fn refresh_under_lease(&self, org: &OrgId, row: TokenRow) -> Result<TokenRow> {
+    /// Holding the lease: asks Microsoft, then writes the result
+    /// version-checked. `None`: the write lost to a newer one (the lease
+    /// lapsed, or the mailbox's settings changed and ended the grant).
+    async fn refresh_under_lease(&self, org: &OrgId, row: TokenRow) -> Result<Option<TokenRow>> {
         let outcome = self.request_tokens(org, &row).await;
         let (id, version) = (row.id.clone(), row.token_version);
         match outcome {
@@ -217,9 +227,9 @@ impl Services {
                     .await?;
                 self.metrics.token_refresh(RefreshOutcome::Ok);
                 if !written {
-                    // Someone wrote newer tokens (our lease lapsed): theirs win.
-                    tracing::warn!(mailbox_id = %id, "newer tokens were stored meanwhile; keeping them");
-                    return self.token_row(org, &id).await;
+                    // Someone wrote newer tokens, or the settings changed: theirs win.
+                    tracing::warn!(mailbox_id = %id, "the tokens changed meanwhile; keeping what is stored");
+                    return Ok(None);
                 }
                 // What is stored now, without reading it back.
                 let mut stored = row.clone().with_written(write);
@@ -227,7 +237,7 @@ impl Services {
                     self.recovered(org, &row).await?;
                     stored.status = MailboxStatus::Active.as_str().to_owned();
                 }
-                Ok(stored)
+                Ok(Some(stored))
             }
             Err(e) => {
                 self.metrics.token_refresh(match &e {
@@ -279,8 +289,11 @@ impl Services {
     /// Encrypts a token response for the mailbox's row.
     pub(crate) fn seal_tokens(&self, id: &str, set: &TokenSet, mode: AccessMode) -> TokenWrite {
         let at = now();
-        let expires =
-            at + chrono::Duration::from_std(set.expires_in).unwrap_or(chrono::Duration::hours(1));
+        // `expires_in` is clamped where it is read (crate::idp); the sum is checked all the same.
+        let expires = chrono::Duration::from_std(set.expires_in)
+            .ok()
+            .and_then(|d| at.checked_add_signed(d))
+            .unwrap_or(at + chrono::Duration::hours(1));
         let refresh = set.refresh_token.as_ref().map(|t| {
             self.cipher
                 .encrypt_str(t.expose_secret(), slot("refresh_token", id))
@@ -445,8 +458,21 @@ fn ensure_authorized(row: &TokenRow) -> Result<()> {
             detail: "the mailbox has not been authorized yet; use refresh".into(),
             mailboxes: vec![],
         }),
+        // The address goes into SASL and SMTP commands, here and at the
+        // integrator: one an older version accepted without the strict parse
+        // is not handed out.
+        _ if !addresses_valid(row) => Err(Error::Conflict {
+            code: "mailbox_address_invalid",
+            detail: "the mailbox's stored address (or the account it was authorized as) is not a bare mailbox address; correct the address and sign in again".into(),
+            mailboxes: vec![],
+        }),
         _ => Ok(()),
     }
+}
+
+fn addresses_valid(row: &TokenRow) -> bool {
+    let valid = |a: &str| EmailAddress::parse(a).is_ok_and(|e| e.as_str() == a);
+    valid(&row.email) && row.authorized_as.as_deref().is_none_or(valid)
 }
 
 /// An access token for an integrating system. The only response that ever carries a token.

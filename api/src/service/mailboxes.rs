@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{PageRequest, Services, next_cursor, page_type, utc};
+use crate::auth::Principal;
 use crate::domain::{AccessMode, EmailAddress, Invalid, MailboxStatus, OrgId};
 use crate::error::{Error, Result, Validator};
 use crate::store::mailboxes::{self as store, MailboxChanges, MailboxRow, Refused, StatusFilter};
@@ -125,7 +126,8 @@ page_type!(
 );
 
 impl Services {
-    pub async fn mailbox_create(&self, org: &OrgId, input: MailboxCreate) -> Result<Mailbox> {
+    pub async fn mailbox_create(&self, who: &Principal, input: MailboxCreate) -> Result<Mailbox> {
+        let org = &who.org;
         let mut v = Validator::default();
         let email = v.check("email", EmailAddress::parse(&input.email));
         v.finish()?;
@@ -146,6 +148,8 @@ impl Services {
             refresh_token_issued_at: None,
             last_refresh_at: None,
             last_check: None,
+            identity_oid: None,
+            identity_tid: None,
             last_error_code: None,
             last_error_message: None,
             last_error_at: None,
@@ -153,13 +157,16 @@ impl Services {
             created_at: at,
             updated_at: at,
         };
-        let org = org.clone();
+        let (org, actor) = (org.clone(), who.subject.clone());
         let row = self
             .store
             .run(move |c| {
-                ensure_app_credential(c, &org, &row.app_credential_id)?;
-                store::insert(c, &row)?.map_err(|r| refusal(r, &row.email))?;
-                with_expiry(c, &org, row)
+                crate::store::write_transaction(c, |c| {
+                    ensure_app_credential(c, &org, &row.app_credential_id)?;
+                    store::insert(c, &row)?.map_err(|r| refusal(r, &row.email))?;
+                    audit_change(c, &org, &actor, "mailbox.created", &row.id)?;
+                    with_expiry(c, &org, row)
+                })
             })
             .await?;
         tracing::info!(mailbox_id = %row.0.id, "mailbox created");
@@ -224,7 +231,7 @@ impl Services {
 
     pub async fn mailbox_update(
         &self,
-        org: &OrgId,
+        who: &Principal,
         id: Uuid,
         input: MailboxUpdate,
     ) -> Result<Mailbox> {
@@ -236,7 +243,7 @@ impl Services {
             )
             .flatten();
         v.finish()?;
-        let org = org.clone();
+        let (org, actor) = (who.org.clone(), who.subject.clone());
         let id = id.to_string();
         let row = self
             .store
@@ -288,6 +295,9 @@ impl Services {
                         changes.access_token = Some(None);
                         changes.access_token_expires_at = Some(None);
                         changes.refresh_token = Some(None);
+                        // The pinned identity was the old settings' account.
+                        changes.identity_oid = Some(None);
+                        changes.identity_tid = Some(None);
                     }
                     store::update(c, &org, &id, &changes)?
                         .map_err(|r| refusal(r, email.as_deref().unwrap_or_default()))?;
@@ -296,6 +306,7 @@ impl Services {
                         crate::store::tokens::invalidate(c, &org, &id)?;
                         crate::store::authorizations::delete_for_mailbox(c, &org, &id)?;
                     }
+                    audit_change(c, &org, &actor, "mailbox.updated", &id)?;
                     let row = store::get(c, &org, &id)?;
                     with_expiry(c, &org, row)
                 })
@@ -305,10 +316,16 @@ impl Services {
         self.mailbox_view(row.0, &row.1)
     }
 
-    pub async fn mailbox_delete(&self, org: &OrgId, id: Uuid) -> Result<()> {
-        let org = org.clone();
+    pub async fn mailbox_delete(&self, who: &Principal, id: Uuid) -> Result<()> {
+        let (org, actor) = (who.org.clone(), who.subject.clone());
         self.store
-            .run(move |c| store::delete(c, &org, &id.to_string()))
+            .run(move |c| {
+                let id = id.to_string();
+                crate::store::write_transaction(c, |c| {
+                    store::delete(c, &org, &id)?;
+                    audit_change(c, &org, &actor, "mailbox.deleted", &id)
+                })
+            })
             .await?;
         tracing::info!(mailbox_id = %id, "mailbox deleted");
         Ok(())
@@ -397,6 +414,26 @@ fn with_expiry(
     }
     let expiry = store::secret_expiry(c, org, std::slice::from_ref(&row.app_credential_id))?;
     Ok((row, expiry))
+}
+
+/// The audit row of a change made through the API, in the change's transaction.
+fn audit_change(
+    c: &mut crate::store::AnyConnection,
+    org: &OrgId,
+    actor: &str,
+    action: &str,
+    id: &str,
+) -> Result<()> {
+    super::audit::Audit {
+        org,
+        actor,
+        action,
+        target_type: "mailbox",
+        target_id: Some(id),
+        outcome: "ok",
+        detail: None,
+    }
+    .record(c)
 }
 
 fn sign_in_hint(mode: AccessMode) -> &'static str {

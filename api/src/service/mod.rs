@@ -4,6 +4,7 @@
 
 pub mod app_credentials;
 pub mod audit;
+pub mod callback;
 pub mod check;
 pub mod keepalive;
 pub mod keeper;

@@ -25,6 +25,8 @@ pub struct AppCredentialRow {
     /// What Microsoft last said is wrong with it (see [`flag_problem`]).
     pub problem_code: Option<String>,
     pub problem_message: Option<String>,
+    /// The tenant GUID Microsoft answered with, when `tenant_id` is a domain.
+    pub tenant_guid: Option<String>,
 }
 
 /// Columns an update may change; `None` leaves a column as it is.
@@ -38,6 +40,8 @@ pub struct AppCredentialChanges {
     pub secret_hint: Option<String>,
     pub secret_expires_at: Option<Option<NaiveDate>>,
     pub updated_at: Option<NaiveDateTime>,
+    /// Cleared (`Some(None)`) when the tenant changes: it was the old tenant's.
+    pub tenant_guid: Option<Option<String>>,
 }
 
 pub fn insert(conn: &mut AnyConnection, row: &AppCredentialRow) -> Result<(), Error> {
@@ -226,41 +230,102 @@ pub fn flag_problem(
     Ok(())
 }
 
-/// Records that a tenant administrator granted admin consent.
-pub fn record_consent(
+/// Records the tenant GUID Microsoft answered with for a credential that
+/// names its tenant by a domain (only if none is known yet).
+pub fn learn_tenant_guid(
     conn: &mut AnyConnection,
     org: &OrgId,
     id: &str,
+    guid: &str,
+) -> QueryResult<()> {
+    diesel::update(
+        app_credentials::table
+            .filter(app_credentials::org.eq(org.as_str()))
+            .filter(app_credentials::id.eq(id))
+            .filter(app_credentials::tenant_guid.is_null()),
+    )
+    .set(app_credentials::tenant_guid.eq(Some(guid)))
+    .execute(conn)
+    .map(drop)
+}
+
+/// Records admin consent as the browser reported it: which tenant, when.
+/// It is not established until verify confirms it.
+pub fn record_consent_reported(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    id: &str,
+    tenant: &str,
     at: NaiveDateTime,
-) -> Result<(), Error> {
+) -> QueryResult<()> {
     diesel::update(
         app_credentials::table
             .filter(app_credentials::org.eq(org.as_str()))
             .filter(app_credentials::id.eq(id)),
     )
-    .set(app_credentials::consent_granted_at.eq(Some(at)))
+    .set((
+        app_credentials::consent_reported_at.eq(Some(at)),
+        app_credentials::consent_tenant.eq(Some(tenant)),
+        app_credentials::consent_granted_at.eq(None::<NaiveDateTime>),
+    ))
     .execute(conn)
-    .map_err(db_error)?;
-    Ok(())
+    .map(drop)
 }
 
-/// Problem code, problem message, and when admin consent was recorded.
-pub type CredentialState = (Option<String>, Option<String>, Option<NaiveDateTime>);
-
-/// The state of an app credential that is not part of its row struct.
-pub fn problem_and_consent(
+/// Records that a token request confirmed the reported consent.
+pub fn record_consent_established(
     conn: &mut AnyConnection,
     org: &OrgId,
     id: &str,
-) -> Result<CredentialState, Error> {
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(
+        app_credentials::table
+            .filter(app_credentials::org.eq(org.as_str()))
+            .filter(app_credentials::id.eq(id))
+            .filter(app_credentials::consent_reported_at.is_not_null()),
+    )
+    .set(app_credentials::consent_granted_at.eq(Some(at)))
+    .execute(conn)
+    .map(drop)
+}
+
+/// Forgets the consent and the pending consent links of a credential whose
+/// client id or tenant changed: they were for the old app or tenant.
+pub fn forget_consent(conn: &mut AnyConnection, org: &OrgId, id: &str) -> QueryResult<()> {
+    diesel::update(
+        app_credentials::table
+            .filter(app_credentials::org.eq(org.as_str()))
+            .filter(app_credentials::id.eq(id)),
+    )
+    .set((
+        app_credentials::consent_reported_at.eq(None::<NaiveDateTime>),
+        app_credentials::consent_tenant.eq(None::<String>),
+        app_credentials::consent_granted_at.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)
+    .map(drop)
+}
+
+/// What is known of an app credential's admin consent and problem.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = app_credentials)]
+pub struct CredentialState {
+    pub problem_code: Option<String>,
+    pub problem_message: Option<String>,
+    pub consent_reported_at: Option<NaiveDateTime>,
+    pub consent_tenant: Option<String>,
+    pub consent_granted_at: Option<NaiveDateTime>,
+}
+
+/// The state of an app credential that is not part of its row struct.
+pub fn state(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<CredentialState, Error> {
     app_credentials::table
         .filter(app_credentials::org.eq(org.as_str()))
         .filter(app_credentials::id.eq(id))
-        .select((
-            app_credentials::problem_code,
-            app_credentials::problem_message,
-            app_credentials::consent_granted_at,
-        ))
+        .select(CredentialState::as_select())
         .first(conn)
-        .map_err(db_error)
+        .optional()
+        .map_err(db_error)?
+        .ok_or(Error::not_found("app credential"))
 }

@@ -30,6 +30,9 @@ pub struct AuthorizationRow {
     pub actor: String,
     pub expires_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
+    /// Sign-ins: the mailbox's token version when the sign-in started; the
+    /// callback writes its tokens only onto that version.
+    pub token_version: Option<i64>,
 }
 
 pub fn insert(conn: &mut AnyConnection, row: &AuthorizationRow) -> Result<(), Error> {
@@ -84,6 +87,22 @@ pub fn delete_for_mailbox(
         authorizations::table
             .filter(authorizations::org.eq(org.as_str()))
             .filter(authorizations::mailbox_id.eq(mailbox_id)),
+    )
+    .execute(conn)
+    .map_err(db_error)
+}
+
+/// Cancels the pending sign-ins and consent links of an app credential (its
+/// client id, tenant or secret changed).
+pub fn delete_for_app_credential(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    app_credential_id: &str,
+) -> Result<usize, Error> {
+    diesel::delete(
+        authorizations::table
+            .filter(authorizations::org.eq(org.as_str()))
+            .filter(authorizations::app_credential_id.eq(app_credential_id)),
     )
     .execute(conn)
     .map_err(db_error)

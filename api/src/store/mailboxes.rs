@@ -25,6 +25,9 @@ pub struct MailboxRow {
     pub refresh_token_issued_at: Option<NaiveDateTime>,
     pub last_refresh_at: Option<NaiveDateTime>,
     pub last_check: Option<String>,
+    /// The Entra ID object id and tenant id the mailbox was connected with.
+    pub identity_oid: Option<String>,
+    pub identity_tid: Option<String>,
     #[diesel(skip_insertion)]
     pub last_error_code: Option<String>,
     #[diesel(skip_insertion)]
@@ -53,6 +56,8 @@ pub struct MailboxChanges {
     pub access_token: Option<Option<String>>,
     pub access_token_expires_at: Option<Option<NaiveDateTime>>,
     pub refresh_token: Option<Option<String>>,
+    pub identity_oid: Option<Option<String>>,
+    pub identity_tid: Option<Option<String>>,
     pub updated_at: Option<NaiveDateTime>,
 }
 

@@ -7,6 +7,7 @@
 //! The exceptions are named where they are: the OAuth callback's state lookup
 //! and housekeeping of expired rows.
 
+pub mod addresses;
 pub mod app_credentials;
 pub mod audit;
 pub mod authorizations;
@@ -98,7 +99,29 @@ impl Store {
                 result
             }
         };
-        applied.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+        let applied = applied.map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+        if applied
+            .iter()
+            .any(|v| v.replace('-', "") == addresses::STRICT_ADDRESSES_MIGRATION)
+        {
+            let marked = addresses::mark_invalid(conn)
+                .map_err(|e| anyhow::anyhow!("checking the stored addresses failed: {e}"))?;
+            for m in &marked {
+                tracing::warn!(
+                    org = %m.org,
+                    mailbox_id = %m.mailbox_id,
+                    stored = ?m.stored,
+                    "a stored mailbox address is not valid; the mailbox is marked `invalid_address` until it is corrected"
+                );
+            }
+            if !marked.is_empty() {
+                tracing::warn!(
+                    count = marked.len(),
+                    "mailboxes with invalid stored addresses"
+                );
+            }
+        }
+        Ok(applied)
     }
 
     /// Which migrations the database lacks and which it has that this binary
@@ -204,6 +227,13 @@ where
             AnyConnection::Sqlite(sq) => sq,
             AnyConnection::Postgresql(_) => unreachable!("checked above"),
         }
+    }
+    // Inside another transaction: a savepoint (the outer one holds the lock).
+    let nested = <AnsiTransactionManager as TransactionManager<diesel::SqliteConnection>>::transaction_manager_status_mut(sqlite(conn))
+        .transaction_depth()?
+        .is_some();
+    if nested {
+        return conn.transaction(f);
     }
     AnsiTransactionManager::begin_transaction_sql(sqlite(conn), "BEGIN IMMEDIATE")?;
     // The closure runs on the multi-backend connection; its queries go to the

@@ -16,6 +16,9 @@ diesel::table! {
         problem_code -> Nullable<Text>,
         problem_message -> Nullable<Text>,
         consent_granted_at -> Nullable<Timestamp>,
+        tenant_guid -> Nullable<Text>,
+        consent_reported_at -> Nullable<Timestamp>,
+        consent_tenant -> Nullable<Text>,
     }
 }
 
@@ -46,6 +49,8 @@ diesel::table! {
         last_error_code -> Nullable<Text>,
         last_error_message -> Nullable<Text>,
         last_error_at -> Nullable<Timestamp>,
+        identity_oid -> Nullable<Text>,
+        identity_tid -> Nullable<Text>,
     }
 }
 
@@ -63,6 +68,7 @@ diesel::table! {
         actor -> Text,
         expires_at -> Timestamp,
         created_at -> Timestamp,
+        token_version -> Nullable<BigInt>,
     }
 }
 

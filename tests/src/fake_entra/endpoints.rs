@@ -415,6 +415,14 @@ async fn token(
                 Some(retry_after_secs),
             );
         }
+        Some(Fault::Redirect { status, location }) => {
+            return HttpResponse::build(
+                actix_web::http::StatusCode::from_u16(status)
+                    .unwrap_or(actix_web::http::StatusCode::TEMPORARY_REDIRECT),
+            )
+            .insert_header((header::LOCATION, location))
+            .finish();
+        }
         Some(Fault::ServerError) => {
             return error_json(
                 500,
@@ -432,7 +440,13 @@ async fn token(
         .and_then(|v| v.to_str().ok());
     let mut st = lock(&data);
     match token_inner(&mut st, &tenant, &form, basic) {
-        Ok(body) => ok_json(&body),
+        Ok(mut body) => {
+            // A server that says something absurd about lifetimes (tests of clamping).
+            if let Some(n) = st.reported_expires_in {
+                body["expires_in"] = serde_json::json!(n);
+            }
+            ok_json(&body)
+        }
         Err(e) => e.into_response(&authority),
     }
 }

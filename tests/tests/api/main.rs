@@ -15,5 +15,6 @@ mod mailboxes;
 mod operations;
 mod roles;
 mod secrets;
+mod security;
 mod signin;
 mod surface;

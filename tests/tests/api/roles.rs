@@ -23,6 +23,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("mailbox_access_token", &["admin", "service"]),
     ("app_credential_verify", &["admin"]),
     ("app_credential_setup", &["admin", "operator", "viewer"]),
+    ("app_credential_admin_consent", &["admin"]),
     ("audit_event_list", &["admin"]),
 ];
 

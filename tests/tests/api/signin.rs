@@ -132,7 +132,7 @@ impl World {
     }
 }
 
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -140,7 +140,7 @@ fn browser() -> reqwest::Client {
 }
 
 /// Opens the authorization URL (the fake answers with a redirect to the callback) and follows it once.
-async fn follow(url: &str) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
+pub(crate) async fn follow(url: &str) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
     let to_callback = browser().get(url).send().await.expect("authorize");
     assert_eq!(
         to_callback.status(),
@@ -154,7 +154,9 @@ async fn follow(url: &str) -> (reqwest::StatusCode, reqwest::header::HeaderMap, 
     callback(&location).await
 }
 
-async fn callback(url: &str) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
+pub(crate) async fn callback(
+    url: &str,
+) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
     let response = browser()
         .get(url)
         .header("Accept-Language", "en")
@@ -752,8 +754,17 @@ async fn app_only_mailbox_and_verify(app: TestApp) {
         .expect("setup")
         .into_inner();
     assert_eq!(setup.redirect_uri, format!("{}/oauth/callback", w.app.base));
+    let consent = w
+        .admin
+        .app_credential_admin_consent()
+        .id(w.app_credential_id)
+        .body(inboxlink_sdk::types::AdminConsentRequest { return_url: None })
+        .send()
+        .await
+        .expect("consent link")
+        .into_inner();
     assert!(
-        setup
+        consent
             .admin_consent_url
             .contains(&format!("/{TENANT}/v2.0/adminconsent"))
     );
@@ -761,13 +772,13 @@ async fn app_only_mailbox_and_verify(app: TestApp) {
         setup
             .powershell
             .iter()
-            .any(|l| l.contains(&format!("New-ServicePrincipal -AppId {CLIENT_ID}")))
+            .any(|l| l.contains(&format!("New-ServicePrincipal -AppId '{CLIENT_ID}'")))
     );
     assert!(
         setup
             .powershell
             .iter()
-            .any(|l| l.contains("Add-MailboxPermission -Identity \"robot@contoso.cz\""))
+            .any(|l| l.contains("Add-MailboxPermission -Identity 'robot@contoso.cz'"))
     );
 
     // A wrong secret is explained, and the credential says so.
@@ -897,15 +908,16 @@ async fn return_url_and_admin_consent(app: TestApp) {
         "{target}"
     );
 
-    let setup = admin
-        .app_credential_setup()
+    let consent = admin
+        .app_credential_admin_consent()
         .id(w.app_credential_id)
+        .body(inboxlink_sdk::types::AdminConsentRequest { return_url: None })
         .send()
         .await
-        .expect("setup")
+        .expect("consent link")
         .into_inner();
     let to_callback = browser()
-        .get(&setup.admin_consent_url)
+        .get(&consent.admin_consent_url)
         .send()
         .await
         .expect("consent");
@@ -923,7 +935,32 @@ async fn return_url_and_admin_consent(app: TestApp) {
         .await
         .expect("setup")
         .into_inner();
-    assert!(setup.admin_consent_granted_at.is_some());
+    // Reported by the browser; verify confirms it with a token request.
+    use inboxlink_sdk::types::AdminConsentStatus;
+    assert_eq!(setup.admin_consent.status, AdminConsentStatus::Reported);
+    assert_eq!(setup.admin_consent.tenant.as_deref(), Some(TENANT));
+    assert!(setup.admin_consent.established_at.is_none());
+    let verified = admin
+        .app_credential_verify()
+        .id(w.app_credential_id)
+        .send()
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(verified.ok);
+    assert_eq!(
+        verified.admin_consent.status,
+        AdminConsentStatus::Established
+    );
+    let setup = admin
+        .app_credential_setup()
+        .id(w.app_credential_id)
+        .send()
+        .await
+        .expect("setup")
+        .into_inner();
+    assert_eq!(setup.admin_consent.status, AdminConsentStatus::Established);
+    assert!(setup.admin_consent.established_at.is_some());
 }
 
 /// The PKCE verifier of the (only) pending sign-in, decrypted.

@@ -1,0 +1,673 @@
+//! The OAuth callback: where Microsoft sends the browser back after a sign-in
+//! or an admin consent.
+//!
+//! A sign-in answer goes through named steps, each of which either hands the
+//! next one what it needs or refuses with a [`Refusal`]: take the state
+//! (single use), read the front-channel answer, redeem the code (back
+//! channel), verify the id_token, pin the identity, check the refresh token,
+//! commit. A refusal is recorded once, by [`Services::refuse`], as its
+//! [`Effect`] says: what came through the browser concerns that one attempt
+//! (anyone holding an unused sign-in link can forge it, RFC 6749 4.1.2.1) and
+//! changes no status; only the token endpoint's answers may change statuses.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::Services;
+use super::app_credentials::AppCredential;
+use super::audit::Audit;
+use super::signin::hash_state;
+use crate::crypto::Slot;
+use crate::domain::{EmailAddress, MailboxStatus, OrgId, TenantId};
+use crate::error::{Error, Result};
+use crate::idp::{AppIdentity, Class, TokenSet, explain};
+use crate::store::authorizations::{self, AuthorizationRow, Consumed};
+use crate::store::mailboxes::{MailboxChanges, MailboxRow};
+use crate::store::{app_credentials, mailboxes, now, tokens, write_transaction};
+
+/// The audit actor of answers that came through the browser (the front channel).
+pub const BROWSER: &str = "browser";
+/// The audit actor of answers of Microsoft's token endpoint (the back channel).
+pub const MICROSOFT: &str = "microsoft";
+
+/// What the callback reports to the browser.
+#[derive(Debug, Clone)]
+pub struct CallbackOutcome {
+    pub ok: bool,
+    /// Stable outcome code, e.g. `signed_in`, `identity_mismatch`, `consent_declined`.
+    pub code: String,
+    pub message: String,
+    pub hint: Option<String>,
+    pub mailbox_id: Option<String>,
+    pub email: Option<String>,
+    pub return_url: Option<String>,
+    /// 4xx status for failures found before anything was consumed.
+    pub status: u16,
+}
+
+impl CallbackOutcome {
+    fn fail(status: u16, code: &str, message: impl Into<String>, hint: &str) -> Self {
+        Self {
+            ok: false,
+            code: code.into(),
+            message: message.into(),
+            hint: Some(hint.into()),
+            mailbox_id: None,
+            email: None,
+            return_url: None,
+            status,
+        }
+    }
+}
+
+/// Query parameters Microsoft sends to the redirect URI.
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackParams {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    pub admin_consent: Option<String>,
+    pub tenant: Option<String>,
+}
+
+/// Why a sign-in ended without tokens.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+    pub hint: String,
+    pub effect: Effect,
+    /// Who said so: [`BROWSER`] or [`MICROSOFT`].
+    pub actor: &'static str,
+    /// The account that signed in, when it is known.
+    pub signed_in: Option<String>,
+}
+
+/// What a refusal may change on the mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// The status detail records the attempt; status and app credential stay.
+    Attempt,
+    /// As the token endpoint's answer is classified (status, app credential).
+    Classified(Class),
+    /// Nothing is recorded on the mailbox: a change made meanwhile stands.
+    Nothing,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<String>, hint: &str, effect: Effect) -> Self {
+        let actor = match effect {
+            Effect::Attempt => BROWSER,
+            _ => MICROSOFT,
+        };
+        Self {
+            code,
+            message: message.into(),
+            hint: hint.into(),
+            effect,
+            actor,
+            signed_in: None,
+        }
+    }
+
+    fn by(mut self, signed_in: &str) -> Self {
+        self.signed_in = Some(signed_in.to_owned());
+        self
+    }
+}
+
+/// A step either goes on, refuses the sign-in, or fails (a bug, the database).
+enum Step {
+    Refused(Box<Refusal>),
+    Failed(Error),
+}
+
+impl From<Error> for Step {
+    fn from(e: Error) -> Self {
+        Step::Failed(e)
+    }
+}
+
+impl From<Refusal> for Step {
+    fn from(r: Refusal) -> Self {
+        Step::Refused(Box::new(r))
+    }
+}
+
+/// The id_token claims the service relies on.
+#[derive(Debug)]
+pub(crate) struct IdClaims {
+    pub username: EmailAddress,
+    pub oid: String,
+    pub tid: String,
+}
+
+impl Services {
+    /// Handles Microsoft's answer on the redirect URI.
+    pub async fn oauth_callback(&self, params: CallbackParams) -> CallbackOutcome {
+        match self.callback_inner(params).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(error = %e, "callback failed");
+                CallbackOutcome::fail(
+                    500,
+                    "internal",
+                    "Something went wrong on our side.",
+                    "Try again; if it persists, contact the administrator.",
+                )
+            }
+        }
+    }
+
+    async fn callback_inner(&self, params: CallbackParams) -> Result<CallbackOutcome> {
+        let auth = match self.take_state(&params).await? {
+            Ok(auth) => auth,
+            Err(page) => return Ok(page),
+        };
+        let org = OrgId::parse(&auth.org).map_err(|e| anyhow::anyhow!(e.message))?;
+        if auth.kind == "admin_consent" {
+            return self.admin_consent_answer(&org, &auth, &params).await;
+        }
+        let mailbox_id = auth
+            .mailbox_id
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("sign-in without a mailbox"))?;
+        let mid = mailbox_id.clone();
+        let org2 = org.clone();
+        let mailbox = self
+            .store
+            .run(move |c| mailboxes::get(c, &org2, &mid))
+            .await?;
+        let email = mailbox.email.clone();
+        let mut outcome = match self.sign_in(&org, &auth, &mailbox, &params).await {
+            Ok(signed_in) => {
+                tracing::info!(mailbox_id, "mailbox signed in");
+                CallbackOutcome {
+                    ok: true,
+                    code: "signed_in".into(),
+                    message: format!("{email} is connected (signed in as {signed_in})."),
+                    hint: None,
+                    mailbox_id: None,
+                    email: Some(email),
+                    return_url: None,
+                    status: 200,
+                }
+            }
+            Err(Step::Refused(refusal)) => {
+                self.refuse(&org, &auth, &mailbox_id, &refusal).await?;
+                CallbackOutcome {
+                    ok: false,
+                    code: refusal.code.into(),
+                    message: refusal.message,
+                    hint: Some(refusal.hint),
+                    mailbox_id: None,
+                    email: Some(email),
+                    return_url: None,
+                    status: 200,
+                }
+            }
+            Err(Step::Failed(e)) => return Err(e),
+        };
+        outcome.mailbox_id = Some(mailbox_id);
+        outcome.return_url = auth.return_url.clone();
+        Ok(outcome)
+    }
+
+    /// Step: the state names a pending authorization, which is consumed
+    /// (single use). A missing, unknown, used or expired state gets a 400 page
+    /// and nothing else happens.
+    async fn take_state(
+        &self,
+        params: &CallbackParams,
+    ) -> Result<std::result::Result<AuthorizationRow, CallbackOutcome>> {
+        let Some(state) = params
+            .state
+            .as_deref()
+            .filter(|s| !s.is_empty() && s.len() <= 512)
+        else {
+            return Ok(Err(CallbackOutcome::fail(
+                400,
+                "invalid_state",
+                "The sign-in answer has no state.",
+                "Start again with Refresh.",
+            )));
+        };
+        let hash = hash_state(state);
+        let consumed = self
+            .store
+            .run(move |c| authorizations::consume(c, &hash, now()))
+            .await?;
+        Ok(match consumed {
+            Consumed::Taken(row) => Ok(*row),
+            Consumed::Expired => Err(CallbackOutcome::fail(
+                400,
+                "state_expired",
+                "This sign-in has expired (it is valid for 10 minutes).",
+                "Start again with Refresh.",
+            )),
+            Consumed::Unknown => Err(CallbackOutcome::fail(
+                400,
+                "state_unknown",
+                "This sign-in is unknown or was already used.",
+                "Start again with Refresh; each sign-in link works once.",
+            )),
+        })
+    }
+
+    /// The steps of a sign-in answer; returns who signed in.
+    async fn sign_in(
+        &self,
+        org: &OrgId,
+        auth: &AuthorizationRow,
+        mailbox: &MailboxRow,
+        params: &CallbackParams,
+    ) -> std::result::Result<String, Step> {
+        let code = front_channel(params)?;
+        let app_id =
+            Uuid::try_parse(&auth.app_credential_id).map_err(|e| Error::Internal(e.into()))?;
+        let (app, secret) = self.app_credential_with_secret(org, app_id).await?;
+        let set = self.redeem(auth, &app, &secret, code).await?;
+        let claims = verify_id_token(&set.id_token, &app, auth.nonce.as_deref())?;
+        pin_identity(mailbox, &claims)?;
+        if set.refresh_token.is_none() {
+            return Err(Refusal::new(
+                "no_refresh_token",
+                "Microsoft returned no refresh token (offline access was not granted).",
+                "Grant the offline_access permission (admin consent) and start again with Refresh.",
+                Effect::Classified(Class::Setup),
+            )
+            .by(claims.username.as_str())
+            .into());
+        }
+        self.commit_sign_in(org, auth, mailbox, &app, &set, &claims)
+            .await?;
+        Ok(claims.username.as_str().to_owned())
+    }
+
+    /// Step: redeems the code at the token endpoint of the app the state
+    /// names (the mix-up defence), with the stored PKCE verifier.
+    async fn redeem(
+        &self,
+        auth: &AuthorizationRow,
+        app: &AppCredential,
+        secret: &SecretString,
+        code: &str,
+    ) -> std::result::Result<TokenSet, Step> {
+        let verifier = self
+            .cipher
+            .decrypt_string(
+                auth.pkce_verifier.as_deref().unwrap_or_default(),
+                Slot {
+                    table: "authorizations",
+                    column: "pkce_verifier",
+                    row_id: &auth.id,
+                },
+            )
+            .map_err(|e| Error::Internal(e.into()))?;
+        let identity = AppIdentity {
+            client_id: &app.client_id,
+            tenant: &app.tenant_id,
+            client_secret: secret,
+            redirect_uri: &self.redirect_uri,
+        };
+        self.idp
+            .redeem_code(&identity, code, &verifier)
+            .await
+            .map_err(|e| {
+                let x = e.explanation;
+                Refusal::new(x.code, x.message, x.hint, Effect::Classified(x.class)).into()
+            })
+    }
+
+    /// Step: writes the tokens, onto the token version the sign-in started
+    /// with: a settings change (or another sign-in) since then wins, and this
+    /// sign-in ends as `settings_changed` without touching the mailbox.
+    async fn commit_sign_in(
+        &self,
+        org: &OrgId,
+        auth: &AuthorizationRow,
+        mailbox: &MailboxRow,
+        app: &AppCredential,
+        set: &TokenSet,
+        claims: &IdClaims,
+    ) -> std::result::Result<(), Step> {
+        let write = self.seal_tokens(&mailbox.id, set, crate::domain::AccessMode::Delegated);
+        let (org2, mid, app_id) = (
+            org.clone(),
+            mailbox.id.clone(),
+            auth.app_credential_id.clone(),
+        );
+        let started_at = auth.token_version;
+        let who = claims.username.as_str().to_owned();
+        let (oid, tid) = (claims.oid.clone(), claims.tid.clone());
+        // A credential that names its tenant by a domain learns its GUID here.
+        let learn_tenant = (!TenantId::parse(&app.tenant_id).is_ok_and(|t| t.is_guid())
+            && app.tenant_guid.is_none())
+        .then(|| tid.clone());
+        let written = self
+            .store
+            .run(move |c| {
+                write_transaction(c, |c| {
+                    let version = match started_at {
+                        Some(v) => v,
+                        // Started by a version that did not record it.
+                        None => tokens::get(c, &org2, &mid)?.token_version,
+                    };
+                    if !tokens::write_tokens(c, &org2, &mid, version, &write)? {
+                        return Ok(false);
+                    }
+                    let changes = MailboxChanges {
+                        status: Some(MailboxStatus::Active.as_str().to_owned()),
+                        status_code: Some(None),
+                        status_message: Some(None),
+                        status_hint: Some(None),
+                        authorized_as: Some(Some(who.clone())),
+                        identity_oid: Some(Some(oid.clone())),
+                        identity_tid: Some(Some(tid.clone())),
+                        updated_at: Some(now()),
+                        ..Default::default()
+                    };
+                    mailboxes::update(c, &org2, &mid, &changes)?
+                        .map_err(|_| anyhow::anyhow!("update refused"))?;
+                    if let Some(guid) = &learn_tenant {
+                        app_credentials::learn_tenant_guid(c, &org2, &app_id, guid)?;
+                    }
+                    app_credentials::flag_problem(c, &org2, &app_id, None)?;
+                    Audit {
+                        org: &org2,
+                        actor: MICROSOFT,
+                        action: "mailbox.signed_in",
+                        target_type: "mailbox",
+                        target_id: Some(&mid),
+                        outcome: "ok",
+                        detail: Some(
+                            serde_json::json!({ "signed_in_as": who, "oid": oid, "tid": tid }),
+                        ),
+                    }
+                    .record(c)?;
+                    Ok(true)
+                })
+            })
+            .await?;
+        if written {
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                "settings_changed",
+                "The mailbox settings changed during the sign-in; the sign-in was not applied.",
+                "Start again with Refresh.",
+                Effect::Nothing,
+            )
+            .by(claims.username.as_str())
+            .into())
+        }
+    }
+
+    /// Records a refusal once: on the mailbox as its effect says, and in the audit log.
+    pub(crate) async fn refuse(
+        &self,
+        org: &OrgId,
+        auth: &AuthorizationRow,
+        mailbox_id: &str,
+        r: &Refusal,
+    ) -> Result<()> {
+        match r.effect {
+            Effect::Attempt => {
+                self.record_attempt(org, mailbox_id, r.code, &r.message, &r.hint)
+                    .await?
+            }
+            Effect::Classified(class) => {
+                self.record_outcome(
+                    org,
+                    mailbox_id,
+                    &auth.app_credential_id,
+                    class,
+                    r.code,
+                    &r.message,
+                    &r.hint,
+                )
+                .await?
+            }
+            Effect::Nothing => {}
+        }
+        let (org, mid, outcome, actor) = (
+            org.clone(),
+            mailbox_id.to_owned(),
+            r.code.to_owned(),
+            r.actor,
+        );
+        let channel = if actor == BROWSER { "front" } else { "back" };
+        let detail = match &r.signed_in {
+            Some(s) => serde_json::json!({ "channel": channel, "signed_in_as": s }),
+            None => serde_json::json!({ "channel": channel }),
+        };
+        self.store
+            .run(move |c| {
+                Audit {
+                    org: &org,
+                    actor,
+                    action: "mailbox.sign_in_failed",
+                    target_type: "mailbox",
+                    target_id: Some(&mid),
+                    outcome: &outcome,
+                    detail: Some(detail),
+                }
+                .record(c)
+            })
+            .await
+    }
+}
+
+/// Step: what came through the browser. An error there is explained and
+/// concerns this attempt only; without an error there must be a code.
+fn front_channel(params: &CallbackParams) -> std::result::Result<&str, Refusal> {
+    if let Some(error) = params.error.as_deref() {
+        let description = params.error_description.clone().unwrap_or_default();
+        let x = explain(error, explain::aadsts_number(&description), None);
+        return Err(Refusal::new(x.code, x.message, x.hint, Effect::Attempt));
+    }
+    params
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            Refusal::new(
+                "invalid_callback",
+                "The sign-in answer has neither a code nor an error.",
+                "Start again with Refresh.",
+                Effect::Attempt,
+            )
+        })
+}
+
+/// Step: validates the id_token's claims. It comes straight from the token
+/// endpoint over TLS (the back channel), so its claims are checked, not its
+/// signature. The tenant must be the credential's (its GUID, or the GUID
+/// learned for its domain).
+fn verify_id_token(
+    token: &Option<SecretString>,
+    app: &AppCredential,
+    nonce: Option<&str>,
+) -> std::result::Result<IdClaims, Refusal> {
+    id_token_claims(token, app, nonce, Utc::now().timestamp()).map_err(|why| {
+        Refusal::new(
+            "id_token_invalid",
+            format!("The sign-in could not be verified: {why}."),
+            "Start again with Refresh.",
+            Effect::Classified(Class::Setup),
+        )
+    })
+}
+
+pub(crate) fn id_token_claims(
+    token: &Option<SecretString>,
+    app: &AppCredential,
+    nonce: Option<&str>,
+    now_unix: i64,
+) -> std::result::Result<IdClaims, &'static str> {
+    let token = token.as_ref().ok_or("no id_token")?;
+    let payload = token
+        .expose_secret()
+        .split('.')
+        .nth(1)
+        .ok_or("malformed id_token")?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| "malformed id_token")?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|_| "malformed id_token")?;
+    let text = |k: &str| claims.get(k).and_then(|v| v.as_str());
+    let audience_ok = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => *a == app.client_id,
+        Some(serde_json::Value::Array(a)) => a.iter().any(|v| *v == app.client_id),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err("the id_token is for another app (aud)");
+    }
+    let tid = text("tid").ok_or("the id_token names no tenant (tid)")?;
+    let expected_tid = match TenantId::parse(&app.tenant_id) {
+        Ok(t) if t.is_guid() => Some(t.as_str().to_owned()),
+        _ => app.tenant_guid.clone(),
+    };
+    match expected_tid {
+        Some(t) if !t.eq_ignore_ascii_case(tid) => {
+            return Err("the id_token is from another tenant (tid)");
+        }
+        None if TenantId::parse(tid).map_or(true, |t| !t.is_guid()) => {
+            return Err("the id_token's tenant (tid) is not a tenant id");
+        }
+        _ => {}
+    }
+    if nonce.is_some() && text("nonce") != nonce {
+        return Err("the id_token's nonce does not match");
+    }
+    let exp = claims
+        .get("exp")
+        .and_then(|v| v.as_i64())
+        .ok_or("the id_token has no expiry")?;
+    if exp.saturating_add(300) < now_unix {
+        return Err("the id_token has expired");
+    }
+    let username = text("preferred_username")
+        .or_else(|| text("email"))
+        .ok_or("the id_token names no user")?;
+    let username =
+        EmailAddress::parse(username).map_err(|_| "the id_token's user name is not an address")?;
+    let oid = text("oid")
+        .and_then(|o| Uuid::try_parse(o).ok())
+        .ok_or("the id_token has no object id (oid)")?;
+    Ok(IdClaims {
+        username,
+        oid: oid.hyphenated().to_string(),
+        tid: tid.to_ascii_lowercase(),
+    })
+}
+
+/// Step: the signed-in account must be the mailbox's (a shared mailbox: any
+/// delegate), and once a mailbox is connected, the same Entra ID object in
+/// the same tenant: a user name can be given to another account, an object
+/// id cannot.
+fn pin_identity(mailbox: &MailboxRow, claims: &IdClaims) -> std::result::Result<(), Refusal> {
+    let signed_in = claims.username.as_str();
+    if !mailbox.shared && signed_in != mailbox.email {
+        return Err(Refusal::new(
+            "identity_mismatch",
+            format!(
+                "Signed in as {signed_in}, but this mailbox is {}.",
+                mailbox.email
+            ),
+            "Start again with Refresh and choose the mailbox's own account.",
+            Effect::Classified(Class::Setup),
+        )
+        .by(signed_in));
+    }
+    let same_account = !mailbox.shared || mailbox.authorized_as.as_deref() == Some(signed_in);
+    let oid_changed = same_account
+        && mailbox
+            .identity_oid
+            .as_deref()
+            .is_some_and(|o| o != claims.oid);
+    let tid_changed = mailbox
+        .identity_tid
+        .as_deref()
+        .is_some_and(|t| t != claims.tid);
+    if oid_changed || tid_changed {
+        return Err(Refusal::new(
+            "identity_changed",
+            format!(
+                "{signed_in} is not the account this mailbox was connected with (another Entra ID object or tenant)."
+            ),
+            "If the account was replaced on purpose, delete the mailbox and add it again; otherwise sign in with the original account.",
+            Effect::Classified(Class::Setup),
+        )
+        .by(signed_in));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(tenant: &str, guid: Option<&str>) -> AppCredential {
+        serde_json::from_value(serde_json::json!({
+            "id": "0193a1b2-0000-7000-8000-000000000001",
+            "name": "x",
+            "provider": "microsoft",
+            "client_id": "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+            "tenant_id": tenant,
+            "tenant_guid": guid,
+            "secret_hint": "****",
+            "secret_expires_at": null,
+            "secret_days_left": null,
+            "redirect_uri": "http://x/oauth/callback",
+            "problem": null,
+            "created_at": "2026-12-01T00:00:00Z",
+            "updated_at": "2026-12-01T00:00:00Z",
+        }))
+        .unwrap()
+    }
+
+    const TID: &str = "6f1c2b3a-0d4e-4f5a-8b6c-7d8e9f0a1b2c";
+
+    fn token(claims: serde_json::Value) -> Option<SecretString> {
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        Some(SecretString::from(format!("e30.{payload}.sig")))
+    }
+
+    fn base(exp: i64) -> serde_json::Value {
+        serde_json::json!({
+            "aud": "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "tid": TID,
+            "oid": "11111111-2222-4333-8444-555555555555",
+            "preferred_username": "a@contoso.cz", "exp": exp,
+        })
+    }
+
+    #[test]
+    fn a_huge_expiry_does_not_overflow() {
+        let claims = id_token_claims(&token(base(i64::MAX)), &app(TID, None), None, 0).unwrap();
+        assert_eq!(claims.username.as_str(), "a@contoso.cz");
+        let past = id_token_claims(&token(base(i64::MIN)), &app(TID, None), None, 1_000_000);
+        assert!(past.is_err());
+    }
+
+    #[test]
+    fn the_tenant_is_held_to_the_credential_or_its_learned_guid() {
+        let other = "00000000-0000-4000-8000-000000000000";
+        let mut c = base(i64::MAX);
+        assert!(id_token_claims(&token(c.clone()), &app(other, None), None, 0).is_err());
+        assert!(id_token_claims(&token(c.clone()), &app("contoso.cz", None), None, 0).is_ok());
+        assert!(id_token_claims(&token(c.clone()), &app("contoso.cz", Some(TID)), None, 0).is_ok());
+        assert!(
+            id_token_claims(&token(c.clone()), &app("contoso.cz", Some(other)), None, 0).is_err()
+        );
+        c["preferred_username"] = "Name <a@contoso.cz>".into();
+        assert!(id_token_claims(&token(c), &app(TID, None), None, 0).is_err());
+    }
+}
