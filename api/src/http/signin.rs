@@ -6,6 +6,8 @@ use uuid::Uuid;
 use crate::auth::{Permission, Principal};
 use crate::error::Result;
 use crate::http::extractors::OptionalJson;
+use crate::http::problem::RateLimited;
+use crate::limits::Limited;
 use crate::service::audit::AuditEventPage;
 use crate::service::keeper::AccessTokenResponse;
 use crate::service::setup::{AppCredentialSetup, VerifyResult};
@@ -38,6 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     responses(
         (status = 200, description = "The sign-in URL, or the activated app-only mailbox", body = RefreshResult),
         (status = 409, description = "Microsoft refused (`app_credential_invalid`, `sign_in_setup`, `reauth_required`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        RateLimited,
     ),
     security(("bearer" = []))
 )]
@@ -48,6 +51,7 @@ pub async fn mailbox_refresh(
     OptionalJson(input): OptionalJson<RefreshRequest>,
 ) -> Result<web::Json<RefreshResult>> {
     principal.require(Permission::MailboxesWrite)?;
+    services.limits.check(&principal, Limited::Refresh)?;
     Ok(web::Json(
         services
             .mailbox_refresh(&principal, id.into_inner(), input)
@@ -65,6 +69,7 @@ pub async fn mailbox_refresh(
     responses(
         (status = 200, description = "A valid access token", body = AccessTokenResponse),
         (status = 409, description = "Not authorized (`mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        RateLimited,
     ),
     security(("bearer" = []))
 )]
@@ -74,6 +79,7 @@ pub async fn mailbox_access_token(
     id: web::Path<Uuid>,
 ) -> Result<actix_web::HttpResponse> {
     principal.require(Permission::AccessTokens)?;
+    services.limits.check(&principal, Limited::AccessToken)?;
     let token = services
         .access_token_issue(&principal, id.into_inner())
         .await?;
@@ -90,7 +96,7 @@ pub async fn mailbox_access_token(
 #[utoipa::path(
     post, path = "/app-credentials/{id}/verify", tag = "app-credentials", operation_id = "app_credential_verify",
     params(("id" = Uuid, Path, description = "App credential id")),
-    responses((status = 200, description = "The verification result", body = VerifyResult)),
+    responses((status = 200, description = "The verification result", body = VerifyResult), RateLimited),
     security(("bearer" = []))
 )]
 pub async fn app_credential_verify(
@@ -99,6 +105,7 @@ pub async fn app_credential_verify(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<VerifyResult>> {
     principal.require(Permission::AppCredentialsWrite)?;
+    services.limits.check(&principal, Limited::Verify)?;
     Ok(web::Json(
         services
             .app_credential_verify(&principal, id.into_inner())
@@ -113,7 +120,7 @@ pub async fn app_credential_verify(
 #[utoipa::path(
     get, path = "/app-credentials/{id}/setup", tag = "app-credentials", operation_id = "app_credential_setup",
     params(("id" = Uuid, Path, description = "App credential id")),
-    responses((status = 200, description = "What to set up in Entra ID and Exchange", body = AppCredentialSetup)),
+    responses((status = 200, description = "What to set up in Entra ID and Exchange", body = AppCredentialSetup), RateLimited),
     security(("bearer" = []))
 )]
 pub async fn app_credential_setup(
@@ -122,6 +129,7 @@ pub async fn app_credential_setup(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<AppCredentialSetup>> {
     principal.require(Permission::AppCredentialsRead)?;
+    services.limits.check(&principal, Limited::Setup)?;
     Ok(web::Json(
         services
             .app_credential_setup(&principal, id.into_inner())

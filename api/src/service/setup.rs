@@ -159,7 +159,6 @@ impl Services {
             .store
             .run(move |c| {
                 // Each view mints a fresh consent link; old unused ones go.
-                authorizations::purge_expired(c, now())?;
                 authorizations::insert(c, &row)?;
                 let state = app_credentials::problem_and_consent(c, &org2, &app_id)?;
                 let app_only = app_only_mailboxes(c, &org2, &app_id)?;

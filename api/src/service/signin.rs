@@ -165,7 +165,6 @@ impl Services {
         let (org2, actor, mid) = (org.clone(), who.subject.clone(), mailbox.id.to_string());
         self.store
             .run(move |c| {
-                authorizations::purge_expired(c, now())?;
                 authorizations::insert(c, &row)?;
                 Audit {
                     org: &org2,
