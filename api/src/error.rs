@@ -36,6 +36,16 @@ pub enum Error {
     /// The request cannot be read (malformed JSON, bad id, bad query).
     #[error("{detail}")]
     BadRequest { code: &'static str, detail: String },
+    /// The caller made too many calls of one kind (per instance); retry after
+    /// `retry_after` seconds.
+    #[error(
+        "too many {what} by this caller: at most {rate} per caller on each instance; retry in {retry_after} s"
+    )]
+    RateLimited {
+        what: &'static str,
+        rate: String,
+        retry_after: u64,
+    },
     /// A dependency (the database) is not available.
     #[error("{0}")]
     Unavailable(String),

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod idp;
+pub mod limits;
 pub mod mail;
 pub mod metrics;
 pub mod openapi;

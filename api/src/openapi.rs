@@ -62,6 +62,11 @@ impl utoipa::Modify for Security {
         let mut scheme = Http::new(HttpAuthScheme::Bearer);
         scheme.bearer_format = Some("JWT".into());
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        let mut metrics = Http::new(HttpAuthScheme::Bearer);
+        metrics.description = Some(
+            "The operator's metrics token (`INBOXLINK_METRICS_TOKEN`), not an API token".into(),
+        );
+        components.add_security_scheme("metrics_token", SecurityScheme::Http(metrics));
     }
 }
 
@@ -109,6 +114,12 @@ fn add_error_responses(spec: &mut Value) {
                     "401",
                     "Missing or invalid bearer token (`missing_token`, `invalid_token`)",
                 ));
+            }
+            // Roles come with API tokens (JWTs) only.
+            let with_roles = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+            if with_roles {
                 codes.push(("403", "The token's roles do not allow this (`forbidden`)"));
             }
             let has_query = op

@@ -25,6 +25,8 @@ pub struct Application {
     port: u16,
     public_url: url::Url,
     server: Server,
+    /// The listener serving only `/metrics` (`INBOXLINK_METRICS_BIND`), and its port.
+    metrics_server: Option<(Server, u16)>,
     services: Services,
 }
 
@@ -33,6 +35,13 @@ impl Application {
     pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let metrics_listener = match settings.protection.metrics.bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .with_context(|| format!("INBOXLINK_METRICS_BIND: cannot listen on {addr}"))?,
+            ),
+            None => None,
+        };
         let local = listener.local_addr()?;
         if !settings.public_url_explicit {
             settings.public_url = format!("http://{local}").parse()?;
@@ -59,7 +68,8 @@ impl Application {
             idp: crate::idp::Microsoft::new(
                 settings.ms_authority.clone(),
                 idp_http_client(&settings)?,
-            ),
+            )
+            .with_max_concurrency(settings.protection.idp_max_concurrency),
             keeper: Arc::default(),
             mail: crate::mail::MailServers {
                 imap: settings.imap_endpoint.clone(),
@@ -68,16 +78,33 @@ impl Application {
                 step_timeout: settings.check_step_timeout,
             },
             metrics: Arc::default(),
+            metrics_counts: Arc::new(crate::service::operations::MailboxCounts::new(
+                settings.protection.metrics.cache,
+            )),
+            limits: Arc::new(crate::limits::Limits::new(&settings.protection.rate_limits)),
         };
         let port = local.port();
         let services_data = web::Data::new(services.clone());
         let verifier = web::Data::new(verifier);
+        let metrics_gate = web::Data::new(http::health::MetricsGate::main(
+            &settings.protection.metrics,
+        ));
+        let metrics_server = match metrics_listener {
+            Some(listener) => Some(metrics_server(
+                listener,
+                &services,
+                http::health::MetricsGate::private(&settings.protection.metrics),
+            )?),
+            None => None,
+        };
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(middleware::from_fn(http::headers::security_headers))
                 .wrap(middleware::from_fn(http::observe::observe))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(services_data.clone())
                 .app_data(verifier.clone())
+                .app_data(metrics_gate.clone())
                 .configure(http::configure)
                 .default_service(web::to(http::not_found))
         })
@@ -88,8 +115,14 @@ impl Application {
             port,
             public_url: settings.public_url.clone(),
             server,
+            metrics_server,
             services,
         })
+    }
+
+    /// The port of the metrics listener, when `INBOXLINK_METRICS_BIND` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
     }
 
     pub fn port(&self) -> u16 {
@@ -116,7 +149,9 @@ impl Application {
     /// The keep-alive ([`crate::service::keepalive`]) runs beside the server
     /// and stops with it; a refresh it had under way is cut off, which is
     /// harmless: the lease lapses and Microsoft does not revoke the refresh
-    /// token that is still stored.
+    /// token that is still stored. Housekeeping
+    /// ([`crate::service::housekeeping`]) runs every minute beside it. The
+    /// metrics listener, if any, stops with the main one.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let keepalive = self.services.tokens.keepalive_interval.map(|interval| {
             tokio::spawn(crate::service::keepalive::run(
@@ -124,12 +159,49 @@ impl Application {
                 interval,
             ))
         });
+        let housekeeping = tokio::spawn(crate::service::housekeeping::run(self.services.clone()));
+        let metrics = self.metrics_server.map(|(server, _)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let result = self.server.await;
         if let Some(task) = keepalive {
             task.abort();
         }
+        housekeeping.abort();
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            drop(task.await);
+        }
         result
     }
+}
+
+/// The listener that serves only `/metrics` (with the same request ids,
+/// request metrics and security headers as the main one).
+fn metrics_server(
+    listener: TcpListener,
+    services: &Services,
+    gate: http::health::MetricsGate,
+) -> anyhow::Result<(Server, u16)> {
+    let port = listener.local_addr()?.port();
+    let services_data = web::Data::new(services.clone());
+    let gate = web::Data::new(gate);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(middleware::from_fn(http::headers::security_headers))
+            .wrap(middleware::from_fn(http::observe::observe))
+            .wrap(TracingLogger::<RequestSpan>::new())
+            .app_data(services_data.clone())
+            .app_data(gate.clone())
+            .service(http::resource("/metrics").route(web::get().to(http::health::metrics)))
+            .default_service(web::to(http::not_found))
+    })
+    .workers(1)
+    .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
+    .listen(listener)?
+    .run();
+    Ok((server, port))
 }
 
 /// The outbound HTTP client (rustls, system roots plus `INBOXLINK_EXTRA_ROOT_CA`).

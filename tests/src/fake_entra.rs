@@ -312,6 +312,13 @@ impl FakeEntra {
         self.lock().calls.get(grant_type).copied().unwrap_or(0)
     }
 
+    /// The most calls to the token endpoint that were in flight at once
+    /// (from being counted to being answered, latency and faults included),
+    /// since the fake started.
+    pub fn max_token_calls_in_flight(&self) -> usize {
+        self.lock().max_in_flight
+    }
+
     /// Revokes all grants of a user (as after a password reset or "revoke
     /// sessions"): their existing refresh tokens fail with `invalid_grant`
     /// `AADSTS50173` and their access tokens become inactive in introspection.
@@ -407,6 +414,9 @@ pub(crate) struct State {
     reported_expires_in: Option<u64>,
     token_length: usize,
     calls: HashMap<String, usize>,
+    /// Token calls being answered now, and the most there ever were.
+    in_flight: usize,
+    max_in_flight: usize,
     codes: HashMap<String, AuthCode>,
     refresh_tokens: HashMap<String, RefreshGrant>,
     access_tokens: HashMap<String, AccessGrant>,
@@ -502,6 +512,8 @@ impl State {
             reported_expires_in: None,
             token_length: 40,
             calls: HashMap::new(),
+            in_flight: 0,
+            max_in_flight: 0,
             codes: HashMap::new(),
             refresh_tokens: HashMap::new(),
             access_tokens: HashMap::new(),

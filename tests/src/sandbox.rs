@@ -66,13 +66,14 @@ const DEFAULT_RETURN_URLS: [&str; 4] = [
 
 /// The keys of the Postman environment the sandbox writes, in order.
 /// `postman/inboxlink.postman_environment.json` has exactly these keys.
-pub const ENVIRONMENT_KEYS: [&str; 11] = [
+pub const ENVIRONMENT_KEYS: [&str; 12] = [
     "baseUrl",
     "org",
     "adminToken",
     "operatorToken",
     "viewerToken",
     "serviceToken",
+    "metricsToken",
     "tenantId",
     "clientId",
     "clientSecret",
@@ -214,6 +215,8 @@ pub struct Sandbox {
     data_dir_is_temp: bool,
     env_file: PathBuf,
     tokens: Tokens,
+    /// `INBOXLINK_METRICS_TOKEN`, new on every start.
+    metrics_token: String,
     fake: FakeEntra,
     mail: Option<Mail>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -283,6 +286,7 @@ impl Sandbox {
             .map(|u| (*u).to_owned())
             .collect();
         return_urls.extend(options.return_urls.iter().cloned());
+        let metrics_token = random_token();
         let mut vars = vec![
             ("INBOXLINK_BIND", format!("127.0.0.1:{}", options.port)),
             ("INBOXLINK_DATA_DIR", data_dir.display().to_string()),
@@ -295,6 +299,7 @@ impl Sandbox {
             ),
             ("INBOXLINK_CHECK_TIMEOUT_SECONDS", "5".to_owned()),
             ("INBOXLINK_RETURN_URL_ALLOWLIST", return_urls.join(",")),
+            ("INBOXLINK_METRICS_TOKEN", metrics_token.clone()),
         ];
         if let Some(filter) = options
             .log
@@ -355,6 +360,7 @@ impl Sandbox {
             data_dir_is_temp,
             env_file,
             tokens,
+            metrics_token,
             fake,
             mail,
             server: Some(server),
@@ -372,6 +378,11 @@ impl Sandbox {
     /// The tokens, one per role, for the organisation [`ORG`].
     pub fn tokens(&self) -> &Tokens {
         &self.tokens
+    }
+
+    /// The token that opens `/metrics` (`INBOXLINK_METRICS_TOKEN`; not an API token).
+    pub fn metrics_token(&self) -> &str {
+        &self.metrics_token
     }
 
     /// The fake Entra ID (its authority is the service's `INBOXLINK_MS_AUTHORITY`).
@@ -409,6 +420,7 @@ impl Sandbox {
             ("operatorToken", t.operator.as_str(), "secret"),
             ("viewerToken", t.viewer.as_str(), "secret"),
             ("serviceToken", t.service.as_str(), "secret"),
+            ("metricsToken", self.metrics_token.as_str(), "secret"),
             ("tenantId", TENANT_ID, "default"),
             ("clientId", CLIENT_ID, "default"),
             ("clientSecret", CLIENT_SECRET, "secret"),
@@ -473,6 +485,11 @@ impl Sandbox {
             let _ = writeln!(s, "  {role:<9} {token}");
         }
         let _ = writeln!(s, "  in a shell: export ADMIN_TOKEN={}", self.tokens.admin);
+        let _ = writeln!(
+            s,
+            "\nMetrics token (INBOXLINK_METRICS_TOKEN; opens {base}/metrics, which spans every organisation; not an API token):\n  {}\n  curl -s {base}/metrics -H \"Authorization: Bearer {}\"",
+            self.metrics_token, self.metrics_token
+        );
 
         let _ = writeln!(
             s,
@@ -532,6 +549,13 @@ impl Sandbox {
             mail.dovecot.stop();
         }
     }
+}
+
+/// 32 random bytes, base64url: a metrics token for this run.
+fn random_token() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Dovecot must be installed and we must be root; say how to get there.

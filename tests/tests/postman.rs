@@ -411,5 +411,17 @@ async fn the_sandbox_writes_an_environment_the_service_accepts() {
             .expect("the service answers");
         assert_eq!(response.status().as_u16(), status, "{role}");
     }
+    // The metrics answer to the printed metrics token only.
+    assert_eq!(values["metricsToken"], sandbox.metrics_token());
+    assert!(banner.contains(sandbox.metrics_token()));
+    for (token, status) in [("metricsToken", 200), ("adminToken", 401)] {
+        let response = http
+            .get(format!("{}/metrics", values["baseUrl"]))
+            .bearer_auth(values[token])
+            .send()
+            .await
+            .expect("the service answers");
+        assert_eq!(response.status().as_u16(), status, "{token}");
+    }
     sandbox.stop();
 }

@@ -7,6 +7,7 @@
 //! PostgreSQL) never generate anything.
 
 pub mod bootstrap;
+pub mod protection;
 pub mod source;
 
 use std::net::SocketAddr;
@@ -64,6 +65,8 @@ pub struct Settings {
     pub return_url_allowlist: Vec<Url>,
     /// Files written by the first-run bootstrap, to tell the user about them.
     pub generated: Vec<PathBuf>,
+    /// Metrics access, rate limits, the cap on requests to Microsoft.
+    pub protection: protection::Protection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,6 +299,7 @@ impl Settings {
                     .filter(|s| (1..=120).contains(s))
                     .ok_or_else(|| "must be 1..=120 seconds".into())
             })?);
+        let protection = protection::from_source(src, bind)?;
         let database = database_settings(src, &data_dir)?;
         let mut boot = bootstrap::Bootstrap::new(&data_dir, database.backend, src);
         let master_keys = boot.master_keys()?;
@@ -332,6 +336,7 @@ impl Settings {
             tokens,
             return_url_allowlist,
             generated,
+            protection,
         })
     }
 

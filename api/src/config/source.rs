@@ -43,10 +43,20 @@ pub const KNOWN: &[&str] = &[
     "KEEPALIVE_INTERVAL_SECONDS",
     "KEEPALIVE_AFTER_DAYS",
     "KEEPALIVE_CONCURRENCY",
+    "METRICS_TOKEN",
+    "METRICS_BIND",
+    "METRICS_CACHE_SECONDS",
+    "RATE_LIMITS",
+    "IDP_MAX_CONCURRENCY",
 ];
 
 /// Variables that hold secrets and may therefore also be given as `<NAME>_FILE`.
-pub const SECRET: &[&str] = &["DATABASE_URL", "MASTER_KEY", "JWT_HS256_SECRET"];
+pub const SECRET: &[&str] = &[
+    "DATABASE_URL",
+    "MASTER_KEY",
+    "JWT_HS256_SECRET",
+    "METRICS_TOKEN",
+];
 
 /// The raw values, keyed by their full variable name.
 #[derive(Default, Clone)]

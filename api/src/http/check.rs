@@ -6,6 +6,8 @@ use uuid::Uuid;
 use crate::auth::{Permission, Principal};
 use crate::error::Result;
 use crate::http::extractors::OptionalJson;
+use crate::http::problem::RateLimited;
+use crate::limits::Limited;
 use crate::service::Services;
 use crate::service::check::CheckRequest;
 use crate::service::mailboxes::CheckReport;
@@ -28,7 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     post, path = "/mailboxes/{id}/check", tag = "mailboxes", operation_id = "mailbox_check",
     params(("id" = Uuid, Path, description = "Mailbox id")),
     request_body(content = CheckRequest, description = "`{}` or `{\"send_test_message\": true}`"),
-    responses((status = 200, description = "The step-by-step report", body = CheckReport)),
+    responses((status = 200, description = "The step-by-step report", body = CheckReport), RateLimited),
     security(("bearer" = []))
 )]
 pub async fn mailbox_check(
@@ -38,6 +40,12 @@ pub async fn mailbox_check(
     OptionalJson(input): OptionalJson<CheckRequest>,
 ) -> Result<web::Json<CheckReport>> {
     principal.require(Permission::MailboxesWrite)?;
+    let class = if input.send_test_message {
+        Limited::CheckSend
+    } else {
+        Limited::Check
+    };
+    services.limits.check(&principal, class)?;
     Ok(web::Json(
         services
             .mailbox_check(&principal, id.into_inner(), input)

@@ -4,6 +4,7 @@
 pub mod app_credentials;
 pub mod check;
 pub mod extractors;
+pub mod headers;
 pub mod health;
 pub mod mailboxes;
 pub mod oauth;

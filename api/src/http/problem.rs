@@ -53,8 +53,10 @@ impl Error {
                 "payload_too_large" => (StatusCode::PAYLOAD_TOO_LARGE, code),
                 "unsupported_media_type" => (StatusCode::UNSUPPORTED_MEDIA_TYPE, code),
                 "invalid_body" => (StatusCode::UNPROCESSABLE_ENTITY, code),
+                "metrics_disabled" => (StatusCode::NOT_FOUND, code),
                 _ => (StatusCode::BAD_REQUEST, code),
             },
+            Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -116,6 +118,20 @@ impl ResponseError for Error {
             };
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(value)));
         }
+        if let Error::RateLimited { retry_after, .. } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+        }
         response.json(self.to_problem())
     }
 }
+
+/// The refusal of a rate-limited operation ([`crate::limits`]), for the spec:
+/// `responses(..., RateLimited)`.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 429,
+    description = "Too many calls of this kind by this caller (`rate_limited`); the limits are per instance (README, Security)",
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u64, description = "Seconds to wait before the next call (whole seconds, rounded up)"))
+)]
+pub struct RateLimited(#[allow(dead_code)] Problem);

@@ -6,6 +6,8 @@ use uuid::Uuid;
 use crate::auth::{Permission, Principal};
 use crate::error::Result;
 use crate::http::extractors::OptionalJson;
+use crate::http::problem::RateLimited;
+use crate::limits::Limited;
 use crate::service::audit::AuditEventPage;
 use crate::service::keeper::AccessTokenResponse;
 use crate::service::setup::{
@@ -44,6 +46,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     responses(
         (status = 200, description = "The sign-in URL, or the activated app-only mailbox", body = RefreshResult),
         (status = 409, description = "Microsoft refused (`app_credential_invalid`, `sign_in_setup`, `reauth_required`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        RateLimited,
     ),
     security(("bearer" = []))
 )]
@@ -54,6 +57,7 @@ pub async fn mailbox_refresh(
     OptionalJson(input): OptionalJson<RefreshRequest>,
 ) -> Result<web::Json<RefreshResult>> {
     principal.require(Permission::MailboxesWrite)?;
+    services.limits.check(&principal, Limited::Refresh)?;
     Ok(web::Json(
         services
             .mailbox_refresh(&principal, id.into_inner(), input)
@@ -71,6 +75,7 @@ pub async fn mailbox_refresh(
     responses(
         (status = 200, description = "A valid access token", body = AccessTokenResponse),
         (status = 409, description = "Not authorized (`mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        RateLimited,
     ),
     security(("bearer" = []))
 )]
@@ -80,6 +85,7 @@ pub async fn mailbox_access_token(
     id: web::Path<Uuid>,
 ) -> Result<actix_web::HttpResponse> {
     principal.require(Permission::AccessTokens)?;
+    services.limits.check(&principal, Limited::AccessToken)?;
     let token = services
         .access_token_issue(&principal, id.into_inner())
         .await?;
@@ -96,7 +102,7 @@ pub async fn mailbox_access_token(
 #[utoipa::path(
     post, path = "/app-credentials/{id}/verify", tag = "app-credentials", operation_id = "app_credential_verify",
     params(("id" = Uuid, Path, description = "App credential id")),
-    responses((status = 200, description = "The verification result", body = VerifyResult)),
+    responses((status = 200, description = "The verification result", body = VerifyResult), RateLimited),
     security(("bearer" = []))
 )]
 pub async fn app_credential_verify(
@@ -105,6 +111,7 @@ pub async fn app_credential_verify(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<VerifyResult>> {
     principal.require(Permission::AppCredentialsWrite)?;
+    services.limits.check(&principal, Limited::Verify)?;
     Ok(web::Json(
         services
             .app_credential_verify(&principal, id.into_inner())
@@ -121,7 +128,7 @@ pub async fn app_credential_verify(
 #[utoipa::path(
     get, path = "/app-credentials/{id}/setup", tag = "app-credentials", operation_id = "app_credential_setup",
     params(("id" = Uuid, Path, description = "App credential id")),
-    responses((status = 200, description = "What to set up in Entra ID and Exchange", body = AppCredentialSetup)),
+    responses((status = 200, description = "What to set up in Entra ID and Exchange", body = AppCredentialSetup), RateLimited),
     security(("bearer" = []))
 )]
 pub async fn app_credential_setup(
@@ -130,6 +137,7 @@ pub async fn app_credential_setup(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<AppCredentialSetup>> {
     principal.require(Permission::AppCredentialsRead)?;
+    services.limits.check(&principal, Limited::Setup)?;
     Ok(web::Json(
         services
             .app_credential_setup(&principal, id.into_inner())
@@ -147,7 +155,10 @@ pub async fn app_credential_setup(
     post, path = "/app-credentials/{id}/admin-consent", tag = "app-credentials", operation_id = "app_credential_admin_consent",
     params(("id" = Uuid, Path, description = "App credential id")),
     request_body(content = Option<AdminConsentRequest>, description = "Optional: a return URL"),
-    responses((status = 200, description = "The admin-consent link", body = AdminConsentLink)),
+    responses(
+        (status = 200, description = "The admin-consent link", body = AdminConsentLink),
+        crate::http::problem::RateLimited,
+    ),
     security(("bearer" = []))
 )]
 pub async fn app_credential_admin_consent(
@@ -157,6 +168,7 @@ pub async fn app_credential_admin_consent(
     OptionalJson(input): OptionalJson<AdminConsentRequest>,
 ) -> Result<web::Json<AdminConsentLink>> {
     principal.require(Permission::AppCredentialsWrite)?;
+    services.limits.check(&principal, Limited::AdminConsent)?;
     Ok(web::Json(
         services
             .app_credential_admin_consent(&principal, id.into_inner(), input)

@@ -10,6 +10,7 @@
 
 pub mod explain;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use oauth2::basic::{
@@ -24,6 +25,7 @@ use oauth2::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 use url::Url;
 
 pub use explain::{Class, Explanation, explain};
@@ -168,6 +170,10 @@ pub struct Microsoft {
     retry: Retry,
 }
 
+/// Default cap on requests to the identity provider in flight at once
+/// (`INBOXLINK_IDP_MAX_CONCURRENCY`).
+pub const DEFAULT_MAX_CONCURRENCY: usize = 32;
+
 impl Microsoft {
     pub fn new(authority: Url, http: reqwest::Client) -> Self {
         Self {
@@ -176,9 +182,17 @@ impl Microsoft {
                 http,
                 timeout: Duration::from_secs(15),
                 runtime: tokio::runtime::Handle::current(),
+                permits: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENCY)),
             },
             retry: Retry::default(),
         }
+    }
+
+    /// At most `n` requests to the identity provider in flight at once, over
+    /// every caller of this client (and its clones); the others wait.
+    pub fn with_max_concurrency(mut self, n: usize) -> Self {
+        self.http.permits = Arc::new(Semaphore::new(n.max(1)));
+        self
     }
 
     fn endpoint(&self, tenant: &str, path: &str) -> Url {
@@ -322,11 +336,16 @@ impl Microsoft {
 /// connection lives on the runtime that opened it, so a worker that stops
 /// (a graceful shutdown stops idle workers first) would otherwise cut the
 /// token request another worker is making over that connection.
+///
+/// A request first takes a permit of the shared semaphore (at most
+/// `INBOXLINK_IDP_MAX_CONCURRENCY` in flight); waiting for it counts against
+/// the request's own timeout.
 #[derive(Clone)]
 struct HttpAdapter {
     http: reqwest::Client,
     timeout: Duration,
     runtime: tokio::runtime::Handle,
+    permits: Arc<Semaphore>,
 }
 
 impl<'c> oauth2::AsyncHttpClient<'c> for HttpAdapter {
@@ -336,8 +355,17 @@ impl<'c> oauth2::AsyncHttpClient<'c> for HttpAdapter {
     >;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
-        let (http, timeout) = (self.http.clone(), self.timeout);
-        let task = self.runtime.spawn(send(http, timeout, request));
+        let (http, timeout, permits) = (self.http.clone(), self.timeout, self.permits.clone());
+        let task = self.runtime.spawn(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let Ok(Ok(_permit)) = tokio::time::timeout_at(deadline, permits.acquire_owned()).await
+            else {
+                tracing::warn!("no free slot for a request to the identity provider in time");
+                return Err(Transport::Failed("timeout"));
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            send(http, left, request).await
+        });
         Box::pin(async move {
             task.await
                 .unwrap_or(Err(Transport::Failed("connection failed")))

@@ -6,6 +6,7 @@ pub mod app_credentials;
 pub mod audit;
 pub mod callback;
 pub mod check;
+pub mod housekeeping;
 pub mod keepalive;
 pub mod keeper;
 pub mod mailboxes;
@@ -40,6 +41,10 @@ pub struct Services {
     pub mail: crate::mail::MailServers,
     /// This instance's Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The metrics' mailbox counts, cached briefly.
+    pub metrics_counts: Arc<operations::MailboxCounts>,
+    /// Per-caller rate limits of the costly operations (this instance's buckets).
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 /// Serde helper: tells an absent field (`None`) from an explicit `null` (`Some(None)`).

@@ -390,8 +390,12 @@ async fn token(
     let (latency, authority) = {
         let mut st = lock(&data);
         *st.calls.entry(grant_type).or_default() += 1;
+        st.in_flight += 1;
+        st.max_in_flight = st.max_in_flight.max(st.in_flight);
         (st.latency, st.authority.clone())
     };
+    // Until this call is answered (whichever way it returns).
+    let _in_flight = InFlight(data.clone());
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -448,6 +452,16 @@ async fn token(
             ok_json(&body)
         }
         Err(e) => e.into_response(&authority),
+    }
+}
+
+/// Counts a token call as in flight until dropped.
+struct InFlight(Shared);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut st = lock(&self.0);
+        st.in_flight = st.in_flight.saturating_sub(1);
     }
 }
 

@@ -32,6 +32,8 @@ macro_rules! backend_tests {
 pub(crate) use backend_tests;
 
 pub const ISSUER: &str = "inboxlink-tests";
+/// The metrics token every test instance is started with (`INBOXLINK_METRICS_TOKEN`).
+pub const METRICS_TOKEN: &str = "metrics-token-of-the-tests-0123456789abcdef";
 pub const AUDIENCE: &str = "inboxlink-api";
 
 /// Everything the service logged during this test binary's run.
@@ -77,6 +79,8 @@ pub struct TestApp {
     vars: Vec<(String, String)>,
     /// Stops this instance as SIGTERM does.
     pub handle: actix_web::dev::ServerHandle,
+    /// The port of the metrics listener, when `INBOXLINK_METRICS_BIND` is set.
+    pub metrics_port: Option<u16>,
     _dir: Arc<TempDir>,
 }
 
@@ -133,6 +137,9 @@ impl TestApp {
             ("INBOXLINK_MS_AUTHORITY", "http://127.0.0.1:9".into()),
             // No background refreshes unless a test asks for them (token-call counts stay exact).
             ("INBOXLINK_KEEPALIVE_INTERVAL_SECONDS", "0".into()),
+            // Metrics on the main listener, counted at every scrape (tests see fresh counts).
+            ("INBOXLINK_METRICS_TOKEN", METRICS_TOKEN.into()),
+            ("INBOXLINK_METRICS_CACHE_SECONDS", "0".into()),
         ];
         let replaces_jwt_key = extra.iter().any(|(k, _)| {
             k.starts_with("INBOXLINK_JWT_PUBLIC") || k.starts_with("INBOXLINK_JWT_JWKS")
@@ -172,6 +179,7 @@ impl TestApp {
         let base = format!("http://127.0.0.1:{}", app.port());
         let services = app.services().clone();
         let handle = app.handle();
+        let metrics_port = app.metrics_port();
         tokio::spawn(app.run_until_stopped());
         Self {
             base,
@@ -182,6 +190,7 @@ impl TestApp {
             jwt_secret,
             vars,
             handle,
+            metrics_port,
             _dir: dir,
         }
     }

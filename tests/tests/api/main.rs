@@ -11,6 +11,7 @@ mod errors;
 mod isolation;
 mod jwt;
 mod keepalive;
+mod limits;
 mod mailboxes;
 mod operations;
 mod roles;

@@ -12,7 +12,7 @@ use inboxlink_tests::fake_entra::FakeEntra;
 use serde_json::Value;
 
 use crate::helpers::{
-    TestApp, app_credential_body, backend_tests, http, logs, new_secret, random_b64,
+    METRICS_TOKEN, TestApp, app_credential_body, backend_tests, http, logs, new_secret, random_b64,
 };
 
 const TENANT: &str = "8b1c2b3a-0d4e-4f5a-8b6c-7d8e9f0a1b2c";
@@ -26,12 +26,14 @@ backend_tests!(
     doctor_finds_a_healthy_database,
     doctor_names_a_tampered_ciphertext,
     rekey_moves_every_value_to_the_newest_key,
+    mailbox_counts_are_cached_and_shared_by_scrapes,
 );
 
 /// The metrics of `app`, as text (and checks the content type).
 async fn scrape(app: &TestApp) -> String {
     let response = http()
         .get(app.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
         .send()
         .await
         .expect("metrics");
@@ -45,6 +47,190 @@ async fn scrape(app: &TestApp) -> String {
         "{content_type}"
     );
     response.text().await.expect("text")
+}
+
+/// `GET url` with an optional bearer token: (status, problem code, headers).
+async fn get_metrics(
+    url: &str,
+    token: Option<&str>,
+) -> (u16, Option<String>, reqwest::header::HeaderMap) {
+    let mut request = http().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("metrics");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let code = response
+        .json::<Value>()
+        .await
+        .ok()
+        .and_then(|p| p["code"].as_str().map(str::to_owned));
+    (status, code, headers)
+}
+
+/// Metrics span every organisation: only the operator's metrics token opens
+/// them, compared whole; an API token of any role does not.
+#[tokio::test]
+async fn metrics_need_the_metrics_token() {
+    let app = TestApp::spawn(inboxlink::config::Backend::Sqlite).await;
+    let url = app.url("/metrics");
+    let (status, code, headers) = get_metrics(&url, None).await;
+    assert_eq!((status, code.as_deref()), (401, Some("missing_token")));
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    let admin = app.token("acme", &["admin"]);
+    let almost = format!("{}x", &METRICS_TOKEN[..METRICS_TOKEN.len() - 1]);
+    for wrong in [admin.as_str(), almost.as_str(), &METRICS_TOKEN[..10], "x"] {
+        let (status, code, _) = get_metrics(&url, Some(wrong)).await;
+        assert_eq!(
+            (status, code.as_deref()),
+            (401, Some("invalid_token")),
+            "{wrong}"
+        );
+    }
+    let (status, _, headers) = get_metrics(&url, Some(METRICS_TOKEN)).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(
+        !logs().contains(METRICS_TOKEN),
+        "the metrics token is never logged"
+    );
+}
+
+/// With neither a metrics token nor a metrics listener, `/metrics` is not
+/// served, and the answer says how to enable it.
+#[tokio::test]
+async fn metrics_are_not_served_unless_configured() {
+    let app = TestApp::spawn_with(
+        inboxlink::config::Backend::Sqlite,
+        &[("INBOXLINK_METRICS_TOKEN", String::new())],
+    )
+    .await;
+    for token in [None, Some(METRICS_TOKEN)] {
+        let response = http()
+            .get(app.url("/metrics"))
+            .bearer_auth(token.unwrap_or_default())
+            .send()
+            .await
+            .expect("metrics");
+        assert_eq!(response.status(), 404);
+        let problem: Value = response.json().await.expect("problem");
+        assert_eq!(problem["code"], "metrics_disabled");
+        let detail = problem["detail"].as_str().expect("detail");
+        assert!(
+            detail.contains("INBOXLINK_METRICS_TOKEN") && detail.contains("INBOXLINK_METRICS_BIND"),
+            "{detail}"
+        );
+    }
+}
+
+/// `INBOXLINK_METRICS_BIND`: a second listener serves `/metrics` (and nothing
+/// else); the main listener no longer does. A metrics token, if set too, is
+/// required there.
+#[tokio::test]
+async fn metrics_on_a_separate_listener() {
+    let open = TestApp::spawn_with(
+        inboxlink::config::Backend::Sqlite,
+        &[
+            ("INBOXLINK_METRICS_TOKEN", String::new()),
+            ("INBOXLINK_METRICS_BIND", "127.0.0.1:0".into()),
+        ],
+    )
+    .await;
+    let port = open.metrics_port.expect("a metrics listener");
+    assert_ne!(format!("http://127.0.0.1:{port}"), open.base);
+    let private = format!("http://127.0.0.1:{port}");
+    let (status, code, _) = get_metrics(&open.url("/metrics"), Some(METRICS_TOKEN)).await;
+    assert_eq!((status, code.as_deref()), (404, Some("metrics_disabled")));
+    let response = http()
+        .get(format!("{private}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let text = response.text().await.expect("text");
+    assert!(text.contains("# TYPE inboxlink_http_requests_total counter"));
+    for path in ["/mailboxes", "/healthz", "/openapi.json"] {
+        let (status, code, _) = get_metrics(&format!("{private}{path}"), None).await;
+        assert_eq!(
+            (status, code.as_deref()),
+            (404, Some("route_not_found")),
+            "{path}"
+        );
+    }
+
+    let guarded = TestApp::spawn_with(
+        inboxlink::config::Backend::Sqlite,
+        &[("INBOXLINK_METRICS_BIND", "127.0.0.1:0".into())],
+    )
+    .await;
+    let private = format!(
+        "http://127.0.0.1:{}/metrics",
+        guarded.metrics_port.expect("a metrics listener")
+    );
+    let (status, code, _) = get_metrics(&private, None).await;
+    assert_eq!((status, code.as_deref()), (401, Some("missing_token")));
+    assert_eq!(get_metrics(&private, Some(METRICS_TOKEN)).await.0, 200);
+    let (status, code, _) = get_metrics(&guarded.url("/metrics"), Some(METRICS_TOKEN)).await;
+    assert_eq!((status, code.as_deref()), (404, Some("metrics_disabled")));
+}
+
+/// Scrapes reuse the mailbox counts for `INBOXLINK_METRICS_CACHE_SECONDS`,
+/// and concurrent scrapes share one query.
+async fn mailbox_counts_are_cached_and_shared_by_scrapes(app: TestApp) {
+    let app = app
+        .with(&[("INBOXLINK_METRICS_CACHE_SECONDS", "600".into())])
+        .await;
+    let before = app.services.metrics_counts.queries();
+    let scrapes = (0..12).map(|_| scrape(&app));
+    let texts = futures_util::future::join_all(scrapes).await;
+    assert_eq!(
+        app.services.metrics_counts.queries(),
+        before + 1,
+        "12 concurrent scrapes, one count"
+    );
+    for text in &texts {
+        assert_eq!(
+            value(text, r#"inboxlink_mailboxes{status="inactive"}"#),
+            0.0
+        );
+    }
+    let admin = app.admin("acme");
+    let cred = admin
+        .app_credential_create()
+        .body(app_credential_body("Cred", &new_secret()))
+        .send()
+        .await
+        .expect("cred")
+        .id;
+    admin
+        .mailbox_create()
+        .body(MailboxCreate {
+            email: "a@contoso.cz".into(),
+            app_credential_id: cred,
+            access_mode: None,
+            shared: None,
+        })
+        .send()
+        .await
+        .expect("mailbox");
+    let text = scrape(&app).await;
+    assert_eq!(
+        value(&text, r#"inboxlink_mailboxes{status="inactive"}"#),
+        0.0,
+        "the cached counts, not a new query"
+    );
+    assert_eq!(app.services.metrics_counts.queries(), before + 1);
+    // Without the cache, the same scrape counts again and sees the mailbox.
+    let uncached = app
+        .with(&[("INBOXLINK_METRICS_CACHE_SECONDS", "0".into())])
+        .await;
+    let text = scrape(&uncached).await;
+    assert_eq!(
+        value(&text, r#"inboxlink_mailboxes{status="inactive"}"#),
+        1.0
+    );
 }
 
 /// The value of the series `name{labels}`, 0 when absent.

@@ -96,6 +96,20 @@ async fn every_role_against_every_operation(app: TestApp) {
             }
             let response = request.send().await.expect("response");
             let status = response.status().as_u16();
+            // Every authenticated answer, whatever it is, is never cached or sniffed.
+            let header = |name| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            assert_eq!(
+                (header("x-content-type-options"), header("cache-control")),
+                (Some("nosniff".into()), Some("no-store".into())),
+                "{role} {}: {status}",
+                op.id
+            );
             let code = response
                 .json::<Value>()
                 .await

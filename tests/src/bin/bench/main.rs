@@ -318,7 +318,9 @@ async fn refresh_at_scale(a: &Args, fake: &FakeEntra, t: &mut Table) {
         let before = fake.token_calls("refresh_token");
         l.set("INBOXLINK_KEEPALIVE_INTERVAL_SECONDS", "3600")
             .set("INBOXLINK_KEEPALIVE_AFTER_DAYS", "0")
-            .set("INBOXLINK_KEEPALIVE_CONCURRENCY", concurrency.to_string());
+            .set("INBOXLINK_KEEPALIVE_CONCURRENCY", concurrency.to_string())
+            // As many token requests in flight as the sweep runs refreshes.
+            .set("INBOXLINK_IDP_MAX_CONCURRENCY", concurrency.to_string());
         let s = l.start().await;
         let waited = Instant::now();
         while s

@@ -17,13 +17,20 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     master_key: String,
     jwt_secret: String,
+    metrics_token: String,
 }
+
+/// The benchmark measures throughput, so no per-caller limit applies.
+const NO_RATE_LIMITS: &str =
+    "setup=off,verify=off,refresh=off,check=off,check_send=off,access_token=off,admin_consent=off";
 
 pub struct Service {
     child: Child,
     pub base: String,
     pub admin: String,
     pub service_token: String,
+    /// `INBOXLINK_METRICS_TOKEN`, for `/metrics`.
+    metrics_token: String,
     /// From spawning the process to `/readyz` answering 200.
     pub ready_after: Duration,
 }
@@ -64,6 +71,7 @@ impl Launch {
             env: Vec::new(),
             master_key: random_b64(32),
             jwt_secret: random_b64(48),
+            metrics_token: random_b64(32),
         }
     }
 
@@ -97,6 +105,8 @@ impl Launch {
             .env("INBOXLINK_MS_AUTHORITY", &self.authority)
             .env("INBOXLINK_LOG", "warn")
             .env("INBOXLINK_KEEPALIVE_INTERVAL_SECONDS", "0")
+            .env("INBOXLINK_METRICS_TOKEN", &self.metrics_token)
+            .env("INBOXLINK_RATE_LIMITS", NO_RATE_LIMITS)
             .stdout(Stdio::null())
             .stderr(self.log_file());
         if let Some(url) = &self.database_url {
@@ -127,6 +137,7 @@ impl Launch {
             base,
             admin: self.mint("admin"),
             service_token: self.mint("service"),
+            metrics_token: self.metrics_token.clone(),
             ready_after,
         }
     }
@@ -168,7 +179,10 @@ impl Service {
 
     /// One sample of a metric without labels from `/metrics`.
     pub async fn metric(&self, name: &str) -> Option<f64> {
-        let text = reqwest::get(format!("{}/metrics", self.base))
+        let text = reqwest::Client::new()
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(&self.metrics_token)
+            .send()
             .await
             .ok()?
             .text()

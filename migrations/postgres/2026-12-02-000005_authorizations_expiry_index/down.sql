@@ -1,0 +1,1 @@
+DROP INDEX authorizations_expires_at;
