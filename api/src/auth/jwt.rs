@@ -22,12 +22,27 @@ use crate::config::{JwtKey, JwtSettings};
 use crate::domain::OrgId;
 use crate::error::Error;
 
-/// How long fetched JWKS keys are used before they are fetched again.
-const JWKS_TTL: Duration = Duration::from_secs(600);
-/// Keys fetched longer ago than this are not used, even when the JWKS URL fails.
-const JWKS_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
-/// The JWKS URL is fetched at most this often (an unknown `kid`, a failing URL).
-const JWKS_MIN_REFETCH: Duration = Duration::from_secs(30);
+/// How the keys of a JWKS URL are refreshed. Not configurable: the defaults
+/// are the contract; tests shorten them.
+#[derive(Debug, Clone, Copy)]
+pub struct JwksRefresh {
+    /// How long fetched keys are used before they are fetched again.
+    pub ttl: Duration,
+    /// Keys fetched longer ago than this are not used, even when the URL fails.
+    pub max_stale: Duration,
+    /// The URL is fetched at most this often (an unknown `kid`, a failing URL).
+    pub min_refetch: Duration,
+}
+
+impl Default for JwksRefresh {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(600),
+            max_stale: Duration::from_secs(24 * 3600),
+            min_refetch: Duration::from_secs(30),
+        }
+    }
+}
 
 pub struct Verifier {
     keys: Keys,
@@ -48,6 +63,7 @@ enum Keys {
         url: Url,
         http: reqwest::Client,
         cache: RwLock<JwksCache>,
+        refresh: JwksRefresh,
     },
 }
 
@@ -91,6 +107,7 @@ impl Verifier {
                 url: url.clone(),
                 http,
                 cache: RwLock::default(),
+                refresh: settings.jwks_refresh,
             },
         };
         Ok(Self {
@@ -177,18 +194,24 @@ impl Verifier {
     }
 
     async fn jwks_key(&self, kid: &str) -> Result<KeyEntry, Error> {
-        let Keys::Jwks { url, http, cache } = &self.keys else {
+        let Keys::Jwks {
+            url,
+            http,
+            cache,
+            refresh,
+        } = &self.keys
+        else {
             unreachable!("only called for JWKS")
         };
         {
             let c = cache.read().await;
-            if let Some(answer) = c.answer(kid) {
+            if let Some(answer) = c.answer(kid, refresh) {
                 return answer;
             }
         }
         let mut c = cache.write().await;
         // Another request may have fetched while this one waited for the lock.
-        if let Some(answer) = c.answer(kid) {
+        if let Some(answer) = c.answer(kid, refresh) {
             return answer;
         }
         c.attempted = Some(Instant::now());
@@ -199,19 +222,19 @@ impl Verifier {
             }
             Err(e) => tracing::warn!(error = %e, jwks_url = %url, "cannot fetch the JWKS"),
         }
-        c.answer(kid)
+        c.answer(kid, refresh)
             .unwrap_or_else(|| Err(invalid("the token's key id is unknown")))
     }
 }
 
 impl JwksCache {
     /// The answer from the cache, or `None` when the keys should be fetched first.
-    fn answer(&self, kid: &str) -> Option<Result<KeyEntry, Error>> {
+    fn answer(&self, kid: &str, refresh: &JwksRefresh) -> Option<Result<KeyEntry, Error>> {
         let age = |t: Option<Instant>| t.map(|t| t.elapsed());
         let found = self.keys.get(kid).cloned();
-        let fresh = age(self.fetched).is_some_and(|a| a < JWKS_TTL);
-        let usable = age(self.fetched).is_some_and(|a| a < JWKS_MAX_STALE);
-        let tried_recently = age(self.attempted).is_some_and(|a| a < JWKS_MIN_REFETCH);
+        let fresh = age(self.fetched).is_some_and(|a| a < refresh.ttl);
+        let usable = age(self.fetched).is_some_and(|a| a < refresh.max_stale);
+        let tried_recently = age(self.attempted).is_some_and(|a| a < refresh.min_refetch);
         match found {
             Some(key) if fresh || (tried_recently && usable) => Some(Ok(key)),
             _ if !tried_recently => None,

@@ -8,7 +8,7 @@ pub mod mint;
 use crate::domain::OrgId;
 use crate::error::Error;
 
-pub use jwt::Verifier;
+pub use jwt::{JwksRefresh, Verifier};
 
 /// A role named in the token's roles claim. Unknown role names are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -106,6 +106,8 @@ pub struct JwtSettings {
     pub org_claim: String,
     pub roles_claim: String,
     pub leeway: Duration,
+    /// How JWKS keys are cached (fixed; tests shorten it).
+    pub jwks_refresh: crate::auth::JwksRefresh,
 }
 
 /// A `host:port` pair for IMAP or SMTP.
@@ -314,6 +316,7 @@ impl Settings {
                     .filter(|s| *s <= 300)
                     .ok_or_else(|| "must be 0..=300 seconds".into())
             })?),
+            jwks_refresh: Default::default(),
         };
         Ok(Self {
             bind,

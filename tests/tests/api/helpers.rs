@@ -108,6 +108,16 @@ impl TestApp {
 
     /// Spawns with extra configuration variables on top of the test defaults.
     pub async fn spawn_with(backend: Backend, extra: &[(&str, String)]) -> Self {
+        Self::spawn_tuned(backend, extra, |_| {}).await
+    }
+
+    /// Like [`Self::spawn_with`], then `tune` changes what no variable sets
+    /// (e.g. the JWKS refresh intervals) before the service is built.
+    pub async fn spawn_tuned(
+        backend: Backend,
+        extra: &[(&str, String)],
+        tune: impl FnOnce(&mut Settings),
+    ) -> Self {
         LazyLock::force(&LOGS);
         let dir = tempfile::tempdir().expect("temp dir");
         let jwt_secret = random_b64(48);
@@ -151,6 +161,7 @@ impl TestApp {
             sqlite_path,
             postgres_url,
             Arc::new(dir),
+            tune,
         )
         .await
     }
@@ -162,10 +173,12 @@ impl TestApp {
         sqlite_path: Option<PathBuf>,
         postgres_url: Option<String>,
         dir: Arc<TempDir>,
+        tune: impl FnOnce(&mut Settings),
     ) -> Self {
-        let settings =
+        let mut settings =
             Settings::from_source(&Source::from_pairs(vars.clone()).expect("known variables"))
                 .expect("valid settings");
+        tune(&mut settings);
         let app = inboxlink::Application::build(settings)
             .await
             .expect("the service starts");
@@ -198,6 +211,7 @@ impl TestApp {
             self.sqlite_path.clone(),
             self.postgres_url.clone(),
             self._dir.clone(),
+            |_| {},
         )
         .await
     }
@@ -211,6 +225,7 @@ impl TestApp {
             self.sqlite_path.clone(),
             self.postgres_url.clone(),
             self._dir.clone(),
+            |_| {},
         )
         .await
     }

@@ -142,6 +142,7 @@ impl Launch {
             org_claim: "org".into(),
             roles_claim: "roles".into(),
             leeway: Duration::from_secs(30),
+            jwks_refresh: Default::default(),
         };
         let request = inboxlink::auth::mint::TokenRequest {
             subject: format!("bench-{role}"),
