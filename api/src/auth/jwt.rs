@@ -8,41 +8,16 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use secrecy::ExposeSecret;
 use serde_json::Value;
-use tokio::sync::RwLock;
-use url::Url;
 
+use super::jwks::{JWKS_ALGORITHMS, Jwks};
 use super::{Principal, Role};
 use crate::config::{JwtKey, JwtSettings};
 use crate::domain::OrgId;
 use crate::error::Error;
-
-/// How the keys of a JWKS URL are refreshed. Not configurable: the defaults
-/// are the contract; tests shorten them.
-#[derive(Debug, Clone, Copy)]
-pub struct JwksRefresh {
-    /// How long fetched keys are used before they are fetched again.
-    pub ttl: Duration,
-    /// Keys fetched longer ago than this are not used, even when the URL fails.
-    pub max_stale: Duration,
-    /// The URL is fetched at most this often (an unknown `kid`, a failing URL).
-    pub min_refetch: Duration,
-}
-
-impl Default for JwksRefresh {
-    fn default() -> Self {
-        Self {
-            ttl: Duration::from_secs(600),
-            max_stale: Duration::from_secs(24 * 3600),
-            min_refetch: Duration::from_secs(30),
-        }
-    }
-}
 
 pub struct Verifier {
     keys: Keys,
@@ -59,24 +34,7 @@ enum Keys {
         key: DecodingKey,
         algorithms: Vec<Algorithm>,
     },
-    Jwks {
-        url: Url,
-        http: reqwest::Client,
-        cache: RwLock<JwksCache>,
-        refresh: JwksRefresh,
-    },
-}
-
-/// A verification key and the algorithms accepted with it.
-type KeyEntry = (Arc<DecodingKey>, Vec<Algorithm>);
-
-#[derive(Default)]
-struct JwksCache {
-    keys: HashMap<String, KeyEntry>,
-    /// The last successful fetch.
-    fetched: Option<Instant>,
-    /// The last attempt, successful or not.
-    attempted: Option<Instant>,
+    Jwks(Jwks),
 }
 
 impl Verifier {
@@ -103,12 +61,7 @@ impl Verifier {
                 })?;
                 Keys::Static { key, algorithms }
             }
-            JwtKey::JwksUrl(url) => Keys::Jwks {
-                url: url.clone(),
-                http,
-                cache: RwLock::default(),
-                refresh: settings.jwks_refresh,
-            },
+            JwtKey::JwksUrl(url) => Keys::Jwks(Jwks::new(url.clone(), http, settings.jwks_refresh)),
         };
         Ok(Self {
             keys,
@@ -127,12 +80,16 @@ impl Verifier {
             decode_header(token).map_err(|_| invalid("the token is not a well-formed JWT"))?;
         let (key, algorithms) = match &self.keys {
             Keys::Static { key, algorithms } => (KeyRef::Borrowed(key), algorithms.clone()),
-            Keys::Jwks { .. } => {
+            Keys::Jwks(jwks) => {
+                // Before any fetch: only what a JWKS key can verify.
+                if !JWKS_ALGORITHMS.contains(&header.alg) {
+                    return Err(invalid("the token's algorithm is not accepted"));
+                }
                 let kid = header
                     .kid
                     .as_deref()
                     .ok_or_else(|| invalid("the token has no key id (kid)"))?;
-                let (key, algs) = self.jwks_key(kid).await?;
+                let (key, algs) = jwks.key(kid).await?;
                 (KeyRef::Shared(key), algs)
             }
         };
@@ -192,58 +149,6 @@ impl Verifier {
             roles,
         })
     }
-
-    async fn jwks_key(&self, kid: &str) -> Result<KeyEntry, Error> {
-        let Keys::Jwks {
-            url,
-            http,
-            cache,
-            refresh,
-        } = &self.keys
-        else {
-            unreachable!("only called for JWKS")
-        };
-        {
-            let c = cache.read().await;
-            if let Some(answer) = c.answer(kid, refresh) {
-                return answer;
-            }
-        }
-        let mut c = cache.write().await;
-        // Another request may have fetched while this one waited for the lock.
-        if let Some(answer) = c.answer(kid, refresh) {
-            return answer;
-        }
-        c.attempted = Some(Instant::now());
-        match fetch_jwks(http, url).await {
-            Ok(keys) => {
-                c.keys = keys;
-                c.fetched = Some(Instant::now());
-            }
-            Err(e) => tracing::warn!(error = %e, jwks_url = %url, "cannot fetch the JWKS"),
-        }
-        c.answer(kid, refresh)
-            .unwrap_or_else(|| Err(invalid("the token's key id is unknown")))
-    }
-}
-
-impl JwksCache {
-    /// The answer from the cache, or `None` when the keys should be fetched first.
-    fn answer(&self, kid: &str, refresh: &JwksRefresh) -> Option<Result<KeyEntry, Error>> {
-        let age = |t: Option<Instant>| t.map(|t| t.elapsed());
-        let found = self.keys.get(kid).cloned();
-        let fresh = age(self.fetched).is_some_and(|a| a < refresh.ttl);
-        let usable = age(self.fetched).is_some_and(|a| a < refresh.max_stale);
-        let tried_recently = age(self.attempted).is_some_and(|a| a < refresh.min_refetch);
-        match found {
-            Some(key) if fresh || (tried_recently && usable) => Some(Ok(key)),
-            _ if !tried_recently => None,
-            _ if self.fetched.is_none() || !usable => Some(Err(Error::Unavailable(
-                "the token signing keys cannot be fetched".into(),
-            ))),
-            _ => Some(Err(invalid("the token's key id is unknown"))),
-        }
-    }
 }
 
 enum KeyRef<'a> {
@@ -260,7 +165,7 @@ impl KeyRef<'_> {
     }
 }
 
-fn invalid(detail: impl Into<String>) -> Error {
+pub(super) fn invalid(detail: impl Into<String>) -> Error {
     Error::Unauthorized {
         code: "invalid_token",
         detail: detail.into(),
@@ -276,36 +181,4 @@ fn public_key_from_pem(pem: &[u8]) -> Option<(DecodingKey, Vec<Algorithm>)> {
         return Some((k, vec![ES256, ES384]));
     }
     DecodingKey::from_ed_pem(pem).ok().map(|k| (k, vec![EdDSA]))
-}
-
-async fn fetch_jwks(
-    http: &reqwest::Client,
-    url: &Url,
-) -> anyhow::Result<HashMap<String, KeyEntry>> {
-    use Algorithm::*;
-    let set: JwkSet = http
-        .get(url.clone())
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let mut keys = HashMap::new();
-    for jwk in &set.keys {
-        let Some(kid) = jwk.common.key_id.clone() else {
-            continue;
-        };
-        let algorithms = match &jwk.algorithm {
-            AlgorithmParameters::RSA(_) => vec![RS256, RS384, RS512, PS256, PS384, PS512],
-            AlgorithmParameters::EllipticCurve(_) => vec![ES256, ES384],
-            AlgorithmParameters::OctetKeyPair(_) => vec![EdDSA],
-            // Symmetric keys are never accepted from a JWKS URL.
-            _ => continue,
-        };
-        if let Ok(key) = DecodingKey::from_jwk(jwk) {
-            keys.insert(kid, (Arc::new(key), algorithms));
-        }
-    }
-    Ok(keys)
 }

@@ -2,13 +2,15 @@
 //! caller ([`Principal`]) and the role -> permission table ([`Permission`]).
 
 mod extract;
+mod jwks;
 pub mod jwt;
 pub mod mint;
 
 use crate::domain::OrgId;
 use crate::error::Error;
 
-pub use jwt::{JwksRefresh, Verifier};
+pub use jwks::JwksRefresh;
+pub use jwt::Verifier;
 
 /// A role named in the token's roles claim. Unknown role names are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

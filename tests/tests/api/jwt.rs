@@ -1,8 +1,13 @@
 //! Bearer token rejection: every case answers 401 with problem+json.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use inboxlink::config::Backend;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
@@ -188,56 +193,84 @@ async fn rs256_public_key_pins_the_algorithm() {
     .await;
 }
 
-/// Tokens from an external issuer, verified with keys fetched from its JWKS URL.
-#[tokio::test]
-async fn jwks_url_keys_by_kid() {
-    use jsonwebtoken::jwk::{Jwk, JwkSet};
+/// A JWKS endpoint on a free port of this test. It answers the first fetch at
+/// once and every later one after `later_delay` (a slow identity provider).
+struct JwksServer {
+    url: String,
+    fetches: Arc<AtomicUsize>,
+}
+
+impl JwksServer {
+    fn start(set: &JwkSet, later_delay: Duration) -> Self {
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counter = fetches.clone();
+        let body = serde_json::to_string(set).expect("json");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/keys", listener.local_addr().expect("addr"));
+        let server = actix_web::HttpServer::new(move || {
+            let body = body.clone();
+            let counter = counter.clone();
+            actix_web::App::new().route(
+                "/keys",
+                actix_web::web::get().to(move || {
+                    let earlier = counter.fetch_add(1, Ordering::SeqCst);
+                    let body = body.clone();
+                    async move {
+                        if earlier > 0 {
+                            tokio::time::sleep(later_delay).await;
+                        }
+                        actix_web::HttpResponse::Ok()
+                            .content_type("application/json")
+                            .body(body)
+                    }
+                }),
+            )
+        })
+        .workers(1)
+        .listen(listener)
+        .expect("listen")
+        .run();
+        tokio::spawn(server);
+        Self { url, fetches }
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+
+    /// The variables that point the service at this endpoint.
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("INBOXLINK_JWT_JWKS_URL", self.url.clone()),
+            ("INBOXLINK_JWT_ORG_CLAIM", "tid".into()),
+        ]
+    }
+}
+
+/// The fixture's RSA key as a signing key and as a JWK with `kid`.
+fn rs256_jwk(kid: &str) -> (EncodingKey, Jwk) {
     let private = std::fs::read(fixture("jwt-rs256-private.pem")).expect("fixture");
     let key = EncodingKey::from_rsa_pem(&private).expect("key");
     let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).expect("jwk");
-    jwk.common.key_id = Some("key-1".into());
-    let set = JwkSet { keys: vec![jwk] };
-    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = fetches.clone();
-    let body = serde_json::to_string(&set).expect("json");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let jwks_url = format!("http://{}/keys", listener.local_addr().expect("addr"));
-    let server = actix_web::HttpServer::new(move || {
-        let body = body.clone();
-        let counter = counter.clone();
-        actix_web::App::new().route(
-            "/keys",
-            actix_web::web::get().to(move || {
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let body = body.clone();
-                async move {
-                    actix_web::HttpResponse::Ok()
-                        .content_type("application/json")
-                        .body(body)
-                }
-            }),
-        )
-    })
-    .workers(1)
-    .listen(listener)
-    .expect("listen")
-    .run();
-    tokio::spawn(server);
+    jwk.common.key_id = Some(kid.into());
+    (key, jwk)
+}
 
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        &[
-            ("INBOXLINK_JWT_JWKS_URL", jwks_url),
-            ("INBOXLINK_JWT_ORG_CLAIM", "tid".into()),
-        ],
-    )
-    .await;
+/// A token for a JWKS-configured service (organisation claim `tid`).
+fn sign_rs(key: &EncodingKey, alg: Algorithm, kid: Option<&str>) -> String {
     let claims = claims(json!({ "sub": "u", "tid": "tenant-1", "roles": ["viewer"] }));
-    let sign = |kid: Option<&str>| {
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = kid.map(str::to_owned);
-        encode(&header, &claims, &key).expect("sign")
-    };
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    encode(&header, &claims, key).expect("sign")
+}
+
+/// Tokens from an external issuer, verified with keys fetched from its JWKS URL.
+#[tokio::test]
+async fn jwks_url_keys_by_kid() {
+    let (key, jwk) = rs256_jwk("key-1");
+    let jwks = JwksServer::start(&JwkSet { keys: vec![jwk] }, Duration::ZERO);
+    let app = TestApp::spawn_with(Backend::Sqlite, &jwks.vars()).await;
+    let sign = |kid: Option<&str>| sign_rs(&key, Algorithm::RS256, kid);
     assert_eq!(
         call(&app, Some(&sign(Some("key-1")))).await.0,
         200,
@@ -248,11 +281,7 @@ async fn jwks_url_keys_by_kid() {
         200,
         "from the cache"
     );
-    assert_eq!(
-        fetches.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "fetched once"
-    );
+    assert_eq!(jwks.fetches(), 1, "fetched once");
     assert_rejected(
         &app,
         "unknown kid",
@@ -262,7 +291,7 @@ async fn jwks_url_keys_by_kid() {
     .await;
     assert_rejected(&app, "no kid", Some(&sign(None)), "invalid_token").await;
     assert_eq!(
-        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        jwks.fetches(),
         1,
         "an unknown kid right after a fetch does not fetch again"
     );
@@ -272,4 +301,110 @@ async fn jwks_url_keys_by_kid() {
         json!({ "sub": "u", "tid": "tenant-1" }),
     );
     assert_rejected(&app, "HS256 with JWKS", Some(&hs), "invalid_token").await;
+}
+
+/// GET /mailboxes with `token`, from a task of its own: (status, problem).
+async fn call_detached(base: String, token: String) -> (u16, Option<Value>) {
+    let response = http()
+        .get(format!("{base}/mailboxes"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("response");
+    (response.status().as_u16(), response.json().await.ok())
+}
+
+/// An unknown `kid` makes the service refetch the JWKS; while that (slow)
+/// fetch is under way, tokens whose key is cached are answered at once, and a
+/// second unknown `kid` waits for the same fetch instead of starting another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_refetch_does_not_stall_cached_keys() {
+    const SLOW: Duration = Duration::from_secs(5);
+    let (key, jwk) = rs256_jwk("key-1");
+    let jwks = JwksServer::start(&JwkSet { keys: vec![jwk] }, SLOW);
+    let min_refetch = Duration::from_millis(300);
+    let app = TestApp::spawn_tuned(Backend::Sqlite, &jwks.vars(), |s| {
+        s.jwt.jwks_refresh.min_refetch = min_refetch;
+    })
+    .await;
+    let known = sign_rs(&key, Algorithm::RS256, Some("key-1"));
+    assert_eq!(call(&app, Some(&known)).await.0, 200, "warm: key-1 cached");
+    assert_eq!(jwks.fetches(), 1);
+    // An unknown kid may refetch once the minimum interval has passed.
+    tokio::time::sleep(min_refetch + Duration::from_millis(100)).await;
+
+    let unknown = |kid: &str| {
+        tokio::spawn(call_detached(
+            app.base.clone(),
+            sign_rs(&key, Algorithm::RS256, Some(kid)),
+        ))
+    };
+    let first = unknown("key-2");
+    let waited = Instant::now();
+    while jwks.fetches() < 2 {
+        assert!(waited.elapsed() < SLOW, "the unknown kid starts a refetch");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = unknown("key-3");
+    for i in 0..3 {
+        let started = Instant::now();
+        assert_eq!(
+            call(&app, Some(&known)).await.0,
+            200,
+            "cached kid, call {i}"
+        );
+        assert!(
+            started.elapsed() < SLOW / 2,
+            "a cached kid does not wait for the refetch (call {i} took {:?})",
+            started.elapsed()
+        );
+    }
+    assert!(
+        !first.is_finished() && !second.is_finished(),
+        "the cached kid was answered while the refetch was still under way"
+    );
+    for (kid, task) in [("key-2", first), ("key-3", second)] {
+        let (status, problem) = task.await.expect("task");
+        assert_eq!(status, 401, "{kid}");
+        let problem = problem.expect("problem");
+        assert_eq!(problem["code"], "invalid_token", "{kid}: {problem}");
+    }
+    assert_eq!(
+        jwks.fetches(),
+        2,
+        "both unknown kids were answered by the one refetch"
+    );
+}
+
+/// Keys past their TTL are still served while a (slow) background fetch
+/// refreshes them: no request waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_keys_past_their_ttl_are_refreshed_in_the_background() {
+    const SLOW: Duration = Duration::from_secs(5);
+    let (key, jwk) = rs256_jwk("key-1");
+    let jwks = JwksServer::start(&JwkSet { keys: vec![jwk] }, SLOW);
+    let ttl = Duration::from_millis(300);
+    let app = TestApp::spawn_tuned(Backend::Sqlite, &jwks.vars(), |s| {
+        s.jwt.jwks_refresh.ttl = ttl;
+        s.jwt.jwks_refresh.min_refetch = ttl;
+    })
+    .await;
+    let known = sign_rs(&key, Algorithm::RS256, Some("key-1"));
+    assert_eq!(call(&app, Some(&known)).await.0, 200, "warm");
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    for i in 0..3 {
+        let started = Instant::now();
+        assert_eq!(call(&app, Some(&known)).await.0, 200, "call {i}");
+        assert!(
+            started.elapsed() < SLOW / 2,
+            "a key past its TTL is served at once (call {i} took {:?})",
+            started.elapsed()
+        );
+    }
+    let waited = Instant::now();
+    while jwks.fetches() < 2 {
+        assert!(waited.elapsed() < SLOW, "the stale keys are refetched");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(jwks.fetches(), 2, "one background refetch");
 }
