@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use url::Url;
 
@@ -222,7 +222,8 @@ async fn fetch_jwks(
     Ok(usable_keys(&set))
 }
 
-/// The keys of `set` by `kid`, each with the algorithms of its key type.
+/// The signature keys of `set` by `kid`, each with the algorithms it may be
+/// used with: those of its key type, or only its `alg` when it names one.
 fn usable_keys(set: &JwkSet) -> HashMap<String, KeyEntry> {
     use Algorithm::*;
     let mut keys = HashMap::new();
@@ -237,7 +238,23 @@ fn usable_keys(set: &JwkSet) -> HashMap<String, KeyEntry> {
             // Symmetric keys are never accepted from a JWKS URL.
             _ => continue,
         };
-        let algorithms = of_type;
+        if jwk
+            .common
+            .public_key_use
+            .as_ref()
+            .is_some_and(|u| *u != PublicKeyUse::Signature)
+        {
+            continue;
+        }
+        let algorithms = match jwk.common.key_algorithm {
+            None => of_type,
+            Some(named) => match Algorithm::try_from(named) {
+                Ok(alg) if of_type.contains(&alg) => vec![alg],
+                // An encryption algorithm, one we do not support, or one that
+                // does not fit the key: the key is not used at all.
+                _ => continue,
+            },
+        };
         if let Ok(key) = DecodingKey::from_jwk(jwk) {
             keys.insert(kid, (Arc::new(key), algorithms));
         }
@@ -304,5 +321,36 @@ mod tests {
         busy.fetch = Some(async {}.boxed().shared());
         assert_eq!(kind(&busy.answer("known", now, &r)), "key");
         assert_eq!(kind(&busy.answer("other", now, &r)), "fetch");
+    }
+
+    #[test]
+    fn jwk_use_and_alg_are_honoured() {
+        use jsonwebtoken::jwk::{Jwk, KeyAlgorithm};
+        let pem = include_bytes!("../../../tests/fixtures/jwt-rs256-private.pem");
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem).expect("key");
+        let jwk = |kid: &str, key_use: Option<PublicKeyUse>, alg: Option<KeyAlgorithm>| {
+            let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).expect("jwk");
+            jwk.common.key_id = Some(kid.into());
+            jwk.common.public_key_use = key_use;
+            jwk.common.key_algorithm = alg;
+            jwk
+        };
+        let set = JwkSet {
+            keys: vec![
+                jwk("plain", None, None),
+                jwk("sig", Some(PublicKeyUse::Signature), None),
+                jwk("enc", Some(PublicKeyUse::Encryption), None),
+                jwk("other-use", Some(PublicKeyUse::Other("x".into())), None),
+                jwk("ps256", None, Some(KeyAlgorithm::PS256)),
+                jwk("oaep", None, Some(KeyAlgorithm::RSA_OAEP)),
+                jwk("es256-on-rsa", None, Some(KeyAlgorithm::ES256)),
+            ],
+        };
+        let keys = usable_keys(&set);
+        let mut kids: Vec<_> = keys.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        assert_eq!(kids, ["plain", "ps256", "sig"]);
+        assert_eq!(keys["ps256"].1, [Algorithm::PS256]);
+        assert_eq!(keys["plain"].1.len(), 6);
     }
 }

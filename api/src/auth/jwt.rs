@@ -4,12 +4,15 @@
 //! (PEM), or a JWKS URL. The accepted algorithms are pinned to the key type,
 //! so a token cannot choose its own (`alg: none`, HS256 signed with a public
 //! key, ...). `exp`, `iss` and `aud` are required, `nbf` is honoured, with a
-//! small leeway.
+//! small leeway. Beyond the signature (RFC 8725): a `crit` header is refused
+//! (no extension is understood), `typ` is checked when tokens are typed, the
+//! lifetime `exp - iat` is bounded, `iss` is one string, and `sub` is checked
+//! and never the name of one of the service's own actors.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation, decode, decode_header};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
@@ -27,7 +30,14 @@ pub struct Verifier {
     org_claim: String,
     roles_claim: String,
     leeway: u64,
+    /// The expected `typ`, normalised by [`media_type`].
+    token_type: Option<String>,
+    /// The longest `exp - iat`, in seconds.
+    max_lifetime: Option<u64>,
 }
+
+/// The longest subject accepted, in characters.
+const MAX_SUBJECT_CHARS: usize = 256;
 
 enum Keys {
     Static {
@@ -71,6 +81,8 @@ impl Verifier {
             org_claim: settings.org_claim.clone(),
             roles_claim: settings.roles_claim.clone(),
             leeway: settings.leeway.as_secs(),
+            token_type: settings.token_type.as_deref().map(media_type),
+            max_lifetime: settings.max_lifetime.map(|d| d.as_secs()),
         })
     }
 
@@ -78,6 +90,7 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<Principal, Error> {
         let header =
             decode_header(token).map_err(|_| invalid("the token is not a well-formed JWT"))?;
+        self.check_header(&header)?;
         let (key, algorithms) = match &self.keys {
             Keys::Static { key, algorithms } => (KeyRef::Borrowed(key), algorithms.clone()),
             Keys::Jwks(jwks) => {
@@ -118,7 +131,64 @@ impl Verifier {
                     _ => "the token is invalid",
                 })
             })?;
+        self.check_claims(&data.claims)?;
         self.principal(&data.claims)
+    }
+
+    /// What the header must (not) say, before any key is looked up.
+    fn check_header(&self, header: &Header) -> Result<(), Error> {
+        // RFC 7515 4.1.11: extensions named in `crit` must be understood, and
+        // this service understands none (an empty list is malformed).
+        if header.crit.is_some() {
+            return Err(invalid(
+                "the token's header names critical extensions (crit), which are not supported",
+            ));
+        }
+        if let Some(expected) = &self.token_type
+            && header.typ.as_deref().map(media_type).as_ref() != Some(expected)
+        {
+            return Err(invalid(format!(
+                "the token's type (typ header) must be `{expected}`"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The checks on signed claims that jsonwebtoken does not make.
+    fn check_claims(&self, claims: &HashMap<String, Value>) -> Result<(), Error> {
+        // jsonwebtoken accepts an `iss` array with one matching element.
+        match claims.get("iss") {
+            Some(Value::String(iss)) if *iss == self.issuer => {}
+            Some(Value::String(_)) => return Err(invalid("the token's issuer is not accepted")),
+            _ => return Err(invalid("the token's issuer (iss) must be a single string")),
+        }
+        let iat = match claims.get("iat") {
+            None => None,
+            Some(v) => Some(
+                v.as_f64()
+                    .ok_or_else(|| invalid("a claim of the token has the wrong type (iat)"))?,
+            ),
+        };
+        let now = chrono::Utc::now().timestamp() as f64;
+        if iat.is_some_and(|iat| iat > now + self.leeway as f64) {
+            return Err(invalid("the token's issue time (iat) lies in the future"));
+        }
+        if let Some(max) = self.max_lifetime {
+            let iat = iat.ok_or_else(|| {
+                invalid("the token lacks the issue time (iat) its lifetime is bounded by")
+            })?;
+            // `exp` is there and a number: jsonwebtoken checked it.
+            let exp = claims
+                .get("exp")
+                .and_then(Value::as_f64)
+                .unwrap_or(f64::MAX);
+            if exp - iat > max as f64 {
+                return Err(invalid(format!(
+                    "the token's lifetime (exp - iat) exceeds {max} seconds"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn principal(&self, claims: &HashMap<String, Value>) -> Result<Principal, Error> {
@@ -129,8 +199,9 @@ impl Verifier {
                 .filter(|s| !s.is_empty())
         };
         let subject = text(&self.sub_claim)
-            .ok_or_else(|| invalid(format!("the token has no `{}` claim", self.sub_claim)))?
-            .to_owned();
+            .ok_or_else(|| invalid(format!("the token has no `{}` claim", self.sub_claim)))?;
+        check_subject(subject, &self.sub_claim)?;
+        let subject = subject.to_owned();
         let org = text(&self.org_claim)
             .ok_or_else(|| invalid(format!("the token has no `{}` claim", self.org_claim)))?;
         let org = OrgId::parse(org).map_err(|e| invalid(e.message))?;
@@ -165,6 +236,33 @@ impl KeyRef<'_> {
     }
 }
 
+/// A subject the audit log can show as it is, and that no one else can be.
+fn check_subject(subject: &str, claim: &str) -> Result<(), Error> {
+    let readable = subject.chars().count() <= MAX_SUBJECT_CHARS
+        && !subject.chars().any(|c| c.is_control() || c.is_whitespace());
+    if !readable {
+        return Err(invalid(format!(
+            "the token's `{claim}` claim must be 1-{MAX_SUBJECT_CHARS} characters without whitespace or control characters"
+        )));
+    }
+    if super::is_reserved_actor(subject) {
+        return Err(invalid(format!(
+            "the token's subject (`{claim}`) is reserved for the service's own audit actors"
+        )));
+    }
+    Ok(())
+}
+
+/// A `typ` value as compared: lower case, without the `application/` prefix
+/// (RFC 8725 3.11, RFC 7515 4.1.9).
+fn media_type(typ: &str) -> String {
+    let typ = typ.trim().to_ascii_lowercase();
+    match typ.strip_prefix("application/") {
+        Some(bare) => bare.to_owned(),
+        None => typ,
+    }
+}
+
 pub(super) fn invalid(detail: impl Into<String>) -> Error {
     Error::Unauthorized {
         code: "invalid_token",
@@ -181,4 +279,39 @@ fn public_key_from_pem(pem: &[u8]) -> Option<(DecodingKey, Vec<Algorithm>)> {
         return Some((k, vec![ES256, ES384]));
     }
     DecodingKey::from_ed_pem(pem).ok().map(|k| (k, vec![EdDSA]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_compare_without_case_and_prefix() {
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            " Application/At+JWT ",
+        ] {
+            assert_eq!(media_type(typ), "at+jwt", "{typ}");
+        }
+        assert_eq!(media_type("application/jwt"), "jwt");
+    }
+
+    #[test]
+    fn subjects() {
+        for ok in ["u", "jane@contoso.cz", "systematic", &"ž".repeat(256)] {
+            assert!(check_subject(ok, "sub").is_ok(), "{ok}");
+        }
+        for bad in [
+            "jane doe",
+            "a\u{0}",
+            "a\u{200b}\u{2028}",
+            &"a".repeat(257),
+            "Microsoft",
+            "system:x",
+        ] {
+            assert!(check_subject(bad, "sub").is_err(), "{bad:?}");
+        }
+    }
 }

@@ -244,9 +244,14 @@ impl TestApp {
     /// Like [`Self::token_with`], but signed with the service's secret under
     /// another HMAC algorithm (to prove the algorithm is pinned, not just the key).
     pub fn token_with_alg(&self, alg: jsonwebtoken::Algorithm, c: serde_json::Value) -> String {
-        use jsonwebtoken::{EncodingKey, Header, encode};
+        self.token_with_header(&jsonwebtoken::Header::new(alg), c)
+    }
+
+    /// Like [`Self::token_with`], under `header` (its `typ`, `crit`, ...).
+    pub fn token_with_header(&self, header: &jsonwebtoken::Header, c: serde_json::Value) -> String {
+        use jsonwebtoken::{EncodingKey, encode};
         encode(
-            &Header::new(alg),
+            header,
             &claims(c),
             &EncodingKey::from_secret(self.jwt_secret.as_bytes()),
         )
