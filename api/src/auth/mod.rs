@@ -85,7 +85,22 @@ impl Permission {
         }
     }
 
-    fn describe(self) -> &'static str {
+    /// Its stable name (in the audit log).
+    pub fn as_str(self) -> &'static str {
+        use Permission::*;
+        match self {
+            AppCredentialsRead => "app_credentials.read",
+            AppCredentialsWrite => "app_credentials.write",
+            MailboxesRead => "mailboxes.read",
+            MailboxesWrite => "mailboxes.write",
+            MailboxesDelete => "mailboxes.delete",
+            AccessTokens => "access_tokens",
+            AuditRead => "audit.read",
+        }
+    }
+
+    /// What it allows, for people.
+    pub fn describe(self) -> &'static str {
         use Permission::*;
         match self {
             AppCredentialsRead => "reading app credentials",
@@ -113,9 +128,7 @@ impl Principal {
         if self.roles.iter().any(|r| permission.granted_to(*r)) {
             Ok(&self.org)
         } else {
-            Err(Error::Forbidden {
-                action: permission.describe(),
-            })
+            Err(Error::Forbidden { permission })
         }
     }
 }

@@ -29,7 +29,7 @@ backend_tests!(
 );
 
 /// The metrics of `app`, as text (and checks the content type).
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let response = http()
         .get(app.url("/metrics"))
         .send()
@@ -48,7 +48,7 @@ async fn scrape(app: &TestApp) -> String {
 }
 
 /// The value of the series `name{labels}`, 0 when absent.
-fn value(text: &str, series: &str) -> f64 {
+pub(crate) fn value(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .map_or(0.0, |v| v.trim().parse().expect("a number"))
