@@ -48,7 +48,8 @@ enum Command {
         /// The subject (who acts).
         #[arg(long, default_value = "cli")]
         sub: String,
-        /// How long the token is valid, e.g. 1h, 30m, 7d.
+        /// How long the token is valid, e.g. 1h, 30m, 7d; at most
+        /// INBOXLINK_JWT_MAX_LIFETIME_SECONDS (default 1 day), or it is refused.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         ttl: Duration,
     },

@@ -18,8 +18,8 @@ pub enum Error {
     #[error("{detail}")]
     Unauthorized { code: &'static str, detail: String },
     /// The caller's roles do not allow this.
-    #[error("the token's roles do not allow {action}")]
-    Forbidden { action: &'static str },
+    #[error("the token's roles do not allow {}", .permission.describe())]
+    Forbidden { permission: crate::auth::Permission },
     /// Not found, or owned by another organisation (indistinguishable on purpose).
     #[error("no {resource} with this id")]
     NotFound { resource: &'static str },

@@ -12,7 +12,9 @@
 //! - `inboxlink_checks_total{step,code}`: connection checks, by the first
 //!   failed step and its code, or `step="all",code="ok"`;
 //! - `inboxlink_mailboxes{status}`: mailboxes by status (as the API shows it),
-//!   counted in the database at scrape time.
+//!   counted in the database at scrape time;
+//! - `inboxlink_auth_refusals_total{reason}`: refused requests, `missing_token`
+//!   and `invalid_token` (401) or `forbidden` (403, the roles do not allow it).
 
 use std::time::Duration;
 
@@ -52,6 +54,9 @@ pub fn class_label(class: Class) -> &'static str {
     }
 }
 
+/// The reasons of `inboxlink_auth_refusals_total`.
+pub const AUTH_REFUSALS: [&str; 3] = ["missing_token", "invalid_token", "forbidden"];
+
 const STATUSES: [MailboxStatus; 5] = [
     MailboxStatus::Inactive,
     MailboxStatus::Active,
@@ -72,6 +77,7 @@ pub struct Metrics {
     keepalive_due: prometheus::IntCounter,
     keepalive_failed: prometheus::IntCounter,
     keepalive_last_seconds: prometheus::Gauge,
+    auth_refusals: IntCounterVec,
     /// Serialises scrapes: each sets the mailbox gauge, then renders.
     scrape: std::sync::Mutex<()>,
 }
@@ -148,8 +154,20 @@ impl Metrics {
             "How long the last keep-alive sweep took",
         )
         .expect("valid metric");
+        let auth_refusals = IntCounterVec::new(
+            Opts::new(
+                "inboxlink_auth_refusals_total",
+                "Requests refused: no or an invalid token (401), or roles that do not allow it (403)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for reason in AUTH_REFUSALS {
+            auth_refusals.with_label_values(&[reason]);
+        }
         for collector in [
-            Box::new(keepalive_sweeps.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(auth_refusals.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(keepalive_sweeps.clone()),
             Box::new(keepalive_due.clone()),
             Box::new(keepalive_failed.clone()),
             Box::new(keepalive_last_seconds.clone()),
@@ -187,6 +205,7 @@ impl Metrics {
             keepalive_due,
             keepalive_failed,
             keepalive_last_seconds,
+            auth_refusals,
             scrape: std::sync::Mutex::new(()),
         }
     }
@@ -207,6 +226,13 @@ impl Metrics {
         self.http_duration
             .with_label_values(&[method, route])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a refused request; `reason` is one of [`AUTH_REFUSALS`].
+    pub fn auth_refusal(&self, reason: &'static str) {
+        if AUTH_REFUSALS.contains(&reason) {
+            self.auth_refusals.with_label_values(&[reason]).inc();
+        }
     }
 
     pub fn token_refresh(&self, outcome: RefreshOutcome) {
@@ -296,6 +322,7 @@ mod tests {
         m.observe_request("BREW", None, 404, Duration::from_millis(1));
         m.token_refresh(RefreshOutcome::Failed(Class::Reauth));
         m.check("imap_auth", "imap_auth_failed");
+        m.auth_refusal("forbidden");
         let text = m.render_with_mailboxes(Some(&[("active".into(), 2)]));
         for line in [
             r#"inboxlink_http_requests_total{method="GET",route="/mailboxes/{id}",status="404"} 1"#,
@@ -306,6 +333,8 @@ mod tests {
             r#"inboxlink_checks_total{code="imap_auth_failed",step="imap_auth"} 1"#,
             r#"inboxlink_mailboxes{status="active"} 2"#,
             r#"inboxlink_mailboxes{status="error"} 0"#,
+            r#"inboxlink_auth_refusals_total{reason="forbidden"} 1"#,
+            r#"inboxlink_auth_refusals_total{reason="missing_token"} 0"#,
         ] {
             assert!(text.contains(line), "{line} in\n{text}");
         }

@@ -128,7 +128,8 @@ options:
   --no-mail            do not start Dovecot (connection checks then fail as unreachable)
   --env-file FILE      write the Postman environment (live tokens) to FILE
                        (default: <temp dir>/sandbox.postman_environment.json)
-  --token-ttl HOURS    lifetime of the printed tokens (default 12)
+  --token-ttl HOURS    lifetime of the printed tokens (default 12; beyond 24
+                       the sandbox's service accepts tokens that long)
   --return-url URL     also allow URL as a refresh `return_url` (repeatable;
                        http://localhost:3000/ and :5173/ are allowed already)
   -h, --help           this text
@@ -300,6 +301,15 @@ impl Sandbox {
             ("INBOXLINK_CHECK_TIMEOUT_SECONDS", "5".to_owned()),
             ("INBOXLINK_RETURN_URL_ALLOWLIST", return_urls.join(",")),
             ("INBOXLINK_METRICS_TOKEN", metrics_token.clone()),
+            // The service accepts the tokens printed (up to --token-ttl).
+            (
+                "INBOXLINK_JWT_MAX_LIFETIME_SECONDS",
+                options
+                    .token_ttl
+                    .as_secs()
+                    .max(inboxlink::config::MAX_LIFETIME_SECONDS)
+                    .to_string(),
+            ),
         ];
         if let Some(filter) = options
             .log

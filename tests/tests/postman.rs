@@ -425,3 +425,25 @@ async fn the_sandbox_writes_an_environment_the_service_accepts() {
     }
     sandbox.stop();
 }
+
+/// Tokens printed for longer than the service's default lifetime bound (a
+/// day) are accepted: the sandbox raises its service's bound to `--token-ttl`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_accepts_its_long_lived_tokens() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = ["--token-ttl", "720", "--port", "0", "--no-mail"];
+    let mut options = sandbox::parse_args(args.map(String::from))
+        .expect("valid options")
+        .expect("not --help");
+    options.env_file = Some(dir.path().join("env.json"));
+    options.log = Some("error".into());
+    let sandbox = Sandbox::start(&options).await.expect("the sandbox starts");
+    let response = reqwest::Client::new()
+        .get(format!("{}/mailboxes", sandbox.base_url()))
+        .bearer_auth(&sandbox.tokens().admin)
+        .send()
+        .await
+        .expect("the service answers");
+    assert_eq!(response.status().as_u16(), 200, "a 30-day token");
+    sandbox.stop();
+}

@@ -4,30 +4,23 @@
 //! (PEM), or a JWKS URL. The accepted algorithms are pinned to the key type,
 //! so a token cannot choose its own (`alg: none`, HS256 signed with a public
 //! key, ...). `exp`, `iss` and `aud` are required, `nbf` is honoured, with a
-//! small leeway.
+//! small leeway. Beyond the signature (RFC 8725): a `crit` header is refused
+//! (no extension is understood), `typ` is checked when tokens are typed, the
+//! lifetime `exp - iat` is bounded, `iss` is one string, and `sub` is checked
+//! and never the name of one of the service's own actors.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation, decode, decode_header};
 use secrecy::ExposeSecret;
 use serde_json::Value;
-use tokio::sync::RwLock;
-use url::Url;
 
+use super::jwks::{JWKS_ALGORITHMS, Jwks};
 use super::{Principal, Role};
 use crate::config::{JwtKey, JwtSettings};
 use crate::domain::OrgId;
 use crate::error::Error;
-
-/// How long fetched JWKS keys are used before they are fetched again.
-const JWKS_TTL: Duration = Duration::from_secs(600);
-/// Keys fetched longer ago than this are not used, even when the JWKS URL fails.
-const JWKS_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
-/// The JWKS URL is fetched at most this often (an unknown `kid`, a failing URL).
-const JWKS_MIN_REFETCH: Duration = Duration::from_secs(30);
 
 pub struct Verifier {
     keys: Keys,
@@ -37,30 +30,21 @@ pub struct Verifier {
     org_claim: String,
     roles_claim: String,
     leeway: u64,
+    /// The expected `typ`, normalised by [`media_type`].
+    token_type: Option<String>,
+    /// The longest `exp - iat`, in seconds.
+    max_lifetime: Option<u64>,
 }
+
+/// The longest subject accepted, in characters.
+const MAX_SUBJECT_CHARS: usize = 256;
 
 enum Keys {
     Static {
         key: DecodingKey,
         algorithms: Vec<Algorithm>,
     },
-    Jwks {
-        url: Url,
-        http: reqwest::Client,
-        cache: RwLock<JwksCache>,
-    },
-}
-
-/// A verification key and the algorithms accepted with it.
-type KeyEntry = (Arc<DecodingKey>, Vec<Algorithm>);
-
-#[derive(Default)]
-struct JwksCache {
-    keys: HashMap<String, KeyEntry>,
-    /// The last successful fetch.
-    fetched: Option<Instant>,
-    /// The last attempt, successful or not.
-    attempted: Option<Instant>,
+    Jwks(Jwks),
 }
 
 impl Verifier {
@@ -87,11 +71,7 @@ impl Verifier {
                 })?;
                 Keys::Static { key, algorithms }
             }
-            JwtKey::JwksUrl(url) => Keys::Jwks {
-                url: url.clone(),
-                http,
-                cache: RwLock::default(),
-            },
+            JwtKey::JwksUrl(url) => Keys::Jwks(Jwks::new(url.clone(), http, settings.jwks_refresh)),
         };
         Ok(Self {
             keys,
@@ -101,6 +81,8 @@ impl Verifier {
             org_claim: settings.org_claim.clone(),
             roles_claim: settings.roles_claim.clone(),
             leeway: settings.leeway.as_secs(),
+            token_type: settings.token_type.as_deref().map(media_type),
+            max_lifetime: settings.max_lifetime.map(|d| d.as_secs()),
         })
     }
 
@@ -108,14 +90,19 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<Principal, Error> {
         let header =
             decode_header(token).map_err(|_| invalid("the token is not a well-formed JWT"))?;
+        self.check_header(&header)?;
         let (key, algorithms) = match &self.keys {
             Keys::Static { key, algorithms } => (KeyRef::Borrowed(key), algorithms.clone()),
-            Keys::Jwks { .. } => {
+            Keys::Jwks(jwks) => {
+                // Before any fetch: only what a JWKS key can verify.
+                if !JWKS_ALGORITHMS.contains(&header.alg) {
+                    return Err(invalid("the token's algorithm is not accepted"));
+                }
                 let kid = header
                     .kid
                     .as_deref()
                     .ok_or_else(|| invalid("the token has no key id (kid)"))?;
-                let (key, algs) = self.jwks_key(kid).await?;
+                let (key, algs) = jwks.key(kid).await?;
                 (KeyRef::Shared(key), algs)
             }
         };
@@ -144,7 +131,64 @@ impl Verifier {
                     _ => "the token is invalid",
                 })
             })?;
+        self.check_claims(&data.claims)?;
         self.principal(&data.claims)
+    }
+
+    /// What the header must (not) say, before any key is looked up.
+    fn check_header(&self, header: &Header) -> Result<(), Error> {
+        // RFC 7515 4.1.11: extensions named in `crit` must be understood, and
+        // this service understands none (an empty list is malformed).
+        if header.crit.is_some() {
+            return Err(invalid(
+                "the token's header names critical extensions (crit), which are not supported",
+            ));
+        }
+        if let Some(expected) = &self.token_type
+            && header.typ.as_deref().map(media_type).as_ref() != Some(expected)
+        {
+            return Err(invalid(format!(
+                "the token's type (typ header) must be `{expected}`"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The checks on signed claims that jsonwebtoken does not make.
+    fn check_claims(&self, claims: &HashMap<String, Value>) -> Result<(), Error> {
+        // jsonwebtoken accepts an `iss` array with one matching element.
+        match claims.get("iss") {
+            Some(Value::String(iss)) if *iss == self.issuer => {}
+            Some(Value::String(_)) => return Err(invalid("the token's issuer is not accepted")),
+            _ => return Err(invalid("the token's issuer (iss) must be a single string")),
+        }
+        let iat = match claims.get("iat") {
+            None => None,
+            Some(v) => Some(
+                v.as_f64()
+                    .ok_or_else(|| invalid("a claim of the token has the wrong type (iat)"))?,
+            ),
+        };
+        let now = chrono::Utc::now().timestamp() as f64;
+        if iat.is_some_and(|iat| iat > now + self.leeway as f64) {
+            return Err(invalid("the token's issue time (iat) lies in the future"));
+        }
+        if let Some(max) = self.max_lifetime {
+            let iat = iat.ok_or_else(|| {
+                invalid("the token lacks the issue time (iat) its lifetime is bounded by")
+            })?;
+            // `exp` is there and a number: jsonwebtoken checked it.
+            let exp = claims
+                .get("exp")
+                .and_then(Value::as_f64)
+                .unwrap_or(f64::MAX);
+            if exp - iat > max as f64 {
+                return Err(invalid(format!(
+                    "the token's lifetime (exp - iat) exceeds {max} seconds"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn principal(&self, claims: &HashMap<String, Value>) -> Result<Principal, Error> {
@@ -155,8 +199,9 @@ impl Verifier {
                 .filter(|s| !s.is_empty())
         };
         let subject = text(&self.sub_claim)
-            .ok_or_else(|| invalid(format!("the token has no `{}` claim", self.sub_claim)))?
-            .to_owned();
+            .ok_or_else(|| invalid(format!("the token has no `{}` claim", self.sub_claim)))?;
+        check_subject(subject, &self.sub_claim)?;
+        let subject = subject.to_owned();
         let org = text(&self.org_claim)
             .ok_or_else(|| invalid(format!("the token has no `{}` claim", self.org_claim)))?;
         let org = OrgId::parse(org).map_err(|e| invalid(e.message))?;
@@ -175,52 +220,6 @@ impl Verifier {
             roles,
         })
     }
-
-    async fn jwks_key(&self, kid: &str) -> Result<KeyEntry, Error> {
-        let Keys::Jwks { url, http, cache } = &self.keys else {
-            unreachable!("only called for JWKS")
-        };
-        {
-            let c = cache.read().await;
-            if let Some(answer) = c.answer(kid) {
-                return answer;
-            }
-        }
-        let mut c = cache.write().await;
-        // Another request may have fetched while this one waited for the lock.
-        if let Some(answer) = c.answer(kid) {
-            return answer;
-        }
-        c.attempted = Some(Instant::now());
-        match fetch_jwks(http, url).await {
-            Ok(keys) => {
-                c.keys = keys;
-                c.fetched = Some(Instant::now());
-            }
-            Err(e) => tracing::warn!(error = %e, jwks_url = %url, "cannot fetch the JWKS"),
-        }
-        c.answer(kid)
-            .unwrap_or_else(|| Err(invalid("the token's key id is unknown")))
-    }
-}
-
-impl JwksCache {
-    /// The answer from the cache, or `None` when the keys should be fetched first.
-    fn answer(&self, kid: &str) -> Option<Result<KeyEntry, Error>> {
-        let age = |t: Option<Instant>| t.map(|t| t.elapsed());
-        let found = self.keys.get(kid).cloned();
-        let fresh = age(self.fetched).is_some_and(|a| a < JWKS_TTL);
-        let usable = age(self.fetched).is_some_and(|a| a < JWKS_MAX_STALE);
-        let tried_recently = age(self.attempted).is_some_and(|a| a < JWKS_MIN_REFETCH);
-        match found {
-            Some(key) if fresh || (tried_recently && usable) => Some(Ok(key)),
-            _ if !tried_recently => None,
-            _ if self.fetched.is_none() || !usable => Some(Err(Error::Unavailable(
-                "the token signing keys cannot be fetched".into(),
-            ))),
-            _ => Some(Err(invalid("the token's key id is unknown"))),
-        }
-    }
 }
 
 enum KeyRef<'a> {
@@ -237,7 +236,46 @@ impl KeyRef<'_> {
     }
 }
 
-fn invalid(detail: impl Into<String>) -> Error {
+/// A subject the audit log can show as it is, and that no one else can be.
+fn check_subject(subject: &str, claim: &str) -> Result<(), Error> {
+    let readable = subject.chars().count() <= MAX_SUBJECT_CHARS
+        && !subject
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || is_invisible(c));
+    if !readable {
+        return Err(invalid(format!(
+            "the token's `{claim}` claim must be 1-{MAX_SUBJECT_CHARS} characters without whitespace, control or invisible formatting characters"
+        )));
+    }
+    if super::is_reserved_actor(subject) {
+        return Err(invalid(format!(
+            "the token's subject (`{claim}`) is reserved for the service's own audit actors"
+        )));
+    }
+    Ok(())
+}
+
+/// Format characters that change how a text is shown without showing
+/// themselves (zero-width, bidirectional overrides and isolates, the soft
+/// hyphen, the byte order mark): a subject holding them could pass for another
+/// in the audit log.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}')
+}
+
+/// A `typ` value as compared: lower case, without the `application/` prefix
+/// (RFC 8725 3.11, RFC 7515 4.1.9).
+fn media_type(typ: &str) -> String {
+    let typ = typ.trim().to_ascii_lowercase();
+    match typ.strip_prefix("application/") {
+        Some(bare) => bare.to_owned(),
+        None => typ,
+    }
+}
+
+pub(super) fn invalid(detail: impl Into<String>) -> Error {
     Error::Unauthorized {
         code: "invalid_token",
         detail: detail.into(),
@@ -255,34 +293,40 @@ fn public_key_from_pem(pem: &[u8]) -> Option<(DecodingKey, Vec<Algorithm>)> {
     DecodingKey::from_ed_pem(pem).ok().map(|k| (k, vec![EdDSA]))
 }
 
-async fn fetch_jwks(
-    http: &reqwest::Client,
-    url: &Url,
-) -> anyhow::Result<HashMap<String, KeyEntry>> {
-    use Algorithm::*;
-    let set: JwkSet = http
-        .get(url.clone())
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let mut keys = HashMap::new();
-    for jwk in &set.keys {
-        let Some(kid) = jwk.common.key_id.clone() else {
-            continue;
-        };
-        let algorithms = match &jwk.algorithm {
-            AlgorithmParameters::RSA(_) => vec![RS256, RS384, RS512, PS256, PS384, PS512],
-            AlgorithmParameters::EllipticCurve(_) => vec![ES256, ES384],
-            AlgorithmParameters::OctetKeyPair(_) => vec![EdDSA],
-            // Symmetric keys are never accepted from a JWKS URL.
-            _ => continue,
-        };
-        if let Ok(key) = DecodingKey::from_jwk(jwk) {
-            keys.insert(kid, (Arc::new(key), algorithms));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_compare_without_case_and_prefix() {
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            " Application/At+JWT ",
+        ] {
+            assert_eq!(media_type(typ), "at+jwt", "{typ}");
+        }
+        assert_eq!(media_type("application/jwt"), "jwt");
+    }
+
+    #[test]
+    fn subjects() {
+        for ok in ["u", "jane@contoso.cz", "systematic", &"ž".repeat(256)] {
+            assert!(check_subject(ok, "sub").is_ok(), "{ok}");
+        }
+        for bad in [
+            "jane doe",
+            "a\u{0}",
+            "a\u{200b}\u{2028}",
+            "admin\u{200b}",
+            "\u{202e}nimda",
+            "a\u{feff}",
+            &"a".repeat(257),
+            "Microsoft",
+            "system:x",
+        ] {
+            assert!(check_subject(bad, "sub").is_err(), "{bad:?}");
         }
     }
-    Ok(keys)
 }

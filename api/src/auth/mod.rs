@@ -2,13 +2,32 @@
 //! caller ([`Principal`]) and the role -> permission table ([`Permission`]).
 
 mod extract;
+mod jwks;
 pub mod jwt;
 pub mod mint;
 
 use crate::domain::OrgId;
 use crate::error::Error;
 
+pub use jwks::JwksRefresh;
 pub use jwt::Verifier;
+
+/// The actors the service itself writes into the audit log (callback
+/// outcomes, the keep-alive, ...). No token's subject may take one of these
+/// names (compared case-insensitively), nor any name starting with
+/// [`RESERVED_ACTOR_PREFIX`].
+pub const RESERVED_ACTORS: &[&str] = &["microsoft", "inboxlink", "browser", "keepalive", "system"];
+
+/// Actors named `system:<what>` are the service's too.
+pub const RESERVED_ACTOR_PREFIX: &str = "system:";
+
+/// Whether `name` is one of the service's own actors (see [`RESERVED_ACTORS`]).
+pub fn is_reserved_actor(name: &str) -> bool {
+    RESERVED_ACTORS.iter().any(|r| r.eq_ignore_ascii_case(name))
+        || name
+            .get(..RESERVED_ACTOR_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_ACTOR_PREFIX))
+}
 
 /// A role named in the token's roles claim. Unknown role names are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,7 +85,22 @@ impl Permission {
         }
     }
 
-    fn describe(self) -> &'static str {
+    /// Its stable name (in the audit log).
+    pub fn as_str(self) -> &'static str {
+        use Permission::*;
+        match self {
+            AppCredentialsRead => "app_credentials.read",
+            AppCredentialsWrite => "app_credentials.write",
+            MailboxesRead => "mailboxes.read",
+            MailboxesWrite => "mailboxes.write",
+            MailboxesDelete => "mailboxes.delete",
+            AccessTokens => "access_tokens",
+            AuditRead => "audit.read",
+        }
+    }
+
+    /// What it allows, for people.
+    pub fn describe(self) -> &'static str {
         use Permission::*;
         match self {
             AppCredentialsRead => "reading app credentials",
@@ -94,9 +128,7 @@ impl Principal {
         if self.roles.iter().any(|r| permission.granted_to(*r)) {
             Ok(&self.org)
         } else {
-            Err(Error::Forbidden {
-                action: permission.describe(),
-            })
+            Err(Error::Forbidden { permission })
         }
     }
 }
@@ -104,6 +136,24 @@ impl Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_actors() {
+        for name in [
+            "microsoft",
+            "Inboxlink",
+            "BROWSER",
+            "keepalive",
+            "system",
+            "system:keeper",
+            "SyStEm:",
+        ] {
+            assert!(is_reserved_actor(name), "{name}");
+        }
+        for name in ["", "systems", "system-x", "microsoft.com", "ž", "sys"] {
+            assert!(!is_reserved_actor(name), "{name}");
+        }
+    }
 
     #[test]
     fn role_table() {

@@ -7,6 +7,7 @@
 //! PostgreSQL) never generate anything.
 
 pub mod bootstrap;
+mod jwt;
 pub mod protection;
 pub mod source;
 
@@ -18,6 +19,7 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use url::Url;
 
 use crate::crypto::MasterKey;
+pub use jwt::MAX_LIFETIME_SECONDS;
 pub use source::Source;
 
 /// A configuration value that is missing or malformed.
@@ -109,6 +111,13 @@ pub struct JwtSettings {
     pub org_claim: String,
     pub roles_claim: String,
     pub leeway: Duration,
+    /// The header `typ` every token must carry (`INBOXLINK_JWT_TYPE`; compared
+    /// case-insensitively, `application/` optional); `None`: not checked.
+    pub token_type: Option<String>,
+    /// The longest lifetime (`exp - iat`) accepted; `None`: no bound, `iat` optional.
+    pub max_lifetime: Option<Duration>,
+    /// How JWKS keys are cached (fixed; tests shorten it).
+    pub jwks_refresh: crate::auth::JwksRefresh,
 }
 
 /// A `host:port` pair for IMAP or SMTP.
@@ -305,20 +314,7 @@ impl Settings {
         let master_keys = boot.master_keys()?;
         let jwt_key = boot.jwt_key()?;
         let generated = std::mem::take(&mut boot.generated);
-        let jwt = JwtSettings {
-            key: jwt_key,
-            issuer: nonempty(src, "JWT_ISSUER", defaults::JWT_ISSUER)?,
-            audience: nonempty(src, "JWT_AUDIENCE", defaults::JWT_AUDIENCE)?,
-            sub_claim: nonempty(src, "JWT_SUB_CLAIM", "sub")?,
-            org_claim: nonempty(src, "JWT_ORG_CLAIM", "org")?,
-            roles_claim: nonempty(src, "JWT_ROLES_CLAIM", "roles")?,
-            leeway: Duration::from_secs(parse(src, "JWT_LEEWAY_SECONDS", "30", |v| {
-                v.parse::<u64>()
-                    .ok()
-                    .filter(|s| *s <= 300)
-                    .ok_or_else(|| "must be 0..=300 seconds".into())
-            })?),
-        };
+        let jwt = jwt::jwt_settings(src, jwt_key)?;
         Ok(Self {
             bind,
             public_url,

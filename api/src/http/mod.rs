@@ -10,6 +10,7 @@ pub mod mailboxes;
 pub mod oauth;
 pub mod observe;
 pub mod problem;
+mod refusal;
 pub mod signin;
 
 use actix_web::{HttpResponse, web};

@@ -1,7 +1,7 @@
 //! Per request: answers the request id in `X-Request-Id` (on every answer,
 //! problems included) and counts the request in the metrics by its matched
-//! route pattern. Wrapped inside the tracing middleware, whose request span
-//! chose the id.
+//! route pattern; a 403 is also counted and audited (see `refusal.rs`).
+//! Wrapped inside the tracing middleware, whose request span chose the id.
 
 use std::time::Instant;
 
@@ -23,6 +23,7 @@ pub async fn observe(
     let metrics = request
         .app_data::<web::Data<Services>>()
         .map(|s| s.metrics.clone());
+    let services = request.app_data::<web::Data<Services>>().cloned();
     let method = request.method().clone();
     // (No clone of the request may be held here: routing needs it unshared.)
     let mut response = match next.call(request).await {
@@ -43,6 +44,9 @@ pub async fn observe(
             return Err(actix_web::error::InternalError::from_response(e, answer).into());
         }
     };
+    if let Some(services) = &services {
+        super::refusal::forbidden(&response, services).await;
+    }
     insert_id(response.headers_mut(), &id);
     if let Some(metrics) = metrics {
         let route = response.request().match_pattern();

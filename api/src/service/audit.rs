@@ -1,5 +1,6 @@
 //! The audit log: who changed credentials and mailboxes, who started a
-//! sign-in, each callback outcome and identity, each token handed out.
+//! sign-in, each callback outcome and identity, each token handed out, each
+//! request refused with 403 ([`crate::http::observe`]).
 //! Append-only; never a secret value.
 
 use chrono::{DateTime, Utc};

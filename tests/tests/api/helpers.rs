@@ -112,6 +112,16 @@ impl TestApp {
 
     /// Spawns with extra configuration variables on top of the test defaults.
     pub async fn spawn_with(backend: Backend, extra: &[(&str, String)]) -> Self {
+        Self::spawn_tuned(backend, extra, |_| {}).await
+    }
+
+    /// Like [`Self::spawn_with`], then `tune` changes what no variable sets
+    /// (e.g. the JWKS refresh intervals) before the service is built.
+    pub async fn spawn_tuned(
+        backend: Backend,
+        extra: &[(&str, String)],
+        tune: impl FnOnce(&mut Settings),
+    ) -> Self {
         LazyLock::force(&LOGS);
         let dir = tempfile::tempdir().expect("temp dir");
         let jwt_secret = random_b64(48);
@@ -158,6 +168,7 @@ impl TestApp {
             sqlite_path,
             postgres_url,
             Arc::new(dir),
+            tune,
         )
         .await
     }
@@ -169,10 +180,12 @@ impl TestApp {
         sqlite_path: Option<PathBuf>,
         postgres_url: Option<String>,
         dir: Arc<TempDir>,
+        tune: impl FnOnce(&mut Settings),
     ) -> Self {
-        let settings =
+        let mut settings =
             Settings::from_source(&Source::from_pairs(vars.clone()).expect("known variables"))
                 .expect("valid settings");
+        tune(&mut settings);
         let app = inboxlink::Application::build(settings)
             .await
             .expect("the service starts");
@@ -207,6 +220,7 @@ impl TestApp {
             self.sqlite_path.clone(),
             self.postgres_url.clone(),
             self._dir.clone(),
+            |_| {},
         )
         .await
     }
@@ -220,6 +234,7 @@ impl TestApp {
             self.sqlite_path.clone(),
             self.postgres_url.clone(),
             self._dir.clone(),
+            |_| {},
         )
         .await
     }
@@ -238,9 +253,14 @@ impl TestApp {
     /// Like [`Self::token_with`], but signed with the service's secret under
     /// another HMAC algorithm (to prove the algorithm is pinned, not just the key).
     pub fn token_with_alg(&self, alg: jsonwebtoken::Algorithm, c: serde_json::Value) -> String {
-        use jsonwebtoken::{EncodingKey, Header, encode};
+        self.token_with_header(&jsonwebtoken::Header::new(alg), c)
+    }
+
+    /// Like [`Self::token_with`], under `header` (its `typ`, `crit`, ...).
+    pub fn token_with_header(&self, header: &jsonwebtoken::Header, c: serde_json::Value) -> String {
+        use jsonwebtoken::{EncodingKey, encode};
         encode(
-            &Header::new(alg),
+            header,
             &claims(c),
             &EncodingKey::from_secret(self.jwt_secret.as_bytes()),
         )

@@ -30,7 +30,7 @@ backend_tests!(
 );
 
 /// The metrics of `app`, as text (and checks the content type).
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let response = http()
         .get(app.url("/metrics"))
         .bearer_auth(METRICS_TOKEN)
@@ -234,7 +234,7 @@ async fn mailbox_counts_are_cached_and_shared_by_scrapes(app: TestApp) {
 }
 
 /// The value of the series `name{labels}`, 0 when absent.
-fn value(text: &str, series: &str) -> f64 {
+pub(crate) fn value(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .map_or(0.0, |v| v.trim().parse().expect("a number"))

@@ -3,8 +3,12 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, backend_tests, http, new_secret};
+use crate::operations::{scrape, value};
 
-backend_tests!(every_role_against_every_operation);
+backend_tests!(
+    every_role_against_every_operation,
+    refusals_are_counted_and_forbidden_is_audited
+);
 
 /// Who may call each operation (the README's role table).
 const ALLOWED: &[(&str, &[&str])] = &[
@@ -208,5 +212,117 @@ async fn sdk_errors_are_typed() {
     assert_eq!(
         (err.http_status(), err.code()),
         (Some(403), Some("forbidden"))
+    );
+}
+
+/// Refused tokens and 403s are counted by reason; each 403 is in the
+/// caller's organisation's audit log with the route and the missing permission.
+async fn refusals_are_counted_and_forbidden_is_audited(app: TestApp) {
+    let series = |reason: &str| format!(r#"inboxlink_auth_refusals_total{{reason="{reason}"}}"#);
+    let before = scrape(&app).await;
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let missing = http()
+        .get(app.url("/mailboxes"))
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(status(missing), 401);
+    let invalid = http()
+        .get(app.url("/mailboxes"))
+        .bearer_auth("not-a-jwt")
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(status(invalid), 401);
+    let viewer =
+        app.token_with(json!({ "sub": "viewer-jane", "org": "acme", "roles": ["viewer"] }));
+    let create = http()
+        .post(app.url("/app-credentials"))
+        .bearer_auth(&viewer)
+        .json(&credential_body())
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(status(create), 403);
+    let operator =
+        app.token_with(json!({ "sub": "operator-joe", "org": "acme", "roles": ["operator"] }));
+    let id = uuid::Uuid::new_v4();
+    let delete = http()
+        .delete(app.url(&format!("/mailboxes/{id}")))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(status(delete), 403);
+
+    let after = scrape(&app).await;
+    for (reason, more) in [
+        ("missing_token", 1.0),
+        ("invalid_token", 1.0),
+        ("forbidden", 2.0),
+    ] {
+        assert_eq!(
+            value(&after, &series(reason)),
+            value(&before, &series(reason)) + more,
+            "{reason}: {after}"
+        );
+    }
+
+    let events: Value = http()
+        .get(app.url("/audit-events"))
+        .bearer_auth(app.token("acme", &["admin"]))
+        .send()
+        .await
+        .expect("response")
+        .json()
+        .await
+        .expect("json");
+    let mut forbidden: Vec<&Value> = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["action"] == "request.forbidden")
+        .collect();
+    forbidden.sort_by_key(|e| e["actor"].as_str().map(str::to_owned));
+    assert_eq!(forbidden.len(), 2, "{events}");
+    for (event, actor, route, method, permission) in [
+        (
+            forbidden[0],
+            "operator-joe",
+            "/mailboxes/{id}",
+            "DELETE",
+            "mailboxes.delete",
+        ),
+        (
+            forbidden[1],
+            "viewer-jane",
+            "/app-credentials",
+            "POST",
+            "app_credentials.write",
+        ),
+    ] {
+        assert_eq!(event["actor"], actor, "{event}");
+        assert_eq!(event["target_type"], "route", "{event}");
+        assert_eq!(event["target_id"], route, "{event}");
+        assert_eq!(event["outcome"], "forbidden", "{event}");
+        assert_eq!(
+            event["detail"],
+            json!({ "method": method, "permission": permission }),
+            "{event}"
+        );
+    }
+    let elsewhere: Value = http()
+        .get(app.url("/audit-events"))
+        .bearer_auth(app.token("other", &["admin"]))
+        .send()
+        .await
+        .expect("response")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        elsewhere["items"],
+        json!([]),
+        "only the caller's organisation sees it"
     );
 }

@@ -153,6 +153,9 @@ impl Launch {
             org_claim: "org".into(),
             roles_claim: "roles".into(),
             leeway: Duration::from_secs(30),
+            token_type: None,
+            max_lifetime: Some(Duration::from_secs(inboxlink::config::MAX_LIFETIME_SECONDS)),
+            jwks_refresh: Default::default(),
         };
         let request = inboxlink::auth::mint::TokenRequest {
             subject: format!("bench-{role}"),
