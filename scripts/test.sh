@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with the Rust toolchain:
 # installs what the tests need, starts a throw-away PostgreSQL cluster, checks
-# formatting and lints, runs every test on SQLite and on PostgreSQL, then the
+# formatting and lints, runs every test on SQLite and on PostgreSQL, the
+# binary's tests once more as the default build (SQLite only), then the
 # Postman collection with newman against the sandbox (scripts/newman.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,11 +18,19 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The workspace build has PostgreSQL (the test crate enables inboxlink's
+# feature `postgres`); `cargo run -p inboxlink` builds without it: lint that too.
+echo "== cargo clippy: the default build (SQLite only)" >&2
+cargo clippy -p inboxlink --all-targets --locked -- -D warnings
 echo "== cargo test (SQLite and PostgreSQL)" >&2
 log=$(mktemp)
 trap 'postgres_stop; rm -f "$log"' EXIT
 status=0
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
+# The binary's own tests once more on the default build: it links no libpq,
+# and refuses a postgres:// URL saying how to build with PostgreSQL.
+echo "== cargo test: the binary as the default build (SQLite only)" >&2
+cargo test -p inboxlink --locked --no-fail-fast --test cli 2>&1 | tee -a "$log" || status=$?
 echo "== newman (the Postman collection against the sandbox)" >&2
 newman_totals=$(mktemp)
 trap 'postgres_stop; rm -f "$log" "$newman_totals"' EXIT

@@ -153,6 +153,7 @@ fn bad_configuration_names_the_variable() {
     }
 }
 
+#[cfg(feature = "postgres")]
 #[test]
 fn postgres_without_keys_generates_nothing_and_reports_the_real_error() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -192,6 +193,47 @@ fn postgres_without_keys_generates_nothing_and_reports_the_real_error() {
     assert!(
         stderr.contains("cannot connect to PostgreSQL") && stderr.contains("127.0.0.1"),
         "the driver's own error: {stderr}"
+    );
+}
+
+/// The default build (no cargo feature `postgres`, what `cargo run -p
+/// inboxlink` builds) serves SQLite only: it links no libpq, and a PostgreSQL
+/// URL stops start-up with how to build with PostgreSQL. `cargo test
+/// --workspace` enables the feature (the test crate needs it), so
+/// scripts/test.sh runs this file once more with the default features.
+#[cfg(not(feature = "postgres"))]
+#[test]
+fn default_build_has_no_postgres_and_says_how_to_get_it() {
+    let binary = env!("CARGO_BIN_EXE_inboxlink");
+    let ldd = Command::new("ldd").arg(binary).output().expect("ldd runs");
+    let libs = String::from_utf8_lossy(&ldd.stdout);
+    assert!(ldd.status.success(), "{libs}");
+    assert!(!libs.contains("libpq"), "links no libpq: {libs}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = inboxlink(dir.path())
+        .env(
+            "INBOXLINK_DATABASE_URL",
+            "postgres://inboxlink:pg-pass-9f2c@127.0.0.1:1/inboxlink",
+        )
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "start-up stops");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("INBOXLINK_DATABASE_URL: "),
+        "names the variable: {stderr}"
+    );
+    assert!(
+        stderr.contains("cargo build --release -p inboxlink --features postgres")
+            && stderr.contains("libpq-dev"),
+        "says how to build with PostgreSQL: {stderr}"
+    );
+    assert!(!stderr.contains("pg-pass-9f2c"), "no password: {stderr}");
+    assert!(
+        !dir.path().join("inboxlink-data").exists(),
+        "nothing generated"
     );
 }
 

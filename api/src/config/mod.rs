@@ -363,6 +363,14 @@ fn database_settings(
         });
     };
     let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if !cfg!(feature = "postgres") {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "a PostgreSQL URL, but this inboxlink was built without PostgreSQL support: \
+                 build it with `cargo build --release -p inboxlink --features postgres` \
+                 (needs libpq-dev), or use SQLite (unset it, or sqlite://<path>)",
+            ));
+        }
         (Backend::Postgres, url)
     } else if let Some(path) = url
         .strip_prefix("sqlite://")
