@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh Debian machine with the Rust toolchain:
 # installs what the tests need, starts a throw-away PostgreSQL cluster, checks
 # formatting and lints, runs every test on SQLite and on PostgreSQL, the
-# binary's tests once more as the default build (SQLite only), then the
+# binary's tests once more as the default build (SQLite only), lints the
+# committed OpenAPI spec with Redocly (scripts/lint-spec.sh), then the
 # Postman collection with newman against the sandbox (scripts/newman.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,10 @@ cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
 # and refuses a postgres:// URL saying how to build with PostgreSQL.
 echo "== cargo test: the binary as the default build (SQLite only)" >&2
 cargo test -p inboxlink --locked --no-fail-fast --test cli 2>&1 | tee -a "$log" || status=$?
+echo "== redocly lint (the committed OpenAPI spec; warnings fail too)" >&2
+lint_failed=0
+scripts/lint-spec.sh || lint_failed=1
+[ "$lint_failed" -eq 0 ] || [ "$status" -ne 0 ] || status=1
 echo "== newman (the Postman collection against the sandbox)" >&2
 newman_totals=$(mktemp)
 trap 'postgres_stop; rm -f "$log" "$newman_totals"' EXIT
@@ -41,10 +46,11 @@ if [ "$newman_status" -ne 0 ]; then
   # newman failed before counting anything: still one failure in the summary.
   [ -s "$newman_totals" ] || echo "0 1" >"$newman_totals"
 fi
-# One closing line over all test binaries and newman's assertions.
-awk -v totals="$newman_totals" '
+# One closing line over all test binaries, the spec lint (one) and newman's assertions.
+awk -v totals="$newman_totals" -v lint_failed="$lint_failed" '
   /^test result:/ { p += $4; f += $6 }
   END {
+    if (lint_failed) f += 1; else p += 1
     if ((getline line < totals) > 0) { split(line, n, " "); p += n[1]; f += n[2] }
     printf "tests: %d passed, %d failed\n", p, f
   }' "$log"
