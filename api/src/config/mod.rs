@@ -488,6 +488,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "postgres")]
     #[test]
     fn postgres_without_keys_generates_nothing() {
         let dir = tempdir();
