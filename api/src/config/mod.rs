@@ -64,6 +64,8 @@ pub struct Settings {
     pub return_url_allowlist: Vec<Url>,
     /// Files written by the first-run bootstrap, to tell the user about them.
     pub generated: Vec<PathBuf>,
+    /// The `INBOXLINK_*_FILE` secrets read, by variable (their modes are checked).
+    pub secret_files: Vec<(String, PathBuf)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,6 +334,7 @@ impl Settings {
             tokens,
             return_url_allowlist,
             generated,
+            secret_files: src.secret_files(),
         })
     }
 
