@@ -24,10 +24,14 @@ source scripts/postgres.sh
 trap postgres_stop EXIT
 postgres_start
 
+# The service runs on PostgreSQL too: build it with the feature `postgres`, and
+# the criterion run with the same features (a bench also builds the package's
+# binary, which would otherwise replace target/release/inboxlink without it).
 echo "== release build" >&2
-cargo build --release --locked -p inboxlink -p inboxlink-tests --bin inboxlink --bin inboxlink-bench
+cargo build --release --locked -p inboxlink -p inboxlink-tests --features inboxlink/postgres \
+  --bin inboxlink --bin inboxlink-bench
 echo "== encryption per value (criterion)" >&2
-cargo bench --locked -p inboxlink --bench crypto -- --warm-up-time 1 --measurement-time 3 >&2
+cargo bench --locked -p inboxlink --features postgres --bench crypto -- --warm-up-time 1 --measurement-time 3 >&2
 echo "== the service" >&2
 taskset -c 1 target/release/inboxlink-bench --binary target/release/inboxlink \
   --criterion target/criterion --out bench.json --markdown bench.md "$@"

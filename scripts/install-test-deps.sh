@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine (as root, or
-# with sudo): libpq to build the PostgreSQL driver, PostgreSQL's server
-# binaries for the throw-away test cluster, Dovecot (IMAP + SMTP
+# with sudo): libpq to build the PostgreSQL driver (the default build of
+# inboxlink has none; the test crate turns on its feature `postgres`),
+# PostgreSQL's server binaries for the throw-away test cluster, Dovecot (IMAP + SMTP
 # submission) for the mail-server tests and the sandbox, which start their own
 # private Dovecot on high ports, and Node.js + npm for newman (installed by
 # scripts/newman.sh into .tools/). Does nothing when all is there.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with the Rust toolchain:
 # installs what the tests need, starts a throw-away PostgreSQL cluster, checks
-# formatting and lints, runs every test on SQLite and on PostgreSQL, then the
+# formatting and lints, runs every test on SQLite and on PostgreSQL, the
+# service crate's tests once more as the default build (SQLite only), lints the
+# committed OpenAPI spec with Redocly (scripts/lint-spec.sh), then the
 # Postman collection with newman against the sandbox (scripts/newman.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,11 +19,24 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The workspace build has PostgreSQL (the test crate enables inboxlink's
+# feature `postgres`); `cargo run -p inboxlink` builds without it: lint that too.
+echo "== cargo clippy: the default build (SQLite only)" >&2
+cargo clippy -p inboxlink --all-targets --locked -- -D warnings
 echo "== cargo test (SQLite and PostgreSQL)" >&2
 log=$(mktemp)
 trap 'postgres_stop; rm -f "$log"' EXIT
 status=0
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
+# The service crate's own tests once more on the default build (what `cargo
+# run -p inboxlink` builds): its binary links no libpq, and refuses a
+# postgres:// URL saying how to build with PostgreSQL.
+echo "== cargo test: the service as the default build (SQLite only)" >&2
+cargo test -p inboxlink --locked --no-fail-fast 2>&1 | tee -a "$log" || status=$?
+echo "== redocly lint (the committed OpenAPI spec; warnings fail too)" >&2
+lint_failed=0
+scripts/lint-spec.sh || lint_failed=1
+[ "$lint_failed" -eq 0 ] || [ "$status" -ne 0 ] || status=1
 echo "== newman (the Postman collection against the sandbox)" >&2
 newman_totals=$(mktemp)
 trap 'postgres_stop; rm -f "$log" "$newman_totals"' EXIT
@@ -32,10 +47,11 @@ if [ "$newman_status" -ne 0 ]; then
   # newman failed before counting anything: still one failure in the summary.
   [ -s "$newman_totals" ] || echo "0 1" >"$newman_totals"
 fi
-# One closing line over all test binaries and newman's assertions.
-awk -v totals="$newman_totals" '
+# One closing line over all test binaries, the spec lint (one) and newman's assertions.
+awk -v totals="$newman_totals" -v lint_failed="$lint_failed" '
   /^test result:/ { p += $4; f += $6 }
   END {
+    if (lint_failed) f += 1; else p += 1
     if ((getline line < totals) > 0) { split(line, n, " "); p += n[1]; f += n[2] }
     printf "tests: %d passed, %d failed\n", p, f
   }' "$log"

@@ -126,6 +126,9 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         for file in &generated {
             tracing::warn!(file = %file.display(), "generated a key on first run; keep it safe");
         }
+        for exposed in crate::ops::file_modes::check(&settings).exposed {
+            tracing::warn!(path = %exposed.path.display(), fix = %exposed.fix(), "{}", exposed.message());
+        }
         let bind = settings.bind;
         let app = Application::build(settings).await?;
         let address = std::net::SocketAddr::new(bind.ip(), app.port());

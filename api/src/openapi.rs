@@ -19,6 +19,12 @@ use crate::service;
             Authenticate with `Authorization: Bearer <JWT>`. Errors are RFC 9457 problem documents with a stable `code`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
+    // Relative: the spec is served by the service itself (`/openapi.json`),
+    // so this is its own origin in every deployment.
+    servers((
+        url = "/",
+        description = "This Inboxlink: the root of the origin that serves this document (`INBOXLINK_PUBLIC_URL`)"
+    )),
     paths(
         app_credentials::app_credential_list,
         app_credentials::app_credential_create,
@@ -88,9 +94,19 @@ pub fn spec_30_json() -> String {
     text
 }
 
+/// Answers of the HTTP server itself (actix-web) to any request, before an
+/// operation runs: no body, so no media type.
+pub const SERVER_RESPONSES: [(&str, &str); 1] = [(
+    "431",
+    "Request Header Fields Too Large: too many header fields or too large a request head; \
+     refused by the HTTP server before the operation runs, without a body",
+)];
+
 /// Adds the problem responses every operation can give, derived from what it
 /// is: authenticated (401, 403), addressing an `{id}` (400, 404), taking a body
-/// (400, 413, 415, 422), and 500 / 503 everywhere. Declared ones are kept.
+/// (400, 413, 415, 422), and 500 / 503 everywhere; and the HTTP server's own
+/// body-less answers ([`SERVER_RESPONSES`]) to every operation, browser pages
+/// included. Declared ones are kept.
 fn add_error_responses(spec: &mut Value) {
     let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
@@ -154,12 +170,12 @@ fn add_error_responses(spec: &mut Value) {
             let html = op["responses"]
                 .as_object()
                 .is_some_and(|r| r.values().any(|r| r["content"].get("text/html").is_some()));
-            if html {
-                continue;
-            }
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                 continue;
             };
+            if html {
+                codes.clear();
+            }
             for (code, description) in codes {
                 responses.entry(code).or_insert_with(|| {
                     json!({
@@ -167,6 +183,11 @@ fn add_error_responses(spec: &mut Value) {
                         "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
                     })
                 });
+            }
+            for (code, description) in SERVER_RESPONSES {
+                responses
+                    .entry(code)
+                    .or_insert_with(|| json!({ "description": description }));
             }
             let mut sorted: Vec<_> = std::mem::take(responses).into_iter().collect();
             sorted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -185,9 +206,13 @@ fn add_error_responses(spec: &mut Value) {
 /// - browser-facing pages (HTML answers: the OAuth callback) are left out;
 /// - `application/problem+json` bodies are declared as `application/json`, the
 ///   only media type generators such as progenitor type (the body is the same
-///   JSON document, so a typed client reads it as is).
+///   JSON document, so a typed client reads it as is);
+/// - error responses without a body (the HTTP server's own, such as 431) are
+///   left out: progenitor types one error body per operation, and a client
+///   gets such a status as an unexpected response either way.
 pub fn downgrade_to_30(mut spec: Value) -> Value {
     drop_browser_pages(&mut spec);
+    drop_bodyless_errors(&mut spec);
     rename_problem_media_type(&mut spec);
     if let Some(obj) = spec.as_object_mut() {
         obj.insert("openapi".into(), json!("3.0.3"));
@@ -216,6 +241,24 @@ fn drop_browser_pages(spec: &mut Value) {
                 })
             })
         });
+    }
+}
+
+fn drop_bodyless_errors(spec: &mut Value) {
+    let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+    {
+        if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+            responses.retain(|code, response| {
+                !(code.starts_with('4') || code.starts_with('5'))
+                    || response.get("content").is_some()
+            });
+        }
     }
 }
 
@@ -373,6 +416,10 @@ mod tests {
         assert!(
             !text.contains("application/problem+json"),
             "generators see problems as JSON"
+        );
+        assert!(
+            !text.contains("\"431\""),
+            "no body-less error answers (progenitor types one error body)"
         );
     }
 }

@@ -153,6 +153,7 @@ fn bad_configuration_names_the_variable() {
     }
 }
 
+#[cfg(feature = "postgres")]
 #[test]
 fn postgres_without_keys_generates_nothing_and_reports_the_real_error() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -192,6 +193,47 @@ fn postgres_without_keys_generates_nothing_and_reports_the_real_error() {
     assert!(
         stderr.contains("cannot connect to PostgreSQL") && stderr.contains("127.0.0.1"),
         "the driver's own error: {stderr}"
+    );
+}
+
+/// The default build (no cargo feature `postgres`, what `cargo run -p
+/// inboxlink` builds) serves SQLite only: it links no libpq, and a PostgreSQL
+/// URL stops start-up with how to build with PostgreSQL. `cargo test
+/// --workspace` enables the feature (the test crate needs it), so
+/// scripts/test.sh runs this crate's tests once more with the default features.
+#[cfg(not(feature = "postgres"))]
+#[test]
+fn default_build_has_no_postgres_and_says_how_to_get_it() {
+    let binary = env!("CARGO_BIN_EXE_inboxlink");
+    let ldd = Command::new("ldd").arg(binary).output().expect("ldd runs");
+    let libs = String::from_utf8_lossy(&ldd.stdout);
+    assert!(ldd.status.success(), "{libs}");
+    assert!(!libs.contains("libpq"), "links no libpq: {libs}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = inboxlink(dir.path())
+        .env(
+            "INBOXLINK_DATABASE_URL",
+            "postgres://inboxlink:pg-pass-9f2c@127.0.0.1:1/inboxlink",
+        )
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "start-up stops");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("INBOXLINK_DATABASE_URL: "),
+        "names the variable: {stderr}"
+    );
+    assert!(
+        stderr.contains("cargo build --release -p inboxlink --features postgres")
+            && stderr.contains("libpq-dev"),
+        "says how to build with PostgreSQL: {stderr}"
+    );
+    assert!(!stderr.contains("pg-pass-9f2c"), "no password: {stderr}");
+    assert!(
+        !dir.path().join("inboxlink-data").exists(),
+        "nothing generated"
     );
 }
 
@@ -291,5 +333,105 @@ fn sigterm_stops_serving_and_doctor_and_rekey_report() {
     assert!(
         report.contains("FAIL migrations: ") && report.contains(" pending ("),
         "{report}"
+    );
+}
+
+#[test]
+fn readable_secrets_are_named_by_doctor_and_at_start_up() {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("inboxlink-data");
+    let secret_file = dir.path().join("jwt secret");
+    let secret = "file-secret-0123456789abcdef0123456789";
+    std::fs::write(&secret_file, secret).expect("write");
+    chmod(&secret_file, 0o600);
+    let run = |args: &[&str]| {
+        inboxlink(dir.path())
+            .env("INBOXLINK_JWT_HS256_SECRET_FILE", &secret_file)
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    assert!(run(&["migrate"]).status.success());
+
+    // As generated (the data dir and master.key), and a secret file of mode 0600: private.
+    let out = run(&["doctor"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("OK   file modes: the data dir and secret files (3 checked) are private"),
+        "{report}"
+    );
+    assert!(!report.lines().any(|l| l.starts_with("WARN")), "{report}");
+
+    chmod(&data, 0o750);
+    chmod(&data.join("master.key"), 0o640);
+    chmod(&secret_file, 0o604);
+    let master_key = std::fs::read_to_string(data.join("master.key")).expect("key");
+    let abs = |p: &Path| std::path::absolute(p).expect("absolute");
+    let expected = [
+        format!(
+            "data dir {} has mode 0750: users other than its owner have access; run `chmod go-rwx {}`",
+            abs(&data).display(),
+            abs(&data).display()
+        ),
+        format!(
+            "generated key {} has mode 0640: users other than its owner have access; run `chmod go-rwx {}`",
+            abs(&data.join("master.key")).display(),
+            abs(&data.join("master.key")).display()
+        ),
+        format!(
+            "INBOXLINK_JWT_HS256_SECRET_FILE {} has mode 0604: users other than its owner have access; run `chmod go-rwx '{}'`",
+            abs(&secret_file).display(),
+            abs(&secret_file).display()
+        ),
+    ];
+    let out = run(&["doctor"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "a warning, not a failure: {report}");
+    for line in &expected {
+        assert!(
+            report.contains(&format!("WARN file modes: {line}\n")),
+            "{line}\n{report}"
+        );
+    }
+    assert_eq!(report.matches("WARN file modes:").count(), 3, "{report}");
+    assert!(
+        !report.contains(master_key.trim()) && !report.contains(secret),
+        "{report}"
+    );
+
+    // serve warns the same at start-up.
+    let mut server = inboxlink(dir.path())
+        .env("INBOXLINK_JWT_HS256_SECRET_FILE", &secret_file)
+        .env("INBOXLINK_BIND", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let stderr = server.stderr.take().expect("stderr");
+    let mut log = Vec::new();
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let started = line.starts_with("Inboxlink is listening on ");
+        log.push(line);
+        if started {
+            break;
+        }
+    }
+    server.kill().expect("stop");
+    let _ = server.wait();
+    let log = log.join("\n");
+    for line in &expected {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(" WARN") && l.contains(line.as_str())),
+            "{line}\n{log}"
+        );
+    }
+    assert!(
+        !log.contains(master_key.trim()) && !log.contains(secret),
+        "{log}"
     );
 }

@@ -69,6 +69,8 @@ pub struct Settings {
     pub generated: Vec<PathBuf>,
     /// Metrics access, rate limits, the cap on requests to Microsoft.
     pub protection: protection::Protection,
+    /// The `INBOXLINK_*_FILE` secrets read, by variable (their modes are checked).
+    pub secret_files: Vec<(String, PathBuf)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,6 +335,7 @@ impl Settings {
             return_url_allowlist,
             generated,
             protection,
+            secret_files: src.secret_files(),
         })
     }
 
@@ -364,6 +367,14 @@ fn database_settings(
         });
     };
     let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if !cfg!(feature = "postgres") {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "a PostgreSQL URL, but this inboxlink was built without PostgreSQL support: \
+                 build it with `cargo build --release -p inboxlink --features postgres` \
+                 (needs libpq-dev), or use SQLite (unset it, or sqlite://<path>)",
+            ));
+        }
         (Backend::Postgres, url)
     } else if let Some(path) = url
         .strip_prefix("sqlite://")
@@ -481,6 +492,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "postgres")]
     #[test]
     fn postgres_without_keys_generates_nothing() {
         let dir = tempdir();

@@ -153,6 +153,19 @@ impl Source {
         }
     }
 
+    /// The files secrets are read from: each `INBOXLINK_<name>_FILE` of
+    /// [`SECRET`] that is set, with that variable's name.
+    pub fn secret_files(&self) -> Vec<(String, std::path::PathBuf)> {
+        SECRET
+            .iter()
+            .map(|name| format!("{PREFIX}{name}_FILE"))
+            .filter_map(|var| {
+                let path = self.values.get(&var).filter(|v| !v.is_empty())?.into();
+                Some((var, path))
+            })
+            .collect()
+    }
+
     /// Whether `INBOXLINK_<name>` (or its `_FILE` form) is set.
     pub fn is_set(&self, name: &str) -> bool {
         let var = format!("{PREFIX}{name}");

@@ -1,5 +1,6 @@
 //! `inboxlink doctor`: checks a deployment without changing it. The
-//! configuration (public URL, JWT key, extra CA, master keys), the database
+//! configuration (public URL, JWT key, extra CA, master keys, that secret
+//! files are private to their owner), the database
 //! (reachable, migrations up to date), the clock (sane, and for PostgreSQL
 //! close to the database's), and that every encrypted value decrypts with the
 //! configured keys, counted per key id. Failures name the table, column and
@@ -123,6 +124,7 @@ impl std::fmt::Display for Report {
 pub async fn diagnose(settings: &Settings) -> Report {
     let mut report = Report::default();
     check_config(settings, &mut report);
+    check_file_modes(settings, &mut report);
     let db = settings.database.clone_settings();
     let store = tokio::task::spawn_blocking(move || Store::connect(&db)).await;
     let store = match store {
@@ -469,6 +471,24 @@ fn check_config(settings: &Settings, report: &mut Report) {
             ids.first().copied().unwrap_or("-")
         ),
     );
+}
+
+/// The data dir, the generated keys and the `_FILE` secrets are private.
+fn check_file_modes(settings: &Settings, report: &mut Report) {
+    let modes = super::file_modes::check(settings);
+    for exposed in &modes.exposed {
+        report.push(Level::Warn, "file modes", exposed.message());
+    }
+    if modes.exposed.is_empty() && modes.checked > 0 {
+        report.push(
+            Level::Ok,
+            "file modes",
+            format!(
+                "the data dir and secret files ({} checked) are private",
+                modes.checked
+            ),
+        );
+    }
 }
 
 fn is_loopback(url: &url::Url) -> bool {

@@ -1,8 +1,10 @@
 //! Operator commands over the store and the cipher, outside of any request:
 //! [`doctor`] (is this deployment healthy?) and [`rekey`] (move every
 //! encrypted value to the newest master key). The CLI only prints their reports.
+//! [`file_modes`]: are the secret files private (doctor, and `serve` at start-up)?
 
 pub mod doctor;
+pub mod file_modes;
 pub mod rekey;
 
 use crate::crypto::Slot;

@@ -1,13 +1,17 @@
 //! The connection type and the r2d2 manager. The backend comes from the URL
 //! scheme (diesel's own multi-backend `establish` hides the real error), and
-//! every SQLite connection gets its pragmas as it is opened.
+//! every SQLite connection gets its pragmas as it is opened. PostgreSQL is
+//! there with the cargo feature `postgres` only (it links libpq).
 
-use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
+#[cfg(feature = "postgres")]
+use diesel::PgConnection;
+use diesel::{Connection, RunQueryDsl, SqliteConnection};
 
 use crate::config::Backend;
 
 #[derive(diesel::MultiConnection)]
 pub enum AnyConnection {
+    #[cfg(feature = "postgres")]
     Postgresql(PgConnection),
     Sqlite(SqliteConnection),
 }
@@ -27,11 +31,17 @@ impl Manager {
 
     pub fn establish(&self) -> anyhow::Result<AnyConnection> {
         match self.backend {
+            #[cfg(feature = "postgres")]
             Backend::Postgres => PgConnection::establish(&self.url)
                 .map(AnyConnection::Postgresql)
                 .map_err(|e| {
                     anyhow::anyhow!("cannot connect to PostgreSQL: {}", e.to_string().trim())
                 }),
+            // The configuration refuses a PostgreSQL URL in such a build already.
+            #[cfg(not(feature = "postgres"))]
+            Backend::Postgres => Err(anyhow::anyhow!(
+                "this build of inboxlink has no PostgreSQL support (cargo feature `postgres`)"
+            )),
             Backend::Sqlite => {
                 let mut c = SqliteConnection::establish(&self.url).map_err(|e| {
                     anyhow::anyhow!("cannot open the SQLite database {}: {e}", self.url)
@@ -76,6 +86,7 @@ impl r2d2::ManageConnection for Manager {
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
         use diesel::r2d2::R2D2Connection;
         match conn {
+            #[cfg(feature = "postgres")]
             AnyConnection::Postgresql(c) => c.is_broken(),
             AnyConnection::Sqlite(c) => c.is_broken(),
         }

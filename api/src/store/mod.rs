@@ -29,8 +29,10 @@ use crate::config::{Backend, DatabaseSettings};
 use crate::error::Error;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+#[cfg(feature = "postgres")]
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 /// Serialises migrations of several instances starting at once on PostgreSQL.
+#[cfg(feature = "postgres")]
 const MIGRATION_LOCK: i64 = 0x1b0c_5117_0000_0001;
 
 pub type Pool = r2d2::Pool<Manager>;
@@ -90,6 +92,7 @@ impl Store {
         let conn: &mut AnyConnection = &mut conn;
         let applied = match conn {
             AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(names),
+            #[cfg(feature = "postgres")]
             AnyConnection::Postgresql(c) => {
                 diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
                     .execute(c)?;
@@ -131,6 +134,7 @@ impl Store {
         let conn: &mut AnyConnection = &mut conn;
         let status = match conn {
             AnyConnection::Sqlite(c) => migration_status(c, SQLITE_MIGRATIONS),
+            #[cfg(feature = "postgres")]
             AnyConnection::Postgresql(c) => migration_status(c, POSTGRES_MIGRATIONS),
         };
         status.map_err(|e| anyhow::anyhow!("cannot read the applied migrations: {e}"))
@@ -225,6 +229,7 @@ where
     fn sqlite(conn: &mut AnyConnection) -> &mut diesel::SqliteConnection {
         match conn {
             AnyConnection::Sqlite(sq) => sq,
+            #[cfg(feature = "postgres")]
             AnyConnection::Postgresql(_) => unreachable!("checked above"),
         }
     }

@@ -142,14 +142,15 @@ pub fn replace_secret(
 /// The database's clock (PostgreSQL `now()`); `None` on SQLite, which has no
 /// clock of its own (it is the process's).
 pub fn database_now(conn: &mut AnyConnection) -> Result<Option<NaiveDateTime>, Error> {
-    #[derive(QueryableByName)]
-    struct Now {
-        #[diesel(sql_type = diesel::sql_types::Timestamp)]
-        now: NaiveDateTime,
-    }
     match conn {
         AnyConnection::Sqlite(_) => Ok(None),
+        #[cfg(feature = "postgres")]
         AnyConnection::Postgresql(pg) => {
+            #[derive(QueryableByName)]
+            struct Now {
+                #[diesel(sql_type = diesel::sql_types::Timestamp)]
+                now: NaiveDateTime,
+            }
             diesel::sql_query("SELECT (now() AT TIME ZONE 'UTC') AS now")
                 .get_result::<Now>(pg)
                 .map(|n| Some(n.now))
