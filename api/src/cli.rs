@@ -103,7 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             crate::telemetry::init(&settings.log, std::io::stderr);
             let store = crate::store::Store::connect(&settings.database)?;
-            let applied = store.migrate()?;
+            let applied = crate::service::lifecycle::migrate(&store)?;
             eprintln!("inboxlink: {} migration(s) applied", applied.len());
             Ok(())
         }

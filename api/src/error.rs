@@ -2,40 +2,39 @@
 //! exactly one place ([`crate::http::problem`]); internal causes go to the log,
 //! never to the client.
 
+use crate::codes::Code;
 use crate::domain::Invalid;
+use crate::store::StoreError;
 
 /// A field that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
     pub field: String,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No usable bearer token. `code`: `missing_token` or `invalid_token`.
+    /// The request is refused with `code` (its row in [`crate::codes`] gives
+    /// the HTTP status): a token that does not verify, a request that cannot
+    /// be read, a conflict with stored state.
     #[error("{detail}")]
-    Unauthorized { code: &'static str, detail: String },
+    Refused {
+        code: Code,
+        detail: String,
+        /// The mailboxes concerned (conflicts), shown to the client.
+        mailboxes: Vec<String>,
+    },
     /// The caller's roles do not allow this.
     #[error("the token's roles do not allow {}", .permission.describe())]
     Forbidden { permission: crate::auth::Permission },
     /// Not found, or owned by another organisation (indistinguishable on purpose).
     #[error("no {resource} with this id")]
     NotFound { resource: &'static str },
-    /// The request conflicts with stored state.
-    #[error("{detail}")]
-    Conflict {
-        code: &'static str,
-        detail: String,
-        mailboxes: Vec<String>,
-    },
     /// One or more fields are invalid.
     #[error("the request has invalid fields")]
     Validation(Vec<FieldError>),
-    /// The request cannot be read (malformed JSON, bad id, bad query).
-    #[error("{detail}")]
-    BadRequest { code: &'static str, detail: String },
     /// The caller made too many calls of one kind (per instance); retry after
     /// `retry_after` seconds.
     #[error(
@@ -46,7 +45,7 @@ pub enum Error {
         rate: String,
         retry_after: u64,
     },
-    /// A dependency (the database) is not available.
+    /// A dependency (the database, Microsoft after its retries) is not available.
     #[error("{0}")]
     Unavailable(String),
     /// A bug or an unexpected failure; the cause is logged, not shown.
@@ -54,9 +53,19 @@ pub enum Error {
     Internal(#[from] anyhow::Error),
 }
 
-impl From<diesel::result::Error> for Error {
-    fn from(e: diesel::result::Error) -> Self {
-        crate::store::db_error(e)
+/// How the store's errors reach the API: not found and unavailable as they
+/// are; a constraint a use case did not match first, or anything else, is a
+/// bug (500, logged).
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => Error::NotFound { resource: what },
+            StoreError::Unavailable => Error::Unavailable("the database is not available".into()),
+            StoreError::Unique | StoreError::ForeignKey => Error::Internal(
+                anyhow::Error::new(e).context("a constraint the use case did not expect"),
+            ),
+            StoreError::Other(cause) => Error::Internal(cause),
+        }
     }
 }
 
@@ -65,6 +74,28 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     pub fn not_found(resource: &'static str) -> Self {
         Self::NotFound { resource }
+    }
+
+    /// A refusal with `code` and what went wrong in this case.
+    pub fn refused(code: Code, detail: impl Into<String>) -> Self {
+        Self::Refused {
+            code,
+            detail: detail.into(),
+            mailboxes: Vec::new(),
+        }
+    }
+
+    /// The code a client sees.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::Refused { code, .. } => *code,
+            Error::Forbidden { .. } => Code::Forbidden,
+            Error::NotFound { .. } => Code::NotFound,
+            Error::Validation(_) => Code::ValidationFailed,
+            Error::RateLimited { .. } => Code::RateLimited,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Internal(_) => Code::Internal,
+        }
     }
 
     pub fn invalid_field(field: &str, invalid: Invalid) -> Self {

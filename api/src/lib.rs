@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod codes;
 pub mod config;
 pub mod crypto;
 pub mod domain;

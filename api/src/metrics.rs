@@ -242,10 +242,11 @@ impl Metrics {
     }
 
     /// Counts a finished keep-alive sweep.
-    pub fn keepalive_sweep(&self, sweep: &crate::service::keepalive::Sweep, took: Duration) {
+    /// Counts a keep-alive sweep: how many grants were due, how many failed.
+    pub fn keepalive_sweep(&self, due: usize, failed: usize, took: Duration) {
         self.keepalive_sweeps.inc();
-        self.keepalive_due.inc_by(sweep.due as u64);
-        self.keepalive_failed.inc_by(sweep.failed as u64);
+        self.keepalive_due.inc_by(due as u64);
+        self.keepalive_failed.inc_by(failed as u64);
         self.keepalive_last_seconds.set(took.as_secs_f64());
     }
 
@@ -257,7 +258,7 @@ impl Metrics {
     /// The text exposition format 0.0.4, with the mailbox counts replaced by
     /// `counts` (statuses not given are shown as 0). `None` when they could
     /// not be counted: the series are left out rather than show stale numbers.
-    pub fn render_with_mailboxes(&self, counts: Option<&[(String, i64)]>) -> String {
+    pub fn render_with_mailboxes(&self, counts: Option<&[(MailboxStatus, i64)]>) -> String {
         let _one_at_a_time = self
             .scrape
             .lock()
@@ -266,7 +267,7 @@ impl Metrics {
         self.render()
     }
 
-    fn set_mailboxes(&self, counts: Option<&[(String, i64)]>) {
+    fn set_mailboxes(&self, counts: Option<&[(MailboxStatus, i64)]>) {
         self.mailboxes.reset();
         let Some(counts) = counts else {
             return;
@@ -323,7 +324,7 @@ mod tests {
         m.token_refresh(RefreshOutcome::Failed(Class::Reauth));
         m.check("imap_auth", "imap_auth_failed");
         m.auth_refusal("forbidden");
-        let text = m.render_with_mailboxes(Some(&[("active".into(), 2)]));
+        let text = m.render_with_mailboxes(Some(&[(MailboxStatus::Active, 2)]));
         for line in [
             r#"inboxlink_http_requests_total{method="GET",route="/mailboxes/{id}",status="404"} 1"#,
             r#"inboxlink_http_requests_total{method="other",route="unmatched",status="404"} 1"#,

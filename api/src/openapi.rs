@@ -2,13 +2,15 @@
 //!
 //! utoipa emits OpenAPI 3.1 (`openapi/inboxlink.json`); the SDK generator
 //! reads 3.0 only, so [`downgrade_to_30`] derives `openapi/inboxlink-3.0.json`.
-//! Both files are committed; a test regenerates and compares them.
+//! Both files are committed; a test regenerates and compares them. The
+//! operations are collected from the same registration that serves them
+//! ([`crate::http::api`]); this module adds what is common to all of them.
 
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
-use crate::http::{app_credentials, check, health, mailboxes, oauth, problem, signin};
+use crate::http::problem;
 use crate::service;
 
 #[derive(OpenApi)]
@@ -25,29 +27,6 @@ use crate::service;
         url = "/",
         description = "This Inboxlink: the root of the origin that serves this document (`INBOXLINK_PUBLIC_URL`)"
     )),
-    paths(
-        app_credentials::app_credential_list,
-        app_credentials::app_credential_create,
-        app_credentials::app_credential_get,
-        app_credentials::app_credential_update,
-        app_credentials::app_credential_delete,
-        mailboxes::mailbox_list,
-        mailboxes::mailbox_create,
-        mailboxes::mailbox_get,
-        mailboxes::mailbox_update,
-        mailboxes::mailbox_delete,
-        signin::mailbox_refresh,
-        check::mailbox_check,
-        signin::mailbox_access_token,
-        signin::app_credential_verify,
-        signin::app_credential_setup,
-        signin::app_credential_admin_consent,
-        signin::audit_event_list,
-        oauth::oauth_callback,
-        health::healthz,
-        health::readyz,
-        health::metrics,
-    ),
     components(schemas(problem::Problem, problem::ProblemField, service::mailboxes::CheckStepStatus)),
     modifiers(&Security),
     tags(
@@ -76,13 +55,32 @@ impl utoipa::Modify for Security {
     }
 }
 
-/// The 3.1 document as committed in `openapi/inboxlink.json`.
+/// The document: [`ApiDoc`] with the operations of [`crate::http::api`].
+pub fn spec() -> utoipa::openapi::OpenApi {
+    use utoipa_actix_web::AppExt;
+    let (_, spec) = actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(crate::http::api)
+        .split_for_parts();
+    spec
+}
+
+/// The paths of the operations, in actix's pattern syntax (the same as the spec's).
+pub fn paths() -> Vec<String> {
+    spec().paths.paths.keys().cloned().collect()
+}
+
+/// The 3.1 document as committed in `openapi/inboxlink.json` (built once).
 pub fn spec_json() -> String {
-    let mut value = serde_json::to_value(ApiDoc::openapi()).expect("the spec serializes");
-    add_error_responses(&mut value);
-    let mut text = serde_json::to_string_pretty(&value).expect("the spec serializes");
-    text.push('\n');
-    text
+    static SPEC: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let mut value = serde_json::to_value(spec()).expect("the spec serializes");
+        add_error_responses(&mut value);
+        let mut text = serde_json::to_string_pretty(&value).expect("the spec serializes");
+        text.push('\n');
+        text
+    });
+    SPEC.clone()
 }
 
 /// The 3.0 form as committed in `openapi/inboxlink-3.0.json`.

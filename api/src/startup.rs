@@ -49,7 +49,7 @@ impl Application {
         let db = settings.database.clone_settings();
         let store = tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
             let store = Store::connect(&db)?;
-            let applied = store.migrate()?;
+            let applied = crate::service::lifecycle::migrate(&store)?;
             if !applied.is_empty() {
                 tracing::info!(migrations = ?applied, "database migrated");
             }
@@ -98,6 +98,7 @@ impl Application {
             None => None,
         };
         let server = HttpServer::new(move || {
+            use utoipa_actix_web::AppExt;
             App::new()
                 .wrap(middleware::from_fn(http::headers::security_headers))
                 .wrap(middleware::from_fn(http::observe::observe))
@@ -105,7 +106,10 @@ impl Application {
                 .app_data(services_data.clone())
                 .app_data(verifier.clone())
                 .app_data(metrics_gate.clone())
-                .configure(http::configure)
+                .into_utoipa_app()
+                .configure(http::api)
+                .into_app()
+                .configure(http::rest)
                 .default_service(web::to(http::not_found))
         })
         .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
@@ -194,7 +198,8 @@ fn metrics_server(
             .wrap(TracingLogger::<RequestSpan>::new())
             .app_data(services_data.clone())
             .app_data(gate.clone())
-            .service(http::resource("/metrics").route(web::get().to(http::health::metrics)))
+            .service(http::health::metrics)
+            .service(web::resource("/metrics").to(http::method_not_allowed))
             .default_service(web::to(http::not_found))
     })
     .workers(1)

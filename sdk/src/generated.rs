@@ -303,7 +303,8 @@ pub mod types {
     pub struct AuditEvent {
         ///E.g. `mailbox.sign_in_started`, `mailbox.signed_in`, `mailbox.access_token_issued`.
         pub action: ::std::string::String,
-        ///The `sub` of the caller, or `microsoft` for callback outcomes.
+        /**The `sub` of the caller, or `microsoft` (the token endpoint's answers),
+        `browser` (what came through the browser) or `inboxlink` (the service).*/
         pub actor: ::std::string::String,
         pub at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///Details such as the identity that signed in.

@@ -4,6 +4,7 @@
 //! kept in the request's extensions, so the per-request middleware can audit
 //! a 403 it is answered ([`crate::http::observe`]).
 
+use crate::codes::Code;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 
@@ -24,9 +25,9 @@ impl FromRequest for Principal {
                     tracing::Span::current().record("subject", principal.subject.as_str());
                     req.extensions_mut().insert(principal.clone());
                 }
-                Err(Error::Unauthorized { code, .. }) => {
+                Err(e @ Error::Refused { .. }) => {
                     if let Some(services) = req.app_data::<web::Data<Services>>() {
-                        services.metrics.auth_refusal(code);
+                        services.metrics.auth_refusal(e.code().as_str());
                     }
                 }
                 Err(_) => {}
@@ -40,10 +41,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Principal, Error> {
     let verifier = req
         .app_data::<web::Data<Verifier>>()
         .ok_or_else(|| anyhow::anyhow!("no JWT verifier configured"))?;
-    let missing = |detail: &str| Error::Unauthorized {
-        code: "missing_token",
-        detail: detail.into(),
-    };
+    let missing = |detail: &str| Error::refused(Code::MissingToken, detail);
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)

@@ -9,6 +9,7 @@
 //! lifetime `exp - iat` is bounded, `iss` is one string, and `sub` is checked
 //! and never the name of one of the service's own actors.
 
+use crate::codes::Code;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -276,10 +277,7 @@ fn media_type(typ: &str) -> String {
 }
 
 pub(super) fn invalid(detail: impl Into<String>) -> Error {
-    Error::Unauthorized {
-        code: "invalid_token",
-        detail: detail.into(),
-    }
+    Error::refused(Code::InvalidToken, detail)
 }
 
 fn public_key_from_pem(pem: &[u8]) -> Option<(DecodingKey, Vec<Algorithm>)> {

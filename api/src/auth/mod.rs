@@ -12,22 +12,8 @@ use crate::error::Error;
 pub use jwks::JwksRefresh;
 pub use jwt::Verifier;
 
-/// The actors the service itself writes into the audit log (callback
-/// outcomes, the keep-alive, ...). No token's subject may take one of these
-/// names (compared case-insensitively), nor any name starting with
-/// [`RESERVED_ACTOR_PREFIX`].
-pub const RESERVED_ACTORS: &[&str] = &["microsoft", "inboxlink", "browser", "keepalive", "system"];
-
-/// Actors named `system:<what>` are the service's too.
-pub const RESERVED_ACTOR_PREFIX: &str = "system:";
-
-/// Whether `name` is one of the service's own actors (see [`RESERVED_ACTORS`]).
-pub fn is_reserved_actor(name: &str) -> bool {
-    RESERVED_ACTORS.iter().any(|r| r.eq_ignore_ascii_case(name))
-        || name
-            .get(..RESERVED_ACTOR_PREFIX.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_ACTOR_PREFIX))
-}
+/// The service's own audit actors, which no caller's `sub` may name.
+pub use crate::domain::{RESERVED_ACTOR_PREFIX, RESERVED_ACTORS, is_reserved_actor};
 
 /// A role named in the token's roles claim. Unknown role names are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

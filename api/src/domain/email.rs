@@ -10,6 +10,7 @@
 //! punycode form (`xn--...`) only.
 
 use super::Invalid;
+use crate::codes::Code;
 
 /// Characters a local part may hold besides ASCII letters and digits:
 /// RFC 5322 `atext` without `$`, `'` and the backtick, which shells and
@@ -25,7 +26,7 @@ impl EmailAddress {
         let trimmed = input.trim();
         let invalid = |why: &str| {
             Invalid::new(
-                "invalid_email",
+                Code::InvalidEmail,
                 format!("`{}` is not a mailbox address: {why}", shown(trimmed)),
             )
         };

@@ -1,18 +1,60 @@
+use crate::codes::Code;
 use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::Invalid;
 
 /// The organisation a caller acts for; every stored row belongs to one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub struct OrgId(String);
+
+// Stored as it is; read back through `parse` (rows hold what was parsed).
+impl<DB> diesel::serialize::ToSql<diesel::sql_types::Text, DB> for OrgId
+where
+    DB: diesel::backend::Backend,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+{
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, DB>,
+    ) -> diesel::serialize::Result {
+        <str as diesel::serialize::ToSql<diesel::sql_types::Text, DB>>::to_sql(&self.0, out)
+    }
+}
+
+impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for OrgId
+where
+    DB: diesel::backend::Backend,
+    String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+        let text =
+            <String as diesel::deserialize::FromSql<diesel::sql_types::Text, DB>>::from_sql(bytes)?;
+        OrgId::parse(&text).map_err(|e| e.message.into())
+    }
+}
+
+impl std::fmt::Display for OrgId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 impl OrgId {
     pub fn parse(input: &str) -> Result<Self, Invalid> {
         let ok = !input.is_empty() && input.len() <= 128 && !input.chars().any(char::is_control);
         ok.then(|| Self(input.to_owned())).ok_or_else(|| {
             Invalid::new(
-                "invalid_org",
+                Code::InvalidOrg,
                 "the organisation claim must be 1-128 printable characters",
             )
         })
@@ -31,7 +73,7 @@ impl ClientId {
     pub fn parse(input: &str) -> Result<Self, Invalid> {
         parse_guid(input).map(Self).ok_or_else(|| {
             Invalid::new(
-                "invalid_client_id",
+                Code::InvalidClientId,
                 "the client id is the app registration's Application (client) ID, a GUID like 00000000-0000-0000-0000-000000000000",
             )
         })
@@ -54,7 +96,7 @@ impl TenantId {
         }
         if matches!(value.as_str(), "common" | "organizations" | "consumers") {
             return Err(Invalid::new(
-                "invalid_tenant_id",
+                Code::InvalidTenantId,
                 format!(
                     "`{value}` is not a tenant: give the Directory (tenant) ID of your organisation (app-only access needs it)"
                 ),
@@ -73,7 +115,7 @@ impl TenantId {
             Ok(Self(value))
         } else {
             Err(Invalid::new(
-                "invalid_tenant_id",
+                Code::InvalidTenantId,
                 "the tenant id is the Directory (tenant) ID (a GUID) or a verified domain such as contoso.onmicrosoft.com",
             ))
         }
@@ -106,13 +148,13 @@ impl ClientSecret {
             || value.chars().any(|c| c.is_control() || c.is_whitespace())
         {
             return Err(Invalid::new(
-                "invalid_client_secret",
+                Code::InvalidClientSecret,
                 "the client secret must be 1-1024 characters without spaces",
             ));
         }
         if parse_guid(value).is_some() {
             return Err(Invalid::new(
-                "client_secret_is_secret_id",
+                Code::ClientSecretIsSecretId,
                 "this looks like the Secret ID; paste the secret's Value (shown once, when the secret is created)",
             ));
         }
@@ -148,7 +190,7 @@ impl DisplayName {
             && !value.chars().any(char::is_control);
         ok.then(|| Self(value.to_owned())).ok_or_else(|| {
             Invalid::new(
-                "invalid_name",
+                Code::InvalidName,
                 "the name must be 1-200 characters, without control characters",
             )
         })

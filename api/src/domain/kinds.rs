@@ -1,8 +1,54 @@
+//! The closed sets of the domain: statuses, access modes, audit actions and
+//! actors, check steps. Each is an enum with one stable name per variant,
+//! the same in JSON and in its TEXT column ([`super::sql`]); the name is
+//! written nowhere else.
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::sql::text_column;
+
+/// Declares the stable names of an enum (`as_str`, `parse`, `ALL`) and its
+/// TEXT column.
+macro_rules! named {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some(Self::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        text_column!($ty);
+    };
+}
+
 /// The identity provider an app credential belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    Default,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     #[default]
@@ -14,7 +60,20 @@ pub enum Provider {
 /// `delegated`: a user signs in once and the service keeps the refresh token
 /// alive (offline access; "permanent access"). `app_only`: client credentials
 /// with `IMAP.AccessAsApp` / `SMTP.SendAsApp`, no sign-in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    Default,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessMode {
     #[default]
@@ -23,14 +82,29 @@ pub enum AccessMode {
 }
 
 /// Where a mailbox stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum MailboxStatus {
     /// Not authorized yet (or its authorization was reset).
     Inactive,
     /// Authorized; tokens are kept fresh.
     Active,
-    /// Authorized, but the refresh token ends soon: sign in again.
+    /// Authorized, but the refresh token ends soon: sign in again. Shown,
+    /// never stored: a stored `active` delegated mailbox whose refresh token
+    /// is old enough is shown as `expiring`.
     Expiring,
     /// The authorization is no longer usable: sign in again.
     ReauthRequired,
@@ -38,27 +112,145 @@ pub enum MailboxStatus {
     Error,
 }
 
-macro_rules! text_enum {
-    ($ty:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
-        impl $ty {
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $text),+ }
-            }
-            pub fn from_db(text: &str) -> Option<Self> {
-                match text { $($text => Some(Self::$variant),)+ _ => None }
-            }
-        }
-    };
+/// A pending authorization: a sign-in, or an admin-consent link.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum AuthorizationKind {
+    SignIn,
+    AdminConsent,
 }
 
-text_enum!(Provider { Microsoft => "microsoft" });
-text_enum!(AccessMode { Delegated => "delegated", AppOnly => "app_only" });
-text_enum!(MailboxStatus {
+/// What an audit row records.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum AuditAction {
+    AppCredentialCreated,
+    AppCredentialUpdated,
+    AppCredentialDeleted,
+    AppCredentialVerified,
+    AdminConsentStarted,
+    AdminConsentAnswered,
+    MailboxCreated,
+    MailboxUpdated,
+    MailboxDeleted,
+    SignInStarted,
+    SignedIn,
+    SignInFailed,
+    AppOnlyTokenObtained,
+    AppOnlyTokenFailed,
+    TokenRefreshFailed,
+    AccessTokenIssued,
+    Checked,
+    RequestForbidden,
+}
+
+/// What an audit row is about.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum TargetType {
+    Mailbox,
+    AppCredential,
+    Route,
+}
+
+/// The steps of a connection check, in their order.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStepName {
+    Token,
+    ImapConnect,
+    ImapAuth,
+    ImapSelect,
+    ImapLogout,
+    SmtpConnect,
+    SmtpStarttls,
+    SmtpAuth,
+    SmtpSend,
+    SmtpQuit,
+}
+
+named!(Provider { Microsoft => "microsoft" });
+named!(AccessMode { Delegated => "delegated", AppOnly => "app_only" });
+named!(MailboxStatus {
     Inactive => "inactive",
     Active => "active",
     Expiring => "expiring",
     ReauthRequired => "reauth_required",
     Error => "error",
+});
+named!(AuthorizationKind { SignIn => "sign_in", AdminConsent => "admin_consent" });
+named!(AuditAction {
+    AppCredentialCreated => "app_credential.created",
+    AppCredentialUpdated => "app_credential.updated",
+    AppCredentialDeleted => "app_credential.deleted",
+    AppCredentialVerified => "app_credential.verified",
+    AdminConsentStarted => "app_credential.admin_consent_started",
+    AdminConsentAnswered => "app_credential.admin_consent",
+    MailboxCreated => "mailbox.created",
+    MailboxUpdated => "mailbox.updated",
+    MailboxDeleted => "mailbox.deleted",
+    SignInStarted => "mailbox.sign_in_started",
+    SignedIn => "mailbox.signed_in",
+    SignInFailed => "mailbox.sign_in_failed",
+    AppOnlyTokenObtained => "mailbox.app_only_token_obtained",
+    AppOnlyTokenFailed => "mailbox.app_only_token_failed",
+    TokenRefreshFailed => "mailbox.token_refresh_failed",
+    AccessTokenIssued => "mailbox.access_token_issued",
+    Checked => "mailbox.checked",
+    RequestForbidden => "request.forbidden",
+});
+named!(TargetType {
+    Mailbox => "mailbox",
+    AppCredential => "app_credential",
+    Route => "route",
+});
+named!(CheckStepName {
+    Token => "token",
+    ImapConnect => "imap_connect",
+    ImapAuth => "imap_auth",
+    ImapSelect => "imap_select",
+    ImapLogout => "imap_logout",
+    SmtpConnect => "smtp_connect",
+    SmtpStarttls => "smtp_starttls",
+    SmtpAuth => "smtp_auth",
+    SmtpSend => "smtp_send",
+    SmtpQuit => "smtp_quit",
 });
 
 #[cfg(test)]
@@ -66,19 +258,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn database_text_matches_json() {
-        for s in [
-            MailboxStatus::Inactive,
-            MailboxStatus::Active,
-            MailboxStatus::Expiring,
-            MailboxStatus::ReauthRequired,
-            MailboxStatus::Error,
-        ] {
+    fn names_are_the_json_names_and_read_back() {
+        for s in MailboxStatus::ALL {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
-            assert_eq!(MailboxStatus::from_db(s.as_str()), Some(s));
+            assert_eq!(MailboxStatus::parse(s.as_str()), Some(*s));
         }
-        for m in [AccessMode::Delegated, AccessMode::AppOnly] {
+        for m in AccessMode::ALL {
             assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+        }
+        for s in CheckStepName::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for a in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(a.as_str()), Some(*a));
         }
     }
 }

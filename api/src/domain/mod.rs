@@ -1,23 +1,32 @@
 //! Validated domain values. Each `parse` constructor is the only way in, so a
 //! value of these types is known to be well-formed everywhere else.
 
+use crate::codes::Code;
+
+mod actor;
 mod email;
 mod ids;
 mod kinds;
+pub(crate) mod sql;
+mod typed_ids;
 
+pub use actor::{Actor, RESERVED_ACTOR_PREFIX, RESERVED_ACTORS, is_reserved_actor};
 pub use email::EmailAddress;
 pub use ids::{ClientId, ClientSecret, DisplayName, OrgId, TenantId};
-pub use kinds::{AccessMode, MailboxStatus, Provider};
+pub use kinds::{
+    AccessMode, AuditAction, AuthorizationKind, CheckStepName, MailboxStatus, Provider, TargetType,
+};
+pub use typed_ids::{AppCredentialId, AuditEventId, AuthorizationId, MailboxId};
 
 /// Why a value was refused: a stable code and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
 impl Invalid {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),

@@ -1,46 +1,54 @@
-//! `/app-credentials`: thin handlers (authorize, call the service, answer).
+//! `/app-credentials`: the Entra ID app registrations, their verification,
+//! set-up view and admin consent. Thin handlers: extract, call the use case
+//! (which authorizes), answer.
 
-use actix_web::{HttpResponse, web};
-use uuid::Uuid;
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 
-use crate::auth::{Permission, Principal};
+use crate::auth::Principal;
+use crate::domain::AppCredentialId;
 use crate::error::Result;
+use crate::http::extractors::OptionalJson;
+use crate::http::problem::RateLimited;
 use crate::service::app_credentials::{
     AppCredential, AppCredentialCreate, AppCredentialPage, AppCredentialUpdate,
 };
+use crate::service::consent::{AdminConsentLink, AdminConsentRequest};
+use crate::service::setup::{AppCredentialSetup, VerifyResult};
 use crate::service::{PageRequest, Services};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        crate::http::resource("/app-credentials")
-            .route(web::get().to(app_credential_list))
-            .route(web::post().to(app_credential_create)),
-    )
-    .service(
-        crate::http::resource("/app-credentials/{id}")
-            .route(web::get().to(app_credential_get))
-            .route(web::patch().to(app_credential_update))
-            .route(web::delete().to(app_credential_delete)),
-    );
+/// The operations of this resource.
+pub fn services(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(app_credential_list)
+        .service(app_credential_create)
+        .service(app_credential_get)
+        .service(app_credential_update)
+        .service(app_credential_delete)
+        .service(app_credential_verify)
+        .service(app_credential_setup)
+        .service(app_credential_admin_consent);
 }
+
+type Id = web::Path<AppCredentialId>;
 
 /// List app credentials
 ///
 /// The organisation's app credentials in creation order, a page at a time.
 #[utoipa::path(
-    get, path = "/app-credentials", tag = "app-credentials", operation_id = "app_credential_list",
+    tag = "app-credentials", operation_id = "app_credential_list",
     params(PageRequest),
     responses((status = 200, description = "A page of app credentials", body = AppCredentialPage)),
     security(("bearer" = []))
 )]
+#[get("/app-credentials")]
 pub async fn app_credential_list(
-    principal: Principal,
+    who: Principal,
     services: web::Data<Services>,
     page: web::Query<PageRequest>,
 ) -> Result<web::Json<AppCredentialPage>> {
-    let org = principal.require(Permission::AppCredentialsRead)?;
     Ok(web::Json(
-        services.app_credential_list(org, page.into_inner()).await?,
+        services
+            .app_credential_list(&who, page.into_inner())
+            .await?,
     ))
 }
 
@@ -49,19 +57,19 @@ pub async fn app_credential_list(
 /// Stores an Entra ID app registration. The client secret is encrypted at rest
 /// and never returned; `secret_hint` shows its last characters.
 #[utoipa::path(
-    post, path = "/app-credentials", tag = "app-credentials", operation_id = "app_credential_create",
+    tag = "app-credentials", operation_id = "app_credential_create",
     request_body = AppCredentialCreate,
     responses((status = 201, description = "Created", body = AppCredential)),
     security(("bearer" = []))
 )]
+#[post("/app-credentials")]
 pub async fn app_credential_create(
-    principal: Principal,
+    who: Principal,
     services: web::Data<Services>,
     body: web::Json<AppCredentialCreate>,
 ) -> Result<HttpResponse> {
-    principal.require(Permission::AppCredentialsWrite)?;
     let created = services
-        .app_credential_create(&principal, body.into_inner())
+        .app_credential_create(&who, body.into_inner())
         .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/app-credentials/{}", created.id)))
@@ -70,19 +78,19 @@ pub async fn app_credential_create(
 
 /// Get an app credential
 #[utoipa::path(
-    get, path = "/app-credentials/{id}", tag = "app-credentials", operation_id = "app_credential_get",
+    tag = "app-credentials", operation_id = "app_credential_get",
     params(("id" = Uuid, Path, description = "App credential id")),
     responses((status = 200, description = "The app credential", body = AppCredential)),
     security(("bearer" = []))
 )]
+#[get("/app-credentials/{id}")]
 pub async fn app_credential_get(
-    principal: Principal,
+    who: Principal,
     services: web::Data<Services>,
-    id: web::Path<Uuid>,
+    id: Id,
 ) -> Result<web::Json<AppCredential>> {
-    let org = principal.require(Permission::AppCredentialsRead)?;
     Ok(web::Json(
-        services.app_credential_get(org, id.into_inner()).await?,
+        services.app_credential_get(&who, id.into_inner()).await?,
     ))
 }
 
@@ -90,23 +98,22 @@ pub async fn app_credential_get(
 ///
 /// Changes the given fields. A new `client_secret` replaces the stored one.
 #[utoipa::path(
-    patch, path = "/app-credentials/{id}", tag = "app-credentials", operation_id = "app_credential_update",
+    tag = "app-credentials", operation_id = "app_credential_update",
     params(("id" = Uuid, Path, description = "App credential id")),
     request_body = AppCredentialUpdate,
     responses((status = 200, description = "The updated app credential", body = AppCredential)),
     security(("bearer" = []))
 )]
+#[patch("/app-credentials/{id}")]
 pub async fn app_credential_update(
-    principal: Principal,
+    who: Principal,
     services: web::Data<Services>,
-    id: web::Path<Uuid>,
+    id: Id,
     body: web::Json<AppCredentialUpdate>,
 ) -> Result<web::Json<AppCredential>> {
-    principal.require(Permission::AppCredentialsWrite)?;
-    let (id, input) = (id.into_inner(), body.into_inner());
     Ok(web::Json(
         services
-            .app_credential_update(&principal, id, input)
+            .app_credential_update(&who, id.into_inner(), body.into_inner())
             .await?,
     ))
 }
@@ -116,7 +123,7 @@ pub async fn app_credential_update(
 /// Refused with 409 `app_credential_in_use` while mailboxes use it; the
 /// problem lists them in `mailboxes`.
 #[utoipa::path(
-    delete, path = "/app-credentials/{id}", tag = "app-credentials", operation_id = "app_credential_delete",
+    tag = "app-credentials", operation_id = "app_credential_delete",
     params(("id" = Uuid, Path, description = "App credential id")),
     responses(
         (status = 204, description = "Deleted"),
@@ -124,14 +131,91 @@ pub async fn app_credential_update(
     ),
     security(("bearer" = []))
 )]
+#[delete("/app-credentials/{id}")]
 pub async fn app_credential_delete(
-    principal: Principal,
+    who: Principal,
     services: web::Data<Services>,
-    id: web::Path<Uuid>,
+    id: Id,
 ) -> Result<HttpResponse> {
-    principal.require(Permission::AppCredentialsWrite)?;
     services
-        .app_credential_delete(&principal, id.into_inner())
+        .app_credential_delete(&who, id.into_inner())
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Verify an app credential
+///
+/// Asks Microsoft for a client-credentials token to prove the client id,
+/// tenant and secret; explains what is wrong otherwise (e.g. the Secret ID was
+/// pasted instead of the Value, the secret expired, the app is not in the tenant).
+#[utoipa::path(
+    tag = "app-credentials", operation_id = "app_credential_verify",
+    params(("id" = Uuid, Path, description = "App credential id")),
+    responses((status = 200, description = "The verification result", body = VerifyResult), RateLimited),
+    security(("bearer" = []))
+)]
+#[post("/app-credentials/{id}/verify")]
+pub async fn app_credential_verify(
+    who: Principal,
+    services: web::Data<Services>,
+    id: Id,
+) -> Result<web::Json<VerifyResult>> {
+    Ok(web::Json(
+        services
+            .app_credential_verify(&who, id.into_inner())
+            .await?,
+    ))
+}
+
+/// Set-up instructions for an app credential
+///
+/// The redirect URI to register, the permissions to add, where admin consent
+/// stands, and for app-only mailboxes the Exchange PowerShell commands.
+/// Reading it changes nothing; an admin gets a consent link from
+/// `app_credential_admin_consent`.
+#[utoipa::path(
+    tag = "app-credentials", operation_id = "app_credential_setup",
+    params(("id" = Uuid, Path, description = "App credential id")),
+    responses((status = 200, description = "What to set up in Entra ID and Exchange", body = AppCredentialSetup), RateLimited),
+    security(("bearer" = []))
+)]
+#[get("/app-credentials/{id}/setup")]
+pub async fn app_credential_setup(
+    who: Principal,
+    services: web::Data<Services>,
+    id: Id,
+) -> Result<web::Json<AppCredentialSetup>> {
+    Ok(web::Json(
+        services.app_credential_setup(&who, id.into_inner()).await?,
+    ))
+}
+
+/// Start an admin consent
+///
+/// Mints an admin-consent link (valid 10 minutes, usable once) for a tenant
+/// administrator to open; audited. Microsoft sends the browser back to the
+/// callback, which records the consent as `reported` when it names the app
+/// credential's tenant; `app_credential_verify` confirms it (`established`).
+#[utoipa::path(
+    tag = "app-credentials", operation_id = "app_credential_admin_consent",
+    params(("id" = Uuid, Path, description = "App credential id")),
+    request_body(content = Option<AdminConsentRequest>, description = "Optional: a return URL"),
+    responses(
+        (status = 200, description = "The admin-consent link", body = AdminConsentLink),
+        crate::http::problem::RateLimited,
+    ),
+    security(("bearer" = []))
+)]
+#[post("/app-credentials/{id}/admin-consent")]
+pub async fn app_credential_admin_consent(
+    who: Principal,
+    services: web::Data<Services>,
+    id: Id,
+    OptionalJson(input): OptionalJson<AdminConsentRequest>,
+) -> Result<web::Json<AdminConsentLink>> {
+    Ok(web::Json(
+        services
+            .app_credential_admin_consent(&who, id.into_inner(), input)
+            .await?,
+    ))
 }

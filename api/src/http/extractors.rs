@@ -1,6 +1,7 @@
 //! How malformed requests are answered: every extractor failure becomes a
 //! problem document with a stable code instead of actix's plain-text default.
 
+use crate::codes::Code;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, web};
 
@@ -18,11 +19,7 @@ pub fn json_config() -> web::JsonConfig {
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err: PathError, _req: &HttpRequest| {
         tracing::debug!(error = %err, "bad path");
-        Error::BadRequest {
-            code: "invalid_id",
-            detail: "the id in the path is not a valid UUID".into(),
-        }
-        .into()
+        Error::refused(Code::InvalidId, "the id in the path is not a valid UUID").into()
     })
 }
 
@@ -32,38 +29,31 @@ pub fn query_config() -> web::QueryConfig {
             QueryPayloadError::Deserialize(e) => format!("invalid query parameters: {e}"),
             _ => "invalid query parameters".to_owned(),
         };
-        Error::BadRequest {
-            code: "invalid_query",
-            detail,
-        }
-        .into()
+        Error::refused(Code::InvalidQuery, detail).into()
     })
 }
 
 fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let error = match &err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            Error::BadRequest {
-                code: "payload_too_large",
-                detail: format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-            }
+            Error::refused(
+                Code::PayloadTooLarge,
+                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
         }
-        JsonPayloadError::ContentType => Error::BadRequest {
-            code: "unsupported_media_type",
-            detail: "send the body as application/json".into(),
-        },
-        JsonPayloadError::Deserialize(e) if e.is_data() => Error::BadRequest {
-            code: "invalid_body",
-            detail: format!("the request body does not fit the operation: {e}"),
-        },
-        JsonPayloadError::Deserialize(e) => Error::BadRequest {
-            code: "malformed_json",
-            detail: format!("the request body is not valid JSON: {e}"),
-        },
-        _ => Error::BadRequest {
-            code: "malformed_body",
-            detail: "the request body cannot be read".into(),
-        },
+        JsonPayloadError::ContentType => Error::refused(
+            Code::UnsupportedMediaType,
+            "send the body as application/json",
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_data() => Error::refused(
+            Code::InvalidBody,
+            format!("the request body does not fit the operation: {e}"),
+        ),
+        JsonPayloadError::Deserialize(e) => Error::refused(
+            Code::MalformedJson,
+            format!("the request body is not valid JSON: {e}"),
+        ),
+        _ => Error::refused(Code::MalformedBody, "the request body cannot be read"),
     };
     error.into()
 }

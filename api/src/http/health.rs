@@ -1,7 +1,8 @@
 //! Liveness, readiness and metrics, for load balancers, orchestrators and monitoring.
 
+use crate::codes::Code;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,10 +11,9 @@ use crate::config::protection::MetricsSettings;
 use crate::error::{Error, Result};
 use crate::service::Services;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+/// The operations of this resource.
+pub fn services(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(healthz).service(readyz).service(metrics);
 }
 
 /// Health of the process.
@@ -27,10 +27,11 @@ pub struct Health {
 ///
 /// Answers while the process serves requests.
 #[utoipa::path(
-    get, path = "/healthz", tag = "operations", operation_id = "healthz",
+    tag = "operations", operation_id = "healthz",
     responses((status = 200, description = "Alive", body = Health)),
     security(())
 )]
+#[get("/healthz")]
 pub async fn healthz() -> web::Json<Health> {
     web::Json(Health {
         status: "ok".into(),
@@ -41,10 +42,11 @@ pub async fn healthz() -> web::Json<Health> {
 ///
 /// Answers 200 when the database answers, else 503.
 #[utoipa::path(
-    get, path = "/readyz", tag = "operations", operation_id = "readyz",
+    tag = "operations", operation_id = "readyz",
     responses((status = 200, description = "Ready", body = Health)),
     security(())
 )]
+#[get("/readyz")]
 pub async fn readyz(services: web::Data<Services>) -> Result<web::Json<Health>> {
     services.store.ping().await?;
     Ok(web::Json(Health {
@@ -66,7 +68,7 @@ pub async fn readyz(services: web::Data<Services>) -> Result<web::Json<Health>> 
 /// of `INBOXLINK_METRICS_BIND` (there without a token unless one is set too).
 /// Otherwise 404 `metrics_disabled`.
 #[utoipa::path(
-    get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    tag = "operations", operation_id = "metrics",
     responses(
         (status = 200, description = "The metrics (Prometheus text format 0.0.4)",
             body = String, content_type = "text/plain"),
@@ -77,6 +79,7 @@ pub async fn readyz(services: web::Data<Services>) -> Result<web::Json<Health>> 
     ),
     security(("metrics_token" = []))
 )]
+#[get("/metrics")]
 pub async fn metrics(
     request: HttpRequest,
     services: web::Data<Services>,
@@ -124,22 +127,19 @@ impl MetricsGate {
             Self::Open => return Ok(()),
             Self::Token(token) => token,
             Self::Disabled => {
-                return Err(Error::BadRequest {
-                    code: "metrics_disabled",
-                    detail: "metrics are not served: set INBOXLINK_METRICS_TOKEN (scrapers send it as `Authorization: Bearer <token>`) or INBOXLINK_METRICS_BIND (a separate listener for a private network); see the README, Security".into(),
-                });
+                return Err(Error::refused(
+                    Code::MetricsDisabled,
+                    "metrics are not served: set INBOXLINK_METRICS_TOKEN (scrapers send it as `Authorization: Bearer <token>`) or INBOXLINK_METRICS_BIND (a separate listener for a private network); see the README, Security",
+                ));
             }
             Self::Elsewhere => {
-                return Err(Error::BadRequest {
-                    code: "metrics_disabled",
-                    detail: "metrics are served on the separate metrics listener (INBOXLINK_METRICS_BIND), not on this one".into(),
-                });
+                return Err(Error::refused(
+                    Code::MetricsDisabled,
+                    "metrics are served on the separate metrics listener (INBOXLINK_METRICS_BIND), not on this one",
+                ));
             }
         };
-        let unauthorized = |code, detail: &str| Error::Unauthorized {
-            code,
-            detail: detail.into(),
-        };
+        let unauthorized = |code, detail: &str| Error::refused(code, detail);
         let provided = request
             .headers()
             .get(header::AUTHORIZATION)
@@ -149,7 +149,7 @@ impl MetricsGate {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 unauthorized(
-                    "missing_token",
+                    Code::MissingToken,
                     "send the metrics token (INBOXLINK_METRICS_TOKEN) as `Authorization: Bearer <token>`",
                 )
             })?;
@@ -157,7 +157,7 @@ impl MetricsGate {
             Ok(())
         } else {
             Err(unauthorized(
-                "invalid_token",
+                Code::InvalidToken,
                 "this is not the metrics token (INBOXLINK_METRICS_TOKEN); API tokens do not open the metrics",
             ))
         }

@@ -1,49 +1,56 @@
-//! `/mailboxes`: thin handlers (authorize, call the service, answer).
+//! `/mailboxes`: mailboxes, their sign-in, connection check and access
+//! token. Thin handlers: extract, call the use case (which authorizes),
+//! answer.
 
-use actix_web::{HttpResponse, web};
-use uuid::Uuid;
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 
-use crate::auth::{Permission, Principal};
+use crate::auth::Principal;
+use crate::domain::MailboxId;
 use crate::error::Result;
+use crate::http::extractors::OptionalJson;
+use crate::http::problem::RateLimited;
+use crate::service::check::CheckRequest;
+use crate::service::keeper::AccessTokenResponse;
 use crate::service::mailboxes::{
-    Mailbox, MailboxCreate, MailboxFilter, MailboxPage, MailboxUpdate,
+    CheckReport, Mailbox, MailboxCreate, MailboxFilter, MailboxPage, MailboxUpdate,
 };
+use crate::service::signin::{RefreshRequest, RefreshResult};
 use crate::service::{PageRequest, Services};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        crate::http::resource("/mailboxes")
-            .route(web::get().to(mailbox_list))
-            .route(web::post().to(mailbox_create)),
-    )
-    .service(
-        crate::http::resource("/mailboxes/{id}")
-            .route(web::get().to(mailbox_get))
-            .route(web::patch().to(mailbox_update))
-            .route(web::delete().to(mailbox_delete)),
-    );
+/// The operations of this resource.
+pub fn services(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(mailbox_list)
+        .service(mailbox_create)
+        .service(mailbox_get)
+        .service(mailbox_update)
+        .service(mailbox_delete)
+        .service(mailbox_refresh)
+        .service(mailbox_check)
+        .service(mailbox_access_token);
 }
+
+type Id = web::Path<MailboxId>;
 
 /// List mailboxes
 ///
 /// The organisation's mailboxes in creation order, a page at a time,
 /// optionally only those in one status.
 #[utoipa::path(
-    get, path = "/mailboxes", tag = "mailboxes", operation_id = "mailbox_list",
+    tag = "mailboxes", operation_id = "mailbox_list",
     params(MailboxFilter, PageRequest),
     responses((status = 200, description = "A page of mailboxes", body = MailboxPage)),
     security(("bearer" = []))
 )]
+#[get("/mailboxes")]
 pub async fn mailbox_list(
-    principal: Principal,
+    who: Principal,
     services: web::Data<Services>,
     filter: web::Query<MailboxFilter>,
     page: web::Query<PageRequest>,
 ) -> Result<web::Json<MailboxPage>> {
-    let org = principal.require(Permission::MailboxesRead)?;
     Ok(web::Json(
         services
-            .mailbox_list(org, filter.into_inner(), page.into_inner())
+            .mailbox_list(&who, filter.into_inner(), page.into_inner())
             .await?,
     ))
 }
@@ -52,7 +59,7 @@ pub async fn mailbox_list(
 ///
 /// The mailbox starts `inactive`; use refresh to authorize it.
 #[utoipa::path(
-    post, path = "/mailboxes", tag = "mailboxes", operation_id = "mailbox_create",
+    tag = "mailboxes", operation_id = "mailbox_create",
     request_body = MailboxCreate,
     responses(
         (status = 201, description = "Created", body = Mailbox),
@@ -60,15 +67,13 @@ pub async fn mailbox_list(
     ),
     security(("bearer" = []))
 )]
+#[post("/mailboxes")]
 pub async fn mailbox_create(
-    principal: Principal,
+    who: Principal,
     services: web::Data<Services>,
     body: web::Json<MailboxCreate>,
 ) -> Result<HttpResponse> {
-    principal.require(Permission::MailboxesWrite)?;
-    let created = services
-        .mailbox_create(&principal, body.into_inner())
-        .await?;
+    let created = services.mailbox_create(&who, body.into_inner()).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/mailboxes/{}", created.id)))
         .json(created))
@@ -78,18 +83,20 @@ pub async fn mailbox_create(
 ///
 /// Its status, what to do about it, validity in days and the last check.
 #[utoipa::path(
-    get, path = "/mailboxes/{id}", tag = "mailboxes", operation_id = "mailbox_get",
+    tag = "mailboxes", operation_id = "mailbox_get",
     params(("id" = Uuid, Path, description = "Mailbox id")),
     responses((status = 200, description = "The mailbox", body = Mailbox)),
     security(("bearer" = []))
 )]
+#[get("/mailboxes/{id}")]
 pub async fn mailbox_get(
-    principal: Principal,
+    who: Principal,
     services: web::Data<Services>,
-    id: web::Path<Uuid>,
+    id: Id,
 ) -> Result<web::Json<Mailbox>> {
-    let org = principal.require(Permission::MailboxesRead)?;
-    Ok(web::Json(services.mailbox_get(org, id.into_inner()).await?))
+    Ok(web::Json(
+        services.mailbox_get(&who, id.into_inner()).await?,
+    ))
 }
 
 /// Update a mailbox
@@ -98,7 +105,7 @@ pub async fn mailbox_get(
 /// resets the authorization: the mailbox becomes `inactive` until it signs in
 /// again, and a sign-in or refresh under way for the old settings is void.
 #[utoipa::path(
-    patch, path = "/mailboxes/{id}", tag = "mailboxes", operation_id = "mailbox_update",
+    tag = "mailboxes", operation_id = "mailbox_update",
     params(("id" = Uuid, Path, description = "Mailbox id")),
     request_body = MailboxUpdate,
     responses(
@@ -107,16 +114,17 @@ pub async fn mailbox_get(
     ),
     security(("bearer" = []))
 )]
+#[patch("/mailboxes/{id}")]
 pub async fn mailbox_update(
-    principal: Principal,
+    who: Principal,
     services: web::Data<Services>,
-    id: web::Path<Uuid>,
+    id: Id,
     body: web::Json<MailboxUpdate>,
 ) -> Result<web::Json<Mailbox>> {
-    principal.require(Permission::MailboxesWrite)?;
-    let (id, input) = (id.into_inner(), body.into_inner());
     Ok(web::Json(
-        services.mailbox_update(&principal, id, input).await?,
+        services
+            .mailbox_update(&who, id.into_inner(), body.into_inner())
+            .await?,
     ))
 }
 
@@ -124,17 +132,101 @@ pub async fn mailbox_update(
 ///
 /// Removes the mailbox and everything stored for it.
 #[utoipa::path(
-    delete, path = "/mailboxes/{id}", tag = "mailboxes", operation_id = "mailbox_delete",
+    tag = "mailboxes", operation_id = "mailbox_delete",
     params(("id" = Uuid, Path, description = "Mailbox id")),
     responses((status = 204, description = "Deleted")),
     security(("bearer" = []))
 )]
+#[delete("/mailboxes/{id}")]
 pub async fn mailbox_delete(
-    principal: Principal,
+    who: Principal,
     services: web::Data<Services>,
-    id: web::Path<Uuid>,
+    id: Id,
 ) -> Result<HttpResponse> {
-    principal.require(Permission::MailboxesDelete)?;
-    services.mailbox_delete(&principal, id.into_inner()).await?;
+    services.mailbox_delete(&who, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Sign in (Refresh)
+///
+/// Delegated mailboxes: starts a sign-in and returns the Microsoft URL to open
+/// (valid 10 minutes, usable once); the mailbox becomes `active` when the
+/// callback completes. App-only mailboxes: obtains a client-credentials token
+/// now and the mailbox becomes `active`.
+#[utoipa::path(
+    tag = "mailboxes", operation_id = "mailbox_refresh",
+    params(("id" = Uuid, Path, description = "Mailbox id")),
+    request_body(content = Option<RefreshRequest>, description = "Optional: a return URL"),
+    responses(
+        (status = 200, description = "The sign-in URL, or the activated app-only mailbox", body = RefreshResult),
+        (status = 409, description = "Microsoft refused (`app_credential_invalid`, `sign_in_setup`, `reauth_required`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        RateLimited,
+    ),
+    security(("bearer" = []))
+)]
+#[post("/mailboxes/{id}/refresh")]
+pub async fn mailbox_refresh(
+    who: Principal,
+    services: web::Data<Services>,
+    id: Id,
+    OptionalJson(input): OptionalJson<RefreshRequest>,
+) -> Result<web::Json<RefreshResult>> {
+    Ok(web::Json(
+        services
+            .mailbox_refresh(&who, id.into_inner(), input)
+            .await?,
+    ))
+}
+
+/// Check the connection
+///
+/// Obtains a valid token, then IMAP (connect with TLS, AUTHENTICATE XOAUTH2,
+/// SELECT INBOX, LOGOUT) and SMTP (connect, EHLO, STARTTLS, AUTH XOAUTH2,
+/// optionally a test message to the mailbox itself, QUIT), stopping at the
+/// first failure. Each step reports its status, duration, the server's
+/// answer (never the token), a stable code and what to do. The report is
+/// stored as the mailbox's `last_check`. A failed check is still 200: `ok` says.
+#[utoipa::path(
+    tag = "mailboxes", operation_id = "mailbox_check",
+    params(("id" = Uuid, Path, description = "Mailbox id")),
+    request_body(content = CheckRequest, description = "`{}` or `{\"send_test_message\": true}`"),
+    responses((status = 200, description = "The step-by-step report", body = CheckReport), RateLimited),
+    security(("bearer" = []))
+)]
+#[post("/mailboxes/{id}/check")]
+pub async fn mailbox_check(
+    who: Principal,
+    services: web::Data<Services>,
+    id: Id,
+    OptionalJson(input): OptionalJson<CheckRequest>,
+) -> Result<web::Json<CheckReport>> {
+    Ok(web::Json(
+        services.mailbox_check(&who, id.into_inner(), input).await?,
+    ))
+}
+
+/// Get an access token
+///
+/// A valid access token for the mailbox (refreshed when less than 5 minutes
+/// are left) and the SASL users for IMAP and SMTP. Every call is audited.
+#[utoipa::path(
+    tag = "mailboxes", operation_id = "mailbox_access_token",
+    params(("id" = Uuid, Path, description = "Mailbox id")),
+    responses(
+        (status = 200, description = "A valid access token", body = AccessTokenResponse),
+        (status = 409, description = "Not authorized (`mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        RateLimited,
+    ),
+    security(("bearer" = []))
+)]
+#[get("/mailboxes/{id}/access-token")]
+pub async fn mailbox_access_token(
+    who: Principal,
+    services: web::Data<Services>,
+    id: Id,
+) -> Result<HttpResponse> {
+    let token = services.mailbox_access_token(&who, id.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(token))
 }

@@ -1,8 +1,12 @@
-//! The HTTP layer: routes, extractor error handling, problem documents.
-//! Handlers are thin: extract, authorize, call a service, answer.
+//! The HTTP layer: one file per resource, extractor error handling, problem
+//! documents. Handlers are thin: extract, call the use case (which
+//! authorizes the caller), answer. Each operation is written once: its path
+//! and method in the actix route macro, its documentation in
+//! `#[utoipa::path]`; [`api`] registers them, and the spec is collected from
+//! that same registration ([`crate::openapi`]).
 
 pub mod app_credentials;
-pub mod check;
+pub mod audit;
 pub mod extractors;
 pub mod headers;
 pub mod health;
@@ -11,25 +15,33 @@ pub mod oauth;
 pub mod observe;
 pub mod problem;
 mod refusal;
-pub mod signin;
 
 use actix_web::{HttpResponse, web};
+use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use crate::codes::Code;
 use crate::error::Error;
 
-/// Every route of the service.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Every operation of the API (and of its spec).
+pub fn api(cfg: &mut ServiceConfig) {
     cfg.app_data(extractors::json_config())
         .app_data(extractors::path_config())
-        .app_data(extractors::query_config())
-        .configure(health::routes)
-        .configure(app_credentials::routes)
-        .configure(mailboxes::routes)
-        .configure(signin::routes)
-        .configure(check::routes)
-        .configure(oauth::routes)
-        .route("/openapi.json", web::get().to(openapi_json))
+        .app_data(extractors::query_config());
+    health::services(cfg);
+    app_credentials::services(cfg);
+    mailboxes::services(cfg);
+    audit::services(cfg);
+    oauth::services(cfg);
+}
+
+/// What is served beside the operations: 405 for the operations' paths with
+/// another method, the spec and the interactive docs.
+pub fn rest(cfg: &mut web::ServiceConfig) {
+    for path in crate::openapi::paths() {
+        cfg.service(web::resource(path).to(method_not_allowed));
+    }
+    cfg.route("/openapi.json", web::get().to(openapi_json))
         .route(
             "/docs",
             web::get().to(|| async {
@@ -41,25 +53,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"])));
 }
 
-/// A resource whose unsupported methods answer 405 with a problem document.
-pub fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
-}
-
 /// Answer for a known path with a method it does not have.
 pub async fn method_not_allowed() -> Result<HttpResponse, Error> {
-    Err(Error::BadRequest {
-        code: "method_not_allowed",
-        detail: "this path does not support this method; see /docs".into(),
-    })
+    Err(Error::refused(
+        Code::MethodNotAllowed,
+        "this path does not support this method; see /docs",
+    ))
 }
 
 /// Answer for paths the API does not have.
 pub async fn not_found() -> Result<HttpResponse, Error> {
-    Err(Error::BadRequest {
-        code: "route_not_found",
-        detail: "no such operation; see /docs".into(),
-    })
+    Err(Error::refused(
+        Code::RouteNotFound,
+        "no such operation; see /docs",
+    ))
 }
 
 async fn openapi_json() -> HttpResponse {

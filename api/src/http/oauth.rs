@@ -3,13 +3,14 @@
 //! the allow-listed return URL with the mailbox id and the outcome code.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use crate::service::Services;
 use crate::service::callback::{CallbackOutcome, CallbackParams};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(crate::http::resource("/oauth/callback").route(web::get().to(oauth_callback)));
+/// The operations of this resource.
+pub fn services(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(oauth_callback);
 }
 
 /// OAuth redirect URI
@@ -17,7 +18,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Microsoft sends the browser here after a sign-in or an admin consent.
 /// Answers an HTML page, or 303 to the return URL given to refresh.
 #[utoipa::path(
-    get, path = "/oauth/callback", tag = "oauth", operation_id = "oauth_callback",
+    tag = "oauth", operation_id = "oauth_callback",
     params(
         ("state" = Option<String>, Query, description = "The state of the sign-in"),
         ("code" = Option<String>, Query, description = "The authorization code"),
@@ -33,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     ),
     security(())
 )]
+#[get("/oauth/callback")]
 pub async fn oauth_callback(req: HttpRequest, services: web::Data<Services>) -> HttpResponse {
     let params = web::Query::<CallbackParams>::from_query(req.query_string())
         .map(web::Query::into_inner)
@@ -45,9 +47,12 @@ pub async fn oauth_callback(req: HttpRequest, services: web::Data<Services>) -> 
                 .query_pairs_mut()
                 .append_pair(
                     "mailbox_id",
-                    outcome.mailbox_id.as_deref().unwrap_or_default(),
+                    &outcome
+                        .mailbox_id
+                        .map(|id| id.to_string())
+                        .unwrap_or_default(),
                 )
-                .append_pair("outcome", &outcome.code);
+                .append_pair("outcome", outcome.code.as_str());
             let mut r = HttpResponse::SeeOther();
             r.insert_header((header::LOCATION, target.to_string()));
             r
@@ -107,132 +112,6 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// Czech message and hint for each outcome code the callback can show (the
-/// callback's own codes and every code of [`crate::idp::explain`]).
-fn czech(code: &str) -> Option<(&'static str, &'static str)> {
-    const AGAIN: &str = "Spusťte znovu akci Obnovit.";
-    const SIGN_IN_AGAIN: &str = "Přihlaste se znovu přes akci Obnovit.";
-    Some(match code {
-        // The callback's own outcomes (service::signin).
-        "signed_in" => ("Schránka je připojena.", "Okno můžete zavřít."),
-        "admin_consent_granted" => (
-            "Souhlas správce byl udělen; Inboxlink ho potvrdí při příštím ověření přihlašovacích údajů aplikace.",
-            "Okno můžete zavřít.",
-        ),
-        "invalid_state" => (
-            "Odpověď na přihlášení neobsahuje identifikátor přihlášení (state).",
-            AGAIN,
-        ),
-        "state_expired" => ("Platnost přihlášení vypršela (platí 10 minut).", AGAIN),
-        "state_unknown" => (
-            "Toto přihlášení je neznámé nebo již bylo použito.",
-            "Spusťte znovu akci Obnovit; každý odkaz pro přihlášení platí jen jednou.",
-        ),
-        "invalid_callback" => ("Odpověď na přihlášení neobsahuje kód ani chybu.", AGAIN),
-        "id_token_invalid" => (
-            "Přihlášení se nepodařilo ověřit: token identity (id_token) od Microsoftu neprošel kontrolou.",
-            AGAIN,
-        ),
-        "identity_mismatch" => (
-            "Přihlásili jste se jiným účtem, než je účet schránky.",
-            "Spusťte znovu akci Obnovit a vyberte účet této schránky.",
-        ),
-        "identity_changed" => (
-            "Tento účet není ten, se kterým byla schránka připojena (jiný objekt nebo tenant v Entra ID).",
-            "Pokud byl účet záměrně nahrazen, schránku odstraňte a přidejte znovu; jinak se přihlaste původním účtem.",
-        ),
-        "settings_changed" => (
-            "Nastavení schránky se během přihlášení změnilo; přihlášení nebylo použito.",
-            AGAIN,
-        ),
-        "consent_tenant_mismatch" => (
-            "Odpověď na souhlas správce uvádí jiný tenant, než je tenant přihlašovacích údajů aplikace.",
-            "Otevřete odkaz pro souhlas správce jako správce vlastního tenantu těchto přihlašovacích údajů aplikace.",
-        ),
-        "no_refresh_token" => (
-            "Microsoft nevrátil obnovovací token (nebyl udělen offline přístup).",
-            "Udělte oprávnění offline_access (souhlasem správce) a spusťte znovu akci Obnovit.",
-        ),
-        "internal" => (
-            "Na straně služby Inboxlink došlo k chybě.",
-            "Zkuste to znovu; pokud potíže trvají, obraťte se na správce služby.",
-        ),
-        "microsoft_unreachable" => (
-            "Nepodařilo se spojit se servery Microsoftu.",
-            "Zkuste to za chvíli znovu; pokud potíže trvají, zkontrolujte síťové připojení serveru.",
-        ),
-        // Microsoft's answers, as idp::explain classifies them.
-        "microsoft_unavailable" => (
-            "Microsoft je momentálně přetížený nebo nedostupný.",
-            "Počkejte několik minut a spusťte znovu akci Obnovit.",
-        ),
-        "refresh_token_expired" => (
-            "Platnost obnovovacího tokenu vypršela (nebyl použit 90 dní).",
-            SIGN_IN_AGAIN,
-        ),
-        "code_expired" => (
-            "Přihlášení trvalo příliš dlouho a jeho kód vypršel.",
-            "Spusťte znovu akci Obnovit a dokončete přihlášení během několika minut.",
-        ),
-        "grant_revoked" => (
-            "Oprávnění k přístupu bylo odvoláno (například po resetování hesla).",
-            SIGN_IN_AGAIN,
-        ),
-        "sign_in_required" => (
-            "Tenant vyžaduje nové přihlášení nebo vícefaktorové ověření.",
-            "Přihlaste se znovu přes akci Obnovit a dokončete vícefaktorové ověření.",
-        ),
-        "blocked_by_conditional_access" => (
-            "Přihlášení zablokovaly zásady podmíněného přístupu (Conditional Access) tenantu.",
-            "Správce tenantu musí této aplikaci povolit přihlášení v zásadách podmíněného přístupu.",
-        ),
-        "consent_required" => (
-            "Chybí souhlas s oprávněními aplikace.",
-            "Správce tenantu musí udělit souhlas správce (admin consent) – použijte odkaz pro souhlas správce z nastavení přihlašovacích údajů aplikace.",
-        ),
-        "consent_declined" => (
-            "Souhlas s oprávněními nebyl udělen.",
-            "Spusťte znovu akci Obnovit a požadovaná oprávnění přijměte.",
-        ),
-        "access_denied" => (
-            "Souhlas nebo přihlášení bylo odmítnuto.",
-            "Spusťte znovu akci Obnovit; pokud se to opakuje, obraťte se na správce tenantu.",
-        ),
-        "redirect_uri_mismatch" => (
-            "Adresa pro přesměrování (redirect URI) není v aplikaci zaregistrována.",
-            "V Entra ID zaregistrujte přesně tu adresu pro přesměrování, kterou uvádějí přihlašovací údaje aplikace (platforma Web).",
-        ),
-        "app_not_found" => (
-            "Aplikace nebyla v tenantu nalezena.",
-            "Zkontrolujte ID klienta (Application ID) a ID tenantu (Directory ID) v přihlašovacích údajích aplikace.",
-        ),
-        "invalid_client_secret" => (
-            "Tajný kód klienta (client secret) je neplatný.",
-            "Vložte hodnotu tajného kódu (Value – zobrazí se jen jednou, při vytvoření), ne jeho ID (Secret ID).",
-        ),
-        "client_secret_expired" => (
-            "Platnost tajného kódu klienta vypršela.",
-            "V Entra ID vytvořte nový tajný kód klienta a uložte ho do přihlašovacích údajů aplikace.",
-        ),
-        "tenant_not_found" => (
-            "Tenant nebyl nalezen.",
-            "Zkontrolujte ID tenantu: identifikátor GUID (Directory (tenant) ID) nebo ověřenou doménu.",
-        ),
-        "code_already_redeemed" => ("Kód přihlášení už byl použit.", AGAIN),
-        "pkce_mismatch" => ("Přihlášení se nepodařilo ověřit (PKCE).", AGAIN),
-        "invalid_grant" => ("Oprávnění k přístupu už nelze použít.", SIGN_IN_AGAIN),
-        "invalid_client" => (
-            "Microsoft nepřijal přihlašovací údaje aplikace.",
-            "Zkontrolujte ID klienta, ID tenantu a tajný kód klienta v přihlašovacích údajích aplikace.",
-        ),
-        "sign_in_failed" => (
-            "Přihlášení u Microsoftu se nezdařilo.",
-            "Porovnejte registraci aplikace v Entra ID s pokyny v nastavení přihlašovacích údajů aplikace.",
-        ),
-        _ => return None,
-    })
-}
-
 /// The `AADSTSnnnn` number an explained message names, if any.
 fn aadsts_in(message: &str) -> Option<&str> {
     let at = message.find("AADSTS")?;
@@ -252,7 +131,7 @@ fn page(outcome: &CallbackOutcome, cs: bool) -> String {
     };
     let hint_label = if cs { "Co dělat" } else { "What to do" };
     let code_label = if cs { "Kód" } else { "Code" };
-    let (message, hint) = match czech(&outcome.code).filter(|_| cs) {
+    let (message, hint) = match outcome.code.czech().filter(|_| cs) {
         Some((m, h)) => (escape(m), Some(escape(h))),
         // A code without Czech text: Microsoft's English explanation, labelled as such.
         None if cs => (
@@ -283,13 +162,14 @@ fn page(outcome: &CallbackOutcome, cs: bool) -> String {
 <title>Inboxlink: {title}</title><style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#1f2328}}\
 h1{{color:{color};font-size:1.5rem}}.m{{color:#57606a}}code{{background:#f6f8fa;padding:.1rem .3rem}}</style></head>\
 <body><h1>{title}</h1>{mailbox}<p>{message}</p>{hint}<p class=\"m\">{code_label}: <code>{}</code>{aadsts}</p></body></html>",
-        escape(&outcome.code),
+        escape(outcome.code.as_str()),
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codes::Code;
 
     #[test]
     fn language_negotiation() {
@@ -303,7 +183,7 @@ mod tests {
     fn pages_escape_what_they_show() {
         let o = CallbackOutcome {
             ok: false,
-            code: "x".into(),
+            code: Code::Internal,
             message: "<script>alert(1)</script>".into(),
             hint: None,
             mailbox_id: None,
@@ -314,10 +194,10 @@ mod tests {
         assert!(!page(&o, false).contains("<script>"));
     }
 
-    fn outcome(ok: bool, code: &str, message: &str, hint: Option<&str>) -> CallbackOutcome {
+    fn outcome(ok: bool, code: Code, message: &str, hint: Option<&str>) -> CallbackOutcome {
         CallbackOutcome {
             ok,
-            code: code.into(),
+            code,
             message: message.into(),
             hint: hint.map(Into::into),
             mailbox_id: None,
@@ -335,19 +215,19 @@ mod tests {
         let mut all = vec![
             outcome(
                 true,
-                "signed_in",
+                Code::SignedIn,
                 "podatelna@mesto.cz is connected (signed in as podatelna@mesto.cz).",
                 None,
             ),
             outcome(
                 true,
-                "admin_consent_granted",
+                Code::AdminConsentGranted,
                 "Admin consent was granted for the tenant 6f1c2b3a-0d4e-4f5a-8b6c-7d8e9f0a1b2c; Inboxlink confirms it at the next verify.",
                 Some("You can close this window."),
             ),
             outcome(
                 false,
-                "consent_tenant_mismatch",
+                Code::ConsentTenantMismatch,
                 "The consent answer names the tenant 00000000-0000-4000-8000-000000000000, not this app credential's.",
                 Some(
                     "Open the admin-consent link as an administrator of the app credential's own tenant.",
@@ -355,7 +235,7 @@ mod tests {
             ),
             outcome(
                 false,
-                "identity_changed",
+                Code::IdentityChanged,
                 "podatelna@mesto.cz is not the account this mailbox was connected with (another Entra ID object or tenant).",
                 Some(
                     "If the account was replaced on purpose, delete the mailbox and add it again; otherwise sign in with the original account.",
@@ -363,49 +243,49 @@ mod tests {
             ),
             outcome(
                 false,
-                "settings_changed",
+                Code::SettingsChanged,
                 "The mailbox settings changed during the sign-in; the sign-in was not applied.",
                 again,
             ),
             outcome(
                 false,
-                "invalid_state",
+                Code::InvalidState,
                 "The sign-in answer has no state.",
                 again,
             ),
             outcome(
                 false,
-                "state_expired",
+                Code::StateExpired,
                 "This sign-in has expired (it is valid for 10 minutes).",
                 again,
             ),
             outcome(
                 false,
-                "state_unknown",
+                Code::StateUnknown,
                 "This sign-in is unknown or was already used.",
                 Some("Start again with Refresh; each sign-in link works once."),
             ),
             outcome(
                 false,
-                "invalid_callback",
+                Code::InvalidCallback,
                 "The sign-in answer has neither a code nor an error.",
                 again,
             ),
             outcome(
                 false,
-                "id_token_invalid",
+                Code::IdTokenInvalid,
                 "The sign-in could not be verified: the id_token has expired.",
                 again,
             ),
             outcome(
                 false,
-                "identity_mismatch",
+                Code::IdentityMismatch,
                 "Signed in as jan@mesto.cz, but this mailbox is podatelna@mesto.cz.",
                 Some("Start again with Refresh and choose the mailbox's own account."),
             ),
             outcome(
                 false,
-                "no_refresh_token",
+                Code::NoRefreshToken,
                 "Microsoft returned no refresh token (offline access was not granted).",
                 Some(
                     "Grant the offline_access permission (admin consent) and start again with Refresh.",
@@ -413,13 +293,13 @@ mod tests {
             ),
             outcome(
                 false,
-                "internal",
+                Code::Internal,
                 "Something went wrong on our side.",
                 Some("Try again; if it persists, contact the administrator."),
             ),
             outcome(
                 false,
-                "microsoft_unreachable",
+                Code::MicrosoftUnreachable,
                 "Microsoft could not be reached (timeout).",
                 Some(
                     "Nothing to do: the service retries with back-off; check the network if it persists.",
@@ -438,7 +318,7 @@ mod tests {
     fn every_outcome_has_czech_text() {
         for o in every_outcome() {
             let (en, cs) = (page(&o, false), page(&o, true));
-            assert!(czech(&o.code).is_some(), "{} has Czech text", o.code);
+            assert!(o.code.czech().is_some(), "{} has Czech text", o.code);
             assert_ne!(cs, en, "{}", o.code);
             assert!(cs.contains("lang=\"cs\"") && en.contains("lang=\"en\""));
             assert!(en.contains(&escape(&o.message)), "{en}");
@@ -478,7 +358,12 @@ mod tests {
 
     #[test]
     fn a_code_without_czech_text_shows_the_english_labelled() {
-        let o = outcome(false, "something_new", "Something <new>.", Some("Do this."));
+        let o = outcome(
+            false,
+            Code::Unreachable,
+            "Something <new>.",
+            Some("Do this."),
+        );
         let cs = page(&o, true);
         assert!(
             cs.contains("Podrobnosti (anglicky): Something &lt;new&gt;."),

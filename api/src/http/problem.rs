@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::codes::Code;
 use crate::error::Error;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
@@ -40,31 +41,13 @@ pub struct ProblemField {
 }
 
 impl Error {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
-        match self {
-            Error::Unauthorized { code, .. } => (StatusCode::UNAUTHORIZED, code),
-            Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-            Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
-            Error::Conflict { code, .. } => (StatusCode::CONFLICT, code),
-            Error::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            Error::BadRequest { code, .. } => match *code {
-                "route_not_found" => (StatusCode::NOT_FOUND, code),
-                "method_not_allowed" => (StatusCode::METHOD_NOT_ALLOWED, code),
-                "payload_too_large" => (StatusCode::PAYLOAD_TOO_LARGE, code),
-                "unsupported_media_type" => (StatusCode::UNSUPPORTED_MEDIA_TYPE, code),
-                "invalid_body" => (StatusCode::UNPROCESSABLE_ENTITY, code),
-                "metrics_disabled" => (StatusCode::NOT_FOUND, code),
-                _ => (StatusCode::BAD_REQUEST, code),
-            },
-            Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
+    fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// The problem document a client sees.
     pub fn to_problem(&self) -> Problem {
-        let (status, code) = self.status_and_code();
+        let (status, code) = (self.status(), self.code().as_str());
         let detail = match self {
             Error::Internal(_) => "an unexpected error occurred; it has been logged".to_owned(),
             other => other.to_string(),
@@ -80,14 +63,14 @@ impl Error {
                     .iter()
                     .map(|f| ProblemField {
                         field: f.field.clone(),
-                        code: f.code.to_owned(),
+                        code: f.code.as_str().to_owned(),
                         message: f.message.clone(),
                     })
                     .collect(),
                 _ => Vec::new(),
             },
             mailboxes: match self {
-                Error::Conflict { mailboxes, .. } => mailboxes.clone(),
+                Error::Refused { mailboxes, .. } => mailboxes.clone(),
                 _ => Vec::new(),
             },
         }
@@ -96,7 +79,7 @@ impl Error {
 
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
-        self.status_and_code().0
+        self.status()
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -105,19 +88,20 @@ impl ResponseError for Error {
                 tracing::error!(error = format!("{cause:#}"), "request failed")
             }
             Error::Unavailable(what) => tracing::warn!(error = %what, "dependency unavailable"),
-            other => tracing::info!(code = other.status_and_code().1, "request refused"),
+            other => tracing::info!(code = other.code().as_str(), "request refused"),
         }
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)));
         response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-        if let Error::Unauthorized { code, .. } = self {
-            let value = if *code == "invalid_token" {
-                "Bearer error=\"invalid_token\""
-            } else {
-                "Bearer"
-            };
-            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(value)));
-        }
+        match self.code() {
+            Code::InvalidToken => response.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            )),
+            Code::MissingToken => response
+                .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))),
+            _ => &mut response,
+        };
         if let Error::RateLimited { retry_after, .. } = self {
             response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }

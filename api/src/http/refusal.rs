@@ -8,9 +8,11 @@ use actix_web::dev::ServiceResponse;
 use serde_json::json;
 
 use crate::auth::Principal;
+use crate::codes::Code;
+use crate::domain::{Actor, AuditAction};
 use crate::error::Error;
 use crate::service::Services;
-use crate::service::audit::Audit;
+use crate::service::audit::{Audit, Target};
 
 /// Counts and audits `response` if it is a 403 (a no-op otherwise).
 pub async fn forbidden(response: &ServiceResponse<BoxBody>, services: &Services) {
@@ -21,7 +23,7 @@ pub async fn forbidden(response: &ServiceResponse<BoxBody>, services: &Services)
     else {
         return;
     };
-    services.metrics.auth_refusal("forbidden");
+    services.metrics.auth_refusal(Code::Forbidden.as_str());
     let request = response.request();
     let Some(who) = request.extensions().get::<Principal>().cloned() else {
         return;
@@ -38,11 +40,10 @@ pub async fn forbidden(response: &ServiceResponse<BoxBody>, services: &Services)
         .run(move |c| {
             Audit {
                 org: &who.org,
-                actor: &who.subject,
-                action: "request.forbidden",
-                target_type: "route",
-                target_id: Some(&route),
-                outcome: "forbidden",
+                actor: Actor::Caller(who.subject.clone()),
+                action: AuditAction::RequestForbidden,
+                target: Target::Route(route),
+                outcome: Code::Forbidden,
                 detail: Some(detail),
             }
             .record(c)

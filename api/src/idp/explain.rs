@@ -2,6 +2,7 @@
 //! OAuth error) maps to a class (what the service does) and a stable code,
 //! message and hint (what the user is told). Source: ../shared/FACTS.md and
 //! Microsoft's error reference.
+use crate::codes::Code;
 
 /// What the service does about a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,157 +22,129 @@ pub enum Class {
 pub struct Explanation {
     pub class: Class,
     /// Stable machine code, e.g. `refresh_token_expired`.
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub hint: &'static str,
 }
 
+/// An AADSTS number: its code (whose meaning and hint the catalogue holds)
+/// and what the service does about it.
 struct Entry {
     aadsts: &'static [u32],
     class: Class,
-    code: &'static str,
-    meaning: &'static str,
-    hint: &'static str,
+    code: Code,
 }
 
 const TABLE: &[Entry] = &[
     Entry {
         aadsts: &[700082],
         class: Class::Reauth,
-        code: "refresh_token_expired",
-        meaning: "the refresh token has expired (it was not used for 90 days)",
-        hint: "Sign in again with Refresh.",
+        code: Code::RefreshTokenExpired,
     },
     Entry {
         aadsts: &[70008],
         class: Class::Reauth,
-        code: "code_expired",
-        meaning: "the sign-in took too long and its code expired",
-        hint: "Start again with Refresh and finish the sign-in within a few minutes.",
+        code: Code::CodeExpired,
     },
     Entry {
         aadsts: &[50173],
         class: Class::Reauth,
-        code: "grant_revoked",
-        meaning: "the authorization was revoked (for example after a password reset)",
-        hint: "Sign in again with Refresh.",
+        code: Code::GrantRevoked,
     },
     Entry {
         aadsts: &[70043, 50076, 50079],
         class: Class::Reauth,
-        code: "sign_in_required",
-        meaning: "the tenant requires a new sign-in or multi-factor authentication",
-        hint: "Sign in again with Refresh, completing multi-factor authentication.",
+        code: Code::SignInRequired,
     },
     Entry {
         aadsts: &[53003],
         class: Class::Setup,
-        code: "blocked_by_conditional_access",
-        meaning: "a Conditional Access policy of the tenant blocked the sign-in",
-        hint: "A tenant administrator must allow this app in the Conditional Access policies.",
+        code: Code::BlockedByConditionalAccess,
     },
     Entry {
         aadsts: &[65001, 90094],
         class: Class::Setup,
-        code: "consent_required",
-        meaning: "the permissions have not been consented to",
-        hint: "A tenant administrator must grant admin consent (use the admin-consent URL of the app credential's setup).",
+        code: Code::ConsentRequired,
     },
     Entry {
         aadsts: &[65004],
         class: Class::Setup,
-        code: "consent_declined",
-        meaning: "the user declined to consent",
-        hint: "Start again with Refresh and accept the requested permissions.",
+        code: Code::ConsentDeclined,
     },
     Entry {
         aadsts: &[50011, 500117],
         class: Class::Setup,
-        code: "redirect_uri_mismatch",
-        meaning: "the redirect URI is not registered on the app",
-        hint: "Register the exact redirect URI shown by the app credential (platform Web) in Entra ID.",
+        code: Code::RedirectUriMismatch,
     },
     Entry {
         aadsts: &[700016],
         class: Class::AppCredential,
-        code: "app_not_found",
-        meaning: "the app was not found in the tenant",
-        hint: "Check the client id (Application ID) and the tenant id (Directory ID) of the app credential.",
+        code: Code::AppNotFound,
     },
     Entry {
         aadsts: &[7000215],
         class: Class::AppCredential,
-        code: "invalid_client_secret",
-        meaning: "the client secret is invalid",
-        hint: "Paste the secret's Value (shown once when it is created), not its Secret ID.",
+        code: Code::InvalidClientSecret,
     },
     Entry {
         aadsts: &[7000222],
         class: Class::AppCredential,
-        code: "client_secret_expired",
-        meaning: "the client secret has expired",
-        hint: "Create a new client secret in Entra ID and update the app credential.",
+        code: Code::ClientSecretExpired,
     },
     Entry {
         aadsts: &[90002],
         class: Class::AppCredential,
-        code: "tenant_not_found",
-        meaning: "the tenant was not found",
-        hint: "Check the tenant id: the Directory (tenant) ID GUID or a verified domain.",
+        code: Code::TenantNotFound,
     },
     Entry {
         aadsts: &[54005],
         class: Class::Reauth,
-        code: "code_already_redeemed",
-        meaning: "the sign-in code was already used",
-        hint: "Start again with Refresh.",
+        code: Code::CodeAlreadyRedeemed,
     },
     Entry {
         aadsts: &[501481],
         class: Class::Reauth,
-        code: "pkce_mismatch",
-        meaning: "the sign-in could not be verified (PKCE)",
-        hint: "Start again with Refresh.",
+        code: Code::PkceMismatch,
     },
 ];
 
-/// An OAuth `error` without an AADSTS number in the table.
+/// An OAuth `error` without an AADSTS number in the table. `meaning` and
+/// `hint` replace the catalogue's where the error alone says less than the
+/// AADSTS number would (`interaction_required` may also mean a new sign-in).
 struct Generic {
     errors: &'static [&'static str],
     class: Class,
-    code: &'static str,
-    meaning: &'static str,
-    hint: &'static str,
+    code: Code,
+    meaning: Option<(&'static str, &'static str)>,
 }
 
 const GENERIC: &[Generic] = &[
     Generic {
         errors: &["invalid_grant"],
         class: Class::Reauth,
-        code: "invalid_grant",
-        meaning: "the authorization can no longer be used",
-        hint: "Sign in again with Refresh.",
+        code: Code::InvalidGrant,
+        meaning: None,
     },
     Generic {
         errors: &["invalid_client", "unauthorized_client"],
         class: Class::AppCredential,
-        code: "invalid_client",
-        meaning: "the app credential was not accepted",
-        hint: "Check the client id, tenant id and client secret of the app credential.",
+        code: Code::InvalidClient,
+        meaning: None,
     },
     Generic {
         errors: &["access_denied"],
         class: Class::Setup,
-        code: "access_denied",
-        meaning: "the sign-in or the consent was refused",
-        hint: "Start again with Refresh; if it persists, ask a tenant administrator.",
+        code: Code::AccessDenied,
+        meaning: None,
     },
     Generic {
         errors: &["consent_required", "interaction_required"],
         class: Class::Setup,
-        code: "consent_required",
-        meaning: "consent or a new sign-in is required",
-        hint: "A tenant administrator must grant admin consent.",
+        code: Code::ConsentRequired,
+        meaning: Some((
+            "consent or a new sign-in is required",
+            "A tenant administrator must grant admin consent.",
+        )),
     },
 ];
 
@@ -179,21 +152,20 @@ const GENERIC: &[Generic] = &[
 const FALLBACK: Generic = Generic {
     errors: &[],
     class: Class::Setup,
-    code: "sign_in_failed",
-    meaning: "the sign-in failed",
-    hint: "Check the app registration against the app credential's setup view.",
+    code: Code::SignInFailed,
+    meaning: None,
 };
 
 /// The code of a 429 / 5xx answer, `temporarily_unavailable` or `server_error`.
-const UNAVAILABLE: &str = "microsoft_unavailable";
+const UNAVAILABLE: Code = Code::MicrosoftUnavailable;
 
 /// The hint for a stable code (for a problem stored by its code).
-pub fn hint_for(code: &str) -> Option<&'static str> {
-    TABLE
-        .iter()
-        .find(|e| e.code == code)
-        .map(|e| e.hint)
-        .or_else(|| GENERIC.iter().find(|g| g.code == code).map(|g| g.hint))
+pub fn hint_for(code: Code) -> Option<&'static str> {
+    code.hint()
+}
+
+fn meaning_and_hint(code: Code) -> (&'static str, &'static str) {
+    (code.info().en, code.hint().unwrap_or_default())
 }
 
 /// Explains an OAuth error answer (`error`, and the AADSTS number from `error_description`).
@@ -209,11 +181,12 @@ pub fn explain(error: &str, aadsts: Option<u32>, status: Option<u16>) -> Explana
         (None, None) => "Microsoft answered an unrecognised error".to_owned(),
     };
     if let Some(entry) = aadsts.and_then(|n| TABLE.iter().find(|e| e.aadsts.contains(&n))) {
+        let (meaning, hint) = meaning_and_hint(entry.code);
         return Explanation {
             class: entry.class,
             code: entry.code,
-            message: format!("{answered}: {}.", entry.meaning),
-            hint: entry.hint,
+            message: format!("{answered}: {meaning}."),
+            hint,
         };
     }
     let busy = matches!(status, Some(429) | Some(500..=599))
@@ -223,17 +196,20 @@ pub fn explain(error: &str, aadsts: Option<u32>, status: Option<u16>) -> Explana
             class: Class::Transient,
             code: UNAVAILABLE,
             message: format!("{answered}: it is busy or unavailable."),
-            hint: "Nothing to do: the service retries with back-off.",
+            hint: UNAVAILABLE.hint().unwrap_or_default(),
         };
     }
     let generic = error
         .and_then(|e| GENERIC.iter().find(|g| g.errors.contains(&e)))
         .unwrap_or(&FALLBACK);
+    let (meaning, hint) = generic
+        .meaning
+        .unwrap_or_else(|| meaning_and_hint(generic.code));
     Explanation {
         class: generic.class,
         code: generic.code,
-        message: format!("{answered}: {}.", generic.meaning),
-        hint: generic.hint,
+        message: format!("{answered}: {meaning}."),
+        hint,
     }
 }
 
@@ -468,7 +444,7 @@ mod tests {
 
     #[test]
     fn examples_cover_every_code() {
-        let codes: Vec<&str> = examples().iter().map(|x| x.code).collect();
+        let codes: Vec<Code> = examples().iter().map(|x| x.code).collect();
         let expected = TABLE
             .iter()
             .map(|e| e.code)

@@ -10,6 +10,7 @@
 
 pub mod explain;
 
+use crate::codes::Code;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,7 +133,7 @@ impl IdpError {
     fn into_transient(mut self) -> Self {
         self.explanation = Explanation {
             class: Class::Transient,
-            code: "microsoft_unreachable",
+            code: Code::MicrosoftUnreachable,
             message: format!("Microsoft could not be reached ({}).", self.error),
             hint: "Nothing to do: the service retries with back-off; check the network if it persists.",
         };

@@ -1,5 +1,7 @@
 //! IMAP: connect with implicit TLS, `AUTHENTICATE XOAUTH2`, `SELECT INBOX`, `LOGOUT`.
 
+use crate::codes::Code;
+use crate::domain::CheckStepName as Step;
 use secrecy::ExposeSecret;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -35,28 +37,32 @@ impl<T: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send> Stream for T {}
 
 pub async fn check(servers: &MailServers, steps: &mut Steps<'_>, login: &Login<'_>) {
     let t = servers.step_timeout;
-    let client = steps.run("imap_connect", t, connect(servers)).await;
+    let client = steps.run(Step::ImapConnect, t, connect(servers)).await;
     let session = match client {
-        Some(client) => steps.run("imap_auth", t, authenticate(client, login)).await,
+        Some(client) => {
+            steps
+                .run(Step::ImapAuth, t, authenticate(client, login))
+                .await
+        }
         None => {
-            steps.skip("imap_auth");
+            steps.skip(Step::ImapAuth);
             None
         }
     };
     let Some(mut session) = session else {
-        steps.skip("imap_select");
-        steps.skip("imap_logout");
+        steps.skip(Step::ImapSelect);
+        steps.skip(Step::ImapLogout);
         return;
     };
     let selected = steps
-        .run("imap_select", t, select(&mut session, login))
+        .run(Step::ImapSelect, t, select(&mut session, login))
         .await;
     if selected.is_none() {
-        steps.skip("imap_logout");
+        steps.skip(Step::ImapLogout);
         return;
     }
     steps
-        .run("imap_logout", t, async {
+        .run(Step::ImapLogout, t, async {
             session
                 .logout()
                 .await
@@ -74,7 +80,7 @@ async fn connect(servers: &MailServers) -> Result<(Client, Option<String>), Step
     // The TLS name comes from the configured endpoint, never from the server.
     let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone()).map_err(|_| {
         StepFailure::new(
-            "invalid_endpoint",
+            Code::InvalidEndpoint,
             None,
             "The IMAP endpoint host is not a valid name.",
         )
@@ -90,7 +96,7 @@ async fn connect(servers: &MailServers) -> Result<(Client, Option<String>), Step
         .map_err(|e| connect_failure("IMAP", endpoint, &e))?
         .ok_or_else(|| {
             StepFailure::new(
-                "imap_no_greeting",
+                Code::ImapNoGreeting,
                 None,
                 "The IMAP server closed the connection without a greeting.",
             )
@@ -148,7 +154,7 @@ fn auth_failure(e: &async_imap::error::Error, mode: AccessMode) -> StepFailure {
                 -User <that object id> -AccessRights FullAccess (see the app credential's setup view)."
             }
         };
-        return StepFailure::new("imap_auth_failed", Some(text), hint);
+        return StepFailure::new(Code::ImapAuthFailed, Some(text), hint);
     }
     imap_classified(text)
 }
@@ -168,17 +174,17 @@ fn imap_classified(text: String) -> StepFailure {
             Some(ms) => format!("Microsoft throttles this mailbox: {}.", backoff_advice(ms)),
             None => "Microsoft throttles this mailbox; wait a few minutes and try again.".into(),
         };
-        return StepFailure::new("imap_throttled", Some(text), hint);
+        return StepFailure::new(Code::ImapThrottled, Some(text), hint);
     }
     if text.contains("UNAVAILABLE") {
         return StepFailure::new(
-            "imap_unavailable",
+            Code::ImapUnavailable,
             Some(text),
             "The server is temporarily unavailable; try again in a few minutes.",
         );
     }
     StepFailure::new(
-        "imap_error",
+        Code::ImapError,
         Some(text),
         "The IMAP server refused the request; see its response.",
     )

@@ -7,6 +7,7 @@ mod imap;
 mod smtp;
 mod tls;
 
+use crate::codes::Code;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -16,8 +17,27 @@ use secrecy::SecretString;
 pub use tls::TlsTrust;
 
 use crate::config::Endpoint;
-use crate::domain::AccessMode;
-use crate::service::mailboxes::{CheckStep, CheckStepStatus};
+use crate::domain::{AccessMode, CheckStepName};
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    Ok,
+    Failed,
+    Skipped,
+}
+
+/// One step as it ran: the service turns these into the check's report.
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    pub name: CheckStepName,
+    pub status: StepStatus,
+    pub duration_ms: u64,
+    /// The server's answer, sanitized.
+    pub response: Option<String>,
+    pub code: Option<Code>,
+    pub hint: Option<String>,
+}
 
 /// Where and how to reach the mail servers.
 #[derive(Clone)]
@@ -41,13 +61,13 @@ pub struct Login<'a> {
 /// A failed step: its code, what the server said, and what to do.
 #[derive(Debug, Clone)]
 pub struct StepFailure {
-    pub code: &'static str,
+    pub code: Code,
     pub response: Option<String>,
     pub hint: String,
 }
 
 impl StepFailure {
-    pub fn new(code: &'static str, response: Option<String>, hint: impl Into<String>) -> Self {
+    pub fn new(code: Code, response: Option<String>, hint: impl Into<String>) -> Self {
         Self {
             code,
             response,
@@ -58,7 +78,7 @@ impl StepFailure {
 
 /// Collects the steps of a check.
 pub struct Steps<'a> {
-    pub steps: Vec<CheckStep>,
+    pub steps: Vec<StepResult>,
     failed: bool,
     /// Text that must never appear in a reported response (the token), in
     /// any of the forms [`sanitize`] redacts.
@@ -96,7 +116,7 @@ impl<'a> Steps<'a> {
     }
 
     /// Runs one step under the step timeout, unless an earlier one failed.
-    pub async fn run<T, F>(&mut self, name: &str, timeout: Duration, f: F) -> Option<T>
+    pub async fn run<T, F>(&mut self, name: CheckStepName, timeout: Duration, f: F) -> Option<T>
     where
         F: std::future::Future<Output = Result<(T, Option<String>), StepFailure>>,
     {
@@ -108,7 +128,7 @@ impl<'a> Steps<'a> {
         let result = match tokio::time::timeout(timeout, f).await {
             Ok(r) => r,
             Err(_) => Err(StepFailure::new(
-                "timeout",
+                Code::Timeout,
                 None,
                 format!(
                     "The server did not answer within {} s; check the endpoint and the network, then try again.",
@@ -119,9 +139,9 @@ impl<'a> Steps<'a> {
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match result {
             Ok((value, response)) => {
-                self.steps.push(CheckStep {
-                    name: name.into(),
-                    status: CheckStepStatus::Ok,
+                self.steps.push(StepResult {
+                    name,
+                    status: StepStatus::Ok,
                     duration_ms,
                     response: response.map(|r| self.sanitize(&r)),
                     code: None,
@@ -131,12 +151,12 @@ impl<'a> Steps<'a> {
             }
             Err(f) => {
                 self.failed = true;
-                self.steps.push(CheckStep {
-                    name: name.into(),
-                    status: CheckStepStatus::Failed,
+                self.steps.push(StepResult {
+                    name,
+                    status: StepStatus::Failed,
                     duration_ms,
                     response: f.response.map(|r| self.sanitize(&r)),
-                    code: Some(f.code.into()),
+                    code: Some(f.code),
                     hint: Some(f.hint),
                 });
                 None
@@ -145,10 +165,10 @@ impl<'a> Steps<'a> {
     }
 
     /// Records a step that did not run.
-    pub fn skip(&mut self, name: &str) {
-        self.steps.push(CheckStep {
-            name: name.into(),
-            status: CheckStepStatus::Skipped,
+    pub fn skip(&mut self, name: CheckStepName) {
+        self.steps.push(StepResult {
+            name,
+            status: StepStatus::Skipped,
             duration_ms: 0,
             response: None,
             code: None,
@@ -262,7 +282,7 @@ pub fn connect_failure(
     }
     if find_io_error(e).is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
         return StepFailure::new(
-            "timeout",
+            Code::Timeout,
             Some(text),
             format!(
                 "The {what} server did not answer in time; check the endpoint and the network, then try again."
@@ -286,7 +306,7 @@ pub fn connect_failure(
         return tls_failed(what, text);
     }
     StepFailure::new(
-        "unreachable",
+        Code::Unreachable,
         Some(text),
         format!(
             "Cannot connect to {}:{}: check the endpoint, DNS, firewall and that the server is up.",
@@ -308,7 +328,7 @@ fn tls_failure(what: &str, endpoint: &Endpoint, e: &rustls::Error, text: String)
 
 fn name_mismatch(what: &str, endpoint: &Endpoint, text: String) -> StepFailure {
     StepFailure::new(
-        "tls_name_mismatch",
+        Code::TlsNameMismatch,
         Some(text),
         format!(
             "The {what} server's certificate is not valid for {}: check the configured endpoint name. No credentials were sent.",
@@ -319,7 +339,7 @@ fn name_mismatch(what: &str, endpoint: &Endpoint, text: String) -> StepFailure {
 
 fn untrusted(what: &str, text: String) -> StepFailure {
     StepFailure::new(
-        "tls_certificate_untrusted",
+        Code::TlsCertificateUntrusted,
         Some(text),
         format!(
             "The {what} server's certificate is not trusted: check the endpoint, or add its CA with INBOXLINK_EXTRA_ROOT_CA. No credentials were sent."
@@ -329,7 +349,7 @@ fn untrusted(what: &str, text: String) -> StepFailure {
 
 fn tls_failed(what: &str, text: String) -> StepFailure {
     StepFailure::new(
-        "tls_failed",
+        Code::TlsFailed,
         Some(text),
         format!("The TLS handshake with the {what} server failed; no credentials were sent."),
     )
@@ -575,13 +595,17 @@ mod tests {
         let echoed = STANDARD.encode(xoauth2("shared@contoso.example", secret));
         let echo = echoed.clone();
         steps
-            .run::<(), _>("smtp_auth", Duration::from_secs(5), async move {
-                Err(StepFailure::new(
-                    "smtp_auth_failed",
-                    Some(format!("535 5.7.8 {}{echo}", "p".repeat(290))),
-                    "hint",
-                ))
-            })
+            .run::<(), _>(
+                CheckStepName::SmtpAuth,
+                Duration::from_secs(5),
+                async move {
+                    Err(StepFailure::new(
+                        Code::SmtpAuthFailed,
+                        Some(format!("535 5.7.8 {}{echo}", "p".repeat(290))),
+                        "hint",
+                    ))
+                },
+            )
             .await;
         let response = steps.steps[0].response.clone().expect("response");
         assert!(!leaks(&response, &echoed, 4), "{response}");
@@ -694,11 +718,17 @@ mod tests {
         }
     }
 
-    fn outcome(steps: &Steps<'_>) -> Vec<(String, CheckStepStatus, Option<String>)> {
+    fn outcome(steps: &Steps<'_>) -> Vec<(String, StepStatus, Option<String>)> {
         steps
             .steps
             .iter()
-            .map(|s| (s.name.clone(), s.status, s.code.clone()))
+            .map(|s| {
+                (
+                    s.name.as_str().to_owned(),
+                    s.status,
+                    s.code.map(String::from),
+                )
+            })
             .collect()
     }
 
@@ -720,7 +750,7 @@ mod tests {
         assert!(
             got[1..]
                 .iter()
-                .all(|(_, status, _)| *status == CheckStepStatus::Skipped),
+                .all(|(_, status, _)| *status == StepStatus::Skipped),
             "{got:?}"
         );
         assert_eq!(got.len(), 8, "{got:?}");
@@ -729,7 +759,7 @@ mod tests {
         let mut steps = Steps::new(token.expose_secret());
         smtp::check(&servers(closed, closed), &mut steps, &login, true).await;
         assert_eq!(
-            steps.steps[0].code.as_deref(),
+            steps.steps[0].code.map(Code::as_str),
             Some("unreachable"),
             "{:?}",
             outcome(&steps)
@@ -749,14 +779,14 @@ mod tests {
 
         let mut steps = Steps::new(token.expose_secret());
         imap::check(&servers(port, port), &mut steps, &login).await;
-        assert_eq!(steps.steps[0].name, "imap_connect");
-        assert_eq!(steps.steps[0].code.as_deref(), Some("timeout"));
+        assert_eq!(steps.steps[0].name.as_str(), "imap_connect");
+        assert_eq!(steps.steps[0].code.map(Code::as_str), Some("timeout"));
         assert!(steps.steps[0].duration_ms >= 250);
 
         let mut steps = Steps::new(token.expose_secret());
         smtp::check(&servers(port, port), &mut steps, &login, false).await;
-        assert_eq!(steps.steps[0].name, "smtp_connect");
-        assert_eq!(steps.steps[0].code.as_deref(), Some("timeout"));
+        assert_eq!(steps.steps[0].name.as_str(), "smtp_connect");
+        assert_eq!(steps.steps[0].code.map(Code::as_str), Some("timeout"));
         drop(silent);
     }
 

@@ -2,6 +2,8 @@
 //! with the response sent after the `334` (tokens over 1 KB fit), an optional
 //! test message to the mailbox itself, `QUIT`.
 
+use crate::codes::Code;
+use crate::domain::CheckStepName as Step;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lettre::address::Envelope;
@@ -26,49 +28,54 @@ pub async fn check(
     send_test_message: bool,
 ) {
     let t = servers.step_timeout;
-    let names: &[&str] = if send_test_message {
+    let names: &[Step] = if send_test_message {
         &[
-            "smtp_connect",
-            "smtp_starttls",
-            "smtp_auth",
-            "smtp_send",
-            "smtp_quit",
+            Step::SmtpConnect,
+            Step::SmtpStarttls,
+            Step::SmtpAuth,
+            Step::SmtpSend,
+            Step::SmtpQuit,
         ]
     } else {
-        &["smtp_connect", "smtp_starttls", "smtp_auth", "smtp_quit"]
+        &[
+            Step::SmtpConnect,
+            Step::SmtpStarttls,
+            Step::SmtpAuth,
+            Step::SmtpQuit,
+        ]
     };
     let mut conn = match steps.run(names[0], t, connect(servers)).await {
         Some(c) => c,
-        None => return names[1..].iter().for_each(|n| steps.skip(n)),
+        None => return names[1..].iter().for_each(|n| steps.skip(*n)),
     };
     if steps
-        .run("smtp_starttls", t, starttls(servers, &mut conn))
+        .run(Step::SmtpStarttls, t, starttls(servers, &mut conn))
         .await
         .is_none()
     {
         let _ = conn.quit().await;
-        return names[2..].iter().for_each(|n| steps.skip(n));
+        return names[2..].iter().for_each(|n| steps.skip(*n));
     }
     if steps
-        .run("smtp_auth", t, auth(&mut conn, login))
+        .run(Step::SmtpAuth, t, auth(&mut conn, login))
         .await
         .is_none()
     {
         let _ = conn.quit().await;
-        return names[3..].iter().for_each(|n| steps.skip(n));
+        return names[3..].iter().for_each(|n| steps.skip(*n));
     }
     if send_test_message
         && steps
-            .run("smtp_send", t, send(&mut conn, login))
+            .run(Step::SmtpSend, t, send(&mut conn, login))
             .await
             .is_none()
     {
         let _ = conn.quit().await;
-        steps.skip("smtp_quit");
+        steps.skip(Step::SmtpQuit);
         return;
     }
     steps
-        .run("smtp_quit", t, async {
+        .run(Step::SmtpQuit, t, async {
             let r = conn
                 .quit()
                 .await
@@ -93,7 +100,7 @@ async fn connect(
     .map_err(|e| {
         if e.is_timeout() {
             StepFailure::new(
-                "timeout",
+                Code::Timeout,
                 Some(e.to_string()),
                 "The SMTP server did not answer; check the endpoint and the network.",
             )
@@ -112,7 +119,7 @@ async fn starttls(
     if !conn.can_starttls() {
         // Never authenticate in the clear, even where the server would allow it.
         return Err(StepFailure::new(
-            "smtp_starttls_unavailable",
+            Code::SmtpStarttlsUnavailable,
             Some("STARTTLS not offered".into()),
             "The SMTP server does not offer STARTTLS, so no credentials were sent. Use the submission endpoint (smtp.office365.com:587).",
         ));
@@ -120,7 +127,7 @@ async fn starttls(
     let host = &servers.smtp.host;
     let params = servers.trust.smtp_parameters(host).map_err(|e| {
         StepFailure::new(
-            "tls_failed",
+            Code::TlsFailed,
             Some(e.to_string()),
             "The TLS settings for SMTP are invalid.",
         )
@@ -128,9 +135,9 @@ async fn starttls(
     conn.starttls(params, &hello()).await.map_err(|e| {
         let mut f = connect_failure("SMTP", &servers.smtp, &e);
         // The connection stands: whatever broke, broke in the handshake.
-        if f.code == "unreachable" {
+        if f.code == Code::Unreachable {
             f = StepFailure::new(
-                "tls_failed",
+                Code::TlsFailed,
                 Some(e.to_string()),
                 "The TLS handshake with the SMTP server failed; no credentials were sent.",
             );
@@ -155,7 +162,7 @@ async fn auth(
             // 334 with a JSON challenge: answer empty to get the real refusal.
             match conn.command("\r\n").await {
                 Ok(r) => Err(StepFailure::new(
-                    "smtp_auth_failed",
+                    Code::SmtpAuthFailed,
                     Some(response_text(&r)),
                     auth_hint(mode),
                 )),
@@ -172,7 +179,7 @@ async fn send(
 ) -> Result<((), Option<String>), StepFailure> {
     let address: lettre::Address = login.mailbox.parse().map_err(|_| {
         StepFailure::new(
-            "invalid_address",
+            Code::InvalidAddress,
             None,
             "The mailbox address cannot be used as a sender.",
         )
@@ -190,14 +197,14 @@ async fn send(
         )
         .map_err(|e| {
             StepFailure::new(
-                "invalid_message",
+                Code::InvalidMessage,
                 Some(e.to_string()),
                 "The test message could not be built.",
             )
         })?;
     let envelope = Envelope::new(Some(address.clone()), vec![address]).map_err(|e| {
         StepFailure::new(
-            "invalid_message",
+            Code::InvalidMessage,
             Some(e.to_string()),
             "The test message could not be built.",
         )
@@ -289,7 +296,7 @@ fn smtp_failure(e: &lettre::transport::smtp::Error, mode: AccessMode) -> StepFai
 fn classify(code: Option<&str>, text: String, timed_out: bool, mode: AccessMode) -> StepFailure {
     if timed_out {
         return StepFailure::new(
-            "timeout",
+            Code::Timeout,
             Some(text),
             "The SMTP server did not answer in time.",
         );
@@ -304,16 +311,16 @@ fn classify(code: Option<&str>, text: String, timed_out: bool, mode: AccessMode)
             "SMTP AUTH is disabled for this mailbox or tenant. In Exchange Online PowerShell run: \
              Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false"
         };
-        return StepFailure::new("smtp_auth_disabled", Some(text), hint);
+        return StepFailure::new(Code::SmtpAuthDisabled, Some(text), hint);
     }
     if has_enhanced_code(&text, "5.7.3")
         || has_enhanced_code(&text, "5.2.252")
         || text.contains("SendAsDenied")
     {
-        return StepFailure::new("smtp_send_as_denied", Some(text), send_as_hint(mode));
+        return StepFailure::new(Code::SmtpSendAsDenied, Some(text), send_as_hint(mode));
     }
     if code == Some("535") {
-        return StepFailure::new("smtp_auth_failed", Some(text), auth_hint(mode));
+        return StepFailure::new(Code::SmtpAuthFailed, Some(text), auth_hint(mode));
     }
     let lower = text.to_lowercase();
     let temporary = code.is_some_and(|c| c.starts_with('4'));
@@ -331,17 +338,17 @@ fn classify(code: Option<&str>, text: String, timed_out: bool, mode: AccessMode)
                     .into()
             }
         };
-        return StepFailure::new("smtp_throttled", Some(text), hint);
+        return StepFailure::new(Code::SmtpThrottled, Some(text), hint);
     }
     if temporary {
         return StepFailure::new(
-            "smtp_unavailable",
+            Code::SmtpUnavailable,
             Some(text),
             "The server is temporarily unavailable; try again in a few minutes.",
         );
     }
     StepFailure::new(
-        "smtp_error",
+        Code::SmtpError,
         Some(text),
         "The SMTP server refused the request; see its response.",
     )

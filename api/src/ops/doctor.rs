@@ -226,9 +226,7 @@ pub async fn diagnose_store(store: &Store, cipher: &Cipher) -> Report {
 
 /// Mailbox addresses the strict parse refuses (stored by an older version).
 async fn check_addresses(store: &Store, report: &mut Report) {
-    let found = store
-        .run(|c| Ok(crate::store::addresses::find_invalid(c)?))
-        .await;
+    let found = store.run(crate::store::addresses::find_invalid).await;
     match found {
         Ok(invalid) if invalid.is_empty() => report.push(
             Level::Ok,

@@ -1,17 +1,20 @@
 //! App credentials: the Entra ID app registration (client id, tenant, secret)
 //! that mailboxes sign in with.
 
+use crate::codes::Code;
 use chrono::{DateTime, NaiveDate, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::audit::Audit;
 use super::{PageRequest, Services, double_option, next_cursor, page_type, utc};
-use crate::auth::Principal;
+use crate::auth::{Permission, Principal};
 use crate::crypto::Slot;
-use crate::domain::{ClientId, ClientSecret, DisplayName, OrgId, Provider, TenantId};
+use crate::domain::{
+    Actor, AppCredentialId, AuditAction, ClientId, ClientSecret, DisplayName, OrgId, Provider,
+    TenantId,
+};
 use crate::error::{Error, Result, Validator};
 use crate::store::app_credentials::{self as store, AppCredentialChanges, AppCredentialRow};
 use crate::store::{authorizations, now, write_transaction};
@@ -22,7 +25,8 @@ const SECRET_COLUMN: &str = "client_secret";
 /// An app registration in Entra ID. The secret itself is never returned.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AppCredential {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: AppCredentialId,
     /// A name people recognise, e.g. "E-filing office".
     pub name: String,
     pub provider: Provider,
@@ -122,7 +126,7 @@ fn check_expiry(date: NaiveDate) -> std::result::Result<(), crate::domain::Inval
         Ok(())
     } else {
         Err(crate::domain::Invalid::new(
-            "invalid_date",
+            Code::InvalidDate,
             "the expiry date must be between 2000 and 2999",
         ))
     }
@@ -134,7 +138,7 @@ impl Services {
         who: &Principal,
         input: AppCredentialCreate,
     ) -> Result<AppCredential> {
-        let org = &who.org;
+        let org = who.require(Permission::AppCredentialsWrite)?.clone();
         let mut v = Validator::default();
         let name = v.check("name", DisplayName::parse(&input.name));
         let client_id = v.check("client_id", ClientId::parse(&input.client_id));
@@ -149,15 +153,15 @@ impl Services {
         else {
             unreachable!("validated above");
         };
-        let id = Uuid::now_v7().to_string();
+        let id = AppCredentialId::new();
         let at = now();
         let row = AppCredentialRow {
-            client_secret: self.seal_secret(&id, secret.secret()),
+            client_secret: self.seal_secret(id, secret.secret()),
             secret_hint: secret.hint(),
             id,
-            org: org.as_str().to_owned(),
+            org: org.clone(),
             name: name.as_str().to_owned(),
-            provider: input.provider.as_str().to_owned(),
+            provider: input.provider,
             client_id: client_id.as_str().to_owned(),
             tenant_id: tenant_id.as_str().to_owned(),
             secret_expires_at: input.secret_expires_at,
@@ -167,54 +171,57 @@ impl Services {
             problem_message: None,
             tenant_guid: None,
         };
-        let (org, actor) = (who.org.clone(), who.subject.clone());
+        let actor = Actor::Caller(who.subject.clone());
         let row = self
             .store
             .run(move |c| {
                 write_transaction(c, |c| {
                     store::insert(c, &row)?;
-                    Audit {
-                        org: &org,
-                        actor: &actor,
-                        action: "app_credential.created",
-                        target_type: "app_credential",
-                        target_id: Some(&row.id),
-                        outcome: "ok",
-                        detail: None,
-                    }
-                    .record(c)?;
-                    Ok(row)
+                    Audit::app_credential(&org, actor, AuditAction::AppCredentialCreated, row.id)
+                        .record(c)?;
+                    Ok::<_, Error>(row)
                 })
             })
             .await?;
         tracing::info!(app_credential_id = %row.id, "app credential created");
-        self.app_credential_view(row)
+        Ok(self.app_credential_view(row))
     }
 
-    pub async fn app_credential_get(&self, org: &OrgId, id: Uuid) -> Result<AppCredential> {
+    pub async fn app_credential_get(
+        &self,
+        who: &Principal,
+        id: AppCredentialId,
+    ) -> Result<AppCredential> {
+        let org = who.require(Permission::AppCredentialsRead)?;
+        self.app_credential(org, id).await
+    }
+
+    /// The app credential's view (for use cases that authorized already).
+    pub(crate) async fn app_credential(
+        &self,
+        org: &OrgId,
+        id: AppCredentialId,
+    ) -> Result<AppCredential> {
         let org = org.clone();
-        let row = self
-            .store
-            .run(move |c| store::get(c, &org, &id.to_string()))
-            .await?;
-        self.app_credential_view(row)
+        let row = self.store.run(move |c| store::get(c, &org, id)).await?;
+        Ok(self.app_credential_view(row))
     }
 
     pub async fn app_credential_list(
         &self,
-        org: &OrgId,
+        who: &Principal,
         page: PageRequest,
     ) -> Result<AppCredentialPage> {
+        let org = who.require(Permission::AppCredentialsRead)?.clone();
         let (limit, after) = page.resolve()?;
-        let org = org.clone();
         let rows = self
             .store
-            .run(move |c| store::list(c, &org, after.as_deref(), limit))
+            .run(move |c| store::list(c, &org, after, limit))
             .await?;
-        let items = rows
+        let items: Vec<AppCredential> = rows
             .into_iter()
             .map(|r| self.app_credential_view(r))
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         let next_cursor = next_cursor(&items, limit, |a| a.id.to_string());
         Ok(AppCredentialPage { items, next_cursor })
     }
@@ -222,9 +229,10 @@ impl Services {
     pub async fn app_credential_update(
         &self,
         who: &Principal,
-        id: Uuid,
+        id: AppCredentialId,
         input: AppCredentialUpdate,
     ) -> Result<AppCredential> {
+        let org = who.require(Permission::AppCredentialsWrite)?.clone();
         let mut v = Validator::default();
         let name = input.name.as_deref().map(DisplayName::parse).transpose();
         let client_id = input.client_id.as_deref().map(ClientId::parse).transpose();
@@ -244,25 +252,24 @@ impl Services {
             v.check("secret_expires_at", check_expiry(date));
         }
         v.finish()?;
-        let id = id.to_string();
         let secret_replaced = secret.is_some();
         let changes = AppCredentialChanges {
             name: name.map(|n| n.as_str().to_owned()),
             client_id: client_id.map(|c| c.as_str().to_owned()),
             tenant_id: tenant_id.map(|t| t.as_str().to_owned()),
             secret_hint: secret.as_ref().map(ClientSecret::hint),
-            client_secret: secret.map(|s| self.seal_secret(&id, s.secret())),
+            client_secret: secret.map(|s| self.seal_secret(id, s.secret())),
             secret_expires_at: input.secret_expires_at,
             updated_at: Some(now()),
             tenant_guid: None,
         };
-        let (org, actor) = (who.org.clone(), who.subject.clone());
+        let actor = Actor::Caller(who.subject.clone());
         let row = self
             .store
             .run(move |c| {
                 write_transaction(c, |c| {
                     let mut changes = changes;
-                    let current = store::get(c, &org, &id)?;
+                    let current = store::get(c, &org, id)?;
                     let app_changed = changes
                         .client_id
                         .as_ref()
@@ -275,54 +282,39 @@ impl Services {
                         // The learned GUID was the old tenant's.
                         changes.tenant_guid = Some(None);
                     }
-                    store::update(c, &org, &id, &changes)?;
+                    store::update(c, &org, id, &changes)?;
                     if app_changed || tenant_changed {
                         // A consent was for the old app or tenant.
-                        store::forget_consent(c, &org, &id)?;
+                        store::forget_consent(c, &org, id)?;
                     }
                     if app_changed || tenant_changed || secret_replaced {
                         // Sign-ins and consent links started with the old identity must not complete.
-                        authorizations::delete_for_app_credential(c, &org, &id)?;
+                        authorizations::delete_for_app_credential(c, &org, id)?;
                     }
-                    Audit {
-                        org: &org,
-                        actor: &actor,
-                        action: "app_credential.updated",
-                        target_type: "app_credential",
-                        target_id: Some(&id),
-                        outcome: "ok",
-                        detail: Some(serde_json::json!({ "secret_replaced": secret_replaced })),
-                    }
-                    .record(c)?;
-                    store::get(c, &org, &id)
+                    Audit::app_credential(&org, actor, AuditAction::AppCredentialUpdated, id)
+                        .detail(serde_json::json!({ "secret_replaced": secret_replaced }))
+                        .record(c)?;
+                    Ok::<_, Error>(store::get(c, &org, id)?)
                 })
             })
             .await?;
         tracing::info!(app_credential_id = %row.id, "app credential updated");
-        self.app_credential_view(row)
+        Ok(self.app_credential_view(row))
     }
 
-    pub async fn app_credential_delete(&self, who: &Principal, id: Uuid) -> Result<()> {
-        let (org, actor) = (who.org.clone(), who.subject.clone());
+    pub async fn app_credential_delete(&self, who: &Principal, id: AppCredentialId) -> Result<()> {
+        let org = who.require(Permission::AppCredentialsWrite)?.clone();
+        let actor = Actor::Caller(who.subject.clone());
         let outcome = self
             .store
             .run(move |c| {
-                let id = id.to_string();
                 write_transaction(c, |c| {
-                    let outcome = store::delete(c, &org, &id)?;
+                    let outcome = store::delete(c, &org, id)?;
                     if outcome.is_ok() {
-                        Audit {
-                            org: &org,
-                            actor: &actor,
-                            action: "app_credential.deleted",
-                            target_type: "app_credential",
-                            target_id: Some(&id),
-                            outcome: "ok",
-                            detail: None,
-                        }
-                        .record(c)?;
+                        Audit::app_credential(&org, actor, AuditAction::AppCredentialDeleted, id)
+                            .record(c)?;
                     }
-                    Ok(outcome)
+                    Ok::<_, Error>(outcome)
                 })
             })
             .await?;
@@ -331,8 +323,8 @@ impl Services {
                 tracing::info!(app_credential_id = %id, "app credential deleted");
                 Ok(())
             }
-            Err(mailboxes) => Err(Error::Conflict {
-                code: "app_credential_in_use",
+            Err(mailboxes) => Err(Error::Refused {
+                code: Code::AppCredentialInUse,
                 detail: format!(
                     "the app credential is used by {} mailbox(es): {}; delete them or move them to another app credential first",
                     mailboxes.len(),
@@ -348,13 +340,11 @@ impl Services {
     pub async fn app_credential_with_secret(
         &self,
         org: &OrgId,
-        id: Uuid,
+        id: AppCredentialId,
     ) -> Result<(AppCredential, SecretString)> {
         let org = org.clone();
-        let row = self
-            .store
-            .run(move |c| store::get(c, &org, &id.to_string()))
-            .await?;
+        let row = self.store.run(move |c| store::get(c, &org, id)).await?;
+        let id = row.id.to_string();
         let secret = self
             .cipher
             .decrypt_string(
@@ -362,37 +352,34 @@ impl Services {
                 Slot {
                     table: TABLE,
                     column: SECRET_COLUMN,
-                    row_id: &row.id,
+                    row_id: &id,
                 },
             )
             .map_err(|e| {
                 Error::Internal(
-                    anyhow::Error::new(e)
-                        .context(format!("client secret of app credential {}", row.id)),
+                    anyhow::Error::new(e).context(format!("client secret of app credential {id}")),
                 )
             })?;
-        Ok((self.app_credential_view(row)?, secret))
+        Ok((self.app_credential_view(row), secret))
     }
 
-    fn seal_secret(&self, id: &str, secret: &SecretString) -> String {
+    fn seal_secret(&self, id: AppCredentialId, secret: &SecretString) -> String {
         self.cipher.encrypt_str(
             secret.expose_secret(),
             Slot {
                 table: TABLE,
                 column: SECRET_COLUMN,
-                row_id: id,
+                row_id: &id.to_string(),
             },
         )
     }
 
-    fn app_credential_view(&self, row: AppCredentialRow) -> Result<AppCredential> {
-        let id = Uuid::try_parse(&row.id)
-            .map_err(|e| Error::Internal(anyhow::anyhow!("stored id {}: {e}", row.id)))?;
+    fn app_credential_view(&self, row: AppCredentialRow) -> AppCredential {
         let today = Utc::now().date_naive();
-        Ok(AppCredential {
-            id,
+        AppCredential {
+            id: row.id,
             name: row.name,
-            provider: Provider::from_db(&row.provider).unwrap_or_default(),
+            provider: row.provider,
             client_id: row.client_id,
             tenant_guid: row.tenant_guid,
             tenant_id: row.tenant_id,
@@ -400,13 +387,11 @@ impl Services {
             secret_days_left: row.secret_expires_at.map(|d| (d - today).num_days()),
             secret_expires_at: row.secret_expires_at,
             redirect_uri: self.redirect_uri.to_string(),
-            problem: row.problem_code.map(|code| super::mailboxes::StatusDetail {
-                hint: crate::idp::explain::hint_for(&code).map(str::to_owned),
-                code,
-                message: row.problem_message.unwrap_or_default(),
+            problem: row.problem_code.map(|code| {
+                super::mailboxes::StatusDetail::stored(code, row.problem_message, None)
             }),
             created_at: utc(row.created_at),
             updated_at: utc(row.updated_at),
-        })
+        }
     }
 }

@@ -6,20 +6,25 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::{PageRequest, Services, next_cursor, page_type, utc};
-use crate::domain::OrgId;
-use crate::error::{Error, Result};
+use crate::auth::{Permission, Principal};
+use crate::codes::Code;
+use crate::domain::{
+    Actor, AppCredentialId, AuditAction, AuditEventId, MailboxId, OrgId, TargetType,
+};
+use crate::error::Result;
 use crate::store::audit::{self as store, AuditRow};
 use crate::store::{AnyConnection, now};
 
 /// One audited action.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditEvent {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: AuditEventId,
     pub at: DateTime<Utc>,
-    /// The `sub` of the caller, or `microsoft` for callback outcomes.
+    /// The `sub` of the caller, or `microsoft` (the token endpoint's answers),
+    /// `browser` (what came through the browser) or `inboxlink` (the service).
     pub actor: String,
     /// E.g. `mailbox.sign_in_started`, `mailbox.signed_in`, `mailbox.access_token_issued`.
     pub action: String,
@@ -36,60 +41,112 @@ page_type!(
     AuditEventPage of AuditEvent
 );
 
+/// What an audit row is about.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Mailbox(MailboxId),
+    AppCredential(AppCredentialId),
+    /// A route pattern (requests refused with 403).
+    Route(String),
+}
+
 /// An event to record.
+#[derive(Debug, Clone)]
 pub struct Audit<'a> {
     pub org: &'a OrgId,
-    pub actor: &'a str,
-    pub action: &'a str,
-    pub target_type: &'a str,
-    pub target_id: Option<&'a str>,
-    pub outcome: &'a str,
+    pub actor: Actor,
+    pub action: AuditAction,
+    pub target: Target,
+    pub outcome: Code,
     pub detail: Option<serde_json::Value>,
 }
 
-impl Audit<'_> {
+impl<'a> Audit<'a> {
+    /// An action on a mailbox that succeeded.
+    pub fn mailbox(org: &'a OrgId, actor: Actor, action: AuditAction, id: MailboxId) -> Self {
+        Self {
+            org,
+            actor,
+            action,
+            target: Target::Mailbox(id),
+            outcome: Code::Ok,
+            detail: None,
+        }
+    }
+
+    /// An action on an app credential that succeeded.
+    pub fn app_credential(
+        org: &'a OrgId,
+        actor: Actor,
+        action: AuditAction,
+        id: AppCredentialId,
+    ) -> Self {
+        Self {
+            org,
+            actor,
+            action,
+            target: Target::AppCredential(id),
+            outcome: Code::Ok,
+            detail: None,
+        }
+    }
+
+    pub fn outcome(mut self, outcome: Code) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
     /// Writes the event (inside the caller's transaction when there is one).
     pub fn record(self, conn: &mut AnyConnection) -> Result<()> {
+        let (target_type, target_id) = match self.target {
+            Target::Mailbox(id) => (TargetType::Mailbox, id.to_string()),
+            Target::AppCredential(id) => (TargetType::AppCredential, id.to_string()),
+            Target::Route(route) => (TargetType::Route, route),
+        };
         store::insert(
             conn,
             &AuditRow {
-                id: Uuid::now_v7().to_string(),
-                org: self.org.as_str().to_owned(),
+                id: AuditEventId::new(),
+                org: self.org.clone(),
                 at: now(),
-                actor: self.actor.to_owned(),
-                action: self.action.to_owned(),
-                target_type: self.target_type.to_owned(),
-                target_id: self.target_id.map(str::to_owned),
-                outcome: self.outcome.to_owned(),
+                actor: self.actor,
+                action: self.action,
+                target_type,
+                target_id: Some(target_id),
+                outcome: self.outcome,
                 detail: self.detail.map(|d| d.to_string()),
             },
-        )
+        )?;
+        Ok(())
     }
 }
 
 impl Services {
-    pub async fn audit_list(&self, org: &OrgId, page: PageRequest) -> Result<AuditEventPage> {
+    pub async fn audit_list(&self, who: &Principal, page: PageRequest) -> Result<AuditEventPage> {
+        let org = who.require(Permission::AuditRead)?.clone();
         let (limit, before) = page.resolve()?;
-        let org = org.clone();
         let rows = self
             .store
-            .run(move |c| store::list(c, &org, before.as_deref(), limit))
+            .run(move |c| store::list(c, &org, before, limit))
             .await?;
-        let items = rows
+        let items: Vec<AuditEvent> = rows
             .into_iter()
-            .map(|r| {
-                Ok(AuditEvent {
-                    id: Uuid::try_parse(&r.id).map_err(|e| Error::Internal(e.into()))?,
-                    at: utc(r.at),
-                    actor: r.actor,
-                    action: r.action,
-                    target_type: r.target_type,
-                    target_id: r.target_id,
-                    outcome: r.outcome,
-                    detail: r.detail.and_then(|d| serde_json::from_str(&d).ok()),
-                })
+            .map(|r| AuditEvent {
+                id: r.id,
+                at: utc(r.at),
+                actor: r.actor.to_string(),
+                action: r.action.as_str().to_owned(),
+                target_type: r.target_type.as_str().to_owned(),
+                target_id: r.target_id,
+                outcome: r.outcome.as_str().to_owned(),
+                detail: r.detail.and_then(|d| serde_json::from_str(&d).ok()),
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         let next_cursor = next_cursor(&items, limit, |e| e.id.to_string());
         Ok(AuditEventPage { items, next_cursor })
     }

@@ -20,29 +20,28 @@ use uuid::Uuid;
 use super::Services;
 use super::app_credentials::AppCredential;
 use super::audit::Audit;
-use super::signin::hash_state;
+use super::lifecycle::{self, Change, CredentialChange, Detail, Identity, Outcome};
+use super::signin::{hash_state, record_refusal};
+use crate::codes::Code;
 use crate::crypto::Slot;
-use crate::domain::{EmailAddress, MailboxStatus, OrgId, TenantId};
+use crate::domain::{
+    Actor, AuditAction, AuthorizationKind, EmailAddress, MailboxId, OrgId, TenantId,
+};
 use crate::error::{Error, Result};
 use crate::idp::{AppIdentity, Class, TokenSet, explain};
 use crate::store::authorizations::{self, AuthorizationRow, Consumed};
-use crate::store::mailboxes::{MailboxChanges, MailboxRow};
+use crate::store::mailboxes::MailboxRow;
 use crate::store::{app_credentials, mailboxes, now, tokens, write_transaction};
-
-/// The audit actor of answers that came through the browser (the front channel).
-pub const BROWSER: &str = "browser";
-/// The audit actor of answers of Microsoft's token endpoint (the back channel).
-pub const MICROSOFT: &str = "microsoft";
 
 /// What the callback reports to the browser.
 #[derive(Debug, Clone)]
 pub struct CallbackOutcome {
     pub ok: bool,
     /// Stable outcome code, e.g. `signed_in`, `identity_mismatch`, `consent_declined`.
-    pub code: String,
+    pub code: Code,
     pub message: String,
     pub hint: Option<String>,
-    pub mailbox_id: Option<String>,
+    pub mailbox_id: Option<MailboxId>,
     pub email: Option<String>,
     pub return_url: Option<String>,
     /// 4xx status for failures found before anything was consumed.
@@ -50,10 +49,10 @@ pub struct CallbackOutcome {
 }
 
 impl CallbackOutcome {
-    fn fail(status: u16, code: &str, message: impl Into<String>, hint: &str) -> Self {
+    fn fail(status: u16, code: Code, message: impl Into<String>, hint: &str) -> Self {
         Self {
             ok: false,
-            code: code.into(),
+            code,
             message: message.into(),
             hint: Some(hint.into()),
             mailbox_id: None,
@@ -78,12 +77,12 @@ pub struct CallbackParams {
 /// Why a sign-in ended without tokens.
 #[derive(Debug)]
 pub(crate) struct Refusal {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub hint: String,
     pub effect: Effect,
-    /// Who said so: [`BROWSER`] or [`MICROSOFT`].
-    pub actor: &'static str,
+    /// Who said so: the browser (front channel) or Microsoft (back channel).
+    pub actor: Actor,
     /// The account that signed in, when it is known.
     pub signed_in: Option<String>,
 }
@@ -100,10 +99,10 @@ pub(crate) enum Effect {
 }
 
 impl Refusal {
-    fn new(code: &'static str, message: impl Into<String>, hint: &str, effect: Effect) -> Self {
+    fn new(code: Code, message: impl Into<String>, hint: &str, effect: Effect) -> Self {
         let actor = match effect {
-            Effect::Attempt => BROWSER,
-            _ => MICROSOFT,
+            Effect::Attempt => Actor::Browser,
+            _ => Actor::Microsoft,
         };
         Self {
             code,
@@ -156,7 +155,7 @@ impl Services {
                 tracing::error!(error = %e, "callback failed");
                 CallbackOutcome::fail(
                     500,
-                    "internal",
+                    Code::Internal,
                     "Something went wrong on our side.",
                     "Try again; if it persists, contact the administrator.",
                 )
@@ -169,27 +168,25 @@ impl Services {
             Ok(auth) => auth,
             Err(page) => return Ok(page),
         };
-        let org = OrgId::parse(&auth.org).map_err(|e| anyhow::anyhow!(e.message))?;
-        if auth.kind == "admin_consent" {
+        let org = auth.org.clone();
+        if auth.kind == AuthorizationKind::AdminConsent {
             return self.admin_consent_answer(&org, &auth, &params).await;
         }
         let mailbox_id = auth
             .mailbox_id
-            .clone()
             .ok_or_else(|| anyhow::anyhow!("sign-in without a mailbox"))?;
-        let mid = mailbox_id.clone();
         let org2 = org.clone();
         let mailbox = self
             .store
-            .run(move |c| mailboxes::get(c, &org2, &mid))
+            .run(move |c| mailboxes::get(c, &org2, mailbox_id))
             .await?;
         let email = mailbox.email.clone();
         let mut outcome = match self.sign_in(&org, &auth, &mailbox, &params).await {
             Ok(signed_in) => {
-                tracing::info!(mailbox_id, "mailbox signed in");
+                tracing::info!(%mailbox_id, "mailbox signed in");
                 CallbackOutcome {
                     ok: true,
-                    code: "signed_in".into(),
+                    code: Code::SignedIn,
                     message: format!("{email} is connected (signed in as {signed_in})."),
                     hint: None,
                     mailbox_id: None,
@@ -199,10 +196,10 @@ impl Services {
                 }
             }
             Err(Step::Refused(refusal)) => {
-                self.refuse(&org, &auth, &mailbox_id, &refusal).await?;
+                self.refuse(&org, &auth, mailbox_id, &refusal).await?;
                 CallbackOutcome {
                     ok: false,
-                    code: refusal.code.into(),
+                    code: refusal.code,
                     message: refusal.message,
                     hint: Some(refusal.hint),
                     mailbox_id: None,
@@ -232,7 +229,7 @@ impl Services {
         else {
             return Ok(Err(CallbackOutcome::fail(
                 400,
-                "invalid_state",
+                Code::InvalidState,
                 "The sign-in answer has no state.",
                 "Start again with Refresh.",
             )));
@@ -246,13 +243,13 @@ impl Services {
             Consumed::Taken(row) => Ok(*row),
             Consumed::Expired => Err(CallbackOutcome::fail(
                 400,
-                "state_expired",
+                Code::StateExpired,
                 "This sign-in has expired (it is valid for 10 minutes).",
                 "Start again with Refresh.",
             )),
             Consumed::Unknown => Err(CallbackOutcome::fail(
                 400,
-                "state_unknown",
+                Code::StateUnknown,
                 "This sign-in is unknown or was already used.",
                 "Start again with Refresh; each sign-in link works once.",
             )),
@@ -268,15 +265,15 @@ impl Services {
         params: &CallbackParams,
     ) -> std::result::Result<String, Step> {
         let code = front_channel(params)?;
-        let app_id =
-            Uuid::try_parse(&auth.app_credential_id).map_err(|e| Error::Internal(e.into()))?;
-        let (app, secret) = self.app_credential_with_secret(org, app_id).await?;
+        let (app, secret) = self
+            .app_credential_with_secret(org, auth.app_credential_id)
+            .await?;
         let set = self.redeem(auth, &app, &secret, code).await?;
         let claims = verify_id_token(&set.id_token, &app, auth.nonce.as_deref())?;
         pin_identity(mailbox, &claims)?;
         if set.refresh_token.is_none() {
             return Err(Refusal::new(
-                "no_refresh_token",
+                Code::NoRefreshToken,
                 "Microsoft returned no refresh token (offline access was not granted).",
                 "Grant the offline_access permission (admin consent) and start again with Refresh.",
                 Effect::Classified(Class::Setup),
@@ -305,7 +302,7 @@ impl Services {
                 Slot {
                     table: "authorizations",
                     column: "pkce_verifier",
-                    row_id: &auth.id,
+                    row_id: &auth.id.to_string(),
                 },
             )
             .map_err(|e| Error::Internal(e.into()))?;
@@ -336,75 +333,59 @@ impl Services {
         set: &TokenSet,
         claims: &IdClaims,
     ) -> std::result::Result<(), Step> {
-        let write = self.seal_tokens(&mailbox.id, set, crate::domain::AccessMode::Delegated);
-        let (org2, mid, app_id) = (
-            org.clone(),
-            mailbox.id.clone(),
-            auth.app_credential_id.clone(),
-        );
+        let tokens = self.seal_tokens(mailbox.id, set);
+        let (org2, id, app_id) = (org.clone(), mailbox.id, auth.app_credential_id);
         let started_at = auth.token_version;
-        let who = claims.username.as_str().to_owned();
-        let (oid, tid) = (claims.oid.clone(), claims.tid.clone());
+        let identity = Identity {
+            username: claims.username.as_str().to_owned(),
+            oid: claims.oid.clone(),
+            tid: claims.tid.clone(),
+        };
         // A credential that names its tenant by a domain learns its GUID here.
         let learn_tenant = (!TenantId::parse(&app.tenant_id).is_ok_and(|t| t.is_guid())
             && app.tenant_guid.is_none())
-        .then(|| tid.clone());
-        let written = self
+        .then(|| claims.tid.clone());
+        let outcome = self
             .store
             .run(move |c| {
                 write_transaction(c, |c| {
-                    let version = match started_at {
+                    let expected = match started_at {
                         Some(v) => v,
                         // Started by a version that did not record it.
-                        None => tokens::get(c, &org2, &mid)?.token_version,
+                        None => tokens::get(c, &org2, id)?.token_version,
                     };
-                    if !tokens::write_tokens(c, &org2, &mid, version, &write)? {
-                        return Ok(false);
+                    let audit = Audit::mailbox(&org2, Actor::Microsoft, AuditAction::SignedIn, id)
+                        .detail(serde_json::json!({
+                            "signed_in_as": identity.username, "oid": identity.oid, "tid": identity.tid,
+                        }));
+                    let change = Change::Authorized {
+                        expected,
+                        tokens,
+                        identity: Some(identity),
+                    };
+                    let outcome = lifecycle::transition(c, &org2, id, change, Some(audit))?;
+                    if outcome == Outcome::Lost {
+                        return Ok(outcome);
                     }
-                    let changes = MailboxChanges {
-                        status: Some(MailboxStatus::Active.as_str().to_owned()),
-                        status_code: Some(None),
-                        status_message: Some(None),
-                        status_hint: Some(None),
-                        authorized_as: Some(Some(who.clone())),
-                        identity_oid: Some(Some(oid.clone())),
-                        identity_tid: Some(Some(tid.clone())),
-                        updated_at: Some(now()),
-                        ..Default::default()
-                    };
-                    mailboxes::update(c, &org2, &mid, &changes)?
-                        .map_err(|_| anyhow::anyhow!("update refused"))?;
                     if let Some(guid) = &learn_tenant {
-                        app_credentials::learn_tenant_guid(c, &org2, &app_id, guid)?;
+                        app_credentials::learn_tenant_guid(c, &org2, app_id, guid)?;
                     }
-                    app_credentials::flag_problem(c, &org2, &app_id, None)?;
-                    Audit {
-                        org: &org2,
-                        actor: MICROSOFT,
-                        action: "mailbox.signed_in",
-                        target_type: "mailbox",
-                        target_id: Some(&mid),
-                        outcome: "ok",
-                        detail: Some(
-                            serde_json::json!({ "signed_in_as": who, "oid": oid, "tid": tid }),
-                        ),
-                    }
-                    .record(c)?;
-                    Ok(true)
+                    lifecycle::transition_credential(c, &org2, app_id, CredentialChange::Accepted)?;
+                    Ok::<_, Error>(outcome)
                 })
             })
             .await?;
-        if written {
-            Ok(())
-        } else {
+        if outcome == Outcome::Lost {
             Err(Refusal::new(
-                "settings_changed",
+                Code::SettingsChanged,
                 "The mailbox settings changed during the sign-in; the sign-in was not applied.",
                 "Start again with Refresh.",
                 Effect::Nothing,
             )
             .by(claims.username.as_str())
             .into())
+        } else {
+            Ok(())
         }
     }
 
@@ -413,56 +394,46 @@ impl Services {
         &self,
         org: &OrgId,
         auth: &AuthorizationRow,
-        mailbox_id: &str,
+        mailbox_id: MailboxId,
         r: &Refusal,
     ) -> Result<()> {
-        match r.effect {
-            Effect::Attempt => {
-                self.record_attempt(org, mailbox_id, r.code, &r.message, &r.hint)
-                    .await?
-            }
-            Effect::Classified(class) => {
-                self.record_outcome(
-                    org,
-                    mailbox_id,
-                    &auth.app_credential_id,
-                    class,
-                    r.code,
-                    &r.message,
-                    &r.hint,
-                )
-                .await?
-            }
-            Effect::Nothing => {}
-        }
-        let (org, mid, outcome, actor) = (
-            org.clone(),
-            mailbox_id.to_owned(),
-            r.code.to_owned(),
-            r.actor,
-        );
-        let channel = if actor == BROWSER { "front" } else { "back" };
-        let detail = match &r.signed_in {
+        let (org, app_id) = (org.clone(), auth.app_credential_id);
+        let detail = Detail::new(r.code, r.message.clone(), r.hint.clone());
+        let effect = r.effect;
+        let channel = if r.actor == Actor::Browser {
+            "front"
+        } else {
+            "back"
+        };
+        let audit_detail = match &r.signed_in {
             Some(s) => serde_json::json!({ "channel": channel, "signed_in_as": s }),
             None => serde_json::json!({ "channel": channel }),
         };
+        let actor = r.actor.clone();
         self.store
             .run(move |c| {
-                Audit {
-                    org: &org,
-                    actor,
-                    action: "mailbox.sign_in_failed",
-                    target_type: "mailbox",
-                    target_id: Some(&mid),
-                    outcome: &outcome,
-                    detail: Some(detail),
-                }
-                .record(c)
+                write_transaction(c, |c| {
+                    match effect {
+                        Effect::Attempt => {
+                            let change = Change::Attempt {
+                                detail: detail.clone(),
+                            };
+                            lifecycle::transition(c, &org, mailbox_id, change, None)?;
+                        }
+                        Effect::Classified(class) => {
+                            record_refusal(c, &org, mailbox_id, app_id, class, detail.clone())?;
+                        }
+                        Effect::Nothing => {}
+                    }
+                    Audit::mailbox(&org, actor, AuditAction::SignInFailed, mailbox_id)
+                        .outcome(detail.code)
+                        .detail(audit_detail)
+                        .record(c)
+                })
             })
             .await
     }
 }
-
 /// Step: what came through the browser. An error there is explained and
 /// concerns this attempt only; without an error there must be a code.
 fn front_channel(params: &CallbackParams) -> std::result::Result<&str, Refusal> {
@@ -477,7 +448,7 @@ fn front_channel(params: &CallbackParams) -> std::result::Result<&str, Refusal> 
         .filter(|c| !c.is_empty())
         .ok_or_else(|| {
             Refusal::new(
-                "invalid_callback",
+                Code::InvalidCallback,
                 "The sign-in answer has neither a code nor an error.",
                 "Start again with Refresh.",
                 Effect::Attempt,
@@ -496,7 +467,7 @@ fn verify_id_token(
 ) -> std::result::Result<IdClaims, Refusal> {
     id_token_claims(token, app, nonce, Utc::now().timestamp()).map_err(|why| {
         Refusal::new(
-            "id_token_invalid",
+            Code::IdTokenInvalid,
             format!("The sign-in could not be verified: {why}."),
             "Start again with Refresh.",
             Effect::Classified(Class::Setup),
@@ -577,7 +548,7 @@ fn pin_identity(mailbox: &MailboxRow, claims: &IdClaims) -> std::result::Result<
     let signed_in = claims.username.as_str();
     if !mailbox.shared && signed_in != mailbox.email {
         return Err(Refusal::new(
-            "identity_mismatch",
+            Code::IdentityMismatch,
             format!(
                 "Signed in as {signed_in}, but this mailbox is {}.",
                 mailbox.email
@@ -599,7 +570,7 @@ fn pin_identity(mailbox: &MailboxRow, claims: &IdClaims) -> std::result::Result<
         .is_some_and(|t| t != claims.tid);
     if oid_changed || tid_changed {
         return Err(Refusal::new(
-            "identity_changed",
+            Code::IdentityChanged,
             format!(
                 "{signed_in} is not the account this mailbox was connected with (another Entra ID object or tenant)."
             ),

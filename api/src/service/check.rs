@@ -1,20 +1,22 @@
 //! The connection check ("Check"): token -> IMAP -> SMTP, step by step,
-//! stopping at the first failure; the report is stored as the mailbox's last check.
+//! stopping at the first failure; the report is built here from the steps
+//! the mail adapter ran, and stored as the mailbox's last check.
 
 use chrono::Utc;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::Services;
 use super::audit::Audit;
 use super::mailboxes::{CheckReport, CheckStep, CheckStepStatus};
-use crate::auth::Principal;
-use crate::domain::AccessMode;
-use crate::error::Result;
-use crate::mail::{Login, Steps};
-use crate::store::{db_error, now};
+use crate::auth::{Permission, Principal};
+use crate::codes::Code;
+use crate::domain::{Actor, AuditAction, CheckStepName, MailboxId};
+use crate::error::{Error, Result};
+use crate::limits::Limited;
+use crate::mail::{Login, StepResult, StepStatus, Steps};
+use crate::store::{mailboxes, now, write_transaction};
 
 /// Options of a check.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -25,28 +27,60 @@ pub struct CheckRequest {
     pub send_test_message: bool,
 }
 
-const IMAP_STEPS: [&str; 4] = ["imap_connect", "imap_auth", "imap_select", "imap_logout"];
+const IMAP_STEPS: [CheckStepName; 4] = [
+    CheckStepName::ImapConnect,
+    CheckStepName::ImapAuth,
+    CheckStepName::ImapSelect,
+    CheckStepName::ImapLogout,
+];
+
+impl From<StepResult> for CheckStep {
+    fn from(s: StepResult) -> Self {
+        CheckStep {
+            name: s.name,
+            status: match s.status {
+                StepStatus::Ok => CheckStepStatus::Ok,
+                StepStatus::Failed => CheckStepStatus::Failed,
+                StepStatus::Skipped => CheckStepStatus::Skipped,
+            },
+            duration_ms: s.duration_ms,
+            response: s.response,
+            code: s.code.map(String::from),
+            hint: s.hint,
+        }
+    }
+}
 
 impl Services {
     pub async fn mailbox_check(
         &self,
         who: &Principal,
-        id: Uuid,
+        id: MailboxId,
         input: CheckRequest,
     ) -> Result<CheckReport> {
+        let org = who.require(Permission::MailboxesWrite)?.clone();
+        self.limits.check(
+            who,
+            if input.send_test_message {
+                Limited::CheckSend
+            } else {
+                Limited::Check
+            },
+        )?;
         // The mailbox must exist in the caller's organisation (404 otherwise).
-        self.mailbox_get(&who.org, id).await?;
+        self.mailbox(&org, id).await?;
         let started = std::time::Instant::now();
-        let token = self.access_token(&who.org, id).await;
+        let token = self.access_token(&org, id).await;
         let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut steps = match &token {
             Ok(t) => Steps::new(t.token.expose_secret()),
             Err(_) => Steps::new(""),
         };
+        let mut report = Vec::new();
         match &token {
             Ok(t) => {
-                steps.steps.push(CheckStep {
-                    name: "token".into(),
+                report.push(CheckStep {
+                    name: CheckStepName::Token,
                     status: CheckStepStatus::Ok,
                     duration_ms: elapsed,
                     response: Some(format!(
@@ -56,13 +90,9 @@ impl Services {
                     code: None,
                     hint: None,
                 });
-                let smtp_user = match (t.access_mode, t.shared, &t.authorized_as) {
-                    (AccessMode::Delegated, true, Some(delegate)) => delegate.clone(),
-                    _ => t.mailbox.clone(),
-                };
                 let login = Login {
                     mailbox: &t.mailbox,
-                    smtp_user: &smtp_user,
+                    smtp_user: t.smtp_user(),
                     token: &t.token,
                     access_mode: t.access_mode,
                 };
@@ -71,89 +101,81 @@ impl Services {
                     .await;
             }
             Err(e) => {
-                let problem = e.to_problem();
-                steps.steps.push(CheckStep {
-                    name: "token".into(),
-                    status: CheckStepStatus::Failed,
-                    duration_ms: elapsed,
-                    response: Some(problem.detail.clone()),
-                    code: Some(problem.code.clone()),
-                    hint: Some(token_hint(&problem.code).into()),
-                });
+                report.push(token_failure(e, elapsed));
                 for name in IMAP_STEPS {
                     steps.skip(name);
                 }
-                let smtp: &[&str] = if input.send_test_message {
+                let smtp: &[CheckStepName] = if input.send_test_message {
                     &[
-                        "smtp_connect",
-                        "smtp_starttls",
-                        "smtp_auth",
-                        "smtp_send",
-                        "smtp_quit",
+                        CheckStepName::SmtpConnect,
+                        CheckStepName::SmtpStarttls,
+                        CheckStepName::SmtpAuth,
+                        CheckStepName::SmtpSend,
+                        CheckStepName::SmtpQuit,
                     ]
                 } else {
-                    &["smtp_connect", "smtp_starttls", "smtp_auth", "smtp_quit"]
+                    &[
+                        CheckStepName::SmtpConnect,
+                        CheckStepName::SmtpStarttls,
+                        CheckStepName::SmtpAuth,
+                        CheckStepName::SmtpQuit,
+                    ]
                 };
-                smtp.iter().for_each(|n| steps.skip(n));
+                smtp.iter().for_each(|n| steps.skip(*n));
             }
         }
+        let failed = steps.failed();
+        report.extend(steps.steps.into_iter().map(CheckStep::from));
         let report = CheckReport {
-            ok: !steps.failed() && token.is_ok(),
+            ok: !failed && token.is_ok(),
             checked_at: Utc::now(),
-            steps: steps.steps,
+            steps: report,
         };
-        let json = serde_json::to_string(&report).map_err(|e| crate::Error::Internal(e.into()))?;
+        let json = serde_json::to_string(&report).map_err(|e| Error::Internal(e.into()))?;
         let first_failed = report
             .steps
             .iter()
             .find(|s| s.status == CheckStepStatus::Failed);
         match first_failed {
-            Some(step) => self
-                .metrics
-                .check(&step.name, step.code.as_deref().unwrap_or("unknown")),
-            None => self.metrics.check("all", "ok"),
+            Some(step) => self.metrics.check(
+                step.name.as_str(),
+                step.code.as_deref().unwrap_or(Code::Internal.as_str()),
+            ),
+            None => self.metrics.check("all", Code::Ok.as_str()),
         }
-        let failed = first_failed.and_then(|s| s.code.clone());
-        let (org, actor, mid) = (who.org.clone(), who.subject.clone(), id.to_string());
+        let outcome = first_failed
+            .and_then(|s| s.code.as_deref())
+            .and_then(Code::parse)
+            .unwrap_or(Code::Ok);
+        let actor = Actor::Caller(who.subject.clone());
         self.store
             .run(move |c| {
-                use crate::store::schema::mailboxes;
-                use diesel::prelude::*;
-                diesel::update(
-                    mailboxes::table
-                        .filter(mailboxes::org.eq(org.as_str()))
-                        .filter(mailboxes::id.eq(&mid)),
-                )
-                .set((
-                    mailboxes::last_check.eq(Some(json)),
-                    mailboxes::updated_at.eq(now()),
-                ))
-                .execute(c)
-                .map_err(db_error)?;
-                Audit {
-                    org: &org,
-                    actor: &actor,
-                    action: "mailbox.checked",
-                    target_type: "mailbox",
-                    target_id: Some(&mid),
-                    outcome: failed.as_deref().unwrap_or("ok"),
-                    detail: None,
-                }
-                .record(c)
+                write_transaction(c, |c| {
+                    mailboxes::record_check(c, &org, id, &json, now())?;
+                    Audit::mailbox(&org, actor, AuditAction::Checked, id)
+                        .outcome(outcome)
+                        .record(c)
+                })
             })
             .await?;
         Ok(report)
     }
 }
 
-fn token_hint(code: &str) -> &'static str {
-    match code {
-        "mailbox_not_authorized" => "Authorize the mailbox first: use Refresh and sign in.",
-        "reauth_required" => "Sign in again with Refresh.",
-        "app_credential_invalid" => {
-            "Fix the app credential (see its verify and setup views), then try again."
-        }
-        "unavailable" => "Microsoft is busy or unreachable; try again later.",
-        _ => "See the mailbox's status detail.",
+/// The token step of a check that got no token: the API error, explained.
+fn token_failure(e: &Error, duration_ms: u64) -> CheckStep {
+    let problem = e.to_problem();
+    CheckStep {
+        name: CheckStepName::Token,
+        status: CheckStepStatus::Failed,
+        duration_ms,
+        response: Some(problem.detail.clone()),
+        code: Some(problem.code.clone()),
+        hint: Some(
+            e.code()
+                .hint()
+                .unwrap_or("See the mailbox's status detail.")
+                .into(),
+        ),
     }
 }

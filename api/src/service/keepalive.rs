@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use super::Services;
-use crate::domain::OrgId;
 use crate::store::{now, tokens};
 
 /// At most this many grants per sweep; the rest wait for the next one.
@@ -54,10 +53,7 @@ impl Services {
                 // A task each: the refreshes run on all workers, and a panic
                 // in one cannot end the sweep.
                 let services = self.clone();
-                tokio::spawn(async move {
-                    let org = OrgId::parse(&org).map_err(|e| anyhow::anyhow!(e.message))?;
-                    services.keep_alive(&org, &id, at).await
-                })
+                tokio::spawn(async move { services.keep_alive(&org, id, at).await })
             })
             .buffer_unordered(self.tokens.keepalive_concurrency);
         while let Some(joined) = results.next().await {
@@ -73,7 +69,8 @@ impl Services {
                 }
             }
         }
-        self.metrics.keepalive_sweep(&sweep, started.elapsed());
+        self.metrics
+            .keepalive_sweep(sweep.due, sweep.failed, started.elapsed());
         if sweep.due > 0 {
             tracing::info!(
                 due = sweep.due,

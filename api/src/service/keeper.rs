@@ -5,8 +5,8 @@
 //! process queue on a per-mailbox lock, instances sharing the database compete
 //! for a lease (a conditional update only one wins) and the others wait and
 //! reuse the token the winner wrote. Token writes are checked against the
-//! version read, so an older token never overwrites a newer one, and a
-//! response without a refresh token never erases the stored one.
+//! version read ([`lifecycle`]), so an older token never overwrites a newer
+//! one, and a response without a refresh token never erases the stored one.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,18 +15,21 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use uuid::Uuid;
 
 use super::Services;
 use super::audit::Audit;
+use super::lifecycle::{self, Change, CredentialChange, Detail, Outcome, SealedTokens};
+use crate::auth::{Permission, Principal};
+use crate::codes::Code;
 use crate::crypto::Slot;
-use crate::domain::{AccessMode, EmailAddress, MailboxStatus, OrgId};
+use crate::domain::{
+    AccessMode, Actor, AuditAction, EmailAddress, MailboxId, MailboxStatus, OrgId,
+};
 use crate::error::{Error, Result};
 use crate::idp::{AppIdentity, Class, IdpError, TokenSet};
 use crate::metrics::RefreshOutcome;
-use crate::store::mailboxes::MailboxChanges;
-use crate::store::tokens::{self, TokenRow, TokenWrite};
-use crate::store::{app_credentials, mailboxes, now, write_transaction};
+use crate::store::now;
+use crate::store::tokens::{self, TokenRow};
 
 /// An access token is refreshed when less than this is left.
 pub const MIN_REMAINING: Duration = Duration::from_secs(300);
@@ -45,19 +48,30 @@ pub struct AccessToken {
     pub access_mode: AccessMode,
 }
 
+impl AccessToken {
+    /// The SASL user for SMTP: the mailbox, or the delegate who signed in for
+    /// a shared mailbox (who sends with `MAIL FROM` the shared address).
+    pub fn smtp_user(&self) -> &str {
+        match (self.access_mode, self.shared, &self.authorized_as) {
+            (AccessMode::Delegated, true, Some(delegate)) => delegate,
+            _ => &self.mailbox,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct TokenKeeper {
-    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    inflight: Mutex<HashMap<MailboxId, Arc<tokio::sync::Mutex<()>>>>,
     /// Test hook: fail as if the process died after Microsoft answered and before the commit.
     #[doc(hidden)]
     pub crash_before_commit: AtomicBool,
 }
 
 impl TokenKeeper {
-    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn lock_for(&self, id: MailboxId) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.inflight.lock().expect("keeper lock map");
         map.retain(|_, l| Arc::strong_count(l) > 1);
-        map.entry(id.to_owned()).or_default().clone()
+        map.entry(id).or_default().clone()
     }
 }
 
@@ -96,10 +110,8 @@ impl Need {
 
 impl Services {
     /// A valid access token for the mailbox, refreshing it if needed.
-    pub async fn access_token(&self, org: &OrgId, mailbox_id: Uuid) -> Result<AccessToken> {
-        let row = self
-            .tokens_for(org, &mailbox_id.to_string(), Need::AccessToken)
-            .await?;
+    pub(crate) async fn access_token(&self, org: &OrgId, id: MailboxId) -> Result<AccessToken> {
+        let row = self.tokens_for(org, id, Need::AccessToken).await?;
         self.unseal(row)
     }
 
@@ -109,10 +121,10 @@ impl Services {
     pub(crate) async fn keep_alive(
         &self,
         org: &OrgId,
-        mailbox_id: &str,
+        id: MailboxId,
         issued_after: NaiveDateTime,
     ) -> Result<()> {
-        self.tokens_for(org, mailbox_id, Need::RenewedSince(issued_after))
+        self.tokens_for(org, id, Need::RenewedSince(issued_after))
             .await
             .map(drop)
     }
@@ -121,7 +133,7 @@ impl Services {
     /// guards if it does not: the per-mailbox lock in this process, then the
     /// lease in the database; re-read under each, so a refresh another caller
     /// just made is reused.
-    async fn tokens_for(&self, org: &OrgId, id: &str, need: Need) -> Result<TokenRow> {
+    async fn tokens_for(&self, org: &OrgId, id: MailboxId, need: Need) -> Result<TokenRow> {
         let row = self.token_row(org, id).await?;
         ensure_authorized(&row)?;
         if need.met(&row, now()) {
@@ -145,31 +157,28 @@ impl Services {
                     || "Microsoft is not answering; try again later.".into(),
                 )));
             }
-            let (rid, rorg, version, at) = (id.to_owned(), org.clone(), row.token_version, now());
+            let (rorg, version, at) = (org.clone(), row.token_version, now());
             let won = self
                 .store
-                .run(move |c| tokens::take_lease(c, &rorg, &rid, version, at, at + lease_for))
+                .run(move |c| tokens::take_lease(c, &rorg, id, version, at, at + lease_for))
                 .await?;
             if won {
-                match self.refresh_under_lease(org, row).await? {
-                    Some(done) => return Ok(done),
-                    // Someone wrote newer tokens, or changed the mailbox, while
-                    // this refresh was under way: look again at what is stored.
-                    None => {
-                        row = self.token_row(org, id).await?;
-                        continue;
-                    }
+                if let Some(done) = self.refresh_under_lease(org, row).await? {
+                    return Ok(done);
                 }
+                // Someone wrote newer tokens, or changed the mailbox, while
+                // this refresh was under way: look again at what is stored.
+            } else {
+                // Another instance refreshes: wait for its token (or for its lease to lapse).
+                tokio::time::sleep(WAIT_STEP).await;
             }
-            // Another instance refreshes: wait for its token (or for its lease to lapse).
-            tokio::time::sleep(WAIT_STEP).await;
             row = self.token_row(org, id).await?;
         }
     }
 
-    async fn token_row(&self, org: &OrgId, id: &str) -> Result<TokenRow> {
-        let (org, id) = (org.clone(), id.to_owned());
-        self.store.run(move |c| tokens::get(c, &org, &id)).await
+    async fn token_row(&self, org: &OrgId, id: MailboxId) -> Result<TokenRow> {
+        let org = org.clone();
+        Ok(self.store.run(move |c| tokens::get(c, &org, id)).await?)
     }
 
     fn unseal(&self, row: TokenRow) -> Result<AccessToken> {
@@ -177,12 +186,13 @@ impl Services {
             .access_token
             .as_deref()
             .ok_or_else(|| anyhow::anyhow!("no access token"))?;
+        let id = row.id.to_string();
         let token = self
             .cipher
-            .decrypt_string(sealed, slot("access_token", &row.id))
+            .decrypt_string(sealed, slot("access_token", &id))
             .map_err(|e| {
                 Error::Internal(
-                    anyhow::Error::new(e).context(format!("access token of mailbox {}", row.id)),
+                    anyhow::Error::new(e).context(format!("access token of mailbox {id}")),
                 )
             })?;
         Ok(AccessToken {
@@ -194,7 +204,7 @@ impl Services {
             mailbox: row.email,
             authorized_as: row.authorized_as,
             shared: row.shared,
-            access_mode: AccessMode::from_db(&row.access_mode).unwrap_or_default(),
+            access_mode: row.access_mode,
         })
     }
 
@@ -203,61 +213,94 @@ impl Services {
     /// lapsed, or the mailbox's settings changed and ended the grant).
     async fn refresh_under_lease(&self, org: &OrgId, row: TokenRow) -> Result<Option<TokenRow>> {
         let outcome = self.request_tokens(org, &row).await;
-        let (id, version) = (row.id.clone(), row.token_version);
-        match outcome {
-            Ok(set) => {
-                if self
-                    .keeper
-                    .crash_before_commit
-                    .swap(false, Ordering::SeqCst)
-                {
-                    return Err(Error::Internal(anyhow::anyhow!(
-                        "simulated crash before the token commit"
-                    )));
-                }
-                let write = self.seal_tokens(
-                    &id,
-                    &set,
-                    AccessMode::from_db(&row.access_mode).unwrap_or_default(),
-                );
-                let (wid, worg, stored) = (id.clone(), org.clone(), write.clone());
-                let written = self
-                    .store
-                    .run(move |c| tokens::write_tokens(c, &worg, &wid, version, &stored))
-                    .await?;
-                self.metrics.token_refresh(RefreshOutcome::Ok);
-                if !written {
-                    // Someone wrote newer tokens, or the settings changed: theirs win.
-                    tracing::warn!(mailbox_id = %id, "the tokens changed meanwhile; keeping what is stored");
-                    return Ok(None);
-                }
-                // What is stored now, without reading it back.
-                let mut stored = row.clone().with_written(write);
-                if row.status == MailboxStatus::Error.as_str() {
-                    self.recovered(org, &row).await?;
-                    stored.status = MailboxStatus::Active.as_str().to_owned();
-                }
-                Ok(Some(stored))
-            }
+        let (id, version) = (row.id, row.token_version);
+        let set = match outcome {
+            Ok(set) => set,
             Err(e) => {
                 self.metrics.token_refresh(match &e {
                     TokenFailure::Idp(e) => RefreshOutcome::Failed(e.class()),
                     TokenFailure::Internal(_) => RefreshOutcome::Internal,
                 });
-                let (release_id, release_org) = (id.clone(), org.clone());
+                let release_org = org.clone();
                 self.store
-                    .run(move |c| tokens::release_lease(c, &release_org, &release_id, version))
+                    .run(move |c| tokens::release_lease(c, &release_org, id, version))
                     .await?;
-                Err(self.record_token_failure(org, &row, e).await?)
+                return Err(self.record_token_failure(org, &row, e).await?);
+            }
+        };
+        if self
+            .keeper
+            .crash_before_commit
+            .swap(false, Ordering::SeqCst)
+        {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "simulated crash before the token commit"
+            )));
+        }
+        let sealed = self.seal_tokens(id, &set);
+        let (worg, app_id, change) = (
+            org.clone(),
+            row.app_credential_id,
+            Change::Refreshed {
+                expected: version,
+                tokens: sealed.clone(),
+            },
+        );
+        let recovering = row.status == MailboxStatus::Error;
+        let outcome = self
+            .store
+            .run(move |c| {
+                crate::store::write_transaction(c, |c| {
+                    let outcome = lifecycle::transition(c, &worg, id, change, None)?;
+                    if recovering && outcome != Outcome::Lost {
+                        // Microsoft gave tokens to a mailbox in `error`: its app
+                        // credential works again, with the mailboxes it had broken.
+                        lifecycle::transition_credential(
+                            c,
+                            &worg,
+                            app_id,
+                            CredentialChange::Accepted,
+                        )?;
+                    }
+                    Ok::<_, Error>(outcome)
+                })
+            })
+            .await?;
+        self.metrics.token_refresh(RefreshOutcome::Ok);
+        match outcome {
+            Outcome::Lost | Outcome::Unchanged => {
+                tracing::warn!(mailbox_id = %id, "the tokens changed meanwhile; keeping what is stored");
+                Ok(None)
+            }
+            Outcome::Applied { to, .. } => {
+                if recovering {
+                    tracing::info!(mailbox_id = %id, "mailbox works again");
+                }
+                // What is stored now, without reading it back.
+                Ok(Some(TokenRow {
+                    status: to,
+                    status_code: if recovering { None } else { row.status_code },
+                    access_token: Some(sealed.access_token),
+                    access_token_expires_at: Some(sealed.access_token_expires_at),
+                    refresh_token_issued_at: sealed
+                        .refresh_token
+                        .as_ref()
+                        .map(|_| sealed.at)
+                        .or(row.refresh_token_issued_at),
+                    refresh_token: sealed.refresh_token.or(row.refresh_token),
+                    token_version: version + 1,
+                    refresh_lease_until: None,
+                    last_error_message: None,
+                    last_error_at: None,
+                    ..row
+                }))
             }
         }
     }
 
     async fn request_tokens(&self, org: &OrgId, row: &TokenRow) -> Result<TokenSet, TokenFailure> {
-        let app_id = Uuid::try_parse(&row.app_credential_id)
-            .map_err(|e| TokenFailure::Internal(Error::Internal(e.into())))?;
         let (app, secret) = self
-            .app_credential_with_secret(org, app_id)
+            .app_credential_with_secret(org, row.app_credential_id)
             .await
             .map_err(TokenFailure::Internal)?;
         let identity = AppIdentity {
@@ -266,19 +309,18 @@ impl Services {
             client_secret: &secret,
             redirect_uri: &self.redirect_uri,
         };
-        let result = match AccessMode::from_db(&row.access_mode).unwrap_or_default() {
+        let result = match row.access_mode {
             AccessMode::AppOnly => self.idp.client_credentials(&identity).await,
             AccessMode::Delegated => {
                 let sealed = row.refresh_token.as_deref().ok_or_else(|| {
-                    TokenFailure::Internal(Error::Conflict {
-                        code: "mailbox_not_authorized",
-                        detail: "the mailbox has no refresh token; sign in with refresh".into(),
-                        mailboxes: vec![],
-                    })
+                    TokenFailure::Internal(Error::refused(
+                        Code::MailboxNotAuthorized,
+                        "the mailbox has no refresh token; sign in with refresh",
+                    ))
                 })?;
                 let refresh = self
                     .cipher
-                    .decrypt_string(sealed, slot("refresh_token", &row.id))
+                    .decrypt_string(sealed, slot("refresh_token", &row.id.to_string()))
                     .map_err(|e| TokenFailure::Internal(Error::Internal(e.into())))?;
                 self.idp.refresh(&identity, &refresh).await
             }
@@ -287,59 +329,25 @@ impl Services {
     }
 
     /// Encrypts a token response for the mailbox's row.
-    pub(crate) fn seal_tokens(&self, id: &str, set: &TokenSet, mode: AccessMode) -> TokenWrite {
+    pub(crate) fn seal_tokens(&self, id: MailboxId, set: &TokenSet) -> SealedTokens {
         let at = now();
+        let id = id.to_string();
         // `expires_in` is clamped where it is read (crate::idp); the sum is checked all the same.
         let expires = chrono::Duration::from_std(set.expires_in)
             .ok()
             .and_then(|d| at.checked_add_signed(d))
             .unwrap_or(at + chrono::Duration::hours(1));
-        let refresh = set.refresh_token.as_ref().map(|t| {
-            self.cipher
-                .encrypt_str(t.expose_secret(), slot("refresh_token", id))
-        });
-        TokenWrite {
-            access_token: Some(
+        SealedTokens {
+            access_token: self
+                .cipher
+                .encrypt_str(set.access_token.expose_secret(), slot("access_token", &id)),
+            access_token_expires_at: expires,
+            refresh_token: set.refresh_token.as_ref().map(|t| {
                 self.cipher
-                    .encrypt_str(set.access_token.expose_secret(), slot("access_token", id)),
-            ),
-            access_token_expires_at: Some(expires),
-            refresh_token_issued_at: refresh.as_ref().map(|_| at),
-            refresh_token: refresh,
-            last_refresh_at: Some(at),
-            status: match mode {
-                // App-only tokens are not tied to a sign-in: a fresh one makes the mailbox active.
-                AccessMode::AppOnly => Some(MailboxStatus::Active.as_str().to_owned()),
-                AccessMode::Delegated => None,
-            },
-            updated_at: Some(at),
+                    .encrypt_str(t.expose_secret(), slot("refresh_token", &id))
+            }),
+            at,
         }
-    }
-
-    /// Microsoft gave tokens to a mailbox in `error`: the grant and its app
-    /// credential work again, so the mailbox is `active` and the credential's
-    /// problem (with the other mailboxes it had put in `error`) is cleared.
-    async fn recovered(&self, org: &OrgId, row: &TokenRow) -> Result<()> {
-        let (org, id, app_id) = (org.clone(), row.id.clone(), row.app_credential_id.clone());
-        self.store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let changes = MailboxChanges {
-                        status: Some(MailboxStatus::Active.as_str().to_owned()),
-                        status_code: Some(None),
-                        status_message: Some(None),
-                        status_hint: Some(None),
-                        updated_at: Some(now()),
-                        ..Default::default()
-                    };
-                    mailboxes::update(c, &org, &id, &changes)?
-                        .map_err(|_| anyhow::anyhow!("mailbox update refused"))?;
-                    app_credentials::flag_problem(c, &org, &app_id, None)
-                })
-            })
-            .await?;
-        tracing::info!(mailbox_id = %row.id, "mailbox works again");
-        Ok(())
     }
 
     /// Records what a failed token request means for the mailbox (and its app credential).
@@ -353,59 +361,34 @@ impl Services {
             TokenFailure::Internal(e) => return Ok(e),
             TokenFailure::Idp(e) => e,
         };
-        let (org2, id, app_id) = (org.clone(), row.id.clone(), row.app_credential_id.clone());
-        let explanation = e.explanation.clone();
-        tracing::warn!(mailbox_id = %row.id, code = explanation.code, aadsts = ?e.aadsts, "token request failed");
-        let class = e.class();
+        let x = e.explanation.clone();
+        tracing::warn!(mailbox_id = %row.id, code = x.code.as_str(), aadsts = ?e.aadsts, "token request failed");
+        let (org2, id, app_id, class) = (org.clone(), row.id, row.app_credential_id, e.class());
+        let detail = Detail::new(x.code, x.message, x.hint);
         self.store
             .run(move |c| {
                 if class == Class::Transient {
-                    return tokens::record_error(
-                        c,
-                        &org2,
-                        &id,
-                        explanation.code,
-                        &explanation.message,
-                        now(),
-                    );
+                    let change = Change::Transient { detail, at: now() };
+                    return lifecycle::transition(c, &org2, id, change, None).map(drop);
                 }
-                write_transaction(c, |c| {
-                    let status = match class {
-                        Class::Reauth => MailboxStatus::ReauthRequired,
-                        _ => MailboxStatus::Error,
-                    };
-                    let changes = MailboxChanges {
-                        status: Some(status.as_str().to_owned()),
-                        status_code: Some(Some(explanation.code.to_owned())),
-                        status_message: Some(Some(explanation.message.clone())),
-                        status_hint: Some(Some(explanation.hint.to_owned())),
-                        updated_at: Some(now()),
-                        ..Default::default()
-                    };
-                    mailboxes::update(c, &org2, &id, &changes)?
-                        .map_err(|_| anyhow::anyhow!("mailbox update refused"))?;
+                crate::store::write_transaction(c, |c| {
+                    let audit = Audit::mailbox(
+                        &org2,
+                        Actor::Inboxlink,
+                        AuditAction::TokenRefreshFailed,
+                        id,
+                    )
+                    .outcome(detail.code);
                     if class == Class::AppCredential {
-                        app_credentials::flag_problem(
+                        lifecycle::transition_credential(
                             c,
                             &org2,
-                            &app_id,
-                            Some(app_credentials::CredentialProblem {
-                                code: explanation.code,
-                                message: &explanation.message,
-                                hint: explanation.hint,
-                            }),
+                            app_id,
+                            CredentialChange::Refused(detail.clone()),
                         )?;
                     }
-                    Audit {
-                        org: &org2,
-                        actor: "inboxlink",
-                        action: "mailbox.token_refresh_failed",
-                        target_type: "mailbox",
-                        target_id: Some(&id),
-                        outcome: explanation.code,
-                        detail: None,
-                    }
-                    .record(c)
+                    let change = Change::RefreshRefused { class, detail };
+                    lifecycle::transition(c, &org2, id, change, Some(audit)).map(drop)
                 })
             })
             .await?;
@@ -421,51 +404,32 @@ enum TokenFailure {
 /// The API error for a failed token request.
 pub(crate) fn token_error(e: &IdpError) -> Error {
     let x = &e.explanation;
+    let detail = format!("{} {}", x.message, x.hint);
     match e.class() {
-        Class::Transient => Error::Unavailable(format!("{} {}", x.message, x.hint)),
-        Class::Reauth => Error::Conflict {
-            code: "reauth_required",
-            detail: format!("{} {}", x.message, x.hint),
-            mailboxes: vec![],
-        },
-        Class::AppCredential => Error::Conflict {
-            code: "app_credential_invalid",
-            detail: format!("{} {}", x.message, x.hint),
-            mailboxes: vec![],
-        },
-        Class::Setup => Error::Conflict {
-            code: "sign_in_setup",
-            detail: format!("{} {}", x.message, x.hint),
-            mailboxes: vec![],
-        },
+        Class::Transient => Error::Unavailable(detail),
+        Class::Reauth => Error::refused(Code::ReauthRequired, detail),
+        Class::AppCredential => Error::refused(Code::AppCredentialInvalid, detail),
+        Class::Setup => Error::refused(Code::SignInSetup, detail),
     }
 }
 
 fn ensure_authorized(row: &TokenRow) -> Result<()> {
-    let status = MailboxStatus::from_db(&row.status);
-    let has_grant = match AccessMode::from_db(&row.access_mode).unwrap_or_default() {
-        AccessMode::Delegated => row.refresh_token.is_some(),
-        AccessMode::AppOnly => row.access_token.is_some(),
-    };
-    match status {
-        Some(MailboxStatus::ReauthRequired) => Err(Error::Conflict {
-            code: "reauth_required",
-            detail: "the mailbox must be signed in again (refresh)".into(),
-            mailboxes: vec![],
-        }),
-        _ if !has_grant => Err(Error::Conflict {
-            code: "mailbox_not_authorized",
-            detail: "the mailbox has not been authorized yet; use refresh".into(),
-            mailboxes: vec![],
-        }),
+    match row.status {
+        MailboxStatus::ReauthRequired => Err(Error::refused(
+            Code::ReauthRequired,
+            "the mailbox must be signed in again (refresh)",
+        )),
+        _ if !row.has_grant() => Err(Error::refused(
+            Code::MailboxNotAuthorized,
+            "the mailbox has not been authorized yet; use refresh",
+        )),
         // The address goes into SASL and SMTP commands, here and at the
         // integrator: one an older version accepted without the strict parse
         // is not handed out.
-        _ if !addresses_valid(row) => Err(Error::Conflict {
-            code: "mailbox_address_invalid",
-            detail: "the mailbox's stored address (or the account it was authorized as) is not a bare mailbox address; correct the address and sign in again".into(),
-            mailboxes: vec![],
-        }),
+        _ if !addresses_valid(row) => Err(Error::refused(
+            Code::MailboxAddressInvalid,
+            "the mailbox's stored address (or the account it was authorized as) is not a bare mailbox address; correct the address and sign in again",
+        )),
         _ => Ok(()),
     }
 }
@@ -500,36 +464,29 @@ impl std::fmt::Debug for AccessTokenResponse {
 
 impl Services {
     /// Hands out a valid access token, audited.
-    pub async fn access_token_issue(
+    pub async fn mailbox_access_token(
         &self,
-        who: &crate::auth::Principal,
-        id: Uuid,
+        who: &Principal,
+        id: MailboxId,
     ) -> Result<AccessTokenResponse> {
-        let result = self.access_token(&who.org, id).await;
-        let (org, actor, mid) = (who.org.clone(), who.subject.clone(), id.to_string());
+        let org = who.require(Permission::AccessTokens)?.clone();
+        self.limits
+            .check(who, crate::limits::Limited::AccessToken)?;
+        let result = self.access_token(&org, id).await;
         let outcome = match &result {
-            Ok(_) => "ok".to_owned(),
-            Err(e) => e.to_problem().code,
+            Ok(_) => Code::Ok,
+            Err(e) => e.code(),
         };
+        let actor = Actor::Caller(who.subject.clone());
         self.store
             .run(move |c| {
-                Audit {
-                    org: &org,
-                    actor: &actor,
-                    action: "mailbox.access_token_issued",
-                    target_type: "mailbox",
-                    target_id: Some(&mid),
-                    outcome: &outcome,
-                    detail: None,
-                }
-                .record(c)
+                Audit::mailbox(&org, actor, AuditAction::AccessTokenIssued, id)
+                    .outcome(outcome)
+                    .record(c)
             })
             .await?;
         let token = result?;
-        let smtp_user = match (&token.access_mode, token.shared, &token.authorized_as) {
-            (AccessMode::Delegated, true, Some(delegate)) => delegate.clone(),
-            _ => token.mailbox.clone(),
-        };
+        let smtp_user = token.smtp_user().to_owned();
         Ok(AccessTokenResponse {
             access_token: token.token.expose_secret().to_owned(),
             expires_at: token.expires_at,

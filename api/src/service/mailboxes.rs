@@ -6,22 +6,29 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
+use super::audit::Audit;
+use super::lifecycle::{self, Change};
 use super::{PageRequest, Services, next_cursor, page_type, utc};
-use crate::auth::Principal;
-use crate::domain::{AccessMode, EmailAddress, Invalid, MailboxStatus, OrgId};
+use crate::auth::{Permission, Principal};
+use crate::codes::Code;
+use crate::domain::{
+    AccessMode, Actor, AppCredentialId, AuditAction, CheckStepName, EmailAddress, Invalid,
+    MailboxId, MailboxStatus, OrgId,
+};
 use crate::error::{Error, Result, Validator};
-use crate::store::mailboxes::{self as store, MailboxChanges, MailboxRow, Refused, StatusFilter};
-use crate::store::{app_credentials, now};
+use crate::store::mailboxes::{self as store, MailboxRow, SettingsChange, StatusFilter};
+use crate::store::{AnyConnection, StoreError, app_credentials, now, write_transaction};
 
 /// A mailbox connected (or to be connected) through an app credential.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Mailbox {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: MailboxId,
     /// The mailbox address, in lower case.
     pub email: String,
-    pub app_credential_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub app_credential_id: AppCredentialId,
     pub access_mode: AccessMode,
     /// A shared mailbox: a delegate signs in and accesses it.
     pub shared: bool,
@@ -58,6 +65,17 @@ pub struct StatusDetail {
     pub hint: Option<String>,
 }
 
+impl StatusDetail {
+    /// A stored code and message, with the catalogue's hint when none is stored.
+    pub fn stored(code: Code, message: Option<String>, hint: Option<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.unwrap_or_default(),
+            hint: hint.or_else(|| code.hint().map(str::to_owned)),
+        }
+    }
+}
+
 /// A connection check: token, IMAP and SMTP, step by step.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CheckReport {
@@ -69,7 +87,8 @@ pub struct CheckReport {
 /// One step of a connection check.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CheckStep {
-    pub name: String,
+    #[schema(value_type = String)]
+    pub name: CheckStepName,
     pub status: CheckStepStatus,
     pub duration_ms: u64,
     /// The server's answer, sanitized.
@@ -91,7 +110,8 @@ pub enum CheckStepStatus {
 #[serde(deny_unknown_fields)]
 pub struct MailboxCreate {
     pub email: String,
-    pub app_credential_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub app_credential_id: AppCredentialId,
     /// `delegated` (the default) or `app_only`.
     #[serde(default)]
     pub access_mode: AccessMode,
@@ -107,7 +127,8 @@ pub struct MailboxCreate {
 #[serde(deny_unknown_fields)]
 pub struct MailboxUpdate {
     pub email: Option<String>,
-    pub app_credential_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub app_credential_id: Option<AppCredentialId>,
     pub access_mode: Option<AccessMode>,
     pub shared: Option<bool>,
 }
@@ -125,23 +146,26 @@ page_type!(
     MailboxPage of Mailbox
 );
 
+/// The secret expiry dates of app credentials, for the validity of app-only mailboxes.
+type Expiry = HashMap<AppCredentialId, NaiveDate>;
+
 impl Services {
     pub async fn mailbox_create(&self, who: &Principal, input: MailboxCreate) -> Result<Mailbox> {
-        let org = &who.org;
+        let org = who.require(Permission::MailboxesWrite)?.clone();
         let mut v = Validator::default();
         let email = v.check("email", EmailAddress::parse(&input.email));
         v.finish()?;
         let email = email.expect("validated");
         let at = now();
         let row = MailboxRow {
-            id: Uuid::now_v7().to_string(),
-            org: org.as_str().to_owned(),
+            id: MailboxId::new(),
+            org: org.clone(),
             email: email.as_str().to_owned(),
-            app_credential_id: input.app_credential_id.to_string(),
-            access_mode: input.access_mode.as_str().to_owned(),
+            app_credential_id: input.app_credential_id,
+            access_mode: input.access_mode,
             shared: input.shared,
-            status: MailboxStatus::Inactive.as_str().to_owned(),
-            status_code: Some("not_authorized".into()),
+            status: MailboxStatus::Inactive,
+            status_code: Some(Code::NotAuthorized),
             status_message: Some("The mailbox has not been authorized yet.".into()),
             status_hint: Some(sign_in_hint(input.access_mode).into()),
             authorized_as: None,
@@ -157,14 +181,14 @@ impl Services {
             created_at: at,
             updated_at: at,
         };
-        let (org, actor) = (org.clone(), who.subject.clone());
+        let actor = Actor::Caller(who.subject.clone());
         let row = self
             .store
             .run(move |c| {
-                crate::store::write_transaction(c, |c| {
-                    ensure_app_credential(c, &org, &row.app_credential_id)?;
-                    store::insert(c, &row)?.map_err(|r| refusal(r, &row.email))?;
-                    audit_change(c, &org, &actor, "mailbox.created", &row.id)?;
+                write_transaction(c, |c| {
+                    ensure_app_credential(c, &org, row.app_credential_id)?;
+                    store::insert(c, &row).map_err(|e| refusal(e, &row.email))?;
+                    Audit::mailbox(&org, actor, AuditAction::MailboxCreated, row.id).record(c)?;
                     with_expiry(c, &org, row)
                 })
             })
@@ -173,12 +197,18 @@ impl Services {
         self.mailbox_view(row.0, &row.1)
     }
 
-    pub async fn mailbox_get(&self, org: &OrgId, id: Uuid) -> Result<Mailbox> {
+    pub async fn mailbox_get(&self, who: &Principal, id: MailboxId) -> Result<Mailbox> {
+        let org = who.require(Permission::MailboxesRead)?;
+        self.mailbox(org, id).await
+    }
+
+    /// The mailbox's view (for use cases that authorized already).
+    pub(crate) async fn mailbox(&self, org: &OrgId, id: MailboxId) -> Result<Mailbox> {
         let org = org.clone();
         let row = self
             .store
             .run(move |c| {
-                let row = store::get(c, &org, &id.to_string())?;
+                let row = store::get(c, &org, id)?;
                 with_expiry(c, &org, row)
             })
             .await?;
@@ -187,12 +217,12 @@ impl Services {
 
     pub async fn mailbox_list(
         &self,
-        org: &OrgId,
+        who: &Principal,
         filter: MailboxFilter,
         page: PageRequest,
     ) -> Result<MailboxPage> {
+        let org = who.require(Permission::MailboxesRead)?.clone();
         let (limit, after) = page.resolve()?;
-        let org = org.clone();
         let expiring_before = Utc::now().naive_utc()
             - chrono::Duration::days(
                 self.tokens.refresh_token_lifetime_days - self.tokens.expiring_days,
@@ -200,16 +230,16 @@ impl Services {
         let status = filter.status.map(|s| match s {
             MailboxStatus::Active => StatusFilter::Active { expiring_before },
             MailboxStatus::Expiring => StatusFilter::Expiring { expiring_before },
-            other => StatusFilter::Stored(other.as_str()),
+            other => StatusFilter::Stored(other),
         });
         let (rows, expiry) = self
             .store
             .run(move |c| {
-                let rows = store::list(c, &org, status, after.as_deref(), limit)?;
-                let mut ids: Vec<String> = rows
+                let rows = store::list(c, &org, status, after, limit)?;
+                let mut ids: Vec<AppCredentialId> = rows
                     .iter()
-                    .filter(|r| r.access_mode == AccessMode::AppOnly.as_str())
-                    .map(|r| r.app_credential_id.clone())
+                    .filter(|r| r.access_mode == AccessMode::AppOnly)
+                    .map(|r| r.app_credential_id)
                     .collect();
                 ids.sort_unstable();
                 ids.dedup();
@@ -218,7 +248,7 @@ impl Services {
                 } else {
                     store::secret_expiry(c, &org, &ids)?
                 };
-                Ok((rows, expiry))
+                Ok::<_, Error>((rows, expiry))
             })
             .await?;
         let items = rows
@@ -232,9 +262,10 @@ impl Services {
     pub async fn mailbox_update(
         &self,
         who: &Principal,
-        id: Uuid,
+        id: MailboxId,
         input: MailboxUpdate,
     ) -> Result<Mailbox> {
+        let org = who.require(Permission::MailboxesWrite)?.clone();
         let mut v = Validator::default();
         let email = v
             .check(
@@ -243,71 +274,42 @@ impl Services {
             )
             .flatten();
         v.finish()?;
-        let (org, actor) = (who.org.clone(), who.subject.clone());
-        let id = id.to_string();
+        let actor = Actor::Caller(who.subject.clone());
         let row = self
             .store
             .run(move |c| {
-                crate::store::write_transaction(c, |c| {
-                    let current = store::get(c, &org, &id)?;
+                write_transaction(c, |c| {
+                    let current = store::get(c, &org, id)?;
                     if let Some(app) = input.app_credential_id {
-                        ensure_app_credential(c, &org, &app.to_string())?;
+                        ensure_app_credential(c, &org, app)?;
                     }
-                    let email = email
-                        .map(|e| e.as_str().to_owned())
-                        .filter(|e| *e != current.email);
-                    let app = input
-                        .app_credential_id
-                        .map(|a| a.to_string())
-                        .filter(|a| *a != current.app_credential_id);
-                    let mode = input
-                        .access_mode
-                        .map(AccessMode::as_str)
-                        .filter(|m| *m != current.access_mode);
-                    let shared = input.shared.filter(|s| *s != current.shared);
+                    let changes = SettingsChange {
+                        email: email
+                            .map(|e| e.as_str().to_owned())
+                            .filter(|e| *e != current.email),
+                        app_credential_id: input
+                            .app_credential_id
+                            .filter(|a| *a != current.app_credential_id),
+                        access_mode: input.access_mode.filter(|m| *m != current.access_mode),
+                        shared: input.shared.filter(|s| *s != current.shared),
+                        updated_at: Some(now()),
+                    };
                     // The authorization belongs to the settings it was made for:
                     // another address, app, mode, or shared flag needs a new sign-in
                     // (the identity pin depends on `shared`).
-                    let reset =
-                        email.is_some() || app.is_some() || mode.is_some() || shared.is_some();
-                    let new_mode = input
-                        .access_mode
-                        .or_else(|| AccessMode::from_db(&current.access_mode))
-                        .unwrap_or_default();
-                    let mut changes = MailboxChanges {
-                        email: email.clone(),
-                        app_credential_id: app,
-                        access_mode: mode.map(str::to_owned),
-                        shared,
-                        updated_at: Some(now()),
-                        ..Default::default()
-                    };
+                    let reset = changes.email.is_some()
+                        || changes.app_credential_id.is_some()
+                        || changes.access_mode.is_some()
+                        || changes.shared.is_some();
+                    let email = changes.email.clone().unwrap_or_default();
+                    store::update_settings(c, &org, id, &changes)
+                        .map_err(|e| refusal(e, &email))?;
                     if reset {
-                        changes.status = Some(MailboxStatus::Inactive.as_str().to_owned());
-                        changes.status_code = Some(Some("not_authorized".into()));
-                        changes.status_message = Some(Some(
-                            "The mailbox settings changed; it must be authorized again.".into(),
-                        ));
-                        changes.status_hint = Some(Some(sign_in_hint(new_mode).into()));
-                        changes.authorized_as = Some(None);
-                        changes.refresh_token_issued_at = Some(None);
-                        // The old tokens belonged to the old settings.
-                        changes.access_token = Some(None);
-                        changes.access_token_expires_at = Some(None);
-                        changes.refresh_token = Some(None);
-                        // The pinned identity was the old settings' account.
-                        changes.identity_oid = Some(None);
-                        changes.identity_tid = Some(None);
+                        let mode = changes.access_mode.unwrap_or(current.access_mode);
+                        lifecycle::transition(c, &org, id, Change::GrantEnded { mode }, None)?;
                     }
-                    store::update(c, &org, &id, &changes)?
-                        .map_err(|r| refusal(r, email.as_deref().unwrap_or_default()))?;
-                    if reset {
-                        // A refresh or a sign-in under way was for the old settings.
-                        crate::store::tokens::invalidate(c, &org, &id)?;
-                        crate::store::authorizations::delete_for_mailbox(c, &org, &id)?;
-                    }
-                    audit_change(c, &org, &actor, "mailbox.updated", &id)?;
-                    let row = store::get(c, &org, &id)?;
+                    Audit::mailbox(&org, actor, AuditAction::MailboxUpdated, id).record(c)?;
+                    let row = store::get(c, &org, id)?;
                     with_expiry(c, &org, row)
                 })
             })
@@ -316,14 +318,14 @@ impl Services {
         self.mailbox_view(row.0, &row.1)
     }
 
-    pub async fn mailbox_delete(&self, who: &Principal, id: Uuid) -> Result<()> {
-        let (org, actor) = (who.org.clone(), who.subject.clone());
+    pub async fn mailbox_delete(&self, who: &Principal, id: MailboxId) -> Result<()> {
+        let org = who.require(Permission::MailboxesDelete)?.clone();
+        let actor = Actor::Caller(who.subject.clone());
         self.store
             .run(move |c| {
-                let id = id.to_string();
-                crate::store::write_transaction(c, |c| {
-                    store::delete(c, &org, &id)?;
-                    audit_change(c, &org, &actor, "mailbox.deleted", &id)
+                write_transaction(c, |c| {
+                    store::delete(c, &org, id)?;
+                    Audit::mailbox(&org, actor, AuditAction::MailboxDeleted, id).record(c)
                 })
             })
             .await?;
@@ -331,21 +333,9 @@ impl Services {
         Ok(())
     }
 
-    fn mailbox_view(
-        &self,
-        row: MailboxRow,
-        secret_expiry: &HashMap<String, NaiveDate>,
-    ) -> Result<Mailbox> {
-        let corrupt = |what: &str| {
-            Error::Internal(anyhow::anyhow!(
-                "mailbox {}: stored {what} is invalid",
-                row.id
-            ))
-        };
-        let mut status = MailboxStatus::from_db(&row.status).ok_or_else(|| corrupt("status"))?;
-        let access_mode =
-            AccessMode::from_db(&row.access_mode).ok_or_else(|| corrupt("access mode"))?;
-        let validity_days = match access_mode {
+    fn mailbox_view(&self, row: MailboxRow, secret_expiry: &Expiry) -> Result<Mailbox> {
+        let mut status = row.status;
+        let validity_days = match row.access_mode {
             AccessMode::Delegated => row.refresh_token_issued_at.map(|issued| {
                 let age = Utc::now().naive_utc() - issued;
                 (self.tokens.refresh_token_lifetime_days - age.num_days()).max(0)
@@ -357,25 +347,29 @@ impl Services {
             AccessMode::AppOnly => None,
         };
         if status == MailboxStatus::Active
-            && access_mode == AccessMode::Delegated
+            && row.access_mode == AccessMode::Delegated
             && validity_days.is_some_and(|d| d <= self.tokens.expiring_days)
         {
             status = MailboxStatus::Expiring;
         }
         let last_check = match row.last_check.as_deref() {
             None => None,
-            Some(json) => Some(serde_json::from_str(json).map_err(|_| corrupt("last check"))?),
+            Some(json) => Some(serde_json::from_str(json).map_err(|e| {
+                Error::Internal(anyhow::anyhow!(
+                    "mailbox {}: stored last check is invalid: {e}",
+                    row.id
+                ))
+            })?),
         };
         Ok(Mailbox {
-            id: Uuid::try_parse(&row.id).map_err(|_| corrupt("id"))?,
+            id: row.id,
             email: row.email,
-            app_credential_id: Uuid::try_parse(&row.app_credential_id)
-                .map_err(|_| corrupt("app credential id"))?,
-            access_mode,
+            app_credential_id: row.app_credential_id,
+            access_mode: row.access_mode,
             shared: row.shared,
             status,
             status_detail: row.status_code.map(|code| StatusDetail {
-                code,
+                code: code.into(),
                 message: row.status_message.unwrap_or_default(),
                 hint: row.status_hint,
             }),
@@ -389,7 +383,7 @@ impl Services {
                 row.last_error_at,
             ) {
                 (Some(code), message, Some(at)) => Some(LastError {
-                    code,
+                    code: code.into(),
                     message: message.unwrap_or_default(),
                     at: utc(at),
                 }),
@@ -405,68 +399,48 @@ impl Services {
 /// app-only access; a delegated mailbox's validity is its refresh token's, so
 /// it needs no second query).
 fn with_expiry(
-    c: &mut crate::store::AnyConnection,
+    c: &mut AnyConnection,
     org: &OrgId,
     row: MailboxRow,
-) -> Result<(MailboxRow, HashMap<String, NaiveDate>)> {
-    if row.access_mode != AccessMode::AppOnly.as_str() {
+) -> Result<(MailboxRow, Expiry)> {
+    if row.access_mode != AccessMode::AppOnly {
         return Ok((row, HashMap::new()));
     }
-    let expiry = store::secret_expiry(c, org, std::slice::from_ref(&row.app_credential_id))?;
+    let expiry = store::secret_expiry(c, org, &[row.app_credential_id])?;
     Ok((row, expiry))
 }
 
-/// The audit row of a change made through the API, in the change's transaction.
-fn audit_change(
-    c: &mut crate::store::AnyConnection,
-    org: &OrgId,
-    actor: &str,
-    action: &str,
-    id: &str,
-) -> Result<()> {
-    super::audit::Audit {
-        org,
-        actor,
-        action,
-        target_type: "mailbox",
-        target_id: Some(id),
-        outcome: "ok",
-        detail: None,
-    }
-    .record(c)
-}
-
-fn sign_in_hint(mode: AccessMode) -> &'static str {
+/// What to do to authorize a mailbox of this access mode.
+pub(crate) fn sign_in_hint(mode: AccessMode) -> &'static str {
     match mode {
         AccessMode::Delegated => "Use Refresh and sign in with the mailbox account once.",
         AccessMode::AppOnly => "Use Refresh to obtain an app-only token.",
     }
 }
 
-fn ensure_app_credential(c: &mut crate::store::AnyConnection, org: &OrgId, id: &str) -> Result<()> {
+fn unknown_app_credential() -> Error {
+    Error::invalid_field(
+        "app_credential_id",
+        Invalid::new(Code::UnknownAppCredential, "no app credential with this id"),
+    )
+}
+
+fn ensure_app_credential(c: &mut AnyConnection, org: &OrgId, id: AppCredentialId) -> Result<()> {
     match app_credentials::get(c, org, id) {
-        Err(Error::NotFound { .. }) => Err(Error::invalid_field(
-            "app_credential_id",
-            Invalid::new("unknown_app_credential", "no app credential with this id"),
-        )),
-        other => other.map(|_| ()),
+        Err(StoreError::NotFound(_)) => Err(unknown_app_credential()),
+        other => other.map(drop).map_err(Error::from),
     }
 }
 
-fn refusal(refused: Refused, email: &str) -> Error {
-    match refused {
-        Refused::EmailTaken => email_taken(email),
-        Refused::UnknownAppCredential => Error::invalid_field(
-            "app_credential_id",
-            Invalid::new("unknown_app_credential", "no app credential with this id"),
-        ),
-    }
-}
-
-fn email_taken(email: &str) -> Error {
-    Error::Conflict {
-        code: "mailbox_exists",
-        detail: format!("a mailbox with the address {email} already exists"),
-        mailboxes: vec![email.to_owned()],
+/// What a constraint's refusal of a mailbox write means.
+fn refusal(e: StoreError, email: &str) -> Error {
+    match e {
+        StoreError::Unique => Error::Refused {
+            code: Code::MailboxExists,
+            detail: format!("a mailbox with the address {email} already exists"),
+            mailboxes: vec![email.to_owned()],
+        },
+        StoreError::ForeignKey => unknown_app_credential(),
+        other => other.into(),
     }
 }

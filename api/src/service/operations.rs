@@ -9,7 +9,7 @@ use super::Services;
 use crate::store::operations;
 
 /// Mailboxes by status, as counted in the database.
-type Counts = Vec<(String, i64)>;
+type Counts = Vec<(crate::domain::MailboxStatus, i64)>;
 
 /// The mailbox counts of the metrics, taken from the database at most once
 /// per `ttl` (`INBOXLINK_METRICS_CACHE_SECONDS`): scrapes within it reuse

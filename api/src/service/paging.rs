@@ -1,6 +1,7 @@
 //! Keyset paging: ids are time-ordered UUIDs, so "after this id" is stable
 //! under concurrent inserts and deletes.
 
+use crate::codes::Code;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -26,24 +27,24 @@ pub struct PageRequest {
 
 impl PageRequest {
     /// `(limit, after-id)` after validation.
-    pub fn resolve(&self) -> Result<(i64, Option<String>), Error> {
+    pub fn resolve<Id: From<Uuid>>(&self) -> Result<(i64, Option<Id>), Error> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         let mut errors = Vec::new();
         if !(1..=MAX_LIMIT).contains(&limit) {
             errors.push(FieldError {
                 field: "limit".into(),
-                code: "invalid_limit",
+                code: Code::InvalidLimit,
                 message: format!("limit must be 1-{MAX_LIMIT}"),
             });
         }
         let after = match self.cursor.as_deref() {
             None | Some("") => None,
             Some(c) => match Uuid::try_parse(c) {
-                Ok(id) => Some(id.to_string()),
+                Ok(id) => Some(Id::from(id)),
                 Err(_) => {
                     errors.push(FieldError {
                         field: "cursor".into(),
-                        code: "invalid_cursor",
+                        code: Code::InvalidCursor,
                         message: "not a cursor returned by this API".into(),
                     });
                     None

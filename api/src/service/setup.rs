@@ -1,26 +1,24 @@
 //! What an administrator needs around an app credential: proof that client
-//! id, tenant and secret are right (verify), the set-up view (redirect URI,
-//! permissions, admin consent, Exchange PowerShell for app-only; reading it
-//! writes nothing), and admin consent: a link minted by an admin (audited),
-//! the browser's answer recorded as reported, and verify confirming it with a
-//! token request before it counts as established.
+//! id, tenant and secret are right (verify, which also confirms a reported
+//! admin consent, [`super::consent`]), and the set-up view (redirect URI,
+//! permissions, where admin consent stands, Exchange PowerShell for
+//! app-only; reading it writes nothing).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::Services;
 use super::audit::Audit;
-use super::callback::{BROWSER, CallbackOutcome, CallbackParams};
-use super::signin::{AUTHORIZATION_TTL_MINUTES, hash_state, random_token};
-use crate::auth::Principal;
-use crate::domain::{AccessMode, EmailAddress, OrgId, TenantId};
-use crate::error::Result;
-use crate::idp::{AppIdentity, explain};
-use crate::store::app_credentials::CredentialState;
-use crate::store::authorizations::{self, AuthorizationRow};
-use crate::store::{app_credentials, now};
+use super::consent::AdminConsent;
+use super::lifecycle::{self, CredentialChange, Detail};
+use crate::auth::{Permission, Principal};
+use crate::codes::Code;
+use crate::domain::{AccessMode, Actor, AppCredentialId, AuditAction, EmailAddress, TenantId};
+use crate::error::{Error, Result};
+use crate::idp::AppIdentity;
+use crate::limits::Limited;
+use crate::store::{app_credentials, mailboxes, now, write_transaction};
 
 /// The result of verifying an app credential against Microsoft.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -37,47 +35,6 @@ pub struct VerifyResult {
     /// Admin consent after this verification (a reported consent becomes
     /// `established` when the token request in its tenant succeeds).
     pub admin_consent: AdminConsent,
-}
-
-/// Where admin consent stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AdminConsentStatus {
-    /// No consent answer has been recorded.
-    None,
-    /// The browser came back from Microsoft's consent page saying consent was
-    /// granted; run verify to confirm it.
-    Reported,
-    /// A token request in the consenting tenant succeeded after the report.
-    Established,
-}
-
-/// Admin consent of an app credential.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct AdminConsent {
-    pub status: AdminConsentStatus,
-    /// The tenant the consent answer named.
-    pub tenant: Option<String>,
-    /// When the browser reported the consent.
-    pub reported_at: Option<DateTime<Utc>>,
-    /// When verify confirmed it.
-    pub established_at: Option<DateTime<Utc>>,
-}
-
-impl AdminConsent {
-    fn of(state: &CredentialState) -> Self {
-        let status = match (state.consent_reported_at, state.consent_granted_at) {
-            (_, Some(_)) => AdminConsentStatus::Established,
-            (Some(_), None) => AdminConsentStatus::Reported,
-            (None, None) => AdminConsentStatus::None,
-        };
-        Self {
-            status,
-            tenant: state.consent_tenant.clone(),
-            reported_at: state.consent_reported_at.map(|t| t.and_utc()),
-            established_at: state.consent_granted_at.map(|t| t.and_utc()),
-        }
-    }
 }
 
 /// Everything to set up in Entra ID and Exchange for an app credential.
@@ -98,23 +55,6 @@ pub struct AppCredentialSetup {
     /// filled in as single-quoted literals. Mailboxes whose stored address is
     /// not valid are left out (a comment says how many).
     pub powershell: Vec<String>,
-}
-
-/// Options of an admin-consent link.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AdminConsentRequest {
-    /// Where the browser goes after the consent (must match the configured
-    /// allow-list); it receives `outcome` as a query parameter.
-    pub return_url: Option<String>,
-}
-
-/// An admin-consent link for a tenant administrator to open.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AdminConsentLink {
-    /// Microsoft's admin-consent URL (valid until `expires_at`, usable once).
-    pub admin_consent_url: String,
-    pub expires_at: DateTime<Utc>,
 }
 
 /// `value` as a single-quoted PowerShell literal: the quote characters
@@ -138,9 +78,14 @@ pub fn powershell_literal(value: &str) -> String {
 }
 
 impl Services {
-    pub async fn app_credential_verify(&self, who: &Principal, id: Uuid) -> Result<VerifyResult> {
-        let org = &who.org;
-        let (app, secret) = self.app_credential_with_secret(org, id).await?;
+    pub async fn app_credential_verify(
+        &self,
+        who: &Principal,
+        id: AppCredentialId,
+    ) -> Result<VerifyResult> {
+        let org = who.require(Permission::AppCredentialsWrite)?.clone();
+        self.limits.check(who, Limited::Verify)?;
+        let (app, secret) = self.app_credential_with_secret(&org, id).await?;
         let identity = AppIdentity {
             client_id: &app.client_id,
             tenant: &app.tenant_id,
@@ -148,38 +93,29 @@ impl Services {
             redirect_uri: &self.redirect_uri,
         };
         let outcome = self.idp.client_credentials(&identity).await;
-        let (org2, app_id) = (org.clone(), id.to_string());
+        let org2 = org.clone();
         let state = self
             .store
-            .run(move |c| app_credentials::state(c, &org2, &app_id))
+            .run(move |c| app_credentials::state(c, &org2, id))
             .await?;
         // A reported consent is confirmed by a token request in the tenant it named.
-        let confirm_in = match (&outcome, &state.consent_tenant, state.consent_granted_at) {
+        let by_guid = TenantId::parse(&app.tenant_id).is_ok_and(|t| t.is_guid());
+        let established = match (&outcome, &state.consent_tenant, state.consent_granted_at) {
             (Ok(_), Some(tenant), None) if state.consent_reported_at.is_some() => {
-                let same = TenantId::parse(&app.tenant_id).is_ok_and(|t| t.is_guid())
-                    || app.tenant_guid.as_deref() == Some(tenant.as_str());
-                if same {
-                    Some(Ok(tenant.clone()))
+                if by_guid || app.tenant_guid.as_deref() == Some(tenant.as_str()) {
+                    Some(tenant.clone())
                 } else {
                     let there = AppIdentity { tenant, ..identity };
-                    Some(
-                        self.idp
-                            .client_credentials(&there)
-                            .await
-                            .map(|_| tenant.clone()),
-                    )
+                    let confirmed = self.idp.client_credentials(&there).await.is_ok();
+                    confirmed.then(|| tenant.clone())
                 }
             }
-            _ => None,
-        };
-        let established = match &confirm_in {
-            Some(Ok(tenant)) => Some(tenant.clone()),
             _ => None,
         };
         let result = match &outcome {
             Ok(_) => VerifyResult {
                 ok: true,
-                code: "verified".into(),
+                code: Code::Verified.into(),
                 message: "Microsoft accepted the client id, tenant and secret.".into(),
                 hint: None,
                 aadsts: None,
@@ -196,53 +132,44 @@ impl Services {
                 admin_consent: AdminConsent::of(&state),
             },
         };
-        let (org2, actor, app_id) = (org.clone(), who.subject.clone(), id.to_string());
-        let (ok, code, message) = (result.ok, result.code.clone(), result.message.clone());
-        let hint = result.hint.clone().unwrap_or_default();
-        let credential_problem = outcome
-            .as_ref()
-            .err()
-            .is_some_and(|e| e.class() == crate::idp::Class::AppCredential);
-        let learn_guid = established
-            .clone()
-            .filter(|_| !TenantId::parse(&app.tenant_id).is_ok_and(|t| t.is_guid()));
+        let change = match &outcome {
+            Ok(_) => Some(CredentialChange::Accepted),
+            Err(e) if e.class() == crate::idp::Class::AppCredential => {
+                let x = &e.explanation;
+                Some(CredentialChange::Refused(Detail::new(
+                    x.code,
+                    x.message.clone(),
+                    x.hint,
+                )))
+            }
+            Err(_) => None,
+        };
+        let outcome_code = match &outcome {
+            Ok(_) => Code::Ok,
+            Err(e) => e.explanation.code,
+        };
+        let learn_guid = established.clone().filter(|_| !by_guid);
         let confirmed = established.is_some();
+        let actor = Actor::Caller(who.subject.clone());
         let state = self
             .store
             .run(move |c| {
-                crate::store::write_transaction(c, |c| {
-                    if ok {
-                        app_credentials::flag_problem(c, &org2, &app_id, None)?;
-                    } else if credential_problem {
-                        app_credentials::flag_problem(
-                            c,
-                            &org2,
-                            &app_id,
-                            Some(app_credentials::CredentialProblem {
-                                code: &code,
-                                message: &message,
-                                hint: &hint,
-                            }),
-                        )?;
+                write_transaction(c, |c| {
+                    if let Some(change) = change {
+                        lifecycle::transition_credential(c, &org, id, change)?;
                     }
+                    let mut audit =
+                        Audit::app_credential(&org, actor, AuditAction::AppCredentialVerified, id)
+                            .outcome(outcome_code);
                     if confirmed {
                         if let Some(guid) = &learn_guid {
-                            app_credentials::learn_tenant_guid(c, &org2, &app_id, guid)?;
+                            app_credentials::learn_tenant_guid(c, &org, id, guid)?;
                         }
-                        app_credentials::record_consent_established(c, &org2, &app_id, now())?;
+                        app_credentials::record_consent_established(c, &org, id, now())?;
+                        audit = audit.detail(serde_json::json!({ "admin_consent": "established" }));
                     }
-                    Audit {
-                        org: &org2,
-                        actor: &actor,
-                        action: "app_credential.verified",
-                        target_type: "app_credential",
-                        target_id: Some(&app_id),
-                        outcome: if ok { "ok" } else { &code },
-                        detail: confirmed
-                            .then(|| serde_json::json!({ "admin_consent": "established" })),
-                    }
-                    .record(c)?;
-                    app_credentials::state(c, &org2, &app_id)
+                    audit.record(c)?;
+                    Ok::<_, Error>(app_credentials::state(c, &org, id)?)
                 })
             })
             .await?;
@@ -256,17 +183,17 @@ impl Services {
     pub async fn app_credential_setup(
         &self,
         who: &Principal,
-        id: Uuid,
+        id: AppCredentialId,
     ) -> Result<AppCredentialSetup> {
-        let org = who.org.clone();
-        let app = self.app_credential_get(&org, id).await?;
-        let (org2, app_id) = (org.clone(), id.to_string());
+        let org = who.require(Permission::AppCredentialsRead)?.clone();
+        self.limits.check(who, Limited::Setup)?;
+        let app = self.app_credential(&org, id).await?;
         let (state, app_only) = self
             .store
             .run(move |c| {
-                let state = app_credentials::state(c, &org2, &app_id)?;
-                let app_only = app_only_mailboxes(c, &org2, &app_id)?;
-                Ok((state, app_only))
+                let state = app_credentials::state(c, &org, id)?;
+                let app_only = mailboxes::emails_using(c, &org, id, Some(AccessMode::AppOnly))?;
+                Ok::<_, Error>((state, app_only))
             })
             .await?;
         Ok(AppCredentialSetup {
@@ -284,181 +211,11 @@ impl Services {
                 "Office 365 Exchange Online: SMTP.SendAsApp".into(),
             ],
             admin_consent: AdminConsent::of(&state),
-            problem: state
-                .problem_code
-                .map(|code| super::mailboxes::StatusDetail {
-                    hint: crate::idp::explain::hint_for(&code).map(str::to_owned),
-                    code,
-                    message: state.problem_message.unwrap_or_default(),
-                }),
+            problem: state.problem_code.map(|code| {
+                super::mailboxes::StatusDetail::stored(code, state.problem_message, None)
+            }),
             powershell: app_only_powershell(&app.client_id, &app_only),
         })
-    }
-
-    /// Mints an admin-consent link (admins only; audited).
-    pub async fn app_credential_admin_consent(
-        &self,
-        who: &Principal,
-        id: Uuid,
-        input: AdminConsentRequest,
-    ) -> Result<AdminConsentLink> {
-        let return_url = input
-            .return_url
-            .map(|u| self.check_return_url(&u))
-            .transpose()?;
-        let (app, secret) = self.app_credential_with_secret(&who.org, id).await?;
-        let identity = AppIdentity {
-            client_id: &app.client_id,
-            tenant: &app.tenant_id,
-            client_secret: &secret,
-            redirect_uri: &self.redirect_uri,
-        };
-        let state = random_token(32);
-        let url = self.idp.admin_consent_url(&identity, &state);
-        let at = now();
-        let expires_at = at + chrono::Duration::minutes(AUTHORIZATION_TTL_MINUTES);
-        let row = AuthorizationRow {
-            id: Uuid::now_v7().to_string(),
-            org: who.org.as_str().to_owned(),
-            kind: "admin_consent".into(),
-            mailbox_id: None,
-            app_credential_id: id.to_string(),
-            state_hash: hash_state(&state),
-            pkce_verifier: None,
-            nonce: None,
-            return_url,
-            actor: who.subject.clone(),
-            expires_at,
-            created_at: at,
-            token_version: None,
-        };
-        let (org, actor, app_id) = (who.org.clone(), who.subject.clone(), id.to_string());
-        self.store
-            .run(move |c| {
-                crate::store::write_transaction(c, |c| {
-                    authorizations::insert(c, &row)?;
-                    Audit {
-                        org: &org,
-                        actor: &actor,
-                        action: "app_credential.admin_consent_started",
-                        target_type: "app_credential",
-                        target_id: Some(&app_id),
-                        outcome: "ok",
-                        detail: None,
-                    }
-                    .record(c)
-                })
-            })
-            .await?;
-        Ok(AdminConsentLink {
-            admin_consent_url: url.to_string(),
-            expires_at: expires_at.and_utc(),
-        })
-    }
-
-    /// The browser's answer from Microsoft's admin-consent page (front
-    /// channel): recorded as reported when it names the credential's tenant.
-    pub(crate) async fn admin_consent_answer(
-        &self,
-        org: &OrgId,
-        auth: &AuthorizationRow,
-        params: &CallbackParams,
-    ) -> Result<CallbackOutcome> {
-        let granted = params
-            .admin_consent
-            .as_deref()
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        let app_id = Uuid::try_parse(&auth.app_credential_id)
-            .map_err(|e| crate::Error::Internal(e.into()))?;
-        let app = self.app_credential_get(org, app_id).await?;
-        let expected = match TenantId::parse(&app.tenant_id) {
-            Ok(t) if t.is_guid() => Some(t.as_str().to_owned()),
-            _ => app.tenant_guid.clone(),
-        };
-        let reported = params
-            .tenant
-            .as_deref()
-            .and_then(|t| TenantId::parse(t).ok())
-            .filter(TenantId::is_guid);
-        // What Microsoft (or whoever sent the browser here) said, explained:
-        // only stable codes are audited, never the raw query text.
-        let verdict: std::result::Result<String, (&'static str, String, &'static str)> = match (
-            granted, reported,
-        ) {
-            (false, _) => {
-                let description = params.error_description.clone().unwrap_or_default();
-                let x = explain(
-                    params.error.as_deref().unwrap_or("access_denied"),
-                    explain::aadsts_number(&description),
-                    None,
-                );
-                Err((x.code, x.message, x.hint))
-            }
-            (true, None) => Err((
-                "invalid_callback",
-                "The consent answer names no tenant.".into(),
-                "Start again with a new admin-consent link.",
-            )),
-            (true, Some(t)) if expected.as_deref().is_some_and(|e| e != t.as_str()) => Err((
-                "consent_tenant_mismatch",
-                format!(
-                    "The consent answer names the tenant {}, not this app credential's.",
-                    t.as_str()
-                ),
-                "Open the admin-consent link as an administrator of the app credential's own tenant.",
-            )),
-            (true, Some(t)) => Ok(t.as_str().to_owned()),
-        };
-        let (org2, app_id) = (org.clone(), auth.app_credential_id.clone());
-        let (outcome, tenant) = match &verdict {
-            Ok(t) => ("reported".to_owned(), Some(t.clone())),
-            Err((code, _, _)) => ((*code).to_owned(), None),
-        };
-        self.store
-            .run(move |c| {
-                crate::store::write_transaction(c, |c| {
-                    if let Some(t) = &tenant {
-                        app_credentials::record_consent_reported(c, &org2, &app_id, t, now())?;
-                    }
-                    Audit {
-                        org: &org2,
-                        actor: BROWSER,
-                        action: "app_credential.admin_consent",
-                        target_type: "app_credential",
-                        target_id: Some(&app_id),
-                        outcome: &outcome,
-                        detail: tenant.as_ref().map(|t| serde_json::json!({ "tenant": t })),
-                    }
-                    .record(c)
-                })
-            })
-            .await?;
-        let mut page = match verdict {
-            Ok(tenant) => CallbackOutcome {
-                ok: true,
-                code: "admin_consent_granted".into(),
-                message: format!(
-                    "Admin consent was granted for the tenant {tenant}; Inboxlink confirms it at the next verify."
-                ),
-                hint: Some("You can close this window.".into()),
-                mailbox_id: None,
-                email: None,
-                return_url: None,
-                status: 200,
-            },
-            Err((code, message, hint)) => CallbackOutcome {
-                ok: false,
-                code: code.into(),
-                message,
-                hint: Some(hint.into()),
-                mailbox_id: None,
-                email: None,
-                return_url: None,
-                status: 200,
-            },
-        };
-        page.return_url = auth.return_url.clone();
-        Ok(page)
     }
 }
 
@@ -500,23 +257,6 @@ fn app_only_powershell(client_id: &str, stored: &[String]) -> Vec<String> {
         ));
     }
     lines
-}
-
-fn app_only_mailboxes(
-    c: &mut crate::store::AnyConnection,
-    org: &OrgId,
-    app_id: &str,
-) -> Result<Vec<String>> {
-    use crate::store::schema::mailboxes;
-    use diesel::prelude::*;
-    mailboxes::table
-        .filter(mailboxes::org.eq(org.as_str()))
-        .filter(mailboxes::app_credential_id.eq(app_id))
-        .filter(mailboxes::access_mode.eq(AccessMode::AppOnly.as_str()))
-        .select(mailboxes::email)
-        .order(mailboxes::email.asc())
-        .load(c)
-        .map_err(crate::store::db_error)
 }
 
 #[cfg(test)]

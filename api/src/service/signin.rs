@@ -11,20 +11,23 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::Services;
 use super::audit::Audit;
+use super::lifecycle::{self, Change, CredentialChange, Detail, Outcome};
 use super::mailboxes::Mailbox;
-use crate::auth::Principal;
+use crate::auth::{Permission, Principal};
+use crate::codes::Code;
 use crate::crypto::Slot;
-use crate::domain::{AccessMode, Invalid, MailboxStatus, OrgId};
+use crate::domain::{
+    AccessMode, Actor, AppCredentialId, AuditAction, AuthorizationId, AuthorizationKind, Invalid,
+    MailboxId, OrgId,
+};
 use crate::error::{Error, Result};
-use crate::idp::{AppIdentity, IdpError};
-use crate::store::app_credentials::CredentialProblem;
+use crate::idp::{AppIdentity, Class};
+use crate::limits::Limited;
 use crate::store::authorizations::{self, AuthorizationRow};
-use crate::store::mailboxes::MailboxChanges;
-use crate::store::{app_credentials, mailboxes, now, tokens, write_transaction};
+use crate::store::{AnyConnection, now, tokens, write_transaction};
 
 /// How long a started sign-in may take.
 pub const AUTHORIZATION_TTL_MINUTES: i64 = 10;
@@ -65,27 +68,26 @@ pub(crate) fn hash_state(state: &str) -> String {
 /// 409 `settings_changed`: the mailbox changed while a sign-in or a token
 /// request for its old settings was under way; the change wins.
 pub(crate) fn settings_changed() -> Error {
-    Error::Conflict {
-        code: "settings_changed",
-        detail: "the mailbox settings changed while this was under way; sign in again (refresh)"
-            .into(),
-        mailboxes: vec![],
-    }
+    Error::refused(
+        Code::SettingsChanged,
+        "the mailbox settings changed while this was under way; sign in again (refresh)",
+    )
 }
 
 impl Services {
     pub async fn mailbox_refresh(
         &self,
         who: &Principal,
-        id: Uuid,
+        id: MailboxId,
         input: RefreshRequest,
     ) -> Result<RefreshResult> {
-        let org = &who.org;
+        let org = who.require(Permission::MailboxesWrite)?;
+        self.limits.check(who, Limited::Refresh)?;
         let return_url = input
             .return_url
             .map(|u| self.check_return_url(&u))
             .transpose()?;
-        let mailbox = self.mailbox_get(org, id).await?;
+        let mailbox = self.mailbox(org, id).await?;
         let (app, secret) = self
             .app_credential_with_secret(org, mailbox.app_credential_id)
             .await?;
@@ -103,7 +105,7 @@ impl Services {
         let (url, verifier) = self
             .idp
             .authorize_url(&identity, &state, &nonce, &mailbox.email);
-        let auth_id = Uuid::now_v7().to_string();
+        let auth_id = AuthorizationId::new();
         let at = now();
         let expires_at = at + chrono::Duration::minutes(AUTHORIZATION_TTL_MINUTES);
         let mut row = AuthorizationRow {
@@ -112,14 +114,14 @@ impl Services {
                 Slot {
                     table: "authorizations",
                     column: "pkce_verifier",
-                    row_id: &auth_id,
+                    row_id: &auth_id.to_string(),
                 },
             )),
             id: auth_id,
-            org: org.as_str().to_owned(),
-            kind: "sign_in".into(),
-            mailbox_id: Some(mailbox.id.to_string()),
-            app_credential_id: app.id.to_string(),
+            org: org.clone(),
+            kind: AuthorizationKind::SignIn,
+            mailbox_id: Some(mailbox.id),
+            app_credential_id: app.id,
             state_hash: hash_state(&state),
             nonce: Some(nonce),
             return_url,
@@ -128,32 +130,23 @@ impl Services {
             created_at: at,
             token_version: None,
         };
-        let (org2, actor, mid) = (org.clone(), who.subject.clone(), mailbox.id.to_string());
-        let (email, app_id) = (mailbox.email.clone(), app.id.to_string());
+        let (org2, actor) = (org.clone(), Actor::Caller(who.subject.clone()));
+        let (email, app_id) = (mailbox.email.clone(), app.id);
         self.store
             .run(move |c| {
                 write_transaction(c, |c| {
                     // The sign-in is for the settings the URL was made from; it
                     // completes only onto the token version they have now.
-                    let current = tokens::get(c, &org2, &mid)?;
+                    let current = tokens::get(c, &org2, id)?;
                     if current.email != email
                         || current.app_credential_id != app_id
-                        || current.access_mode != AccessMode::Delegated.as_str()
+                        || current.access_mode != AccessMode::Delegated
                     {
                         return Err(settings_changed());
                     }
                     row.token_version = Some(current.token_version);
                     authorizations::insert(c, &row)?;
-                    Audit {
-                        org: &org2,
-                        actor: &actor,
-                        action: "mailbox.sign_in_started",
-                        target_type: "mailbox",
-                        target_id: Some(&mid),
-                        outcome: "ok",
-                        detail: None,
-                    }
-                    .record(c)
+                    Audit::mailbox(&org2, actor, AuditAction::SignInStarted, id).record(c)
                 })
             })
             .await?;
@@ -170,14 +163,13 @@ impl Services {
         mailbox: Mailbox,
         app: &AppIdentity<'_>,
     ) -> Result<RefreshResult> {
-        let id = mailbox.id;
-        let (org, mid) = (who.org.clone(), id.to_string());
+        let (id, app_id, org) = (mailbox.id, mailbox.app_credential_id, who.org.clone());
         // The token is for the settings as they are now: it is written only
         // onto this version (a change meanwhile wins).
         let version = {
-            let (org, mid) = (org.clone(), mid.clone());
+            let org = org.clone();
             self.store
-                .run(move |c| tokens::get(c, &org, &mid))
+                .run(move |c| tokens::get(c, &org, id))
                 .await?
                 .token_version
         };
@@ -186,78 +178,45 @@ impl Services {
             Ok(_) => crate::metrics::RefreshOutcome::Ok,
             Err(e) => crate::metrics::RefreshOutcome::Failed(e.class()),
         });
+        let actor = Actor::Caller(who.subject.clone());
         match outcome {
             Ok(set) => {
-                let write = self.seal_tokens(&mid, &set, AccessMode::AppOnly);
-                let actor = who.subject.clone();
-                let written = self
+                let change = Change::Authorized {
+                    expected: version,
+                    tokens: self.seal_tokens(id, &set),
+                    identity: None,
+                };
+                let outcome = self
                     .store
                     .run(move |c| {
-                        write_transaction(c, |c| {
-                            if !tokens::write_tokens(c, &org, &mid, version, &write)? {
-                                return Ok(false);
-                            }
-                            let changes = MailboxChanges {
-                                status: Some(MailboxStatus::Active.as_str().to_owned()),
-                                status_code: Some(None),
-                                status_message: Some(None),
-                                status_hint: Some(None),
-                                authorized_as: Some(None),
-                                updated_at: Some(now()),
-                                ..Default::default()
-                            };
-                            mailboxes::update(c, &org, &mid, &changes)?
-                                .map_err(|_| anyhow::anyhow!("update refused"))?;
-                            Audit {
-                                org: &org,
-                                actor: &actor,
-                                action: "mailbox.app_only_token_obtained",
-                                target_type: "mailbox",
-                                target_id: Some(&mid),
-                                outcome: "ok",
-                                detail: None,
-                            }
-                            .record(c)?;
-                            Ok(true)
-                        })
+                        let audit =
+                            Audit::mailbox(&org, actor, AuditAction::AppOnlyTokenObtained, id);
+                        lifecycle::transition(c, &org, id, change, Some(audit))
                     })
                     .await?;
-                if !written {
+                if outcome == Outcome::Lost {
                     return Err(settings_changed());
                 }
-                let mailbox = self.mailbox_get(&who.org, id).await?;
                 Ok(RefreshResult {
                     authorization_url: None,
                     expires_at: None,
-                    mailbox,
+                    mailbox: self.mailbox(&who.org, id).await?,
                 })
             }
             Err(e) => {
-                let error = self
-                    .record_sign_in_failure(
-                        &who.org,
-                        &id.to_string(),
-                        &mailbox.app_credential_id.to_string(),
-                        &e,
-                    )
-                    .await?;
-                let (org, actor, mid) = (who.org.clone(), who.subject.clone(), id.to_string());
-                let outcome = e.explanation.code;
+                let x = e.explanation.clone();
+                let (class, detail) = (e.class(), Detail::new(x.code, x.message, x.hint));
                 self.store
                     .run(move |c| {
-                        Audit {
-                            org: &org,
-                            actor: &actor,
-                            action: "mailbox.app_only_token_failed",
-                            target_type: "mailbox",
-                            target_id: Some(&mid),
-                            outcome,
-                            detail: None,
-                        }
-                        .record(c)
+                        write_transaction(c, |c| {
+                            record_refusal(c, &org, id, app_id, class, detail.clone())?;
+                            Audit::mailbox(&org, actor, AuditAction::AppOnlyTokenFailed, id)
+                                .outcome(detail.code)
+                                .record(c)
+                        })
                     })
                     .await?;
-                Err(error)
+                Err(super::keeper::token_error(&e))
             }
         }
     }
@@ -267,7 +226,7 @@ impl Services {
             Error::invalid_field(
                 "return_url",
                 Invalid::new(
-                    "return_url_not_allowed",
+                    Code::ReturnUrlNotAllowed,
                     "the return URL is not in INBOXLINK_RETURN_URL_ALLOWLIST",
                 ),
             )
@@ -284,115 +243,29 @@ impl Services {
             Err(not_allowed())
         }
     }
+}
 
-    /// Records a failed token request (back channel) on the mailbox (status
-    /// detail, app credential flag) and returns the API error for it.
-    async fn record_sign_in_failure(
-        &self,
-        org: &OrgId,
-        mailbox_id: &str,
-        app_id: &str,
-        e: &IdpError,
-    ) -> Result<Error> {
-        self.record_outcome(
+/// Records what the token endpoint (the back channel) said about a sign-in
+/// or an app-only token request: on the mailbox, and on its app credential
+/// when the credential itself was refused.
+pub(crate) fn record_refusal(
+    c: &mut AnyConnection,
+    org: &OrgId,
+    id: MailboxId,
+    app_id: AppCredentialId,
+    class: Class,
+    detail: Detail,
+) -> Result<()> {
+    if class == Class::AppCredential {
+        lifecycle::transition_credential(
+            c,
             org,
-            mailbox_id,
             app_id,
-            e.class(),
-            e.explanation.code,
-            &e.explanation.message,
-            e.explanation.hint,
-        )
-        .await?;
-        Ok(super::keeper::token_error(e))
+            CredentialChange::Refused(detail.clone()),
+        )?;
     }
-
-    /// Records what the token endpoint (the back channel) said about a
-    /// sign-in on the mailbox: the status detail always; the status and the
-    /// app credential's problem as its class says.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn record_outcome(
-        &self,
-        org: &OrgId,
-        mailbox_id: &str,
-        app_id: &str,
-        class: crate::idp::Class,
-        code: &str,
-        message: &str,
-        hint: &str,
-    ) -> Result<()> {
-        use crate::idp::Class;
-        let (org, mid, app_id) = (org.clone(), mailbox_id.to_owned(), app_id.to_owned());
-        let (code, message, hint) = (code.to_owned(), message.to_owned(), hint.to_owned());
-        self.store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let current = mailboxes::get(c, &org, &mid)?;
-                    let status = match class {
-                        Class::Transient => None,
-                        Class::AppCredential => Some(MailboxStatus::Error),
-                        // A failed new sign-in leaves working tokens alone; only the detail says what happened.
-                        _ if current.status == MailboxStatus::Active.as_str() => None,
-                        _ if current.status == MailboxStatus::Inactive.as_str() => None,
-                        Class::Reauth => Some(MailboxStatus::ReauthRequired),
-                        Class::Setup => Some(MailboxStatus::Error),
-                    };
-                    let changes = MailboxChanges {
-                        status: status.map(|s| s.as_str().to_owned()),
-                        status_code: Some(Some(code.clone())),
-                        status_message: Some(Some(message.clone())),
-                        status_hint: Some(Some(hint.clone())),
-                        updated_at: Some(now()),
-                        ..Default::default()
-                    };
-                    mailboxes::update(c, &org, &mid, &changes)?
-                        .map_err(|_| anyhow::anyhow!("update refused"))?;
-                    if class == Class::AppCredential {
-                        app_credentials::flag_problem(
-                            c,
-                            &org,
-                            &app_id,
-                            Some(CredentialProblem {
-                                code: &code,
-                                message: &message,
-                                hint: &hint,
-                            }),
-                        )?;
-                    }
-                    Ok(())
-                })
-            })
-            .await
-    }
-
-    /// Records an outcome that concerns one sign-in attempt only (an answer
-    /// that came through the browser, which anyone holding the link can
-    /// forge): the mailbox's status detail says what happened; its status
-    /// and its app credential stay as they are.
-    pub(crate) async fn record_attempt(
-        &self,
-        org: &OrgId,
-        mailbox_id: &str,
-        code: &str,
-        message: &str,
-        hint: &str,
-    ) -> Result<()> {
-        let (org, mid) = (org.clone(), mailbox_id.to_owned());
-        let changes = MailboxChanges {
-            status_code: Some(Some(code.to_owned())),
-            status_message: Some(Some(message.to_owned())),
-            status_hint: Some(Some(hint.to_owned())),
-            updated_at: Some(now()),
-            ..Default::default()
-        };
-        self.store
-            .run(move |c| {
-                mailboxes::update(c, &org, &mid, &changes)?
-                    .map_err(|_| anyhow::anyhow!("update refused"))?;
-                Ok(())
-            })
-            .await
-    }
+    lifecycle::transition(c, org, id, Change::SignInRefused { class, detail }, None)?;
+    Ok(())
 }
 
 /// Whether `path` is `prefix` or below it, segment by segment: `/app` allows

@@ -1,20 +1,25 @@
 //! App credential rows. The `client_secret` column holds ciphertext only.
+//! The problem Microsoft reported is state: only the app credential's
+//! transition function (`crate::service::lifecycle`) writes it, through
+//! [`write_problem`].
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::schema::{app_credentials, mailboxes};
-use super::{AnyConnection, db_error};
-use crate::domain::OrgId;
-use crate::error::Error;
+use super::{AnyConnection, StoreError, StoreResult, found};
+use crate::codes::Code;
+use crate::domain::{AppCredentialId, OrgId, Provider};
+
+const WHAT: &str = "app credential";
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = app_credentials)]
 pub struct AppCredentialRow {
-    pub id: String,
-    pub org: String,
+    pub id: AppCredentialId,
+    pub org: OrgId,
     pub name: String,
-    pub provider: String,
+    pub provider: Provider,
     pub client_id: String,
     pub tenant_id: String,
     pub client_secret: String,
@@ -22,8 +27,8 @@ pub struct AppCredentialRow {
     pub secret_expires_at: Option<NaiveDate>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    /// What Microsoft last said is wrong with it (see [`flag_problem`]).
-    pub problem_code: Option<String>,
+    /// What Microsoft last said is wrong with it.
+    pub problem_code: Option<Code>,
     pub problem_message: Option<String>,
     /// The tenant GUID Microsoft answered with, when `tenant_id` is a domain.
     pub tenant_guid: Option<String>,
@@ -44,189 +49,116 @@ pub struct AppCredentialChanges {
     pub tenant_guid: Option<Option<String>>,
 }
 
-pub fn insert(conn: &mut AnyConnection, row: &AppCredentialRow) -> Result<(), Error> {
+pub fn insert(conn: &mut AnyConnection, row: &AppCredentialRow) -> StoreResult<()> {
     diesel::insert_into(app_credentials::table)
         .values(row)
-        .execute(conn)
-        .map_err(db_error)?;
+        .execute(conn)?;
     Ok(())
 }
 
-pub fn get(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<AppCredentialRow, Error> {
-    app_credentials::table
-        .filter(app_credentials::org.eq(org.as_str()))
-        .filter(app_credentials::id.eq(id))
-        .select(AppCredentialRow::as_select())
-        .first(conn)
-        .optional()
-        .map_err(db_error)?
-        .ok_or(Error::not_found("app credential"))
+pub fn get(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    id: AppCredentialId,
+) -> StoreResult<AppCredentialRow> {
+    found(
+        app_credentials::table
+            .filter(app_credentials::org.eq(org))
+            .filter(app_credentials::id.eq(id))
+            .select(AppCredentialRow::as_select())
+            .first(conn)
+            .optional(),
+        WHAT,
+    )
 }
 
 /// One page in id (= creation) order, starting after `after`.
 pub fn list(
     conn: &mut AnyConnection,
     org: &OrgId,
-    after: Option<&str>,
+    after: Option<AppCredentialId>,
     limit: i64,
-) -> Result<Vec<AppCredentialRow>, Error> {
+) -> StoreResult<Vec<AppCredentialRow>> {
     let mut query = app_credentials::table
-        .filter(app_credentials::org.eq(org.as_str()))
+        .filter(app_credentials::org.eq(org))
         .select(AppCredentialRow::as_select())
         .order(app_credentials::id.asc())
         .limit(limit)
         .into_boxed();
     if let Some(after) = after {
-        query = query.filter(app_credentials::id.gt(after.to_owned()));
+        query = query.filter(app_credentials::id.gt(after));
     }
-    query.load(conn).map_err(db_error)
+    Ok(query.load(conn)?)
 }
 
 pub fn update(
     conn: &mut AnyConnection,
     org: &OrgId,
-    id: &str,
+    id: AppCredentialId,
     changes: &AppCredentialChanges,
-) -> Result<(), Error> {
+) -> StoreResult<()> {
     let n = diesel::update(
         app_credentials::table
-            .filter(app_credentials::org.eq(org.as_str()))
+            .filter(app_credentials::org.eq(org))
             .filter(app_credentials::id.eq(id)),
     )
     .set(changes)
-    .execute(conn)
-    .map_err(db_error)?;
+    .execute(conn)?;
     if n == 0 {
-        Err(Error::not_found("app credential"))
+        Err(StoreError::NotFound(WHAT))
     } else {
         Ok(())
     }
 }
 
-/// Deletes the credential unless mailboxes use it; then returns their addresses.
+/// Deletes the credential unless mailboxes use it; then returns their
+/// addresses. Runs in the caller's transaction.
 pub fn delete(
     conn: &mut AnyConnection,
     org: &OrgId,
-    id: &str,
-) -> Result<Result<(), Vec<String>>, Error> {
-    super::write_transaction(conn, |conn| {
-        let users: Vec<String> = mailboxes::table
-            .filter(mailboxes::org.eq(org.as_str()))
-            .filter(mailboxes::app_credential_id.eq(id))
-            .select(mailboxes::email)
-            .order(mailboxes::email.asc())
-            .load(conn)?;
-        if !users.is_empty() {
-            return Ok(Err(users));
-        }
-        let n = diesel::delete(
-            app_credentials::table
-                .filter(app_credentials::org.eq(org.as_str()))
-                .filter(app_credentials::id.eq(id)),
-        )
-        .execute(conn);
-        match n {
-            Ok(0) => Ok(Err(Vec::new())),
-            Ok(_) => Ok(Ok(())),
-            // A mailbox was added to it meanwhile: the foreign key refuses the delete.
-            Err(e) if super::is_foreign_key_violation(&e) => {
-                Ok(Err(vec!["(a mailbox added just now)".to_owned()]))
-            }
-            Err(e) => Err(e),
-        }
-    })
-    .map_err(db_error)
-    .and_then(|r| match r {
-        Err(users) if users.is_empty() => Err(Error::not_found("app credential")),
-        other => Ok(other),
-    })
+    id: AppCredentialId,
+) -> StoreResult<Result<(), Vec<String>>> {
+    let users: Vec<String> = mailboxes::table
+        .filter(mailboxes::org.eq(org))
+        .filter(mailboxes::app_credential_id.eq(id))
+        .select(mailboxes::email)
+        .order(mailboxes::email.asc())
+        .load(conn)?;
+    if !users.is_empty() {
+        return Ok(Err(users));
+    }
+    let n = diesel::delete(
+        app_credentials::table
+            .filter(app_credentials::org.eq(org))
+            .filter(app_credentials::id.eq(id)),
+    )
+    .execute(conn);
+    match n.map_err(StoreError::from) {
+        Ok(0) => Err(StoreError::NotFound(WHAT)),
+        Ok(_) => Ok(Ok(())),
+        // A mailbox was added to it meanwhile: the foreign key refuses the delete.
+        Err(StoreError::ForeignKey) => Ok(Err(vec!["(a mailbox added just now)".to_owned()])),
+        Err(e) => Err(e),
+    }
 }
 
-/// What Microsoft said is wrong with an app credential.
-#[derive(Debug, Clone, Copy)]
-pub struct CredentialProblem<'a> {
-    pub code: &'a str,
-    pub message: &'a str,
-    pub hint: &'a str,
-}
-
-/// Sets (or with `None` clears) the problem recorded on an app credential,
-/// and carries it to the mailboxes that use it: flagging turns its `active`
-/// mailboxes to `error` with the same explanation (none of them can get a
-/// token now); clearing (Microsoft accepted the credential again) turns the
-/// mailboxes that were in `error` for that very problem back to `active`.
-pub fn flag_problem(
+/// Writes (or with `None` clears) the problem recorded on an app credential.
+pub fn write_problem(
     conn: &mut AnyConnection,
     org: &OrgId,
-    id: &str,
-    problem: Option<CredentialProblem<'_>>,
-) -> Result<(), Error> {
-    let credential = app_credentials::table
-        .filter(app_credentials::org.eq(org.as_str()))
-        .filter(app_credentials::id.eq(id));
-    let using = mailboxes::table
-        .filter(mailboxes::org.eq(org.as_str()))
-        .filter(mailboxes::app_credential_id.eq(id));
-    let at = super::now();
-    match problem {
-        Some(p) => {
-            diesel::update(credential)
-                .set((
-                    app_credentials::problem_code.eq(Some(p.code)),
-                    app_credentials::problem_message.eq(Some(p.message)),
-                ))
-                .execute(conn)
-                .map_err(db_error)?;
-            diesel::update(using.filter(mailboxes::status.eq("active")))
-                .set((
-                    mailboxes::status.eq("error"),
-                    mailboxes::status_code.eq(Some(p.code)),
-                    mailboxes::status_message.eq(Some(p.message)),
-                    mailboxes::status_hint.eq(Some(p.hint)),
-                    mailboxes::updated_at.eq(at),
-                    mailboxes::version.eq(mailboxes::version + 1),
-                ))
-                .execute(conn)
-                .map_err(db_error)?;
-        }
-        None => {
-            let flagged: Option<Option<String>> = credential
-                .select(app_credentials::problem_code)
-                .first(conn)
-                .optional()
-                .map_err(db_error)?;
-            let Some(Some(code)) = flagged else {
-                return Ok(());
-            };
-            diesel::update(credential)
-                .set((
-                    app_credentials::problem_code.eq(None::<String>),
-                    app_credentials::problem_message.eq(None::<String>),
-                ))
-                .execute(conn)
-                .map_err(db_error)?;
-            diesel::update(
-                using
-                    .filter(mailboxes::status.eq("error"))
-                    .filter(mailboxes::status_code.eq(&code))
-                    .filter(
-                        mailboxes::refresh_token
-                            .is_not_null()
-                            .or(mailboxes::access_token.is_not_null()),
-                    ),
-            )
-            .set((
-                mailboxes::status.eq("active"),
-                mailboxes::status_code.eq(None::<String>),
-                mailboxes::status_message.eq(None::<String>),
-                mailboxes::status_hint.eq(None::<String>),
-                mailboxes::updated_at.eq(at),
-                mailboxes::version.eq(mailboxes::version + 1),
-            ))
-            .execute(conn)
-            .map_err(db_error)?;
-        }
-    }
+    id: AppCredentialId,
+    problem: Option<(Code, &str)>,
+) -> StoreResult<()> {
+    diesel::update(
+        app_credentials::table
+            .filter(app_credentials::org.eq(org))
+            .filter(app_credentials::id.eq(id)),
+    )
+    .set((
+        app_credentials::problem_code.eq(problem.map(|p| p.0)),
+        app_credentials::problem_message.eq(problem.map(|p| p.1)),
+    ))
+    .execute(conn)?;
     Ok(())
 }
 
@@ -235,18 +167,18 @@ pub fn flag_problem(
 pub fn learn_tenant_guid(
     conn: &mut AnyConnection,
     org: &OrgId,
-    id: &str,
+    id: AppCredentialId,
     guid: &str,
-) -> QueryResult<()> {
+) -> StoreResult<()> {
     diesel::update(
         app_credentials::table
-            .filter(app_credentials::org.eq(org.as_str()))
+            .filter(app_credentials::org.eq(org))
             .filter(app_credentials::id.eq(id))
             .filter(app_credentials::tenant_guid.is_null()),
     )
     .set(app_credentials::tenant_guid.eq(Some(guid)))
-    .execute(conn)
-    .map(drop)
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Records admin consent as the browser reported it: which tenant, when.
@@ -254,13 +186,13 @@ pub fn learn_tenant_guid(
 pub fn record_consent_reported(
     conn: &mut AnyConnection,
     org: &OrgId,
-    id: &str,
+    id: AppCredentialId,
     tenant: &str,
     at: NaiveDateTime,
-) -> QueryResult<()> {
+) -> StoreResult<()> {
     diesel::update(
         app_credentials::table
-            .filter(app_credentials::org.eq(org.as_str()))
+            .filter(app_credentials::org.eq(org))
             .filter(app_credentials::id.eq(id)),
     )
     .set((
@@ -268,34 +200,38 @@ pub fn record_consent_reported(
         app_credentials::consent_tenant.eq(Some(tenant)),
         app_credentials::consent_granted_at.eq(None::<NaiveDateTime>),
     ))
-    .execute(conn)
-    .map(drop)
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Records that a token request confirmed the reported consent.
 pub fn record_consent_established(
     conn: &mut AnyConnection,
     org: &OrgId,
-    id: &str,
+    id: AppCredentialId,
     at: NaiveDateTime,
-) -> QueryResult<()> {
+) -> StoreResult<()> {
     diesel::update(
         app_credentials::table
-            .filter(app_credentials::org.eq(org.as_str()))
+            .filter(app_credentials::org.eq(org))
             .filter(app_credentials::id.eq(id))
             .filter(app_credentials::consent_reported_at.is_not_null()),
     )
     .set(app_credentials::consent_granted_at.eq(Some(at)))
-    .execute(conn)
-    .map(drop)
+    .execute(conn)?;
+    Ok(())
 }
 
-/// Forgets the consent and the pending consent links of a credential whose
-/// client id or tenant changed: they were for the old app or tenant.
-pub fn forget_consent(conn: &mut AnyConnection, org: &OrgId, id: &str) -> QueryResult<()> {
+/// Forgets the consent of a credential whose client id or tenant changed:
+/// it was for the old app or tenant.
+pub fn forget_consent(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    id: AppCredentialId,
+) -> StoreResult<()> {
     diesel::update(
         app_credentials::table
-            .filter(app_credentials::org.eq(org.as_str()))
+            .filter(app_credentials::org.eq(org))
             .filter(app_credentials::id.eq(id)),
     )
     .set((
@@ -303,15 +239,15 @@ pub fn forget_consent(conn: &mut AnyConnection, org: &OrgId, id: &str) -> QueryR
         app_credentials::consent_tenant.eq(None::<String>),
         app_credentials::consent_granted_at.eq(None::<NaiveDateTime>),
     ))
-    .execute(conn)
-    .map(drop)
+    .execute(conn)?;
+    Ok(())
 }
 
 /// What is known of an app credential's admin consent and problem.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = app_credentials)]
 pub struct CredentialState {
-    pub problem_code: Option<String>,
+    pub problem_code: Option<Code>,
     pub problem_message: Option<String>,
     pub consent_reported_at: Option<NaiveDateTime>,
     pub consent_tenant: Option<String>,
@@ -319,13 +255,18 @@ pub struct CredentialState {
 }
 
 /// The state of an app credential that is not part of its row struct.
-pub fn state(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<CredentialState, Error> {
-    app_credentials::table
-        .filter(app_credentials::org.eq(org.as_str()))
-        .filter(app_credentials::id.eq(id))
-        .select(CredentialState::as_select())
-        .first(conn)
-        .optional()
-        .map_err(db_error)?
-        .ok_or(Error::not_found("app credential"))
+pub fn state(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    id: AppCredentialId,
+) -> StoreResult<CredentialState> {
+    found(
+        app_credentials::table
+            .filter(app_credentials::org.eq(org))
+            .filter(app_credentials::id.eq(id))
+            .select(CredentialState::as_select())
+            .first(conn)
+            .optional(),
+        WHAT,
+    )
 }

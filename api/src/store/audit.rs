@@ -4,29 +4,28 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::audit_events;
-use super::{AnyConnection, db_error};
-use crate::domain::OrgId;
-use crate::error::Error;
+use super::{AnyConnection, StoreResult};
+use crate::codes::Code;
+use crate::domain::{Actor, AuditAction, AuditEventId, OrgId, TargetType};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_events)]
 pub struct AuditRow {
-    pub id: String,
-    pub org: String,
+    pub id: AuditEventId,
+    pub org: OrgId,
     pub at: NaiveDateTime,
-    pub actor: String,
-    pub action: String,
-    pub target_type: String,
+    pub actor: Actor,
+    pub action: AuditAction,
+    pub target_type: TargetType,
     pub target_id: Option<String>,
-    pub outcome: String,
+    pub outcome: Code,
     pub detail: Option<String>,
 }
 
-pub fn insert(conn: &mut AnyConnection, row: &AuditRow) -> Result<(), Error> {
+pub fn insert(conn: &mut AnyConnection, row: &AuditRow) -> StoreResult<()> {
     diesel::insert_into(audit_events::table)
         .values(row)
-        .execute(conn)
-        .map_err(db_error)?;
+        .execute(conn)?;
     Ok(())
 }
 
@@ -34,17 +33,17 @@ pub fn insert(conn: &mut AnyConnection, row: &AuditRow) -> Result<(), Error> {
 pub fn list(
     conn: &mut AnyConnection,
     org: &OrgId,
-    before: Option<&str>,
+    before: Option<AuditEventId>,
     limit: i64,
-) -> Result<Vec<AuditRow>, Error> {
+) -> StoreResult<Vec<AuditRow>> {
     let mut query = audit_events::table
-        .filter(audit_events::org.eq(org.as_str()))
+        .filter(audit_events::org.eq(org))
         .select(AuditRow::as_select())
         .order(audit_events::id.desc())
         .limit(limit)
         .into_boxed();
     if let Some(before) = before {
-        query = query.filter(audit_events::id.lt(before.to_owned()));
+        query = query.filter(audit_events::id.lt(before));
     }
-    query.load(conn).map_err(db_error)
+    Ok(query.load(conn)?)
 }

@@ -9,19 +9,17 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::authorizations;
-use super::{AnyConnection, db_error};
-use crate::domain::OrgId;
-use crate::error::Error;
+use super::{AnyConnection, StoreResult};
+use crate::domain::{AppCredentialId, AuthorizationId, AuthorizationKind, MailboxId, OrgId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = authorizations)]
 pub struct AuthorizationRow {
-    pub id: String,
-    pub org: String,
-    /// `sign_in` or `admin_consent`.
-    pub kind: String,
-    pub mailbox_id: Option<String>,
-    pub app_credential_id: String,
+    pub id: AuthorizationId,
+    pub org: OrgId,
+    pub kind: AuthorizationKind,
+    pub mailbox_id: Option<MailboxId>,
+    pub app_credential_id: AppCredentialId,
     pub state_hash: String,
     /// Encrypted PKCE verifier.
     pub pkce_verifier: Option<String>,
@@ -35,34 +33,31 @@ pub struct AuthorizationRow {
     pub token_version: Option<i64>,
 }
 
-pub fn insert(conn: &mut AnyConnection, row: &AuthorizationRow) -> Result<(), Error> {
+pub fn insert(conn: &mut AnyConnection, row: &AuthorizationRow) -> StoreResult<()> {
     diesel::insert_into(authorizations::table)
         .values(row)
-        .execute(conn)
-        .map_err(db_error)?;
+        .execute(conn)?;
     Ok(())
 }
 
 /// Takes the authorization with this state hash: found and deleted in one go,
 /// so of two concurrent callbacks with the same state only one gets it.
-/// Expired ones are deleted too, and reported as `Err(Expired)`.
+/// Expired ones are deleted too, and reported as `Expired`.
 pub fn consume(
     conn: &mut AnyConnection,
     state_hash: &str,
     now: NaiveDateTime,
-) -> Result<Consumed, Error> {
+) -> StoreResult<Consumed> {
     let row = authorizations::table
         .filter(authorizations::state_hash.eq(state_hash))
         .select(AuthorizationRow::as_select())
         .first(conn)
-        .optional()
-        .map_err(db_error)?;
+        .optional()?;
     let Some(row) = row else {
         return Ok(Consumed::Unknown);
     };
-    let deleted = diesel::delete(authorizations::table.filter(authorizations::id.eq(&row.id)))
-        .execute(conn)
-        .map_err(db_error)?;
+    let deleted = diesel::delete(authorizations::table.filter(authorizations::id.eq(row.id)))
+        .execute(conn)?;
     Ok(match deleted {
         0 => Consumed::Unknown,
         _ if row.expires_at <= now => Consumed::Expired,
@@ -81,15 +76,14 @@ pub enum Consumed {
 pub fn delete_for_mailbox(
     conn: &mut AnyConnection,
     org: &OrgId,
-    mailbox_id: &str,
-) -> Result<usize, Error> {
-    diesel::delete(
+    mailbox_id: MailboxId,
+) -> StoreResult<usize> {
+    Ok(diesel::delete(
         authorizations::table
-            .filter(authorizations::org.eq(org.as_str()))
+            .filter(authorizations::org.eq(org))
             .filter(authorizations::mailbox_id.eq(mailbox_id)),
     )
-    .execute(conn)
-    .map_err(db_error)
+    .execute(conn)?)
 }
 
 /// Cancels the pending sign-ins and consent links of an app credential (its
@@ -97,20 +91,20 @@ pub fn delete_for_mailbox(
 pub fn delete_for_app_credential(
     conn: &mut AnyConnection,
     org: &OrgId,
-    app_credential_id: &str,
-) -> Result<usize, Error> {
-    diesel::delete(
+    app_credential_id: AppCredentialId,
+) -> StoreResult<usize> {
+    Ok(diesel::delete(
         authorizations::table
-            .filter(authorizations::org.eq(org.as_str()))
+            .filter(authorizations::org.eq(org))
             .filter(authorizations::app_credential_id.eq(app_credential_id)),
     )
-    .execute(conn)
-    .map_err(db_error)
+    .execute(conn)?)
 }
 
 /// Removes authorizations (of every organisation) that expired before `now`.
-pub fn purge_expired(conn: &mut AnyConnection, now: NaiveDateTime) -> Result<usize, Error> {
-    diesel::delete(authorizations::table.filter(authorizations::expires_at.lt(now)))
-        .execute(conn)
-        .map_err(db_error)
+pub fn purge_expired(conn: &mut AnyConnection, now: NaiveDateTime) -> StoreResult<usize> {
+    Ok(
+        diesel::delete(authorizations::table.filter(authorizations::expires_at.lt(now)))
+            .execute(conn)?,
+    )
 }

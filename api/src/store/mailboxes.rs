@@ -1,24 +1,31 @@
-//! Mailbox rows.
+//! Mailbox rows: their settings, and their state (status, status detail,
+//! tokens, token version), which only [`write_state`] changes - and only
+//! the service's transition function calls it
+//! (`crate::service::lifecycle`).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::mailboxes;
-use super::{AnyConnection, db_error, is_unique_violation};
-use crate::domain::OrgId;
-use crate::error::Error;
+use super::schema::{app_credentials, mailboxes};
+use super::{AnyConnection, StoreError, StoreResult, found};
+use crate::codes::Code;
+use crate::domain::{AccessMode, AppCredentialId, MailboxId, MailboxStatus, OrgId};
+
+const WHAT: &str = "mailbox";
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = mailboxes)]
 pub struct MailboxRow {
-    pub id: String,
-    pub org: String,
+    pub id: MailboxId,
+    pub org: OrgId,
+    /// As stored: text an older version accepted may not parse any more
+    /// (`crate::store::addresses`), so it is read as text.
     pub email: String,
-    pub app_credential_id: String,
-    pub access_mode: String,
+    pub app_credential_id: AppCredentialId,
+    pub access_mode: AccessMode,
     pub shared: bool,
-    pub status: String,
-    pub status_code: Option<String>,
+    pub status: MailboxStatus,
+    pub status_code: Option<Code>,
     pub status_message: Option<String>,
     pub status_hint: Option<String>,
     pub authorized_as: Option<String>,
@@ -29,7 +36,7 @@ pub struct MailboxRow {
     pub identity_oid: Option<String>,
     pub identity_tid: Option<String>,
     #[diesel(skip_insertion)]
-    pub last_error_code: Option<String>,
+    pub last_error_code: Option<Code>,
     #[diesel(skip_insertion)]
     pub last_error_message: Option<String>,
     #[diesel(skip_insertion)]
@@ -39,66 +46,69 @@ pub struct MailboxRow {
     pub updated_at: NaiveDateTime,
 }
 
-/// Columns an update may change; `None` leaves a column as it is.
+/// Settings an update may change; `None` leaves a column as it is.
 #[derive(Debug, Default, AsChangeset)]
 #[diesel(table_name = mailboxes)]
-pub struct MailboxChanges {
+pub struct SettingsChange {
     pub email: Option<String>,
-    pub app_credential_id: Option<String>,
-    pub access_mode: Option<String>,
+    pub app_credential_id: Option<AppCredentialId>,
+    pub access_mode: Option<AccessMode>,
     pub shared: Option<bool>,
-    pub status: Option<String>,
-    pub status_code: Option<Option<String>>,
-    pub status_message: Option<Option<String>>,
-    pub status_hint: Option<Option<String>>,
-    pub authorized_as: Option<Option<String>>,
-    pub refresh_token_issued_at: Option<Option<NaiveDateTime>>,
-    pub access_token: Option<Option<String>>,
-    pub access_token_expires_at: Option<Option<NaiveDateTime>>,
-    pub refresh_token: Option<Option<String>>,
-    pub identity_oid: Option<Option<String>>,
-    pub identity_tid: Option<Option<String>>,
     pub updated_at: Option<NaiveDateTime>,
 }
 
-/// Why an insert or update was refused by a constraint.
-#[derive(Debug)]
-pub enum Refused {
-    /// The address is already used by another mailbox of the organisation.
-    EmailTaken,
-    /// The app credential is not (or no longer) one of the organisation's.
-    UnknownAppCredential,
+/// A mailbox's new state, written in one statement; `None` leaves a column
+/// as it is, `Some(None)` clears it.
+#[derive(Debug, Default, Clone, PartialEq, AsChangeset)]
+#[diesel(table_name = mailboxes)]
+pub struct StateWrite {
+    pub status: Option<MailboxStatus>,
+    pub status_code: Option<Option<Code>>,
+    pub status_message: Option<Option<String>>,
+    pub status_hint: Option<Option<String>>,
+    pub authorized_as: Option<Option<String>>,
+    pub identity_oid: Option<Option<String>>,
+    pub identity_tid: Option<Option<String>>,
+    pub access_token: Option<Option<String>>,
+    pub access_token_expires_at: Option<Option<NaiveDateTime>>,
+    pub refresh_token: Option<Option<String>>,
+    pub refresh_token_issued_at: Option<Option<NaiveDateTime>>,
+    pub last_refresh_at: Option<Option<NaiveDateTime>>,
+    pub refresh_lease_until: Option<Option<NaiveDateTime>>,
+    pub last_error_code: Option<Option<Code>>,
+    pub last_error_message: Option<Option<String>>,
+    pub last_error_at: Option<Option<NaiveDateTime>>,
+    pub updated_at: Option<NaiveDateTime>,
 }
 
-fn refused(e: diesel::result::Error) -> Result<Refused, Error> {
-    if is_unique_violation(&e) {
-        Ok(Refused::EmailTaken)
-    } else if super::is_foreign_key_violation(&e) {
-        Ok(Refused::UnknownAppCredential)
-    } else {
-        Err(db_error(e))
-    }
-}
-
-pub fn insert(conn: &mut AnyConnection, row: &MailboxRow) -> Result<Result<(), Refused>, Error> {
-    match diesel::insert_into(mailboxes::table)
+/// Inserts a mailbox; `Unique` when the organisation has the address,
+/// `ForeignKey` when the app credential is not the organisation's.
+pub fn insert(conn: &mut AnyConnection, row: &MailboxRow) -> StoreResult<()> {
+    diesel::insert_into(mailboxes::table)
         .values(row)
-        .execute(conn)
-    {
-        Ok(_) => Ok(Ok(())),
-        Err(e) => refused(e).map(Err),
-    }
+        .execute(conn)?;
+    Ok(())
 }
 
-pub fn get(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<MailboxRow, Error> {
-    mailboxes::table
-        .filter(mailboxes::org.eq(org.as_str()))
-        .filter(mailboxes::id.eq(id))
-        .select(MailboxRow::as_select())
-        .first(conn)
-        .optional()
-        .map_err(db_error)?
-        .ok_or(Error::not_found("mailbox"))
+pub fn get(conn: &mut AnyConnection, org: &OrgId, id: MailboxId) -> StoreResult<MailboxRow> {
+    found(
+        mailboxes::table
+            .filter(mailboxes::org.eq(org))
+            .filter(mailboxes::id.eq(id))
+            .select(MailboxRow::as_select())
+            .first(conn)
+            .optional(),
+        WHAT,
+    )
+}
+
+/// Which mailboxes a list shows. `active` and `expiring` are both stored as
+/// `active`; a delegated mailbox whose refresh token was issued at or before
+/// `expiring_before` is shown as `expiring`.
+pub enum StatusFilter {
+    Stored(MailboxStatus),
+    Active { expiring_before: NaiveDateTime },
+    Expiring { expiring_before: NaiveDateTime },
 }
 
 /// One page in id (= creation) order, starting after `after`, optionally of one status.
@@ -106,11 +116,11 @@ pub fn list(
     conn: &mut AnyConnection,
     org: &OrgId,
     status: Option<StatusFilter>,
-    after: Option<&str>,
+    after: Option<MailboxId>,
     limit: i64,
-) -> Result<Vec<MailboxRow>, Error> {
+) -> StoreResult<Vec<MailboxRow>> {
     let mut query = mailboxes::table
-        .filter(mailboxes::org.eq(org.as_str()))
+        .filter(mailboxes::org.eq(org))
         .select(MailboxRow::as_select())
         .order(mailboxes::id.asc())
         .limit(limit)
@@ -119,84 +129,159 @@ pub fn list(
         None => {}
         Some(StatusFilter::Stored(status)) => query = query.filter(mailboxes::status.eq(status)),
         Some(StatusFilter::Active { expiring_before }) => {
-            query = query.filter(mailboxes::status.eq("active")).filter(
-                mailboxes::access_mode
-                    .ne("delegated")
-                    .or(mailboxes::refresh_token_issued_at.is_null())
-                    .or(mailboxes::refresh_token_issued_at.gt(expiring_before)),
-            )
+            query = query
+                .filter(mailboxes::status.eq(MailboxStatus::Active))
+                .filter(
+                    mailboxes::access_mode
+                        .ne(AccessMode::Delegated)
+                        .or(mailboxes::refresh_token_issued_at.is_null())
+                        .or(mailboxes::refresh_token_issued_at.gt(expiring_before)),
+                )
         }
         Some(StatusFilter::Expiring { expiring_before }) => {
             query = query
-                .filter(mailboxes::status.eq("active"))
-                .filter(mailboxes::access_mode.eq("delegated"))
+                .filter(mailboxes::status.eq(MailboxStatus::Active))
+                .filter(mailboxes::access_mode.eq(AccessMode::Delegated))
                 .filter(mailboxes::refresh_token_issued_at.le(expiring_before))
         }
     }
     if let Some(after) = after {
-        query = query.filter(mailboxes::id.gt(after.to_owned()));
+        query = query.filter(mailboxes::id.gt(after));
     }
-    query.load(conn).map_err(db_error)
+    Ok(query.load(conn)?)
 }
 
-/// Which mailboxes a list shows. `active` and `expiring` are both stored as
-/// `active`; a delegated mailbox whose refresh token was issued at or before
-/// `expiring_before` is shown as `expiring`.
-pub enum StatusFilter {
-    Stored(&'static str),
-    Active { expiring_before: NaiveDateTime },
-    Expiring { expiring_before: NaiveDateTime },
+/// The addresses of the organisation's mailboxes that use an app credential
+/// (of one access mode, if given), in address order.
+pub fn emails_using(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    app_credential_id: AppCredentialId,
+    mode: Option<AccessMode>,
+) -> StoreResult<Vec<String>> {
+    let mut query = mailboxes::table
+        .filter(mailboxes::org.eq(org))
+        .filter(mailboxes::app_credential_id.eq(app_credential_id))
+        .select(mailboxes::email)
+        .order(mailboxes::email.asc())
+        .into_boxed();
+    if let Some(mode) = mode {
+        query = query.filter(mailboxes::access_mode.eq(mode));
+    }
+    Ok(query.load(conn)?)
+}
+
+/// The ids of the organisation's mailboxes that use an app credential.
+pub fn ids_using(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    app_credential_id: AppCredentialId,
+) -> StoreResult<Vec<MailboxId>> {
+    Ok(mailboxes::table
+        .filter(mailboxes::org.eq(org))
+        .filter(mailboxes::app_credential_id.eq(app_credential_id))
+        .select(mailboxes::id)
+        .order(mailboxes::id.asc())
+        .load(conn)?)
 }
 
 /// The secret expiry dates of the organisation's app credentials with these ids.
 pub fn secret_expiry(
     conn: &mut AnyConnection,
     org: &OrgId,
-    ids: &[String],
-) -> Result<std::collections::HashMap<String, chrono::NaiveDate>, Error> {
-    use super::schema::app_credentials;
-    let rows: Vec<(String, Option<chrono::NaiveDate>)> = app_credentials::table
-        .filter(app_credentials::org.eq(org.as_str()))
+    ids: &[AppCredentialId],
+) -> StoreResult<std::collections::HashMap<AppCredentialId, chrono::NaiveDate>> {
+    let rows: Vec<(AppCredentialId, Option<chrono::NaiveDate>)> = app_credentials::table
+        .filter(app_credentials::org.eq(org))
         .filter(app_credentials::id.eq_any(ids))
         .select((app_credentials::id, app_credentials::secret_expires_at))
-        .load(conn)
-        .map_err(db_error)?;
+        .load(conn)?;
     Ok(rows
         .into_iter()
         .filter_map(|(id, d)| d.map(|d| (id, d)))
         .collect())
 }
 
-/// Applies `changes` and bumps the row version.
-pub fn update(
+/// Applies settings changes and bumps the row version.
+pub fn update_settings(
     conn: &mut AnyConnection,
     org: &OrgId,
-    id: &str,
-    changes: &MailboxChanges,
-) -> Result<Result<(), Refused>, Error> {
-    let target = mailboxes::table
-        .filter(mailboxes::org.eq(org.as_str()))
-        .filter(mailboxes::id.eq(id));
-    match diesel::update(target)
-        .set((changes, mailboxes::version.eq(mailboxes::version + 1)))
-        .execute(conn)
-    {
-        Ok(0) => Err(Error::not_found("mailbox")),
-        Ok(_) => Ok(Ok(())),
-        Err(e) => refused(e).map(Err),
+    id: MailboxId,
+    changes: &SettingsChange,
+) -> StoreResult<()> {
+    let n = diesel::update(
+        mailboxes::table
+            .filter(mailboxes::org.eq(org))
+            .filter(mailboxes::id.eq(id)),
+    )
+    .set((changes, mailboxes::version.eq(mailboxes::version + 1)))
+    .execute(conn)?;
+    if n == 0 {
+        Err(StoreError::NotFound(WHAT))
+    } else {
+        Ok(())
     }
 }
 
-pub fn delete(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<(), Error> {
-    let n = diesel::delete(
+/// Writes a new state, if the tokens are still at `token_version` (when it is
+/// given); `bump` moves the token version on (a token write, or the end of a
+/// grant). Returns whether the row was written.
+pub fn write_state(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    id: MailboxId,
+    token_version: Option<i64>,
+    bump: bool,
+    state: &StateWrite,
+) -> StoreResult<bool> {
+    let mut target = diesel::update(mailboxes::table)
+        .filter(mailboxes::org.eq(org))
+        .filter(mailboxes::id.eq(id))
+        .into_boxed();
+    if let Some(v) = token_version {
+        target = target.filter(mailboxes::token_version.eq(v));
+    }
+    let bump_by = i64::from(bump);
+    let n = target
+        .set((
+            state,
+            mailboxes::version.eq(mailboxes::version + 1),
+            mailboxes::token_version.eq(mailboxes::token_version + bump_by),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Stores the report of a connection check.
+pub fn record_check(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    id: MailboxId,
+    report: &str,
+    at: NaiveDateTime,
+) -> StoreResult<()> {
+    diesel::update(
         mailboxes::table
-            .filter(mailboxes::org.eq(org.as_str()))
+            .filter(mailboxes::org.eq(org))
             .filter(mailboxes::id.eq(id)),
     )
-    .execute(conn)
-    .map_err(db_error)?;
+    .set((
+        mailboxes::last_check.eq(Some(report)),
+        mailboxes::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+pub fn delete(conn: &mut AnyConnection, org: &OrgId, id: MailboxId) -> StoreResult<()> {
+    let n = diesel::delete(
+        mailboxes::table
+            .filter(mailboxes::org.eq(org))
+            .filter(mailboxes::id.eq(id)),
+    )
+    .execute(conn)?;
     if n == 0 {
-        Err(Error::not_found("mailbox"))
+        Err(StoreError::NotFound(WHAT))
     } else {
         Ok(())
     }

@@ -6,6 +6,12 @@
 //! another organisation's rows cannot be read or changed through this module.
 //! The exceptions are named where they are: the OAuth callback's state lookup
 //! and housekeeping of expired rows.
+//!
+//! Which error each layer returns (as crates.io's `util/errors.rs` says it):
+//! query functions here return [`StoreResult`], a [`StoreError`] that knows
+//! nothing of HTTP: not found, a unique or foreign-key constraint, the
+//! database unavailable, or anything else. The services map them to the
+//! API's errors; a use case that expects a constraint matches it first.
 
 pub mod addresses;
 pub mod app_credentials;
@@ -19,14 +25,13 @@ pub mod tokens;
 
 use std::time::Duration;
 
-use diesel::RunQueryDsl;
+use diesel::{QueryResult, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use secrecy::ExposeSecret;
 
-pub use connection::{AnyConnection, Manager};
+pub use connection::{AnyConnection, Manager, MultiBackend};
 
 use crate::config::{Backend, DatabaseSettings};
-use crate::error::Error;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 #[cfg(feature = "postgres")]
@@ -102,29 +107,20 @@ impl Store {
                 result
             }
         };
-        let applied = applied.map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
-        if applied
-            .iter()
-            .any(|v| v.replace('-', "") == addresses::STRICT_ADDRESSES_MIGRATION)
-        {
-            let marked = addresses::mark_invalid(conn)
-                .map_err(|e| anyhow::anyhow!("checking the stored addresses failed: {e}"))?;
-            for m in &marked {
-                tracing::warn!(
-                    org = %m.org,
-                    mailbox_id = %m.mailbox_id,
-                    stored = ?m.stored,
-                    "a stored mailbox address is not valid; the mailbox is marked `invalid_address` until it is corrected"
-                );
-            }
-            if !marked.is_empty() {
-                tracing::warn!(
-                    count = marked.len(),
-                    "mailboxes with invalid stored addresses"
-                );
-            }
-        }
-        Ok(applied)
+        applied.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+    }
+
+    /// Runs `f` on a pooled connection, on the calling thread (for blocking
+    /// contexts such as start-up and the operator commands).
+    pub fn blocking<T>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut conn = self.pool.get().map_err(|e| {
+            tracing::error!(error = %e, "no database connection");
+            StoreError::Unavailable
+        })?;
+        f(&mut conn)
     }
 
     /// Which migrations the database lacks and which it has that this binary
@@ -141,34 +137,86 @@ impl Store {
     }
 
     /// Runs blocking database work on the blocking pool, inside the caller's span.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, Error>
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&mut AnyConnection) -> Result<T, Error> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
     {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
+        #[allow(clippy::disallowed_methods)] // the one way to blocking database work
+        let task = tokio::task::spawn_blocking(move || {
             span.in_scope(|| {
                 let mut conn = pool.get().map_err(|e| {
                     tracing::error!(error = %e, "no database connection");
-                    Error::Unavailable("the database is not available".into())
+                    StoreError::Unavailable
                 })?;
                 f(&mut conn)
             })
-        })
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("database task failed: {e}")))?
+        });
+        task.await
+            .map_err(|e| StoreError::Other(anyhow::anyhow!("database task failed: {e}")))?
+    }
+
+    /// [`Store::run`] for work that fails only with the store's own errors.
+    pub async fn query<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> StoreResult<T> + Send + 'static,
+    {
+        self.run(f).await
     }
 
     /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> Result<(), Error> {
+    pub async fn ping(&self) -> StoreResult<()> {
         self.run(|c| {
-            diesel::sql_query("SELECT 1").execute(c).map_err(db_error)?;
+            diesel::sql_query("SELECT 1").execute(c)?;
             Ok(())
         })
         .await
     }
+}
+
+/// Why a query failed, in the store's terms.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No row of this kind (in the caller's organisation).
+    #[error("no {0} with this id")]
+    NotFound(&'static str),
+    /// A unique constraint refused the write.
+    #[error("a unique constraint refused the write")]
+    Unique,
+    /// A foreign key refused the write.
+    #[error("a foreign key refused the write")]
+    ForeignKey,
+    /// No connection could be had.
+    #[error("the database is not available")]
+    Unavailable,
+    /// Anything else: a bug, a broken connection.
+    #[error(transparent)]
+    Other(anyhow::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => StoreError::Unique,
+            Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                StoreError::ForeignKey
+            }
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => StoreError::Unavailable,
+            other => StoreError::Other(anyhow::Error::new(other).context("database query failed")),
+        }
+    }
+}
+
+/// The one row of a query, or [`StoreError::NotFound`] naming `what`.
+pub(crate) fn found<T>(row: QueryResult<Option<T>>, what: &'static str) -> StoreResult<T> {
+    row?.ok_or(StoreError::NotFound(what))
 }
 
 /// See [`Store::migration_status`].
@@ -215,16 +263,36 @@ fn names(v: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
 
 /// A read-then-write transaction: `BEGIN IMMEDIATE` on SQLite (a deferred
 /// transaction that reads and then writes fails with "database is locked"
-/// under contention), an ordinary transaction on PostgreSQL.
+/// under contention), an ordinary transaction on PostgreSQL; inside another
+/// transaction, a savepoint. The one way to a transaction outside the store.
 pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut AnyConnection) -> Result<T, E>,
-    E: From<diesel::result::Error>,
+    E: From<StoreError>,
 {
     use diesel::Connection;
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    /// The closure's error, or the transaction's own.
+    enum Failed<E> {
+        Closure(E),
+        Db(diesel::result::Error),
+    }
+    impl<E> From<diesel::result::Error> for Failed<E> {
+        fn from(e: diesel::result::Error) -> Self {
+            Failed::Db(e)
+        }
+    }
+    let unwrap = |r: Result<T, Failed<E>>| match r {
+        Ok(v) => Ok(v),
+        Err(Failed::Closure(e)) => Err(e),
+        Err(Failed::Db(e)) => Err(E::from(StoreError::from(e))),
+    };
+    #[allow(clippy::disallowed_methods)] // the store's own transaction
+    let plain = |conn: &mut AnyConnection, f: F| {
+        unwrap(conn.transaction(|c| f(c).map_err(Failed::Closure)))
+    };
     if !matches!(conn, AnyConnection::Sqlite(_)) {
-        return conn.transaction(f);
+        return plain(conn, f);
     }
     fn sqlite(conn: &mut AnyConnection) -> &mut diesel::SqliteConnection {
         match conn {
@@ -234,49 +302,26 @@ where
         }
     }
     // Inside another transaction: a savepoint (the outer one holds the lock).
-    let nested = <AnsiTransactionManager as TransactionManager<diesel::SqliteConnection>>::transaction_manager_status_mut(sqlite(conn))
-        .transaction_depth()?
-        .is_some();
-    if nested {
-        return conn.transaction(f);
+    let depth = <AnsiTransactionManager as TransactionManager<diesel::SqliteConnection>>::transaction_manager_status_mut(sqlite(conn))
+        .transaction_depth()
+        .map_err(StoreError::from)?;
+    if depth.is_some() {
+        return plain(conn, f);
     }
-    AnsiTransactionManager::begin_transaction_sql(sqlite(conn), "BEGIN IMMEDIATE")?;
+    AnsiTransactionManager::begin_transaction_sql(sqlite(conn), "BEGIN IMMEDIATE")
+        .map_err(StoreError::from)?;
     // The closure runs on the multi-backend connection; its queries go to the
     // same SQLite connection, inside the transaction begun above.
     match f(conn) {
         Ok(value) => {
-            AnsiTransactionManager::commit_transaction(sqlite(conn))?;
+            AnsiTransactionManager::commit_transaction(sqlite(conn)).map_err(StoreError::from)?;
             Ok(value)
         }
         Err(e) => {
-            AnsiTransactionManager::rollback_transaction(sqlite(conn))?;
+            AnsiTransactionManager::rollback_transaction(sqlite(conn)).map_err(StoreError::from)?;
             Err(e)
         }
     }
-}
-
-/// A database error the caller did not expect: logged, answered as 500.
-pub fn db_error(e: diesel::result::Error) -> Error {
-    Error::Internal(anyhow::Error::new(e).context("database query failed"))
-}
-
-/// Whether `e` is a unique-constraint violation.
-pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
-    matches!(
-        e,
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
-    )
-}
-
-/// Whether `e` is a foreign-key violation.
-pub fn is_foreign_key_violation(e: &diesel::result::Error) -> bool {
-    matches!(
-        e,
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
-            _
-        )
-    )
 }
 
 /// Current UTC time at microsecond precision (what both backends store).

@@ -7,8 +7,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{app_credentials, authorizations, mailboxes};
-use super::{AnyConnection, db_error};
-use crate::error::Error;
+use super::{AnyConnection, StoreResult};
+use crate::domain::{AccessMode, MailboxStatus};
 
 /// Mailboxes by status as the API shows it: stored `active` delegated
 /// mailboxes whose refresh token was issued at or before `expiring_before`
@@ -16,24 +16,22 @@ use crate::error::Error;
 pub fn count_mailboxes_by_status(
     conn: &mut AnyConnection,
     expiring_before: NaiveDateTime,
-) -> Result<Vec<(String, i64)>, Error> {
-    let mut counts: Vec<(String, i64)> = mailboxes::table
+) -> StoreResult<Vec<(MailboxStatus, i64)>> {
+    let mut counts: Vec<(MailboxStatus, i64)> = mailboxes::table
         .group_by(mailboxes::status)
         .select((mailboxes::status, diesel::dsl::count_star()))
-        .load(conn)
-        .map_err(db_error)?;
+        .load(conn)?;
     let expiring: i64 = mailboxes::table
-        .filter(mailboxes::status.eq("active"))
-        .filter(mailboxes::access_mode.eq("delegated"))
+        .filter(mailboxes::status.eq(MailboxStatus::Active))
+        .filter(mailboxes::access_mode.eq(AccessMode::Delegated))
         .filter(mailboxes::refresh_token_issued_at.le(expiring_before))
         .count()
-        .get_result(conn)
-        .map_err(db_error)?;
+        .get_result(conn)?;
     if expiring > 0 {
-        if let Some((_, active)) = counts.iter_mut().find(|(s, _)| s == "active") {
+        if let Some((_, active)) = counts.iter_mut().find(|(s, _)| *s == MailboxStatus::Active) {
             *active -= expiring;
         }
-        counts.push(("expiring".into(), expiring));
+        counts.push((MailboxStatus::Expiring, expiring));
     }
     Ok(counts)
 }
@@ -81,7 +79,7 @@ pub fn secret_page(
     column: SecretColumn,
     after: Option<&str>,
     limit: i64,
-) -> Result<Vec<(String, String)>, Error> {
+) -> StoreResult<Vec<(String, String)>> {
     let after = after.unwrap_or("");
     macro_rules! page {
         ($table:ident, $column:ident) => {
@@ -105,7 +103,7 @@ pub fn secret_page(
         SecretColumn::MailboxRefreshToken => page!(mailboxes, refresh_token),
         SecretColumn::AuthorizationPkceVerifier => page!(authorizations, pkce_verifier),
     }
-    .map_err(db_error)
+    .map_err(Into::into)
 }
 
 /// Replaces the value of `column` in row `id` with `new` only if it still is
@@ -117,7 +115,7 @@ pub fn replace_secret(
     id: &str,
     old: &str,
     new: &str,
-) -> Result<bool, Error> {
+) -> StoreResult<bool> {
     macro_rules! replace {
         ($table:ident, $column:ident) => {
             diesel::update(
@@ -134,14 +132,13 @@ pub fn replace_secret(
         SecretColumn::MailboxAccessToken => replace!(mailboxes, access_token),
         SecretColumn::MailboxRefreshToken => replace!(mailboxes, refresh_token),
         SecretColumn::AuthorizationPkceVerifier => replace!(authorizations, pkce_verifier),
-    }
-    .map_err(db_error)?;
+    }?;
     Ok(n == 1)
 }
 
 /// The database's clock (PostgreSQL `now()`); `None` on SQLite, which has no
 /// clock of its own (it is the process's).
-pub fn database_now(conn: &mut AnyConnection) -> Result<Option<NaiveDateTime>, Error> {
+pub fn database_now(conn: &mut AnyConnection) -> StoreResult<Option<NaiveDateTime>> {
     match conn {
         AnyConnection::Sqlite(_) => Ok(None),
         #[cfg(feature = "postgres")]
@@ -154,7 +151,7 @@ pub fn database_now(conn: &mut AnyConnection) -> Result<Option<NaiveDateTime>, E
             diesel::sql_query("SELECT (now() AT TIME ZONE 'UTC') AS now")
                 .get_result::<Now>(pg)
                 .map(|n| Some(n.now))
-                .map_err(db_error)
+                .map_err(Into::into)
         }
     }
 }

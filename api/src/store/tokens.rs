@@ -1,27 +1,30 @@
-//! A mailbox's tokens (ciphertext) and the guard that lets one caller at a
-//! time refresh them, across threads and instances: a short lease taken with
-//! a conditional update, and writes checked against the token version read,
-//! so an older token never overwrites a newer one.
+//! What the token keeper reads of a mailbox (the ciphertext of its tokens,
+//! its state and token version), and the lease that lets one caller at a
+//! time refresh them across instances: a short lease taken with a
+//! conditional update. Token writes themselves are state writes
+//! ([`super::mailboxes::write_state`]), checked against the token version
+//! read, so an older token never overwrites a newer one.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::mailboxes;
-use super::{AnyConnection, db_error};
-use crate::domain::OrgId;
-use crate::error::Error;
+use super::{AnyConnection, StoreResult, found};
+use crate::codes::Code;
+use crate::domain::{AccessMode, AppCredentialId, MailboxId, MailboxStatus, OrgId};
 
-/// What the token keeper reads of a mailbox.
+/// What the token keeper and the transition function read of a mailbox.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = mailboxes)]
 pub struct TokenRow {
-    pub id: String,
-    pub org: String,
+    pub id: MailboxId,
+    pub org: OrgId,
     pub email: String,
-    pub app_credential_id: String,
-    pub access_mode: String,
+    pub app_credential_id: AppCredentialId,
+    pub access_mode: AccessMode,
     pub shared: bool,
-    pub status: String,
+    pub status: MailboxStatus,
+    pub status_code: Option<Code>,
     pub authorized_as: Option<String>,
     pub access_token: Option<String>,
     pub access_token_expires_at: Option<NaiveDateTime>,
@@ -35,34 +38,26 @@ pub struct TokenRow {
 }
 
 impl TokenRow {
-    /// The row as [`write_tokens`] leaves it after writing `w` over it.
-    pub fn with_written(mut self, w: TokenWrite) -> Self {
-        self.access_token = w.access_token.or(self.access_token);
-        self.access_token_expires_at = w.access_token_expires_at.or(self.access_token_expires_at);
-        if w.refresh_token.is_some() {
-            self.refresh_token = w.refresh_token;
-            self.refresh_token_issued_at = w.refresh_token_issued_at;
+    /// Whether the mailbox holds a grant: a refresh token (delegated) or an
+    /// access token (app-only).
+    pub fn has_grant(&self) -> bool {
+        match self.access_mode {
+            AccessMode::Delegated => self.refresh_token.is_some(),
+            AccessMode::AppOnly => self.access_token.is_some(),
         }
-        if let Some(status) = w.status {
-            self.status = status;
-        }
-        self.token_version += 1;
-        self.refresh_lease_until = None;
-        self.last_error_message = None;
-        self.last_error_at = None;
-        self
     }
 }
 
-pub fn get(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<TokenRow, Error> {
-    mailboxes::table
-        .filter(mailboxes::org.eq(org.as_str()))
-        .filter(mailboxes::id.eq(id))
-        .select(TokenRow::as_select())
-        .first(conn)
-        .optional()
-        .map_err(db_error)?
-        .ok_or(Error::not_found("mailbox"))
+pub fn get(conn: &mut AnyConnection, org: &OrgId, id: MailboxId) -> StoreResult<TokenRow> {
+    found(
+        mailboxes::table
+            .filter(mailboxes::org.eq(org))
+            .filter(mailboxes::id.eq(id))
+            .select(TokenRow::as_select())
+            .first(conn)
+            .optional(),
+        "mailbox",
+    )
 }
 
 /// Takes the refresh lease if nobody holds an unexpired one and the tokens are
@@ -70,14 +65,14 @@ pub fn get(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<TokenRow, 
 pub fn take_lease(
     conn: &mut AnyConnection,
     org: &OrgId,
-    id: &str,
+    id: MailboxId,
     version: i64,
     now: NaiveDateTime,
     until: NaiveDateTime,
-) -> Result<bool, Error> {
+) -> StoreResult<bool> {
     let n = diesel::update(
         mailboxes::table
-            .filter(mailboxes::org.eq(org.as_str()))
+            .filter(mailboxes::org.eq(org))
             .filter(mailboxes::id.eq(id))
             .filter(mailboxes::token_version.eq(version))
             .filter(
@@ -87,127 +82,40 @@ pub fn take_lease(
             ),
     )
     .set(mailboxes::refresh_lease_until.eq(Some(until)))
-    .execute(conn)
-    .map_err(db_error)?;
+    .execute(conn)?;
     Ok(n == 1)
 }
 
 pub fn release_lease(
     conn: &mut AnyConnection,
     org: &OrgId,
-    id: &str,
+    id: MailboxId,
     version: i64,
-) -> Result<(), Error> {
+) -> StoreResult<()> {
     diesel::update(
         mailboxes::table
-            .filter(mailboxes::org.eq(org.as_str()))
+            .filter(mailboxes::org.eq(org))
             .filter(mailboxes::id.eq(id))
             .filter(mailboxes::token_version.eq(version)),
     )
     .set(mailboxes::refresh_lease_until.eq(None::<NaiveDateTime>))
-    .execute(conn)
-    .map_err(db_error)?;
-    Ok(())
-}
-
-/// New tokens, written together.
-#[derive(Debug, Clone, AsChangeset)]
-#[diesel(table_name = mailboxes, treat_none_as_null = false)]
-pub struct TokenWrite {
-    pub access_token: Option<String>,
-    pub access_token_expires_at: Option<NaiveDateTime>,
-    /// `None` keeps the stored refresh token (a response without one never erases it).
-    pub refresh_token: Option<String>,
-    pub refresh_token_issued_at: Option<NaiveDateTime>,
-    pub last_refresh_at: Option<NaiveDateTime>,
-    pub status: Option<String>,
-    pub updated_at: Option<NaiveDateTime>,
-}
-
-/// Writes `tokens` if the row is still at `version`; bumps the version, clears
-/// the lease and the last error. Returns whether it was written.
-pub fn write_tokens(
-    conn: &mut AnyConnection,
-    org: &OrgId,
-    id: &str,
-    version: i64,
-    tokens: &TokenWrite,
-) -> Result<bool, Error> {
-    let n = diesel::update(
-        mailboxes::table
-            .filter(mailboxes::org.eq(org.as_str()))
-            .filter(mailboxes::id.eq(id))
-            .filter(mailboxes::token_version.eq(version)),
-    )
-    .set((
-        tokens,
-        mailboxes::token_version.eq(version + 1),
-        mailboxes::refresh_lease_until.eq(None::<NaiveDateTime>),
-        mailboxes::last_error_code.eq(None::<String>),
-        mailboxes::last_error_message.eq(None::<String>),
-        mailboxes::last_error_at.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)
-    .map_err(db_error)?;
-    Ok(n == 1)
-}
-
-/// Records a transient failure; the status stays as it is.
-pub fn record_error(
-    conn: &mut AnyConnection,
-    org: &OrgId,
-    id: &str,
-    code: &str,
-    message: &str,
-    at: NaiveDateTime,
-) -> Result<(), Error> {
-    diesel::update(
-        mailboxes::table
-            .filter(mailboxes::org.eq(org.as_str()))
-            .filter(mailboxes::id.eq(id)),
-    )
-    .set((
-        mailboxes::last_error_code.eq(Some(code)),
-        mailboxes::last_error_message.eq(Some(message)),
-        mailboxes::last_error_at.eq(Some(at)),
-    ))
-    .execute(conn)
-    .map_err(db_error)?;
-    Ok(())
-}
-
-/// Ends the current grant when the mailbox's settings change: bumps the token
-/// version, so a refresh already under way cannot write the old settings'
-/// tokens back (its write is checked against the version it read), and drops
-/// any lease.
-pub fn invalidate(conn: &mut AnyConnection, org: &OrgId, id: &str) -> Result<(), Error> {
-    diesel::update(
-        mailboxes::table
-            .filter(mailboxes::org.eq(org.as_str()))
-            .filter(mailboxes::id.eq(id)),
-    )
-    .set((
-        mailboxes::token_version.eq(mailboxes::token_version + 1),
-        mailboxes::refresh_lease_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)
-    .map_err(db_error)?;
+    .execute(conn)?;
     Ok(())
 }
 
 /// Delegated grants due for the keep-alive, in every organisation (this is
 /// housekeeping, not a caller's query): `active` mailboxes whose refresh token
 /// was issued before `issued_before` and whose refresh nobody holds, oldest
-/// first, as `(org, id)`.
+/// first.
 pub fn due_for_keepalive(
     conn: &mut AnyConnection,
     issued_before: NaiveDateTime,
     now: NaiveDateTime,
     limit: i64,
-) -> Result<Vec<(String, String)>, Error> {
-    mailboxes::table
-        .filter(mailboxes::access_mode.eq("delegated"))
-        .filter(mailboxes::status.eq("active"))
+) -> StoreResult<Vec<(OrgId, MailboxId)>> {
+    Ok(mailboxes::table
+        .filter(mailboxes::access_mode.eq(AccessMode::Delegated))
+        .filter(mailboxes::status.eq(MailboxStatus::Active))
         .filter(mailboxes::refresh_token.is_not_null())
         .filter(mailboxes::refresh_token_issued_at.lt(issued_before))
         .filter(
@@ -221,6 +129,5 @@ pub fn due_for_keepalive(
         ))
         .limit(limit)
         .select((mailboxes::org, mailboxes::id))
-        .load(conn)
-        .map_err(db_error)
+        .load(conn)?)
 }

@@ -96,7 +96,7 @@ async fn create_get_list_update_delete(app: TestApp) {
     let org = inboxlink::domain::OrgId::parse("acme").expect("org");
     let stored = app
         .services
-        .app_credential_with_secret(&org, created.id)
+        .app_credential_with_secret(&org, created.id.into())
         .await
         .map(|(_, secret)| secret)
         .expect("decrypts");

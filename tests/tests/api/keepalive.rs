@@ -22,7 +22,7 @@ pub(crate) async fn age(w: &World, mailbox: uuid::Uuid, days: i64) {
     w.app
         .services
         .store
-        .run(move |c| {
+        .query(move |c| {
             use diesel::prelude::*;
             use inboxlink::store::schema::mailboxes::dsl::*;
             let issued = chrono::Utc::now().naive_utc() - chrono::Duration::days(days);

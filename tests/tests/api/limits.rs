@@ -281,13 +281,13 @@ async fn expired_authorizations_are_purged_by_housekeeping(app: TestApp) {
     w.app
         .services
         .store
-        .run(move |c| {
+        .query(move |c| {
             use inboxlink::store::schema::authorizations::dsl::*;
             let past = chrono::Utc::now().naive_utc() - chrono::Duration::hours(1);
             diesel::update(authorizations.filter(mailbox_id.eq(&mid)))
                 .set(expires_at.eq(past))
                 .execute(c)
-                .map_err(inboxlink::store::db_error)
+                .map_err(inboxlink::store::StoreError::from)
         })
         .await
         .expect("expire");
@@ -318,12 +318,12 @@ async fn expired_authorizations_are_purged_by_housekeeping(app: TestApp) {
 async fn authorizations(app: &TestApp) -> i64 {
     app.services
         .store
-        .run(|c| {
+        .query(|c| {
             use inboxlink::store::schema::authorizations::dsl::*;
             authorizations
                 .count()
                 .get_result::<i64>(c)
-                .map_err(inboxlink::store::db_error)
+                .map_err(inboxlink::store::StoreError::from)
         })
         .await
         .expect("count")
@@ -347,10 +347,10 @@ async fn has_expiry_index(app: &TestApp) -> bool {
     let names = app
         .services
         .store
-        .run(move |c| {
+        .query(move |c| {
             diesel::sql_query(sql)
                 .load::<IndexName>(c)
-                .map_err(inboxlink::store::db_error)
+                .map_err(inboxlink::store::StoreError::from)
         })
         .await
         .expect("indexes");

@@ -593,16 +593,16 @@ async fn doctor_names_a_tampered_ciphertext(app: TestApp) {
     let moved = app
         .services
         .store
-        .run(move |c| {
+        .query(move |c| {
             let theirs: String = app_credentials::table
                 .filter(app_credentials::id.eq(&second))
                 .select(app_credentials::client_secret)
                 .first(c)
-                .map_err(inboxlink::store::db_error)?;
+                .map_err(inboxlink::store::StoreError::from)?;
             diesel::update(app_credentials::table.filter(app_credentials::id.eq(&first)))
                 .set(app_credentials::client_secret.eq(&theirs))
                 .execute(c)
-                .map_err(inboxlink::store::db_error)?;
+                .map_err(inboxlink::store::StoreError::from)?;
             Ok(theirs)
         })
         .await
@@ -652,7 +652,7 @@ async fn doctor_names_a_tampered_ciphertext(app: TestApp) {
 async fn stored(app: &TestApp, column: SecretColumn) -> Vec<(String, String)> {
     app.services
         .store
-        .run(move |c| secret_page(c, column, None, 1000))
+        .query(move |c| secret_page(c, column, None, 1000))
         .await
         .expect("values")
 }
@@ -753,7 +753,7 @@ async fn rekey_moves_every_value_to_the_newest_key(app: TestApp) {
     use secrecy::ExposeSecret;
     let secret = only_b
         .services
-        .app_credential_with_secret(&org, cred)
+        .app_credential_with_secret(&org, cred.into())
         .await
         .map(|(_, secret)| secret)
         .expect("the secret decrypts with key B alone");

@@ -178,7 +178,7 @@ async fn a_ciphertext_moved_to_another_row_does_not_decrypt(app: TestApp) {
     );
     app.services
         .store
-        .run(move |c| {
+        .query(move |c| {
             diesel::sql_query(copy)
                 .execute(c)
                 .expect("copy the ciphertext");
@@ -188,14 +188,14 @@ async fn a_ciphertext_moved_to_another_row_does_not_decrypt(app: TestApp) {
         .expect("copied");
     let decrypted = app
         .services
-        .app_credential_with_secret(&org, a.id)
+        .app_credential_with_secret(&org, a.id.into())
         .await
         .map(|(_, secret)| secret)
         .expect("a still decrypts");
     assert_eq!(secrecy::ExposeSecret::expose_secret(&decrypted), secret_a);
     let err = app
         .services
-        .app_credential_with_secret(&org, b.id)
+        .app_credential_with_secret(&org, b.id.into())
         .await
         .map(|(_, secret)| secret)
         .expect_err("the moved ciphertext must not decrypt");

@@ -107,7 +107,7 @@ async fn tampered_app_only_mailbox(w: &World, stored: &str) -> uuid::Uuid {
     w.app
         .services
         .store
-        .run(move |c| {
+        .query(move |c| {
             use diesel::prelude::*;
             use inboxlink::store::schema::mailboxes::dsl::*;
             diesel::update(mailboxes.filter(id.eq(mid)))
@@ -257,7 +257,7 @@ async fn revert_security_migration(app: &TestApp) {
     .expect("down.sql");
     app.services
         .store
-        .run(move |c| {
+        .query(move |c| {
             use diesel::connection::SimpleConnection;
             c.batch_execute(&down)?;
             diesel::sql_query(
@@ -446,7 +446,7 @@ async fn consent_links_are_minted_by_admins_and_held_to_the_tenant(app: TestApp)
 async fn pending_authorizations(app: &TestApp) -> i64 {
     app.services
         .store
-        .run(|c| {
+        .query(|c| {
             use diesel::QueryDsl;
             use inboxlink::store::schema::authorizations::dsl::*;
             Ok(authorizations.count().get_result::<i64>(c)?)
@@ -761,7 +761,7 @@ async fn a_change_is_never_without_its_audit_row(app: TestApp) {
         .expect("cred")
         .id;
     let break_audit = |sql: &'static str| {
-        app.services.store.run(move |c| {
+        app.services.store.query(move |c| {
             diesel::sql_query(sql).execute(c)?;
             Ok(())
         })

@@ -375,7 +375,7 @@ async fn state_replay_and_expiry_never_reach_the_token_endpoint(app: TestApp) {
     w.app
         .services
         .store
-        .run(|c| {
+        .query(|c| {
             use diesel::RunQueryDsl;
             diesel::sql_query("UPDATE authorizations SET expires_at = created_at")
                 .execute(c)
@@ -968,7 +968,7 @@ async fn stored_verifier(app: &TestApp) -> String {
     let cipher = app.services.cipher.clone();
     app.services
         .store
-        .run(move |c| {
+        .query(move |c| {
             use diesel::prelude::*;
             use inboxlink::store::schema::authorizations::dsl::*;
             let (row_id, sealed): (String, Option<String>) = authorizations
@@ -997,7 +997,7 @@ async fn stored_refresh_token(app: &TestApp, mailbox: uuid::Uuid) -> String {
     let mid = mailbox.to_string();
     app.services
         .store
-        .run(move |c| {
+        .query(move |c| {
             use diesel::prelude::*;
             use inboxlink::store::schema::mailboxes::dsl::*;
             let sealed: Option<String> = mailboxes
