@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
-use secrecy::SecretBox;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 use url::Url;
 
-use super::{Backend, ConfigError, JwtKey, Source};
+use super::raw::RawSettings;
+use super::{Backend, ConfigError, JwtKey};
 use crate::crypto::MasterKey;
 
 pub const MASTER_KEY_FILE: &str = "master.key";
@@ -22,26 +23,27 @@ pub const JWT_KEY_FILE: &str = "jwt-hs256.key";
 pub struct Bootstrap<'a> {
     data_dir: &'a Path,
     embedded: bool,
-    src: &'a Source,
     /// Files created by this run.
     pub generated: Vec<PathBuf>,
 }
 
 impl<'a> Bootstrap<'a> {
-    pub fn new(data_dir: &'a Path, backend: Backend, src: &'a Source) -> Self {
+    pub fn new(data_dir: &'a Path, backend: Backend) -> Self {
         Self {
             data_dir,
             embedded: backend == Backend::Sqlite,
-            src,
             generated: Vec::new(),
         }
     }
 
-    /// `INBOXLINK_MASTER_KEY`: base64 32-byte keys separated by commas; the first encrypts.
-    pub fn master_keys(&mut self) -> Result<Vec<MasterKey>, ConfigError> {
+    /// `INBOXLINK_MASTER_KEY` (`given`): base64 32-byte keys separated by commas; the first encrypts.
+    pub(super) fn master_keys(
+        &mut self,
+        given: Option<&SecretString>,
+    ) -> Result<Vec<MasterKey>, ConfigError> {
         let var = "MASTER_KEY";
-        let value = match self.src.get(var)? {
-            Some(v) => v,
+        let value = match given {
+            Some(v) => v.clone(),
             None if self.embedded => self.generated_secret(MASTER_KEY_FILE, var)?,
             None => {
                 return Err(ConfigError::new(
@@ -51,15 +53,24 @@ impl<'a> Bootstrap<'a> {
                 ));
             }
         };
-        parse_master_keys(&value).map_err(|p| ConfigError::new(var, p))
+        parse_master_keys(value.expose_secret()).map_err(|p| ConfigError::new(var, p))
     }
 
-    /// One of `INBOXLINK_JWT_HS256_SECRET`, `INBOXLINK_JWT_PUBLIC_KEY_FILE`, `INBOXLINK_JWT_JWKS_URL`.
-    pub fn jwt_key(&mut self) -> Result<JwtKey, ConfigError> {
-        let given = ["JWT_HS256_SECRET", "JWT_PUBLIC_KEY_FILE", "JWT_JWKS_URL"]
-            .into_iter()
-            .filter(|v| self.src.is_set(v))
-            .collect::<Vec<_>>();
+    /// One of `INBOXLINK_JWT_HS256_SECRET` (`hs256`, as read),
+    /// `INBOXLINK_JWT_PUBLIC_KEY_FILE`, `INBOXLINK_JWT_JWKS_URL`.
+    pub(super) fn jwt_key(
+        &mut self,
+        raw: &RawSettings,
+        hs256: Option<&SecretString>,
+    ) -> Result<JwtKey, ConfigError> {
+        let given = [
+            ("JWT_HS256_SECRET", hs256.is_some()),
+            ("JWT_PUBLIC_KEY_FILE", raw.jwt_public_key_file.is_some()),
+            ("JWT_JWKS_URL", raw.jwt_jwks_url.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(var, set)| set.then_some(var))
+        .collect::<Vec<_>>();
         if given.len() > 1 {
             return Err(ConfigError::new(
                 given[1],
@@ -69,8 +80,8 @@ impl<'a> Bootstrap<'a> {
                 ),
             ));
         }
-        if let Some(path) = self.src.get("JWT_PUBLIC_KEY_FILE")? {
-            let pem = std::fs::read(&path).map_err(|e| {
+        if let Some(path) = &raw.jwt_public_key_file {
+            let pem = std::fs::read(path).map_err(|e| {
                 ConfigError::new("JWT_PUBLIC_KEY_FILE", format!("cannot read {path}: {e}"))
             })?;
             return Ok(JwtKey::PublicKeyPem {
@@ -78,16 +89,16 @@ impl<'a> Bootstrap<'a> {
                 pem,
             });
         }
-        if let Some(url) = self.src.get("JWT_JWKS_URL")? {
-            let url = Url::parse(&url)
+        if let Some(url) = &raw.jwt_jwks_url {
+            let url = Url::parse(url)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
                 .ok_or_else(|| ConfigError::new("JWT_JWKS_URL", "must be an http(s) URL"))?;
             return Ok(JwtKey::JwksUrl(url));
         }
         let var = "JWT_HS256_SECRET";
-        let secret = match self.src.get(var)? {
-            Some(v) => v,
+        let secret = match hs256 {
+            Some(v) => v.clone(),
             None if self.embedded => self.generated_secret(JWT_KEY_FILE, var)?,
             None => {
                 return Err(ConfigError::new(
@@ -97,14 +108,17 @@ impl<'a> Bootstrap<'a> {
                 ));
             }
         };
+        let secret = secret.expose_secret();
         if secret.len() < 32 {
             return Err(ConfigError::new(var, "must be at least 32 bytes"));
         }
-        Ok(JwtKey::Hs256(SecretBox::new(Box::new(secret.into_bytes()))))
+        Ok(JwtKey::Hs256(SecretBox::new(Box::new(
+            secret.as_bytes().to_vec(),
+        ))))
     }
 
     /// Reads `file` in the data dir, creating it with a fresh random key first if needed.
-    fn generated_secret(&mut self, file: &str, var: &str) -> Result<String, ConfigError> {
+    fn generated_secret(&mut self, file: &str, var: &str) -> Result<SecretString, ConfigError> {
         let path = self.data_dir.join(file);
         let fail = |what: &str, e: std::io::Error| {
             ConfigError::new(var, format!("not set, and {what} {}: {e}", path.display()))
@@ -140,7 +154,7 @@ impl<'a> Bootstrap<'a> {
             Err(e) => return Err(fail("cannot create", e)),
         }
         std::fs::read_to_string(&path)
-            .map(|s| s.trim().to_owned())
+            .map(|s| SecretString::from(s.trim()))
             .map_err(|e| fail("cannot read", e))
     }
 }

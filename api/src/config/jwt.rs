@@ -1,15 +1,15 @@
 //! The bearer-token settings (`INBOXLINK_JWT_*` besides the key itself).
 
-use std::time::Duration;
-
-use super::{ConfigError, JwtKey, JwtSettings, Source, defaults, nonempty, parse};
+use super::raw::{RawSettings, given};
+use super::validate::{or_default, parse, seconds};
+use super::{ConfigError, JwtKey, JwtSettings, defaults};
 
 /// The default of `INBOXLINK_JWT_MAX_LIFETIME_SECONDS`: one day.
 pub const MAX_LIFETIME_SECONDS: u64 = 86_400;
 
-/// Reads the JWT settings around `key` (from [`super::bootstrap`]).
-pub(super) fn jwt_settings(src: &Source, key: JwtKey) -> Result<JwtSettings, ConfigError> {
-    let allow_http = parse(src, "JWT_JWKS_ALLOW_HTTP", "false", |v| match v {
+/// Checks the JWT settings around `key` (from [`super::bootstrap`]).
+pub(super) fn validate(raw: &RawSettings, key: JwtKey) -> Result<JwtSettings, ConfigError> {
+    let allow_http = parse(given!(raw.jwt_jwks_allow_http), "false", |v| match v {
         "true" => Ok(true),
         "false" => Ok(false),
         _ => Err("must be `true` or `false`".into()),
@@ -26,7 +26,7 @@ pub(super) fn jwt_settings(src: &Source, key: JwtKey) -> Result<JwtSettings, Con
             ),
         ));
     }
-    let token_type = match src.get("JWT_TYPE")? {
+    let token_type = match &raw.jwt_type {
         None => None,
         Some(v) => {
             let v = v.trim();
@@ -43,9 +43,9 @@ pub(super) fn jwt_settings(src: &Source, key: JwtKey) -> Result<JwtSettings, Con
             Some(v.to_owned())
         }
     };
+    // 0 turns the bound off; at most 366 days.
     let max_lifetime = parse(
-        src,
-        "JWT_MAX_LIFETIME_SECONDS",
+        given!(raw.jwt_max_lifetime_seconds),
         &MAX_LIFETIME_SECONDS.to_string(),
         |v| {
             v.parse::<u64>()
@@ -56,26 +56,23 @@ pub(super) fn jwt_settings(src: &Source, key: JwtKey) -> Result<JwtSettings, Con
     )?;
     Ok(JwtSettings {
         key,
-        issuer: nonempty(src, "JWT_ISSUER", defaults::JWT_ISSUER)?,
-        audience: nonempty(src, "JWT_AUDIENCE", defaults::JWT_AUDIENCE)?,
-        sub_claim: nonempty(src, "JWT_SUB_CLAIM", "sub")?,
-        org_claim: nonempty(src, "JWT_ORG_CLAIM", "org")?,
-        roles_claim: nonempty(src, "JWT_ROLES_CLAIM", "roles")?,
-        leeway: Duration::from_secs(parse(src, "JWT_LEEWAY_SECONDS", "30", |v| {
-            v.parse::<u64>()
-                .ok()
-                .filter(|s| *s <= 300)
-                .ok_or_else(|| "must be 0..=300 seconds".into())
-        })?),
+        issuer: or_default(given!(raw.jwt_issuer), defaults::JWT_ISSUER),
+        audience: or_default(given!(raw.jwt_audience), defaults::JWT_AUDIENCE),
+        sub_claim: or_default(given!(raw.jwt_sub_claim), "sub"),
+        org_claim: or_default(given!(raw.jwt_org_claim), "org"),
+        roles_claim: or_default(given!(raw.jwt_roles_claim), "roles"),
+        leeway: seconds(given!(raw.jwt_leeway_seconds), "30", 0..=300)?,
         token_type,
-        max_lifetime: (max_lifetime > 0).then(|| Duration::from_secs(max_lifetime)),
+        max_lifetime: (max_lifetime > 0).then(|| std::time::Duration::from_secs(max_lifetime)),
         jwks_refresh: Default::default(),
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::Settings;
+    use std::time::Duration;
+
+    use super::super::{Settings, Source};
     use super::*;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {

@@ -1,15 +1,20 @@
 //! Configuration: the contract in the README's configuration table.
 //!
-//! [`Settings::load`] reads every value once, checks it, and stops with a
-//! [`ConfigError`] naming the variable at the first missing or malformed one.
-//! With nothing configured it sets up an embedded, single-organisation service
-//! in the data dir (see [`bootstrap`]); production settings (given keys,
-//! PostgreSQL) never generate anything.
+//! Two steps. [`source`] reads the environment and the TOML file into one
+//! [`RawSettings`] (the list of variables is its fields; anything else is
+//! refused). [`validate`] then checks every value once, in one place, and
+//! stops with a [`ConfigError`] naming the variable at the first missing or
+//! malformed one. With nothing configured it sets up an embedded,
+//! single-organisation service in the data dir (see [`bootstrap`]);
+//! production settings (given keys, PostgreSQL) never generate anything.
 
 pub mod bootstrap;
+mod de;
 mod jwt;
 pub mod protection;
+mod raw;
 pub mod source;
+mod validate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,7 +25,9 @@ use url::Url;
 
 use crate::crypto::MasterKey;
 pub use jwt::MAX_LIFETIME_SECONDS;
-pub use source::Source;
+pub use raw::RawSettings;
+/// The name callers have long used for [`RawSettings`].
+pub use raw::RawSettings as Source;
 
 /// A configuration value that is missing or malformed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -31,11 +38,13 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// `variable` is a whole variable name (`INBOXLINK_BIND`, left as it is) or
+    /// one without the prefix, in either case (`BIND`, `bind`).
     pub fn new(variable: &str, problem: impl Into<String>) -> Self {
         let variable = if variable.starts_with(source::PREFIX) {
             variable.to_owned()
         } else {
-            format!("{}{variable}", source::PREFIX)
+            format!("{}{}", source::PREFIX, variable.to_ascii_uppercase())
         };
         Self {
             variable,
@@ -175,168 +184,12 @@ impl Settings {
     /// Reads the environment (and the config file it names), bootstrapping an
     /// embedded set-up in the data dir when nothing is configured.
     pub fn load(config_file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
-        Self::from_source(&Source::from_env(config_file)?)
+        Self::from_source(&RawSettings::from_env(config_file)?)
     }
 
-    /// Same as [`Settings::load`] over explicit values (tests use this).
-    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
-        let bind: SocketAddr = parse(src, "BIND", defaults::BIND, |v| {
-            v.parse().map_err(|_| {
-                "not a socket address (expected host:port, e.g. 127.0.0.1:8080)".into()
-            })
-        })?;
-        let public_default = format!("http://{bind}");
-        let public_url = parse(src, "PUBLIC_URL", &public_default, parse_public_url)?;
-        let public_url_explicit = src.is_set("PUBLIC_URL");
-        if bind.ip().is_unspecified() && !public_url_explicit {
-            return Err(ConfigError::new(
-                "PUBLIC_URL",
-                format!(
-                    "required when listening on all addresses ({bind}): the URL users reach the service at, e.g. https://inboxlink.example.org"
-                ),
-            ));
-        }
-        let data_dir = PathBuf::from(
-            src.get("DATA_DIR")?
-                .unwrap_or_else(|| defaults::DATA_DIR.into()),
-        );
-        let ms_authority = parse(src, "MS_AUTHORITY", defaults::MS_AUTHORITY, parse_http_url)?;
-        let imap_endpoint = parse(
-            src,
-            "IMAP_ENDPOINT",
-            defaults::IMAP_ENDPOINT,
-            parse_endpoint,
-        )?;
-        let smtp_endpoint = parse(
-            src,
-            "SMTP_ENDPOINT",
-            defaults::SMTP_ENDPOINT,
-            parse_endpoint,
-        )?;
-        let extra_root_ca = match src.get("EXTRA_ROOT_CA")? {
-            None => None,
-            Some(path) => {
-                let path = PathBuf::from(path);
-                let pem = std::fs::read_to_string(&path).map_err(|e| {
-                    ConfigError::new(
-                        "EXTRA_ROOT_CA",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
-                if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                    return Err(ConfigError::new(
-                        "EXTRA_ROOT_CA",
-                        format!("{} holds no PEM certificate", path.display()),
-                    ));
-                }
-                Some(path)
-            }
-        };
-        let log = LogSettings {
-            filter: src.get("LOG")?.unwrap_or_else(|| defaults::LOG.into()),
-            format: parse(src, "LOG_FORMAT", "text", |v| match v {
-                "text" => Ok(LogFormat::Text),
-                "json" => Ok(LogFormat::Json),
-                _ => Err("must be `text` or `json`".into()),
-            })?,
-        };
-        tracing_subscriber::EnvFilter::try_new(&log.filter)
-            .map_err(|e| ConfigError::new("LOG", format!("not a valid log filter: {e}")))?;
-
-        let tokens = TokenSettings {
-            refresh_token_lifetime_days: parse(src, "REFRESH_TOKEN_LIFETIME_DAYS", "90", |v| {
-                v.parse::<i64>()
-                    .ok()
-                    .filter(|d| (1..=3650).contains(d))
-                    .ok_or_else(|| "must be 1..=3650 days".into())
-            })?,
-            expiring_days: parse(src, "EXPIRING_DAYS", "14", |v| {
-                v.parse::<i64>()
-                    .ok()
-                    .filter(|d| (0..=365).contains(d))
-                    .ok_or_else(|| "must be 0..=365 days".into())
-            })?,
-            refresh_lease: Duration::from_secs(parse(src, "REFRESH_LEASE_SECONDS", "120", |v| {
-                v.parse::<u64>()
-                    .ok()
-                    .filter(|s| (1..=3600).contains(s))
-                    .ok_or_else(|| "must be 1..=3600 seconds".into())
-            })?),
-            keepalive_interval: match parse(src, "KEEPALIVE_INTERVAL_SECONDS", "3600", |v| {
-                v.parse::<u64>()
-                    .ok()
-                    .filter(|s| *s == 0 || (10..=86_400).contains(s))
-                    .ok_or_else(|| "must be 0 (off) or 10..=86400 seconds".into())
-            })? {
-                0 => None,
-                s => Some(Duration::from_secs(s)),
-            },
-            keepalive_after_days: parse(src, "KEEPALIVE_AFTER_DAYS", "7", |v| {
-                v.parse::<i64>()
-                    .ok()
-                    .filter(|d| (0..=365).contains(d))
-                    .ok_or_else(|| "must be 0..=365 days".into())
-            })?,
-            keepalive_concurrency: parse(src, "KEEPALIVE_CONCURRENCY", "16", |v| {
-                v.parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=256).contains(n))
-                    .ok_or_else(|| "must be 1..=256".into())
-            })?,
-        };
-        if tokens.keepalive_after_days >= tokens.refresh_token_lifetime_days {
-            return Err(ConfigError::new(
-                "KEEPALIVE_AFTER_DAYS",
-                "must be less than INBOXLINK_REFRESH_TOKEN_LIFETIME_DAYS, or grants die before they are renewed",
-            ));
-        }
-        let return_url_allowlist = match src.get("RETURN_URL_ALLOWLIST")? {
-            None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|u| !u.is_empty())
-                .map(|u| {
-                    parse_public_url(u).map_err(|p| {
-                        ConfigError::new("RETURN_URL_ALLOWLIST", format!("`{u}`: {p}"))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        };
-        let check_step_timeout =
-            Duration::from_secs(parse(src, "CHECK_TIMEOUT_SECONDS", "10", |v| {
-                v.parse::<u64>()
-                    .ok()
-                    .filter(|s| (1..=120).contains(s))
-                    .ok_or_else(|| "must be 1..=120 seconds".into())
-            })?);
-        let protection = protection::from_source(src, bind)?;
-        let database = database_settings(src, &data_dir)?;
-        let mut boot = bootstrap::Bootstrap::new(&data_dir, database.backend, src);
-        let master_keys = boot.master_keys()?;
-        let jwt_key = boot.jwt_key()?;
-        let generated = std::mem::take(&mut boot.generated);
-        let jwt = jwt::jwt_settings(src, jwt_key)?;
-        Ok(Self {
-            bind,
-            public_url,
-            public_url_explicit,
-            data_dir,
-            database,
-            master_keys,
-            jwt,
-            ms_authority,
-            imap_endpoint,
-            smtp_endpoint,
-            extra_root_ca,
-            check_step_timeout,
-            log,
-            tokens,
-            return_url_allowlist,
-            generated,
-            protection,
-            secret_files: src.secret_files(),
-        })
+    /// Same as [`Settings::load`] over values already read (tests use this).
+    pub fn from_source(raw: &RawSettings) -> Result<Self, ConfigError> {
+        validate::validate(raw)
     }
 
     /// The redirect URI to register in Entra ID.
@@ -346,103 +199,6 @@ impl Settings {
             self.public_url.as_str().trim_end_matches('/')
         )
     }
-}
-
-fn database_settings(
-    src: &Source,
-    data_dir: &std::path::Path,
-) -> Result<DatabaseSettings, ConfigError> {
-    let pool_size = parse(src, "DATABASE_POOL_SIZE", "8", |v| {
-        v.parse::<u32>()
-            .ok()
-            .filter(|n| (1..=256).contains(n))
-            .ok_or_else(|| "must be 1..=256".into())
-    })?;
-    let Some(url) = src.get("DATABASE_URL")? else {
-        let path = data_dir.join(defaults::SQLITE_FILE);
-        return Ok(DatabaseSettings {
-            backend: Backend::Sqlite,
-            url: SecretString::from(path.to_string_lossy().into_owned()),
-            pool_size,
-        });
-    };
-    let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        if !cfg!(feature = "postgres") {
-            return Err(ConfigError::new(
-                "DATABASE_URL",
-                "a PostgreSQL URL, but this inboxlink was built without PostgreSQL support: \
-                 build it with `cargo build --release -p inboxlink --features postgres` \
-                 (needs libpq-dev), or use SQLite (unset it, or sqlite://<path>)",
-            ));
-        }
-        (Backend::Postgres, url)
-    } else if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    {
-        if path.is_empty() {
-            return Err(ConfigError::new(
-                "DATABASE_URL",
-                "sqlite: URL without a file path",
-            ));
-        }
-        (Backend::Sqlite, path.to_owned())
-    } else {
-        return Err(ConfigError::new(
-            "DATABASE_URL",
-            "unsupported scheme (expected postgres://... or sqlite://<path>)",
-        ));
-    };
-    Ok(DatabaseSettings {
-        backend,
-        url: SecretString::from(url),
-        pool_size,
-    })
-}
-
-fn parse<T>(
-    src: &Source,
-    name: &str,
-    default: &str,
-    f: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<T, ConfigError> {
-    let raw = src.get(name)?;
-    let value = raw.as_deref().unwrap_or(default).trim();
-    f(value).map_err(|problem| ConfigError::new(name, format!("{problem} (got `{value}`)")))
-}
-
-fn nonempty(src: &Source, name: &str, default: &str) -> Result<String, ConfigError> {
-    Ok(src.get(name)?.unwrap_or_else(|| default.to_owned()))
-}
-
-fn parse_http_url(v: &str) -> Result<Url, String> {
-    let url = Url::parse(v).map_err(|e| format!("not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err("must be an http(s) URL with a host".into());
-    }
-    Ok(url)
-}
-
-fn parse_public_url(v: &str) -> Result<Url, String> {
-    let url = parse_http_url(v)?;
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("must not have a query or fragment".into());
-    }
-    Ok(url)
-}
-
-fn parse_endpoint(v: &str) -> Result<Endpoint, String> {
-    let (host, port) = v.rsplit_once(':').ok_or("expected host:port")?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| "the port must be a number 1..=65535".to_string())?;
-    if host.is_empty() || port == 0 {
-        return Err("expected host:port".into());
-    }
-    Ok(Endpoint {
-        host: host.trim_matches(['[', ']']).to_owned(),
-        port,
-    })
 }
 
 /// The HS256 secret, when the service verifies HS256 tokens (and can mint them).

@@ -5,9 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
-use super::{ConfigError, Source, parse};
+use super::ConfigError;
+use super::raw::{RawSettings, given};
+use super::validate::{number_in, parse, seconds, socket_addr};
 use crate::limits::RateLimits;
 
 /// The shortest metrics token accepted.
@@ -32,12 +34,18 @@ pub struct MetricsSettings {
     pub cache: Duration,
 }
 
-pub(super) fn from_source(src: &Source, main_bind: SocketAddr) -> Result<Protection, ConfigError> {
-    let token = match src.get("METRICS_TOKEN")? {
+/// Checks the protection settings; `token` is `INBOXLINK_METRICS_TOKEN` as read.
+pub(super) fn validate(
+    raw: &RawSettings,
+    token: Option<&SecretString>,
+    main_bind: SocketAddr,
+) -> Result<Protection, ConfigError> {
+    let token = match token {
         None => None,
         Some(token) => {
             // Never echo the value: it is a secret.
-            if token.chars().count() < METRICS_TOKEN_MIN_CHARS {
+            let text = token.expose_secret();
+            if text.chars().count() < METRICS_TOKEN_MIN_CHARS {
                 return Err(ConfigError::new(
                     "METRICS_TOKEN",
                     format!(
@@ -45,23 +53,19 @@ pub(super) fn from_source(src: &Source, main_bind: SocketAddr) -> Result<Protect
                     ),
                 ));
             }
-            if !token.chars().all(|c| c.is_ascii_graphic()) {
+            if !text.chars().all(|c| c.is_ascii_graphic()) {
                 return Err(ConfigError::new(
                     "METRICS_TOKEN",
                     "must be printable ASCII without spaces (it is sent in an HTTP header)",
                 ));
             }
-            Some(SecretString::from(token))
+            Some(token.clone())
         }
     };
-    let bind = match src.get("METRICS_BIND")? {
+    let bind = match raw.metrics_bind {
         None => None,
         Some(_) => {
-            let addr: SocketAddr = parse(src, "METRICS_BIND", "", |v| {
-                v.parse().map_err(|_| {
-                    "not a socket address (expected host:port, e.g. 10.0.0.5:9464)".into()
-                })
-            })?;
+            let addr = parse(given!(raw.metrics_bind), "", socket_addr("10.0.0.5:9464"))?;
             if addr == main_bind && addr.port() != 0 {
                 return Err(ConfigError::new(
                     "METRICS_BIND",
@@ -71,19 +75,13 @@ pub(super) fn from_source(src: &Source, main_bind: SocketAddr) -> Result<Protect
             Some(addr)
         }
     };
-    let cache = Duration::from_secs(parse(src, "METRICS_CACHE_SECONDS", "15", |v| {
-        v.parse::<u64>()
-            .ok()
-            .filter(|s| *s <= 3600)
-            .ok_or_else(|| "must be 0..=3600 seconds".into())
-    })?);
-    let rate_limits = parse(src, "RATE_LIMITS", "", RateLimits::parse)?;
-    let idp_max_concurrency = parse(src, "IDP_MAX_CONCURRENCY", "32", |v| {
-        v.parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1024).contains(n))
-            .ok_or_else(|| "must be 1..=1024".into())
-    })?;
+    let cache = seconds(given!(raw.metrics_cache_seconds), "15", 0..=3600)?;
+    let rate_limits = parse(given!(raw.rate_limits), "", RateLimits::parse)?;
+    let idp_max_concurrency = parse(
+        given!(raw.idp_max_concurrency),
+        "32",
+        number_in(1..=1024, ""),
+    )?;
     Ok(Protection {
         metrics: MetricsSettings { token, bind, cache },
         rate_limits,
@@ -96,8 +94,11 @@ mod tests {
     use super::*;
 
     fn protection(pairs: &[(&str, &str)]) -> Result<Protection, ConfigError> {
-        from_source(
-            &Source::from_pairs(pairs.iter().copied()).expect("known"),
+        let raw = RawSettings::from_pairs(pairs.iter().copied()).expect("known");
+        let secrets = raw.secrets()?;
+        validate(
+            &raw,
+            secrets.metrics_token.as_ref(),
             "127.0.0.1:8080".parse().expect("addr"),
         )
     }
@@ -143,7 +144,6 @@ mod tests {
             path.to_str().expect("utf-8"),
         )])
         .expect("valid");
-        use secrecy::ExposeSecret;
         assert_eq!(
             p.metrics.token.expect("set").expose_secret(),
             "0123456789abcdef0123456789abcdef"

@@ -1,9 +1,13 @@
 //! `GET /oauth/callback`: where Microsoft sends the browser back. Answers a
-//! small self-contained page (Czech or English by Accept-Language) or a 303 to
-//! the allow-listed return URL with the mailbox id and the outcome code.
+//! small self-contained page (Czech or English by Accept-Language), rendered
+//! from `templates/oauth_callback.html` with askama's HTML auto-escaping, or
+//! a 303 to the allow-listed return URL with the mailbox id and the outcome code.
+//! The Czech text of each outcome comes from the code catalogue
+//! ([`crate::codes`]).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
+use askama::Template;
 
 use crate::service::Services;
 use crate::service::callback::{CallbackOutcome, CallbackParams};
@@ -104,13 +108,34 @@ fn prefers_czech(accept: Option<&str>) -> bool {
     best.is_some_and(|(_, czech)| czech)
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+/// The page's own words in one language.
+struct Words {
+    lang: &'static str,
+    done: &'static str,
+    failed: &'static str,
+    what_to_do: &'static str,
+    code: &'static str,
+    /// Put before Microsoft's English text on a page in another language.
+    in_english: Option<&'static str>,
 }
+
+const ENGLISH: Words = Words {
+    lang: "en",
+    done: "Done",
+    failed: "The connection failed",
+    what_to_do: "What to do",
+    code: "Code",
+    in_english: None,
+};
+
+const CZECH: Words = Words {
+    lang: "cs",
+    done: "Hotovo",
+    failed: "Připojení se nezdařilo",
+    what_to_do: "Co dělat",
+    code: "Kód",
+    in_english: Some("Podrobnosti (anglicky)"),
+};
 
 /// The `AADSTSnnnn` number an explained message names, if any.
 fn aadsts_in(message: &str) -> Option<&str> {
@@ -122,54 +147,60 @@ fn aadsts_in(message: &str) -> Option<&str> {
     (end > 6).then(|| &rest[..end])
 }
 
+/// What the callback page shows; every field is escaped when rendered.
+#[derive(Template)]
+#[template(path = "oauth_callback.html")]
+struct CallbackPage<'a> {
+    words: &'static Words,
+    title: &'static str,
+    ok: bool,
+    email: Option<&'a str>,
+    /// Set when the message is Microsoft's English text on a Czech page.
+    english_label: Option<&'static str>,
+    message: &'a str,
+    hint: Option<&'a str>,
+    code: &'a str,
+    aadsts: Option<&'a str>,
+}
+
 fn page(outcome: &CallbackOutcome, cs: bool) -> String {
-    let (lang, title) = match (cs, outcome.ok) {
-        (true, true) => ("cs", "Hotovo"),
-        (true, false) => ("cs", "Připojení se nezdařilo"),
-        (false, true) => ("en", "Done"),
-        (false, false) => ("en", "The connection failed"),
-    };
-    let hint_label = if cs { "Co dělat" } else { "What to do" };
-    let code_label = if cs { "Kód" } else { "Code" };
-    let (message, hint) = match outcome.code.czech().filter(|_| cs) {
-        Some((m, h)) => (escape(m), Some(escape(h))),
+    let words = if cs { &CZECH } else { &ENGLISH };
+    let (message, hint, english_label) = match outcome.code.czech().filter(|_| cs) {
+        Some((message, hint)) => (message, Some(hint), None),
         // A code without Czech text: Microsoft's English explanation, labelled as such.
-        None if cs => (
-            format!("Podrobnosti (anglicky): {}", escape(&outcome.message)),
-            outcome.hint.as_deref().map(escape),
-        ),
         None => (
-            escape(&outcome.message),
-            outcome.hint.as_deref().map(escape),
+            outcome.message.as_str(),
+            outcome.hint.as_deref(),
+            words.in_english,
         ),
     };
-    // The Czech text replaces the English message; keep the number Microsoft answered.
-    let aadsts = aadsts_in(&outcome.message)
-        .filter(|_| cs)
-        .map(|n| format!(" <code>{n}</code>"))
-        .unwrap_or_default();
-    let mailbox = outcome
-        .email
-        .as_deref()
-        .map(|e| format!("<p class=\"m\">{}</p>", escape(e)))
-        .unwrap_or_default();
-    let hint = hint
-        .map(|h| format!("<p><strong>{hint_label}:</strong> {h}</p>"))
-        .unwrap_or_default();
-    let color = if outcome.ok { "#1a7f37" } else { "#b42318" };
-    format!(
-        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-<title>Inboxlink: {title}</title><style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#1f2328}}\
-h1{{color:{color};font-size:1.5rem}}.m{{color:#57606a}}code{{background:#f6f8fa;padding:.1rem .3rem}}</style></head>\
-<body><h1>{title}</h1>{mailbox}<p>{message}</p>{hint}<p class=\"m\">{code_label}: <code>{}</code>{aadsts}</p></body></html>",
-        escape(outcome.code.as_str()),
-    )
+    CallbackPage {
+        words,
+        title: if outcome.ok { words.done } else { words.failed },
+        ok: outcome.ok,
+        email: outcome.email.as_deref(),
+        english_label,
+        message,
+        hint,
+        code: outcome.code.as_str(),
+        // The Czech text replaces the English message; keep the number Microsoft answered.
+        aadsts: aadsts_in(&outcome.message).filter(|_| cs),
+    }
+    .render()
+    // Only a failing Display impl or filter makes rendering fail; the fields are text.
+    .expect("the callback page renders")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::codes::Code;
+
+    /// `text` as the template shows it (askama's HTML escaping).
+    fn escape(text: &str) -> String {
+        let Ok(escaped) = askama::filters::escape(text, askama::filters::Html);
+        escaped.to_string()
+    }
 
     #[test]
     fn language_negotiation() {
@@ -192,6 +223,30 @@ mod tests {
             status: 400,
         };
         assert!(!page(&o, false).contains("<script>"));
+    }
+
+    #[test]
+    fn every_shown_value_is_escaped() {
+        let o = CallbackOutcome {
+            ok: false,
+            code: Code::Internal,
+            message: "AADSTS65004: <b>message</b>".into(),
+            hint: Some("<u>hint</u>".into()),
+            mailbox_id: None,
+            email: Some("<s>mailbox</s>@example.org".into()),
+            return_url: None,
+            status: 400,
+        };
+        for cs in [false, true] {
+            let html = page(&o, cs);
+            for tag in ["<i>", "<b>", "<u>", "<s>"] {
+                assert!(!html.contains(tag), "{tag} in {html}");
+            }
+            assert!(
+                html.contains(&escape("<s>mailbox</s>@example.org")),
+                "{html}"
+            );
+        }
     }
 
     fn outcome(ok: bool, code: Code, message: &str, hint: Option<&str>) -> CallbackOutcome {
@@ -366,9 +421,13 @@ mod tests {
         );
         let cs = page(&o, true);
         assert!(
-            cs.contains("Podrobnosti (anglicky): Something &lt;new&gt;."),
+            cs.contains(&format!(
+                "Podrobnosti (anglicky): {}",
+                escape("Something <new>.")
+            )),
             "{cs}"
         );
+        assert!(!cs.contains("<new>"), "{cs}");
         assert!(cs.contains("Do this."), "{cs}");
     }
 }
