@@ -332,11 +332,7 @@ impl Services {
     pub(crate) fn seal_tokens(&self, id: MailboxId, set: &TokenSet) -> SealedTokens {
         let at = now();
         let id = id.to_string();
-        // `expires_in` is clamped where it is read (crate::idp); the sum is checked all the same.
-        let expires = chrono::Duration::from_std(set.expires_in)
-            .ok()
-            .and_then(|d| at.checked_add_signed(d))
-            .unwrap_or(at + chrono::Duration::hours(1));
+        let expires = expiry_after(at, set.expires_in);
         SealedTokens {
             access_token: self
                 .cipher
@@ -394,6 +390,16 @@ impl Services {
             .await?;
         Ok(token_error(&e))
     }
+}
+
+/// When a token that lives `lifetime` from `at` expires. The lifetime is
+/// clamped where it is read (crate::idp); the sum is checked all the same,
+/// and one that leaves the calendar counts as an hour.
+fn expiry_after(at: NaiveDateTime, lifetime: Duration) -> NaiveDateTime {
+    chrono::Duration::from_std(lifetime)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(at + chrono::Duration::hours(1))
 }
 
 enum TokenFailure {
@@ -494,5 +500,22 @@ impl Services {
             smtp_user,
             mailbox: token.mailbox,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_lifetime_does_not_overflow() {
+        let at = now();
+        let hour = at + chrono::Duration::hours(1);
+        assert_eq!(expiry_after(at, Duration::from_secs(1_000_000_000_000_000)), hour);
+        assert_eq!(expiry_after(at, Duration::MAX), hour);
+        assert_eq!(
+            expiry_after(at, Duration::from_secs(60)),
+            at + chrono::Duration::seconds(60)
+        );
     }
 }

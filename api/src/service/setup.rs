@@ -273,6 +273,10 @@ mod tests {
         );
         assert_eq!(powershell_literal("a\r\nb"), "'a??b'");
         assert_eq!(powershell_literal("$(calc)`"), "'$(calc)`'");
+        // Every single quote PowerShell ends a literal with is doubled.
+        for q in ['\u{2018}', '\u{2019}', '\u{201A}', '\u{201B}'] {
+            assert_eq!(powershell_literal(&format!("x{q}y")), format!("'x{q}{q}y'"));
+        }
     }
 
     #[test]
