@@ -76,6 +76,7 @@ pub fn spec_json() -> String {
     static SPEC: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let mut value = serde_json::to_value(spec()).expect("the spec serializes");
         add_error_responses(&mut value);
+        list_known_codes(&mut value);
         let mut text = serde_json::to_string_pretty(&value).expect("the spec serializes");
         text.push('\n');
         text
@@ -99,6 +100,45 @@ pub const SERVER_RESPONSES: [(&str, &str); 1] = [(
     "Request Header Fields Too Large: too many header fields or too large a request head; \
      refused by the HTTP server before the operation runs, without a body",
 )];
+
+/// Lists the known values of each `code` field in its description (the
+/// field stays a string, so a new code does not break an older client).
+fn list_known_codes(spec: &mut Value) {
+    use crate::codes::{Code, Use};
+    let fields: [(&str, &str, &[Use]); 6] = [
+        ("Problem", "code", &[Use::Problem]),
+        ("ProblemField", "code", &[Use::Field]),
+        ("StatusDetail", "code", &[Use::Detail]),
+        ("LastError", "code", &[Use::Detail]),
+        ("CheckStep", "code", &[Use::Check]),
+        ("VerifyResult", "code", &[Use::Verify, Use::Detail]),
+    ];
+    for (schema, field, uses) in fields {
+        let Some(property) = spec
+            .pointer_mut(&format!("/components/schemas/{schema}/properties/{field}"))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let known: Vec<String> = Code::ALL
+            .iter()
+            .filter(|c| uses.iter().any(|u| c.is(*u)))
+            .map(|c| format!("`{c}`"))
+            .collect();
+        let before = property
+            .get("description")
+            .and_then(Value::as_str)
+            .map(|d| format!("{d}\n\n"))
+            .unwrap_or_default();
+        property.insert(
+            "description".into(),
+            Value::String(format!(
+                "{before}Known values (more may come; treat an unknown one as a failure of its kind): {}.",
+                known.join(", ")
+            )),
+        );
+    }
+}
 
 /// Adds the problem responses every operation can give, derived from what it
 /// is: authenticated (401, 403), addressing an `{id}` (400, 404), taking a body

@@ -363,6 +363,7 @@ pub mod types {
     ///One step of a connection check.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct CheckStep {
+        ///Known values (more may come; treat an unknown one as a failure of its kind): `unavailable`, `mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`, `sign_in_setup`, `mailbox_address_invalid`, `invalid_address`, `unreachable`, `timeout`, `invalid_endpoint`, `tls_certificate_untrusted`, `tls_name_mismatch`, `tls_failed`, `imap_no_greeting`, `imap_auth_failed`, `imap_unavailable`, `imap_throttled`, `imap_error`, `smtp_starttls_unavailable`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`, `smtp_throttled`, `smtp_unavailable`, `smtp_error`, `invalid_message`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub code: ::std::option::Option<::std::string::String>,
         pub duration_ms: i64,
@@ -449,6 +450,7 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct LastError {
         pub at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Known values (more may come; treat an unknown one as a failure of its kind): `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`.
         pub code: ::std::string::String,
         pub message: ::std::string::String,
     }
@@ -607,7 +609,9 @@ pub mod types {
     ///An error, as RFC 9457 problem details with a stable machine `code`.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Problem {
-        ///Stable machine-readable code, e.g. `not_found`, `validation_failed`, `invalid_token`.
+        /**Stable machine-readable code, e.g. `not_found`, `validation_failed`, `invalid_token`.
+
+        Known values (more may come; treat an unknown one as a failure of its kind): `malformed_json`, `malformed_body`, `invalid_id`, `invalid_query`, `missing_token`, `invalid_token`, `forbidden`, `not_found`, `route_not_found`, `metrics_disabled`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `validation_failed`, `invalid_body`, `rate_limited`, `internal`, `unavailable`, `app_credential_in_use`, `mailbox_exists`, `mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`, `sign_in_setup`, `settings_changed`, `mailbox_address_invalid`.*/
         pub code: ::std::string::String,
         ///What went wrong in this case, for people.
         pub detail: ::std::string::String,
@@ -631,6 +635,7 @@ pub mod types {
     ///One invalid field of a request.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ProblemField {
+        ///Known values (more may come; treat an unknown one as a failure of its kind): `invalid_email`, `invalid_client_id`, `invalid_tenant_id`, `client_secret_is_secret_id`, `invalid_name`, `invalid_date`, `unknown_app_credential`, `return_url_not_allowed`, `invalid_limit`, `invalid_cursor`, `invalid_org`, `invalid_client_secret`.
         pub code: ::std::string::String,
         ///The field name, as in the request body or query.
         pub field: ::std::string::String,
@@ -722,6 +727,7 @@ pub mod types {
     ///A machine code, a message and what to do about it.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct StatusDetail {
+        ///Known values (more may come; treat an unknown one as a failure of its kind): `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`.
         pub code: ::std::string::String,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub hint: ::std::option::Option<::std::string::String>,
@@ -742,7 +748,9 @@ pub mod types {
         `established` when the token request in its tenant succeeds).*/
         pub admin_consent: AdminConsent,
         pub checked_at: ::chrono::DateTime<::chrono::offset::Utc>,
-        ///`verified`, or what is wrong (e.g. `invalid_client_secret`, `client_secret_expired`, `app_not_found`).
+        /**`verified`, or what is wrong (e.g. `invalid_client_secret`, `client_secret_expired`, `app_not_found`).
+
+        Known values (more may come; treat an unknown one as a failure of its kind): `verified`, `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`.*/
         pub code: ::std::string::String,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub hint: ::std::option::Option<::std::string::String>,
