@@ -28,7 +28,7 @@ postgres_start
 # the criterion run with the same features (a bench also builds the package's
 # binary, which would otherwise replace target/release/inboxlink without it).
 echo "== release build" >&2
-cargo build --release --locked -p inboxlink -p inboxlink-tests --features inboxlink/postgres \
+cargo build --release --locked -p inboxlink -p inboxlink-bench --features inboxlink/postgres \
   --bin inboxlink --bin inboxlink-bench
 echo "== encryption per value (criterion)" >&2
 cargo bench --locked -p inboxlink --features postgres --bench crypto -- --warm-up-time 1 --measurement-time 3 >&2
