@@ -141,6 +141,10 @@ impl Store {
     }
 
     /// Runs blocking database work on the blocking pool, inside the caller's span.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the one way to the blocking pool (api/clippy.toml)"
+    )]
     pub async fn run<T, F>(&self, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
@@ -216,6 +220,10 @@ fn names(v: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
 /// A read-then-write transaction: `BEGIN IMMEDIATE` on SQLite (a deferred
 /// transaction that reads and then writes fails with "database is locked"
 /// under contention), an ordinary transaction on PostgreSQL.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the one place that begins a transaction (api/clippy.toml)"
+)]
 pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut AnyConnection) -> Result<T, E>,
