@@ -3,7 +3,8 @@
 # pinned to core 0 and the load generators and the fake Entra ID to core 1,
 # on SQLite and on a throw-away PostgreSQL, with a private Dovecot for the
 # check. Prints one table of figures and ratios against baselines measured in
-# the same run, and writes it as JSON (bench.json) and Markdown (bench.md).
+# the same run, and writes it as JSON (bench.json) and Markdown (bench.md);
+# docs/benchmarks.md keeps the latest run's table and what it found.
 #
 #   scripts/bench.sh            # the full run (10,000 mailboxes), ~10 minutes
 #   scripts/bench.sh --quick    # 1,000 mailboxes, shorter loads: a smoke test
@@ -28,7 +29,7 @@ postgres_start
 # the criterion run with the same features (a bench also builds the package's
 # binary, which would otherwise replace target/release/inboxlink without it).
 echo "== release build" >&2
-cargo build --release --locked -p inboxlink -p inboxlink-tests --features inboxlink/postgres \
+cargo build --release --locked -p inboxlink -p inboxlink-bench --features inboxlink/postgres \
   --bin inboxlink --bin inboxlink-bench
 echo "== encryption per value (criterion)" >&2
 cargo bench --locked -p inboxlink --features postgres --bench crypto -- --warm-up-time 1 --measurement-time 3 >&2

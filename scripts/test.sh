@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with the Rust toolchain:
 # installs what the tests need, starts a throw-away PostgreSQL cluster, checks
-# formatting and lints, runs every test on SQLite and on PostgreSQL, the
-# service crate's tests once more as the default build (SQLite only), lints the
-# committed OpenAPI spec with Redocly (scripts/lint-spec.sh), then the
-# Postman collection with newman against the sandbox (scripts/newman.sh).
+# formatting and lints, the dependency tree's licences and banned crates
+# (scripts/deny.sh: cargo-deny, installed into .tools/), runs every test on
+# SQLite and on PostgreSQL, the service crate's tests once more as the
+# default build (SQLite only), lints the committed OpenAPI spec with Redocly
+# (scripts/lint-spec.sh), then the Postman collection with newman against the
+# sandbox (scripts/newman.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +25,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # feature `postgres`); `cargo run -p inboxlink` builds without it: lint that too.
 echo "== cargo clippy: the default build (SQLite only)" >&2
 cargo clippy -p inboxlink --all-targets --locked -- -D warnings
+echo "== cargo deny check licenses bans" >&2
+scripts/deny.sh
 echo "== cargo test (SQLite and PostgreSQL)" >&2
 log=$(mktemp)
 trap 'postgres_stop; rm -f "$log"' EXIT

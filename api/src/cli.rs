@@ -175,6 +175,7 @@ fn rekey(settings: &Settings) -> anyhow::Result<()> {
     crate::telemetry::init(&settings.log, std::io::stderr);
     let report = block_on(async {
         let db = settings.database.clone_settings();
+        #[expect(clippy::disallowed_methods, reason = "connecting: no Store yet")]
         let store =
             tokio::task::spawn_blocking(move || crate::store::Store::connect(&db)).await??;
         let cipher = crate::crypto::Cipher::new(&settings.master_keys);

@@ -47,6 +47,9 @@ impl Application {
             settings.public_url = format!("http://{local}").parse()?;
         }
         let db = settings.database.clone_settings();
+        // Before there is a `Store` to `run` on: connecting and migrating are
+        // blocking, once, at start-up.
+        #[expect(clippy::disallowed_methods, reason = "no Store yet")]
         let store = tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
             let store = Store::connect(&db)?;
             let applied = crate::service::lifecycle::migrate(&store)?;
@@ -224,6 +227,10 @@ pub fn idp_http_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the service's one HTTP client is built here (api/clippy.toml)"
+)]
 fn http_client_builder(settings: &Settings) -> anyhow::Result<reqwest::ClientBuilder> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("inboxlink/", env!("CARGO_PKG_VERSION")))

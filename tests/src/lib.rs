@@ -7,6 +7,9 @@
 //!   v2.0 endpoints: authorize, token, admin consent) plus a token
 //!   introspection endpoint for Dovecot, so the service's OAuth flows can be
 //!   exercised without Microsoft.
+//!
+//! The sandbox (`src/bin/sandbox.rs`) and the benchmark (the crate `bench/`)
+//! run on the same fakes.
 
 pub mod fake_entra;
 pub mod mail_servers;

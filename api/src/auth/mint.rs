@@ -94,6 +94,10 @@ mod tests {
     }
 
     #[tokio::test]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a test: a plain client (HS256 fetches nothing)"
+    )]
     async fn minted_tokens_pass_the_checks() {
         for s in [
             settings(Some(86_400), None),

@@ -137,6 +137,10 @@ impl Store {
     }
 
     /// Runs blocking database work on the blocking pool, inside the caller's span.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the one way to the blocking pool (api/clippy.toml)"
+    )]
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -145,7 +149,6 @@ impl Store {
     {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
-        #[allow(clippy::disallowed_methods)] // the one way to blocking database work
         let task = tokio::task::spawn_blocking(move || {
             span.in_scope(|| {
                 let mut conn = pool.get().map_err(|e| {
@@ -265,6 +268,10 @@ fn names(v: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
 /// transaction that reads and then writes fails with "database is locked"
 /// under contention), an ordinary transaction on PostgreSQL; inside another
 /// transaction, a savepoint. The one way to a transaction outside the store.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the one place that begins a transaction (api/clippy.toml)"
+)]
 pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut AnyConnection) -> Result<T, E>,
@@ -287,7 +294,6 @@ where
         Err(Failed::Closure(e)) => Err(e),
         Err(Failed::Db(e)) => Err(E::from(StoreError::from(e))),
     };
-    #[allow(clippy::disallowed_methods)] // the store's own transaction
     let plain = |conn: &mut AnyConnection, f: F| {
         unwrap(conn.transaction(|c| f(c).map_err(Failed::Closure)))
     };

@@ -29,6 +29,18 @@ const CLIENT_ID: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 const SECRET: &str = "Bench~secret.value_0123456789";
 const SCOPES: &str = "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access openid profile email";
 
+const USAGE: &str = "\
+inboxlink-bench: the benchmark. Run it through scripts/bench.sh, which builds
+the release service, starts a throw-away PostgreSQL and pins the cores.
+
+  --quick            1,000 mailboxes and shorter loads: a smoke test
+  --binary PATH      the service to start (target/release/inboxlink)
+  --criterion DIR    criterion's output to read the crypto figures from (target/criterion)
+  --out FILE         the table as JSON (bench.json)
+  --markdown FILE    the table as Markdown as well
+
+PostgreSQL is measured when TEST_POSTGRES_URL names a cluster.";
+
 struct Args {
     mailboxes: usize,
     sign_ins: usize,
@@ -57,6 +69,10 @@ fn args() -> Args {
     while let Some(arg) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
         match arg.as_str() {
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             "--quick" => {
                 a.mailboxes = 1_000;
                 a.sign_ins = 50;
