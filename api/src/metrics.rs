@@ -18,6 +18,7 @@
 
 use std::time::Duration;
 
+use crate::codes::Code;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -37,9 +38,9 @@ pub enum RefreshOutcome {
 impl RefreshOutcome {
     pub fn label(self) -> &'static str {
         match self {
-            Self::Ok => "ok",
+            Self::Ok => Code::Ok.as_str(),
             Self::Failed(class) => class_label(class),
-            Self::Internal => "internal",
+            Self::Internal => Code::Internal.as_str(),
         }
     }
 }
@@ -55,7 +56,11 @@ pub fn class_label(class: Class) -> &'static str {
 }
 
 /// The reasons of `inboxlink_auth_refusals_total`.
-pub const AUTH_REFUSALS: [&str; 3] = ["missing_token", "invalid_token", "forbidden"];
+pub const AUTH_REFUSALS: [&str; 3] = [
+    Code::MissingToken.as_str(),
+    Code::InvalidToken.as_str(),
+    Code::Forbidden.as_str(),
+];
 
 const STATUSES: [MailboxStatus; 5] = [
     MailboxStatus::Inactive,

@@ -19,7 +19,10 @@ fn section<'a>(text: &'a str, name: &str) -> &'a str {
         .find(&open)
         .unwrap_or_else(|| panic!("README has no `{open}`"))
         + open.len();
-    let end = start + text[start..].find("<!-- /codes -->").expect("a closing marker");
+    let end = start
+        + text[start..]
+            .find("<!-- /codes -->")
+            .expect("a closing marker");
     &text[start..end]
 }
 
@@ -39,7 +42,13 @@ fn column(table: &str, n: usize) -> Vec<String> {
         .lines()
         .filter(|l| l.starts_with('|'))
         .skip(2)
-        .map(|l| l.split('|').nth(n + 1).unwrap_or_default().trim().to_owned())
+        .map(|l| {
+            l.split('|')
+                .nth(n + 1)
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -57,7 +66,11 @@ fn the_readme_lists_the_catalogue() {
         .map(|item| item.split(": ").next().unwrap_or_default())
         .collect::<Vec<_>>()
         .join(" ");
-    assert_eq!(codes_in(&detail), catalogue(Use::Detail), "status detail codes");
+    assert_eq!(
+        codes_in(&detail),
+        catalogue(Use::Detail),
+        "status detail codes"
+    );
     assert_eq!(
         codes_in(section(&text, "field")),
         catalogue(Use::Field),

@@ -258,7 +258,7 @@ mod tests {
     #[test]
     fn secret_id_pasted_instead_of_value_is_explained() {
         let err = ClientSecret::parse("5f4d7e3c-1b2a-4c5d-8e9f-0a1b2c3d4e5f").unwrap_err();
-        assert_eq!(err.code, "client_secret_is_secret_id");
+        assert_eq!(err.code, Code::ClientSecretIsSecretId);
     }
 
     #[test]

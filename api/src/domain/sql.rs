@@ -33,9 +33,9 @@ macro_rules! text_column {
         {
             fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
                 let text = <String as diesel::deserialize::FromSql<
-                                    diesel::sql_types::Text,
-                                    DB,
-                                >>::from_sql(bytes)?;
+                                            diesel::sql_types::Text,
+                                            DB,
+                                        >>::from_sql(bytes)?;
                 <$ty>::parse(&text)
                     .ok_or_else(|| format!("`{text}` is not a known {}", stringify!($ty)).into())
             }
@@ -88,9 +88,9 @@ macro_rules! uuid_column {
         {
             fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
                 let text = <String as diesel::deserialize::FromSql<
-                                    diesel::sql_types::Text,
-                                    DB,
-                                >>::from_sql(bytes)?;
+                                            diesel::sql_types::Text,
+                                            DB,
+                                        >>::from_sql(bytes)?;
                 uuid::Uuid::try_parse(&text)
                     .map(Self)
                     .map_err(|e| format!("`{text}` is not a {}: {e}", stringify!($ty)).into())

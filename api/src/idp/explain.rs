@@ -326,7 +326,7 @@ mod tests {
         );
         assert_eq!(
             explain("invalid_client", Some(7000215), Some(401)).code,
-            "invalid_client_secret"
+            Code::InvalidClientSecret
         );
         assert_eq!(
             explain("invalid_client", Some(7000222), Some(401)).class,
@@ -342,7 +342,7 @@ mod tests {
         );
         assert_eq!(
             explain("invalid_grant", Some(1), Some(400)).code,
-            "invalid_grant"
+            Code::InvalidGrant
         );
         assert!(
             explain("invalid_grant", Some(700082), None)
@@ -389,21 +389,24 @@ mod tests {
             "x".repeat(100_000).as_str(),
         ] {
             let x = explain(error, None, None);
-            assert_eq!(x.code, "sign_in_failed", "{error:?}");
+            assert_eq!(x.code, Code::SignInFailed, "{error:?}");
             assert_eq!(
                 x.message,
                 "Microsoft answered an unrecognised error: the sign-in failed."
             );
         }
         let x = explain("<b>x</b>", Some(700082), None);
-        assert_eq!(x.code, "refresh_token_expired");
+        assert_eq!(x.code, Code::RefreshTokenExpired);
         assert!(
             x.message
                 .starts_with("Microsoft answered an unrecognised error (AADSTS700082): "),
             "{}",
             x.message
         );
-        assert_eq!(explain(&"a".repeat(64), None, None).code, "sign_in_failed");
+        assert_eq!(
+            explain(&"a".repeat(64), None, None).code,
+            Code::SignInFailed
+        );
         assert!(
             explain(&"a".repeat(64), None, None)
                 .message

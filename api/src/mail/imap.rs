@@ -240,7 +240,7 @@ mod tests {
             "{tag} NO [AUTHENTICATIONFAILED] Authentication failed.",
         ];
         let (f, sent) = auth(&replies, AccessMode::Delegated).await;
-        assert_eq!(f.code, "imap_auth_failed");
+        assert_eq!(f.code, Code::ImapAuthFailed);
         assert!(f.hint.contains("IMAP.AccessAsUser.All"), "{}", f.hint);
         assert!(!f.hint.contains("New-ServicePrincipal"), "{}", f.hint);
         assert!(
@@ -269,7 +269,7 @@ mod tests {
             "{tag} NO [AUTHENTICATIONFAILED] Authentication failed.",
         ];
         let (f, _) = auth(&replies, AccessMode::AppOnly).await;
-        assert_eq!(f.code, "imap_auth_failed");
+        assert_eq!(f.code, Code::ImapAuthFailed);
         for part in [
             "New-ServicePrincipal",
             "Add-MailboxPermission",
@@ -287,7 +287,7 @@ mod tests {
             AccessMode::AppOnly,
         )
         .await;
-        assert_eq!(f.code, "imap_auth_failed");
+        assert_eq!(f.code, Code::ImapAuthFailed);
         assert!(f.hint.contains("New-ServicePrincipal"), "{}", f.hint);
     }
 
@@ -298,7 +298,7 @@ mod tests {
             "{tag} NO [UNAVAILABLE] Temporary authentication failure. [mail.test:2025-01-01 10:00:00]",
         ];
         let (f, _) = auth(&replies, AccessMode::Delegated).await;
-        assert_eq!(f.code, "imap_unavailable");
+        assert_eq!(f.code, Code::ImapUnavailable);
         assert!(f.hint.contains("try again"), "{}", f.hint);
     }
 
@@ -309,7 +309,7 @@ mod tests {
             "{tag} BAD Request is throttled. Suggested Backoff Time: 89117 milliseconds",
         ];
         let (f, _) = auth(&replies, AccessMode::Delegated).await;
-        assert_eq!(f.code, "imap_throttled");
+        assert_eq!(f.code, Code::ImapThrottled);
         assert!(
             f.hint
                 .contains("wait 89117 ms (about 89 s) before trying again"),
@@ -334,7 +334,7 @@ mod tests {
         let Err(f) = select(&mut session, &login).await else {
             panic!("SELECT should fail");
         };
-        assert_eq!(f.code, "imap_throttled");
+        assert_eq!(f.code, Code::ImapThrottled);
         assert!(
             f.hint
                 .contains("wait 299961 ms (about 5 minutes) before trying again"),
@@ -349,11 +349,11 @@ mod tests {
     #[test]
     fn throttling_without_a_backoff_time_still_says_to_wait() {
         let f = imap_classified("no response: Request is throttled.".into());
-        assert_eq!(f.code, "imap_throttled");
+        assert_eq!(f.code, Code::ImapThrottled);
         assert!(f.hint.contains("wait"), "{}", f.hint);
         assert_eq!(
             imap_classified("bad response: Unknown command".into()).code,
-            "imap_error"
+            Code::ImapError
         );
     }
 }

@@ -626,14 +626,14 @@ mod tests {
             CertificateError::UnknownIssuer,
         ));
         let f = connect_failure("IMAP", &ep, &unknown);
-        assert_eq!(f.code, "tls_certificate_untrusted");
+        assert_eq!(f.code, Code::TlsCertificateUntrusted);
         assert!(f.hint.contains("INBOXLINK_EXTRA_ROOT_CA"), "{}", f.hint);
         assert!(f.hint.contains("No credentials were sent"), "{}", f.hint);
 
         let expired = io(rustls::Error::InvalidCertificate(CertificateError::Expired));
         assert_eq!(
             connect_failure("IMAP", &ep, &expired).code,
-            "tls_certificate_untrusted"
+            Code::TlsCertificateUntrusted
         );
 
         let expected =
@@ -645,20 +645,20 @@ mod tests {
             },
         ));
         let f = connect_failure("IMAP", &ep, &mismatch);
-        assert_eq!(f.code, "tls_name_mismatch");
+        assert_eq!(f.code, Code::TlsNameMismatch);
         assert!(f.hint.contains("imap.contoso.example"), "{}", f.hint);
         let bare = io(rustls::Error::InvalidCertificate(
             CertificateError::NotValidForName,
         ));
         assert_eq!(
             connect_failure("IMAP", &ep, &bare).code,
-            "tls_name_mismatch"
+            Code::TlsNameMismatch
         );
 
         let alert = io(rustls::Error::AlertReceived(
             rustls::AlertDescription::HandshakeFailure,
         ));
-        assert_eq!(connect_failure("IMAP", &ep, &alert).code, "tls_failed");
+        assert_eq!(connect_failure("IMAP", &ep, &alert).code, Code::TlsFailed);
     }
 
     /// Wraps an error the way lettre's `tls error: …` does.
@@ -685,7 +685,7 @@ mod tests {
             rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName),
         ));
         let f = connect_failure("SMTP", &ep, &mismatch);
-        assert_eq!(f.code, "tls_name_mismatch");
+        assert_eq!(f.code, Code::TlsNameMismatch);
         assert!(f.response.expect("text").starts_with("tls error: "));
 
         let untrusted = Wrapped(std::io::Error::new(
@@ -694,7 +694,7 @@ mod tests {
         ));
         assert_eq!(
             connect_failure("SMTP", &ep, &untrusted).code,
-            "tls_certificate_untrusted"
+            Code::TlsCertificateUntrusted
         );
     }
 
@@ -703,10 +703,10 @@ mod tests {
         let ep = endpoint(1);
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         let f = connect_failure("IMAP", &ep, &refused);
-        assert_eq!(f.code, "unreachable");
+        assert_eq!(f.code, Code::Unreachable);
         assert!(f.hint.contains("127.0.0.1:1"), "{}", f.hint);
         let timed_out = std::io::Error::from(std::io::ErrorKind::TimedOut);
-        assert_eq!(connect_failure("IMAP", &ep, &timed_out).code, "timeout");
+        assert_eq!(connect_failure("IMAP", &ep, &timed_out).code, Code::Timeout);
     }
 
     fn servers(imap: u16, smtp: u16) -> MailServers {
@@ -759,8 +759,8 @@ mod tests {
         let mut steps = Steps::new(token.expose_secret());
         smtp::check(&servers(closed, closed), &mut steps, &login, true).await;
         assert_eq!(
-            steps.steps[0].code.map(Code::as_str),
-            Some("unreachable"),
+            steps.steps[0].code,
+            Some(Code::Unreachable),
             "{:?}",
             outcome(&steps)
         );
@@ -780,13 +780,13 @@ mod tests {
         let mut steps = Steps::new(token.expose_secret());
         imap::check(&servers(port, port), &mut steps, &login).await;
         assert_eq!(steps.steps[0].name.as_str(), "imap_connect");
-        assert_eq!(steps.steps[0].code.map(Code::as_str), Some("timeout"));
+        assert_eq!(steps.steps[0].code, Some(Code::Timeout));
         assert!(steps.steps[0].duration_ms >= 250);
 
         let mut steps = Steps::new(token.expose_secret());
         smtp::check(&servers(port, port), &mut steps, &login, false).await;
         assert_eq!(steps.steps[0].name.as_str(), "smtp_connect");
-        assert_eq!(steps.steps[0].code.map(Code::as_str), Some("timeout"));
+        assert_eq!(steps.steps[0].code, Some(Code::Timeout));
         drop(silent);
     }
 

@@ -415,7 +415,7 @@ mod tests {
             Ok(_) => panic!("the login should fail"),
             Err(f) => f,
         };
-        assert_eq!(f.code, "smtp_auth_failed");
+        assert_eq!(f.code, Code::SmtpAuthFailed);
         drop(conn);
         let sent = server.await.expect("server");
         assert_eq!(sent[1], "AUTH XOAUTH2", "{sent:?}");
@@ -434,7 +434,7 @@ mod tests {
             AccessMode::Delegated,
         )
         .await;
-        assert_eq!(f.code, "smtp_auth_failed");
+        assert_eq!(f.code, Code::SmtpAuthFailed);
         assert!(f.hint.contains("SMTP.Send permission"), "{}", f.hint);
         assert!(!f.hint.contains("SendAsApp"), "{}", f.hint);
 
@@ -443,7 +443,7 @@ mod tests {
             AccessMode::AppOnly,
         )
         .await;
-        assert_eq!(f.code, "smtp_auth_failed");
+        assert_eq!(f.code, Code::SmtpAuthFailed);
         for part in [
             "SMTP.SendAsApp",
             "New-ServicePrincipal",
@@ -460,7 +460,7 @@ mod tests {
             AccessMode::Delegated,
         )
         .await;
-        assert_eq!(f.code, "smtp_auth_disabled");
+        assert_eq!(f.code, Code::SmtpAuthDisabled);
         assert!(f.hint.contains("Set-TransportConfig"), "{}", f.hint);
         assert!(f.hint.contains("Set-CASMailbox"), "{}", f.hint);
 
@@ -469,7 +469,7 @@ mod tests {
             AccessMode::Delegated,
         )
         .await;
-        assert_eq!(f.code, "smtp_auth_disabled");
+        assert_eq!(f.code, Code::SmtpAuthDisabled);
         assert!(f.hint.contains("Set-CASMailbox"), "{}", f.hint);
     }
 
@@ -477,12 +477,12 @@ mod tests {
     async fn five_seven_three_is_send_as_denied_for_each_access_mode() {
         let text = "535 5.7.3 Authentication unsuccessful [SN4PR0601CA0005.namprd06.prod.outlook.com 2025-01-01T10:00:00.000Z 08DD2A9F3C1B2E4D]";
         let f = auth_fails(&[text], AccessMode::Delegated).await;
-        assert_eq!(f.code, "smtp_send_as_denied");
+        assert_eq!(f.code, Code::SmtpSendAsDenied);
         assert!(f.hint.contains("Send As"), "{}", f.hint);
         assert!(f.response.as_deref().is_some_and(|r| r.contains("5.7.3")));
 
         let f = auth_fails(&[text], AccessMode::AppOnly).await;
-        assert_eq!(f.code, "smtp_send_as_denied");
+        assert_eq!(f.code, Code::SmtpSendAsDenied);
         for part in [
             "SMTP.SendAsApp",
             "New-ServicePrincipal",
@@ -499,10 +499,10 @@ mod tests {
             AccessMode::Delegated,
         )
         .await;
-        assert_eq!(f.code, "smtp_auth_failed");
+        assert_eq!(f.code, Code::SmtpAuthFailed);
 
         let f = send_fails(&["550 5.7.30 REQUIRETLS support required"]).await;
-        assert_eq!(f.code, "smtp_error");
+        assert_eq!(f.code, Code::SmtpError);
     }
 
     #[tokio::test]
@@ -512,11 +512,11 @@ mod tests {
             AccessMode::Delegated,
         )
         .await;
-        assert_eq!(f.code, "smtp_unavailable");
+        assert_eq!(f.code, Code::SmtpUnavailable);
         assert!(f.hint.contains("try again"), "{}", f.hint);
 
         let f = send_fails(&["452 4.3.1 Insufficient system resources"]).await;
-        assert_eq!(f.code, "smtp_unavailable");
+        assert_eq!(f.code, Code::SmtpUnavailable);
     }
 
     #[tokio::test]
@@ -526,7 +526,7 @@ mod tests {
             AccessMode::Delegated,
         )
         .await;
-        assert_eq!(f.code, "smtp_throttled");
+        assert_eq!(f.code, Code::SmtpThrottled);
         assert!(
             f.hint
                 .contains("wait 120000 ms (about 2 minutes) before trying again"),
@@ -541,7 +541,7 @@ mod tests {
             "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded [Hostname=SN4PR06MB1234.namprd06.prod.outlook.com]",
         ])
         .await;
-        assert_eq!(f.code, "smtp_throttled");
+        assert_eq!(f.code, Code::SmtpThrottled);
         assert!(f.hint.contains("wait"), "{}", f.hint);
 
         let f = send_fails(&[
@@ -551,7 +551,7 @@ mod tests {
             "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception with message Cannot submit message.",
         ])
         .await;
-        assert_eq!(f.code, "smtp_throttled");
+        assert_eq!(f.code, Code::SmtpThrottled);
 
         // A full mailbox is no throttling.
         let f = send_fails(&[
@@ -559,7 +559,7 @@ mod tests {
             "552 5.2.2 Mailbox size limit exceeded",
         ])
         .await;
-        assert_eq!(f.code, "smtp_error");
+        assert_eq!(f.code, Code::SmtpError);
     }
 
     #[tokio::test]
@@ -571,7 +571,7 @@ mod tests {
             "554 5.2.252 SendAsDenied; delegate@contoso.example not allowed to send as anna@contoso.example; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied",
         ])
         .await;
-        assert_eq!(f.code, "smtp_send_as_denied");
+        assert_eq!(f.code, Code::SmtpSendAsDenied);
     }
 
     #[test]
@@ -600,13 +600,13 @@ mod tests {
             true,
             AccessMode::Delegated,
         );
-        assert_eq!(f.code, "timeout");
+        assert_eq!(f.code, Code::Timeout);
         let f = classify(
             None,
             "network error: connection reset".into(),
             false,
             AccessMode::Delegated,
         );
-        assert_eq!(f.code, "smtp_error");
+        assert_eq!(f.code, Code::SmtpError);
     }
 }

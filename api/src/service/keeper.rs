@@ -511,7 +511,10 @@ mod tests {
     fn a_huge_lifetime_does_not_overflow() {
         let at = now();
         let hour = at + chrono::Duration::hours(1);
-        assert_eq!(expiry_after(at, Duration::from_secs(1_000_000_000_000_000)), hour);
+        assert_eq!(
+            expiry_after(at, Duration::from_secs(1_000_000_000_000_000)),
+            hour
+        );
         assert_eq!(expiry_after(at, Duration::MAX), hour);
         assert_eq!(
             expiry_after(at, Duration::from_secs(60)),
