@@ -79,8 +79,8 @@ where
     String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
 {
     fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
-        let text =
-            <String as diesel::deserialize::FromSql<diesel::sql_types::Text, DB>>::from_sql(bytes)?;
+        let text: String =
+            diesel::deserialize::FromSql::<diesel::sql_types::Text, DB>::from_sql(bytes)?;
         Ok(Actor::parse(&text).unwrap_or(Actor::Caller(text)))
     }
 }

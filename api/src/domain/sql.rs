@@ -32,10 +32,8 @@ macro_rules! text_column {
             String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
         {
             fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
-                let text = <String as diesel::deserialize::FromSql<
-                                            diesel::sql_types::Text,
-                                            DB,
-                                        >>::from_sql(bytes)?;
+                let text: String =
+                    diesel::deserialize::FromSql::<diesel::sql_types::Text, DB>::from_sql(bytes)?;
                 <$ty>::parse(&text)
                     .ok_or_else(|| format!("`{text}` is not a known {}", stringify!($ty)).into())
             }
@@ -87,10 +85,8 @@ macro_rules! uuid_column {
             String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
         {
             fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
-                let text = <String as diesel::deserialize::FromSql<
-                                            diesel::sql_types::Text,
-                                            DB,
-                                        >>::from_sql(bytes)?;
+                let text: String =
+                    diesel::deserialize::FromSql::<diesel::sql_types::Text, DB>::from_sql(bytes)?;
                 uuid::Uuid::try_parse(&text)
                     .map(Self)
                     .map_err(|e| format!("`{text}` is not a {}: {e}", stringify!($ty)).into())
