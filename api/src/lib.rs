@@ -13,6 +13,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod hooks;
 pub mod http;
 pub mod idp;
 pub mod limits;

@@ -86,10 +86,109 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    events (id) {
+        id -> Text,
+        org -> Text,
+        #[sql_name = "type"]
+        event_type -> Text,
+        subject_id -> Text,
+        occurred_at -> Timestamp,
+        data -> Text,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        org -> Text,
+        url -> Text,
+        event_types -> Nullable<Text>,
+        description -> Nullable<Text>,
+        enabled -> Bool,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_until -> Nullable<Timestamp>,
+        failing_since -> Nullable<Timestamp>,
+        disabled_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    email_alerts (id) {
+        id -> Text,
+        org -> Text,
+        recipients -> Text,
+        sender_mailbox_id -> Text,
+        event_types -> Nullable<Text>,
+        language -> Text,
+        enabled -> Bool,
+        last_error_code -> Nullable<Text>,
+        last_error_message -> Nullable<Text>,
+        last_error_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    deliveries (id) {
+        id -> Text,
+        org -> Text,
+        channel -> Text,
+        target_id -> Text,
+        event_id -> Text,
+        subject_id -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        lease_until -> Nullable<Timestamp>,
+        lease_owner -> Nullable<Text>,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    delivery_attempts (id) {
+        id -> Text,
+        org -> Text,
+        delivery_id -> Text,
+        target_id -> Text,
+        event_id -> Text,
+        attempt -> Integer,
+        at -> Timestamp,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        duration_ms -> BigInt,
+        response -> Nullable<Text>,
+        next_retry_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    credential_notices (app_credential_id, threshold_days, expires_on) {
+        app_credential_id -> Text,
+        threshold_days -> Integer,
+        expires_on -> Date,
+    }
+}
+
+diesel::joinable!(deliveries -> events (event_id));
 diesel::joinable!(mailboxes -> app_credentials (app_credential_id));
 diesel::allow_tables_to_appear_in_same_query!(
     app_credentials,
     mailboxes,
     authorizations,
-    audit_events
+    audit_events,
+    events,
+    webhooks,
+    email_alerts,
+    deliveries,
+    delivery_attempts,
+    credential_notices,
 );
