@@ -222,6 +222,15 @@ pub(crate) fn found<T>(row: QueryResult<Option<T>>, what: &'static str) -> Store
     row?.ok_or(StoreError::NotFound(what))
 }
 
+/// A write that must touch its row: [`StoreError::NotFound`] naming `what`
+/// when it touched none.
+pub(crate) fn touched(rows: QueryResult<usize>, what: &'static str) -> StoreResult<()> {
+    match rows? {
+        0 => Err(StoreError::NotFound(what)),
+        _ => Ok(()),
+    }
+}
+
 /// See [`Store::migration_status`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationStatus {
