@@ -33,6 +33,8 @@ pub use connection::{AnyConnection, Manager, MultiBackend};
 
 use crate::config::{Backend, DatabaseSettings};
 
+// A migration file the same in both dialects is kept once, in sqlite/;
+// postgres/ holds a relative link to it, which embed_migrations! reads through.
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 #[cfg(feature = "postgres")]
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
