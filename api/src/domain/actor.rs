@@ -59,31 +59,8 @@ impl std::fmt::Display for Actor {
     }
 }
 
-// `as_str` borrows from the value: the TEXT column is written from it.
-impl<DB> diesel::serialize::ToSql<diesel::sql_types::Text, DB> for Actor
-where
-    DB: diesel::backend::Backend,
-    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
-{
-    fn to_sql<'b>(
-        &'b self,
-        out: &mut diesel::serialize::Output<'b, '_, DB>,
-    ) -> diesel::serialize::Result {
-        <str as diesel::serialize::ToSql<diesel::sql_types::Text, DB>>::to_sql(self.as_str(), out)
-    }
-}
-
-impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for Actor
-where
-    DB: diesel::backend::Backend,
-    String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
-{
-    fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
-        let text: String =
-            diesel::deserialize::FromSql::<diesel::sql_types::Text, DB>::from_sql(bytes)?;
-        Ok(Actor::parse(&text).unwrap_or(Actor::Caller(text)))
-    }
-}
+// Any text reads back: what is not a system actor's name is a caller's `sub`.
+super::sql::text_column!(Actor);
 
 #[cfg(test)]
 mod tests {

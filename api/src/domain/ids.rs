@@ -18,30 +18,8 @@ use super::Invalid;
 pub struct OrgId(String);
 
 // Stored as it is; read back through `parse` (rows hold what was parsed).
-impl<DB> diesel::serialize::ToSql<diesel::sql_types::Text, DB> for OrgId
-where
-    DB: diesel::backend::Backend,
-    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
-{
-    fn to_sql<'b>(
-        &'b self,
-        out: &mut diesel::serialize::Output<'b, '_, DB>,
-    ) -> diesel::serialize::Result {
-        <str as diesel::serialize::ToSql<diesel::sql_types::Text, DB>>::to_sql(&self.0, out)
-    }
-}
-
-impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for OrgId
-where
-    DB: diesel::backend::Backend,
-    String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
-{
-    fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
-        let text: String =
-            diesel::deserialize::FromSql::<diesel::sql_types::Text, DB>::from_sql(bytes)?;
-        OrgId::parse(&text).map_err(|e| e.message.into())
-    }
-}
+super::sql::text_column!(OrgId, |text: &str| OrgId::parse(text)
+    .map_err(|e| e.message));
 
 impl std::fmt::Display for OrgId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

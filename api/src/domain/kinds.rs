@@ -8,10 +8,28 @@ use utoipa::ToSchema;
 
 use super::sql::text_column;
 
-/// Declares the stable names of an enum (`as_str`, `parse`, `ALL`) and its
-/// TEXT column.
+/// Declares one of the domain's enums: the variants with their stable names
+/// (`as_str`, `parse`, `ALL`, `Display`) and its TEXT column. Every enum is
+/// `Debug, Clone, Copy, PartialEq, Eq` and a diesel `Text` expression; the
+/// attributes written before `enum` add what that enum needs (serde, the
+/// schema, `Default`, `Hash`).
 macro_rules! named {
-    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    (
+        $(#[$meta:meta])*
+        pub enum $ty:ident {
+            $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq,
+            diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+        )]
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pub enum $ty {
+            $($(#[$vmeta])* $variant),+
+        }
+
         impl $ty {
             pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
 
@@ -34,224 +52,109 @@ macro_rules! named {
     };
 }
 
-/// The identity provider an app credential belongs to.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    ToSchema,
-    Default,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-#[serde(rename_all = "snake_case")]
-pub enum Provider {
-    #[default]
-    Microsoft,
+named! {
+    /// The identity provider an app credential belongs to.
+    #[derive(Serialize, Deserialize, ToSchema, Default)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Provider {
+        #[default]
+        Microsoft => "microsoft",
+    }
 }
 
-/// How a mailbox is accessed.
-///
-/// `delegated`: a user signs in once and the service keeps the refresh token
-/// alive (offline access; "permanent access"). `app_only`: client credentials
-/// with `IMAP.AccessAsApp` / `SMTP.SendAsApp`, no sign-in.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    ToSchema,
-    Default,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-#[serde(rename_all = "snake_case")]
-pub enum AccessMode {
-    #[default]
-    Delegated,
-    AppOnly,
+named! {
+    /// How a mailbox is accessed.
+    ///
+    /// `delegated`: a user signs in once and the service keeps the refresh token
+    /// alive (offline access; "permanent access"). `app_only`: client credentials
+    /// with `IMAP.AccessAsApp` / `SMTP.SendAsApp`, no sign-in.
+    #[derive(Serialize, Deserialize, ToSchema, Default)]
+    #[serde(rename_all = "snake_case")]
+    pub enum AccessMode {
+        #[default]
+        Delegated => "delegated",
+        AppOnly => "app_only",
+    }
 }
 
-/// Where a mailbox stands.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    ToSchema,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-#[serde(rename_all = "snake_case")]
-pub enum MailboxStatus {
-    /// Not authorized yet (or its authorization was reset).
-    Inactive,
-    /// Authorized; tokens are kept fresh.
-    Active,
-    /// Authorized, but the refresh token ends soon: sign in again. Shown,
-    /// never stored: a stored `active` delegated mailbox whose refresh token
-    /// is old enough is shown as `expiring`.
-    Expiring,
-    /// The authorization is no longer usable: sign in again.
-    ReauthRequired,
-    /// Something else is wrong; `status_detail` says what.
-    Error,
+named! {
+    /// Where a mailbox stands.
+    #[derive(Hash, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum MailboxStatus {
+        /// Not authorized yet (or its authorization was reset).
+        Inactive => "inactive",
+        /// Authorized; tokens are kept fresh.
+        Active => "active",
+        /// Authorized, but the refresh token ends soon: sign in again. Shown,
+        /// never stored: a stored `active` delegated mailbox whose refresh token
+        /// is old enough is shown as `expiring`.
+        Expiring => "expiring",
+        /// The authorization is no longer usable: sign in again.
+        ReauthRequired => "reauth_required",
+        /// Something else is wrong; `status_detail` says what.
+        Error => "error",
+    }
 }
 
-/// A pending authorization: a sign-in, or an admin-consent link.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-pub enum AuthorizationKind {
-    SignIn,
-    AdminConsent,
+named! {
+    /// A pending authorization: a sign-in, or an admin-consent link.
+    pub enum AuthorizationKind {
+        SignIn => "sign_in",
+        AdminConsent => "admin_consent",
+    }
 }
 
-/// What an audit row records.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-pub enum AuditAction {
-    AppCredentialCreated,
-    AppCredentialUpdated,
-    AppCredentialDeleted,
-    AppCredentialVerified,
-    AdminConsentStarted,
-    AdminConsentAnswered,
-    MailboxCreated,
-    MailboxUpdated,
-    MailboxDeleted,
-    SignInStarted,
-    SignedIn,
-    SignInFailed,
-    AppOnlyTokenObtained,
-    AppOnlyTokenFailed,
-    TokenRefreshFailed,
-    AccessTokenIssued,
-    Checked,
-    RequestForbidden,
+named! {
+    /// What an audit row records.
+    pub enum AuditAction {
+        AppCredentialCreated => "app_credential.created",
+        AppCredentialUpdated => "app_credential.updated",
+        AppCredentialDeleted => "app_credential.deleted",
+        AppCredentialVerified => "app_credential.verified",
+        AdminConsentStarted => "app_credential.admin_consent_started",
+        AdminConsentAnswered => "app_credential.admin_consent",
+        MailboxCreated => "mailbox.created",
+        MailboxUpdated => "mailbox.updated",
+        MailboxDeleted => "mailbox.deleted",
+        SignInStarted => "mailbox.sign_in_started",
+        SignedIn => "mailbox.signed_in",
+        SignInFailed => "mailbox.sign_in_failed",
+        AppOnlyTokenObtained => "mailbox.app_only_token_obtained",
+        AppOnlyTokenFailed => "mailbox.app_only_token_failed",
+        TokenRefreshFailed => "mailbox.token_refresh_failed",
+        AccessTokenIssued => "mailbox.access_token_issued",
+        Checked => "mailbox.checked",
+        RequestForbidden => "request.forbidden",
+    }
 }
 
-/// What an audit row is about.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-pub enum TargetType {
-    Mailbox,
-    AppCredential,
-    Route,
+named! {
+    /// What an audit row is about.
+    pub enum TargetType {
+        Mailbox => "mailbox",
+        AppCredential => "app_credential",
+        Route => "route",
+    }
 }
 
-/// The steps of a connection check, in their order.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckStepName {
-    Token,
-    ImapConnect,
-    ImapAuth,
-    ImapSelect,
-    ImapLogout,
-    SmtpConnect,
-    SmtpStarttls,
-    SmtpAuth,
-    SmtpSend,
-    SmtpQuit,
+named! {
+    /// The steps of a connection check, in their order.
+    #[derive(Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum CheckStepName {
+        Token => "token",
+        ImapConnect => "imap_connect",
+        ImapAuth => "imap_auth",
+        ImapSelect => "imap_select",
+        ImapLogout => "imap_logout",
+        SmtpConnect => "smtp_connect",
+        SmtpStarttls => "smtp_starttls",
+        SmtpAuth => "smtp_auth",
+        SmtpSend => "smtp_send",
+        SmtpQuit => "smtp_quit",
+    }
 }
-
-named!(Provider { Microsoft => "microsoft" });
-named!(AccessMode { Delegated => "delegated", AppOnly => "app_only" });
-named!(MailboxStatus {
-    Inactive => "inactive",
-    Active => "active",
-    Expiring => "expiring",
-    ReauthRequired => "reauth_required",
-    Error => "error",
-});
-named!(AuthorizationKind { SignIn => "sign_in", AdminConsent => "admin_consent" });
-named!(AuditAction {
-    AppCredentialCreated => "app_credential.created",
-    AppCredentialUpdated => "app_credential.updated",
-    AppCredentialDeleted => "app_credential.deleted",
-    AppCredentialVerified => "app_credential.verified",
-    AdminConsentStarted => "app_credential.admin_consent_started",
-    AdminConsentAnswered => "app_credential.admin_consent",
-    MailboxCreated => "mailbox.created",
-    MailboxUpdated => "mailbox.updated",
-    MailboxDeleted => "mailbox.deleted",
-    SignInStarted => "mailbox.sign_in_started",
-    SignedIn => "mailbox.signed_in",
-    SignInFailed => "mailbox.sign_in_failed",
-    AppOnlyTokenObtained => "mailbox.app_only_token_obtained",
-    AppOnlyTokenFailed => "mailbox.app_only_token_failed",
-    TokenRefreshFailed => "mailbox.token_refresh_failed",
-    AccessTokenIssued => "mailbox.access_token_issued",
-    Checked => "mailbox.checked",
-    RequestForbidden => "request.forbidden",
-});
-named!(TargetType {
-    Mailbox => "mailbox",
-    AppCredential => "app_credential",
-    Route => "route",
-});
-named!(CheckStepName {
-    Token => "token",
-    ImapConnect => "imap_connect",
-    ImapAuth => "imap_auth",
-    ImapSelect => "imap_select",
-    ImapLogout => "imap_logout",
-    SmtpConnect => "smtp_connect",
-    SmtpStarttls => "smtp_starttls",
-    SmtpAuth => "smtp_auth",
-    SmtpSend => "smtp_send",
-    SmtpQuit => "smtp_quit",
-});
 
 #[cfg(test)]
 mod tests {

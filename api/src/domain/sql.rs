@@ -4,12 +4,20 @@
 //! text that is not a UUID) is a deserialization error naming the column's
 //! type, never a silent default.
 
-/// `ToSql`/`FromSql` over `Text` for a type with `as_str(self) -> &'static str`
-/// and `parse(&str) -> Option<Self>` (enums, the code catalogue). The type
-/// derives `diesel::expression::AsExpression` and `diesel::deserialize::FromSqlRow` with
-/// `#[diesel(sql_type = diesel::sql_types::Text)]`.
+/// `ToSql`/`FromSql` over `Text` for a type written from its `as_str` (which
+/// may borrow from the value: `&self -> &str`, or `self -> &'static str`) and
+/// read back through a parse: by default `parse(&str) -> Option<Self>` (enums,
+/// the code catalogue, the actor), or the closure given second, returning a
+/// `Result` whose error says why (`OrgId`). The type derives
+/// `diesel::expression::AsExpression` and `diesel::deserialize::FromSqlRow`
+/// with `#[diesel(sql_type = diesel::sql_types::Text)]`.
 macro_rules! text_column {
     ($ty:ty) => {
+        $crate::domain::sql::text_column!($ty, |text: &str| {
+            <$ty>::parse(text).ok_or_else(|| format!("`{text}` is not a known {}", stringify!($ty)))
+        });
+    };
+    ($ty:ty, $parse:expr) => {
         impl<DB> diesel::serialize::ToSql<diesel::sql_types::Text, DB> for $ty
         where
             DB: diesel::backend::Backend,
@@ -26,21 +34,29 @@ macro_rules! text_column {
             }
         }
 
+        $crate::domain::sql::from_text!($ty, $parse);
+    };
+}
+pub(crate) use text_column;
+
+/// `FromSql` over `Text` through `parse: Fn(&str) -> Result<Self, E>`, `E` a
+/// message (the one half every TEXT column shares).
+macro_rules! from_text {
+    ($ty:ty, $parse:expr) => {
         impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for $ty
         where
             DB: diesel::backend::Backend,
             String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
         {
             fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
-                let text: String =
-                    diesel::deserialize::FromSql::<diesel::sql_types::Text, DB>::from_sql(bytes)?;
-                <$ty>::parse(&text)
-                    .ok_or_else(|| format!("`{text}` is not a known {}", stringify!($ty)).into())
+                use diesel::{deserialize::FromSql, sql_types::Text};
+                let text = <String as FromSql<Text, DB>>::from_sql(bytes)?;
+                ($parse)(text.as_str()).map_err(Into::into)
             }
         }
     };
 }
-pub(crate) use text_column;
+pub(crate) use from_text;
 
 /// `ToSql`/`FromSql` over `Text` for a newtype over `uuid::Uuid`, stored
 /// hyphenated in lower case (as every id has been stored).
@@ -79,19 +95,11 @@ macro_rules! uuid_column {
             }
         }
 
-        impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for $ty
-        where
-            DB: diesel::backend::Backend,
-            String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
-        {
-            fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
-                let text: String =
-                    diesel::deserialize::FromSql::<diesel::sql_types::Text, DB>::from_sql(bytes)?;
-                uuid::Uuid::try_parse(&text)
-                    .map(Self)
-                    .map_err(|e| format!("`{text}` is not a {}: {e}", stringify!($ty)).into())
-            }
-        }
+        $crate::domain::sql::from_text!($ty, |text: &str| {
+            uuid::Uuid::try_parse(text)
+                .map($ty)
+                .map_err(|e| format!("`{text}` is not a {}: {e}", stringify!($ty)))
+        });
     };
 }
 pub(crate) use uuid_column;

@@ -4,17 +4,17 @@
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 
-use crate::auth::Principal;
 use crate::domain::AppCredentialId;
 use crate::error::Result;
+use crate::http::caller::Caller;
 use crate::http::extractors::OptionalJson;
 use crate::http::problem::RateLimited;
+use crate::service::PageRequest;
 use crate::service::app_credentials::{
     AppCredential, AppCredentialCreate, AppCredentialPage, AppCredentialUpdate,
 };
 use crate::service::consent::{AdminConsentLink, AdminConsentRequest};
 use crate::service::setup::{AppCredentialSetup, VerifyResult};
-use crate::service::{PageRequest, Services};
 
 /// The operations of this resource.
 pub fn services(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -41,15 +41,10 @@ type Id = web::Path<AppCredentialId>;
 )]
 #[get("/app-credentials")]
 pub async fn app_credential_list(
-    who: Principal,
-    services: web::Data<Services>,
-    page: web::Query<PageRequest>,
+    Caller(who, services): Caller,
+    web::Query(page): web::Query<PageRequest>,
 ) -> Result<web::Json<AppCredentialPage>> {
-    Ok(web::Json(
-        services
-            .app_credential_list(&who, page.into_inner())
-            .await?,
-    ))
+    Ok(web::Json(services.app_credential_list(&who, page).await?))
 }
 
 /// Create an app credential
@@ -64,16 +59,11 @@ pub async fn app_credential_list(
 )]
 #[post("/app-credentials")]
 pub async fn app_credential_create(
-    who: Principal,
-    services: web::Data<Services>,
-    body: web::Json<AppCredentialCreate>,
+    Caller(who, services): Caller,
+    web::Json(body): web::Json<AppCredentialCreate>,
 ) -> Result<HttpResponse> {
-    let created = services
-        .app_credential_create(&who, body.into_inner())
-        .await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/app-credentials/{}", created.id)))
-        .json(created))
+    let created = services.app_credential_create(&who, body).await?;
+    Ok(super::created("/app-credentials", created.id, created))
 }
 
 /// Get an app credential
@@ -85,13 +75,10 @@ pub async fn app_credential_create(
 )]
 #[get("/app-credentials/{id}")]
 pub async fn app_credential_get(
-    who: Principal,
-    services: web::Data<Services>,
+    Caller(who, services): Caller,
     id: Id,
 ) -> Result<web::Json<AppCredential>> {
-    Ok(web::Json(
-        services.app_credential_get(&who, id.into_inner()).await?,
-    ))
+    Ok(web::Json(services.app_credential_get(&who, *id).await?))
 }
 
 /// Update an app credential
@@ -106,15 +93,12 @@ pub async fn app_credential_get(
 )]
 #[patch("/app-credentials/{id}")]
 pub async fn app_credential_update(
-    who: Principal,
-    services: web::Data<Services>,
+    Caller(who, services): Caller,
     id: Id,
-    body: web::Json<AppCredentialUpdate>,
+    web::Json(body): web::Json<AppCredentialUpdate>,
 ) -> Result<web::Json<AppCredential>> {
     Ok(web::Json(
-        services
-            .app_credential_update(&who, id.into_inner(), body.into_inner())
-            .await?,
+        services.app_credential_update(&who, *id, body).await?,
     ))
 }
 
@@ -132,14 +116,8 @@ pub async fn app_credential_update(
     security(("bearer" = []))
 )]
 #[delete("/app-credentials/{id}")]
-pub async fn app_credential_delete(
-    who: Principal,
-    services: web::Data<Services>,
-    id: Id,
-) -> Result<HttpResponse> {
-    services
-        .app_credential_delete(&who, id.into_inner())
-        .await?;
+pub async fn app_credential_delete(Caller(who, services): Caller, id: Id) -> Result<HttpResponse> {
+    services.app_credential_delete(&who, *id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -156,15 +134,10 @@ pub async fn app_credential_delete(
 )]
 #[post("/app-credentials/{id}/verify")]
 pub async fn app_credential_verify(
-    who: Principal,
-    services: web::Data<Services>,
+    Caller(who, services): Caller,
     id: Id,
 ) -> Result<web::Json<VerifyResult>> {
-    Ok(web::Json(
-        services
-            .app_credential_verify(&who, id.into_inner())
-            .await?,
-    ))
+    Ok(web::Json(services.app_credential_verify(&who, *id).await?))
 }
 
 /// Set-up instructions for an app credential
@@ -181,13 +154,10 @@ pub async fn app_credential_verify(
 )]
 #[get("/app-credentials/{id}/setup")]
 pub async fn app_credential_setup(
-    who: Principal,
-    services: web::Data<Services>,
+    Caller(who, services): Caller,
     id: Id,
 ) -> Result<web::Json<AppCredentialSetup>> {
-    Ok(web::Json(
-        services.app_credential_setup(&who, id.into_inner()).await?,
-    ))
+    Ok(web::Json(services.app_credential_setup(&who, *id).await?))
 }
 
 /// Start an admin consent
@@ -208,14 +178,13 @@ pub async fn app_credential_setup(
 )]
 #[post("/app-credentials/{id}/admin-consent")]
 pub async fn app_credential_admin_consent(
-    who: Principal,
-    services: web::Data<Services>,
+    Caller(who, services): Caller,
     id: Id,
     OptionalJson(input): OptionalJson<AdminConsentRequest>,
 ) -> Result<web::Json<AdminConsentLink>> {
     Ok(web::Json(
         services
-            .app_credential_admin_consent(&who, id.into_inner(), input)
+            .app_credential_admin_consent(&who, *id, input)
             .await?,
     ))
 }

@@ -2,10 +2,10 @@
 
 use actix_web::{get, web};
 
-use crate::auth::Principal;
 use crate::error::Result;
+use crate::http::caller::Caller;
+use crate::service::PageRequest;
 use crate::service::audit::AuditEventPage;
-use crate::service::{PageRequest, Services};
 
 /// The operations of this resource.
 pub fn services(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -24,11 +24,8 @@ pub fn services(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 )]
 #[get("/audit-events")]
 pub async fn audit_event_list(
-    who: Principal,
-    services: web::Data<Services>,
-    page: web::Query<PageRequest>,
+    Caller(who, services): Caller,
+    web::Query(page): web::Query<PageRequest>,
 ) -> Result<web::Json<AuditEventPage>> {
-    Ok(web::Json(
-        services.audit_list(&who, page.into_inner()).await?,
-    ))
+    Ok(web::Json(services.audit_list(&who, page).await?))
 }

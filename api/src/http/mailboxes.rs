@@ -4,18 +4,18 @@
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 
-use crate::auth::Principal;
 use crate::domain::MailboxId;
 use crate::error::Result;
+use crate::http::caller::Caller;
 use crate::http::extractors::OptionalJson;
 use crate::http::problem::RateLimited;
+use crate::service::PageRequest;
 use crate::service::check::CheckRequest;
 use crate::service::keeper::AccessTokenResponse;
 use crate::service::mailboxes::{
     CheckReport, Mailbox, MailboxCreate, MailboxFilter, MailboxPage, MailboxUpdate,
 };
 use crate::service::signin::{RefreshRequest, RefreshResult};
-use crate::service::{PageRequest, Services};
 
 /// The operations of this resource.
 pub fn services(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -43,16 +43,11 @@ type Id = web::Path<MailboxId>;
 )]
 #[get("/mailboxes")]
 pub async fn mailbox_list(
-    who: Principal,
-    services: web::Data<Services>,
-    filter: web::Query<MailboxFilter>,
-    page: web::Query<PageRequest>,
+    Caller(who, services): Caller,
+    web::Query(filter): web::Query<MailboxFilter>,
+    web::Query(page): web::Query<PageRequest>,
 ) -> Result<web::Json<MailboxPage>> {
-    Ok(web::Json(
-        services
-            .mailbox_list(&who, filter.into_inner(), page.into_inner())
-            .await?,
-    ))
+    Ok(web::Json(services.mailbox_list(&who, filter, page).await?))
 }
 
 /// Add a mailbox
@@ -69,14 +64,11 @@ pub async fn mailbox_list(
 )]
 #[post("/mailboxes")]
 pub async fn mailbox_create(
-    who: Principal,
-    services: web::Data<Services>,
-    body: web::Json<MailboxCreate>,
+    Caller(who, services): Caller,
+    web::Json(body): web::Json<MailboxCreate>,
 ) -> Result<HttpResponse> {
-    let created = services.mailbox_create(&who, body.into_inner()).await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/mailboxes/{}", created.id)))
-        .json(created))
+    let created = services.mailbox_create(&who, body).await?;
+    Ok(super::created("/mailboxes", created.id, created))
 }
 
 /// Get a mailbox
@@ -89,14 +81,8 @@ pub async fn mailbox_create(
     security(("bearer" = []))
 )]
 #[get("/mailboxes/{id}")]
-pub async fn mailbox_get(
-    who: Principal,
-    services: web::Data<Services>,
-    id: Id,
-) -> Result<web::Json<Mailbox>> {
-    Ok(web::Json(
-        services.mailbox_get(&who, id.into_inner()).await?,
-    ))
+pub async fn mailbox_get(Caller(who, services): Caller, id: Id) -> Result<web::Json<Mailbox>> {
+    Ok(web::Json(services.mailbox_get(&who, *id).await?))
 }
 
 /// Update a mailbox
@@ -116,16 +102,11 @@ pub async fn mailbox_get(
 )]
 #[patch("/mailboxes/{id}")]
 pub async fn mailbox_update(
-    who: Principal,
-    services: web::Data<Services>,
+    Caller(who, services): Caller,
     id: Id,
-    body: web::Json<MailboxUpdate>,
+    web::Json(body): web::Json<MailboxUpdate>,
 ) -> Result<web::Json<Mailbox>> {
-    Ok(web::Json(
-        services
-            .mailbox_update(&who, id.into_inner(), body.into_inner())
-            .await?,
-    ))
+    Ok(web::Json(services.mailbox_update(&who, *id, body).await?))
 }
 
 /// Delete a mailbox
@@ -138,12 +119,8 @@ pub async fn mailbox_update(
     security(("bearer" = []))
 )]
 #[delete("/mailboxes/{id}")]
-pub async fn mailbox_delete(
-    who: Principal,
-    services: web::Data<Services>,
-    id: Id,
-) -> Result<HttpResponse> {
-    services.mailbox_delete(&who, id.into_inner()).await?;
+pub async fn mailbox_delete(Caller(who, services): Caller, id: Id) -> Result<HttpResponse> {
+    services.mailbox_delete(&who, *id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -166,16 +143,11 @@ pub async fn mailbox_delete(
 )]
 #[post("/mailboxes/{id}/refresh")]
 pub async fn mailbox_refresh(
-    who: Principal,
-    services: web::Data<Services>,
+    Caller(who, services): Caller,
     id: Id,
     OptionalJson(input): OptionalJson<RefreshRequest>,
 ) -> Result<web::Json<RefreshResult>> {
-    Ok(web::Json(
-        services
-            .mailbox_refresh(&who, id.into_inner(), input)
-            .await?,
-    ))
+    Ok(web::Json(services.mailbox_refresh(&who, *id, input).await?))
 }
 
 /// Check the connection
@@ -195,14 +167,11 @@ pub async fn mailbox_refresh(
 )]
 #[post("/mailboxes/{id}/check")]
 pub async fn mailbox_check(
-    who: Principal,
-    services: web::Data<Services>,
+    Caller(who, services): Caller,
     id: Id,
     OptionalJson(input): OptionalJson<CheckRequest>,
 ) -> Result<web::Json<CheckReport>> {
-    Ok(web::Json(
-        services.mailbox_check(&who, id.into_inner(), input).await?,
-    ))
+    Ok(web::Json(services.mailbox_check(&who, *id, input).await?))
 }
 
 /// Get an access token
@@ -220,12 +189,8 @@ pub async fn mailbox_check(
     security(("bearer" = []))
 )]
 #[get("/mailboxes/{id}/access-token")]
-pub async fn mailbox_access_token(
-    who: Principal,
-    services: web::Data<Services>,
-    id: Id,
-) -> Result<HttpResponse> {
-    let token = services.mailbox_access_token(&who, id.into_inner()).await?;
+pub async fn mailbox_access_token(Caller(who, services): Caller, id: Id) -> Result<HttpResponse> {
+    let token = services.mailbox_access_token(&who, *id).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(token))

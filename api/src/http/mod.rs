@@ -1,12 +1,15 @@
 //! The HTTP layer: one file per resource, extractor error handling, problem
 //! documents. Handlers are thin: extract, call the use case (which
-//! authorizes the caller), answer. Each operation is written once: its path
+//! authorizes the caller), answer; an authenticated one starts from
+//! [`caller::Caller`], the caller and the use cases in one extractor, so its
+//! body is the use case's call. Each operation is written once: its path
 //! and method in the actix route macro, its documentation in
 //! `#[utoipa::path]`; [`api`] registers them, and the spec is collected from
 //! that same registration ([`crate::openapi`]).
 
 pub mod app_credentials;
 pub mod audit;
+pub mod caller;
 pub mod extractors;
 pub mod headers;
 pub mod health;
@@ -67,6 +70,21 @@ pub async fn not_found() -> Result<HttpResponse, Error> {
         Code::RouteNotFound,
         "no such operation; see /docs",
     ))
+}
+
+/// 201 Created: the new resource, and where it is from now on
+/// (`{collection}/{id}`).
+fn created(
+    collection: &str,
+    id: impl std::fmt::Display,
+    resource: impl serde::Serialize,
+) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("{collection}/{id}"),
+        ))
+        .json(resource)
 }
 
 async fn openapi_json() -> HttpResponse {

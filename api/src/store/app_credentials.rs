@@ -6,8 +6,8 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
-use super::schema::{app_credentials, mailboxes};
-use super::{AnyConnection, StoreError, StoreResult, found};
+use super::schema::app_credentials;
+use super::{AnyConnection, StoreError, StoreResult, found, touched};
 use crate::codes::Code;
 use crate::domain::{AppCredentialId, OrgId, Provider};
 
@@ -49,6 +49,15 @@ pub struct AppCredentialChanges {
     pub tenant_guid: Option<Option<String>>,
 }
 
+/// The organisation's app credential with this id: where every query of one
+/// app credential starts.
+#[diesel::dsl::auto_type]
+fn by_id<'a>(org: &'a OrgId, id: AppCredentialId) -> _ {
+    app_credentials::table
+        .filter(app_credentials::org.eq(org))
+        .filter(app_credentials::id.eq(id))
+}
+
 pub fn insert(conn: &mut AnyConnection, row: &AppCredentialRow) -> StoreResult<()> {
     diesel::insert_into(app_credentials::table)
         .values(row)
@@ -62,9 +71,7 @@ pub fn get(
     id: AppCredentialId,
 ) -> StoreResult<AppCredentialRow> {
     found(
-        app_credentials::table
-            .filter(app_credentials::org.eq(org))
-            .filter(app_credentials::id.eq(id))
+        by_id(org, id)
             .select(AppCredentialRow::as_select())
             .first(conn)
             .optional(),
@@ -97,18 +104,10 @@ pub fn update(
     id: AppCredentialId,
     changes: &AppCredentialChanges,
 ) -> StoreResult<()> {
-    let n = diesel::update(
-        app_credentials::table
-            .filter(app_credentials::org.eq(org))
-            .filter(app_credentials::id.eq(id)),
+    touched(
+        diesel::update(by_id(org, id)).set(changes).execute(conn),
+        WHAT,
     )
-    .set(changes)
-    .execute(conn)?;
-    if n == 0 {
-        Err(StoreError::NotFound(WHAT))
-    } else {
-        Ok(())
-    }
 }
 
 /// Deletes the credential unless mailboxes use it; then returns their
@@ -118,21 +117,11 @@ pub fn delete(
     org: &OrgId,
     id: AppCredentialId,
 ) -> StoreResult<Result<(), Vec<String>>> {
-    let users: Vec<String> = mailboxes::table
-        .filter(mailboxes::org.eq(org))
-        .filter(mailboxes::app_credential_id.eq(id))
-        .select(mailboxes::email)
-        .order(mailboxes::email.asc())
-        .load(conn)?;
+    let users = super::mailboxes::emails_using(conn, org, id, None)?;
     if !users.is_empty() {
         return Ok(Err(users));
     }
-    let n = diesel::delete(
-        app_credentials::table
-            .filter(app_credentials::org.eq(org))
-            .filter(app_credentials::id.eq(id)),
-    )
-    .execute(conn);
+    let n = diesel::delete(by_id(org, id)).execute(conn);
     match n.map_err(StoreError::from) {
         Ok(0) => Err(StoreError::NotFound(WHAT)),
         Ok(_) => Ok(Ok(())),
@@ -149,16 +138,12 @@ pub fn write_problem(
     id: AppCredentialId,
     problem: Option<(Code, &str)>,
 ) -> StoreResult<()> {
-    diesel::update(
-        app_credentials::table
-            .filter(app_credentials::org.eq(org))
-            .filter(app_credentials::id.eq(id)),
-    )
-    .set((
-        app_credentials::problem_code.eq(problem.map(|p| p.0)),
-        app_credentials::problem_message.eq(problem.map(|p| p.1)),
-    ))
-    .execute(conn)?;
+    diesel::update(by_id(org, id))
+        .set((
+            app_credentials::problem_code.eq(problem.map(|p| p.0)),
+            app_credentials::problem_message.eq(problem.map(|p| p.1)),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -170,14 +155,9 @@ pub fn learn_tenant_guid(
     id: AppCredentialId,
     guid: &str,
 ) -> StoreResult<()> {
-    diesel::update(
-        app_credentials::table
-            .filter(app_credentials::org.eq(org))
-            .filter(app_credentials::id.eq(id))
-            .filter(app_credentials::tenant_guid.is_null()),
-    )
-    .set(app_credentials::tenant_guid.eq(Some(guid)))
-    .execute(conn)?;
+    diesel::update(by_id(org, id).filter(app_credentials::tenant_guid.is_null()))
+        .set(app_credentials::tenant_guid.eq(Some(guid)))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -190,17 +170,13 @@ pub fn record_consent_reported(
     tenant: &str,
     at: NaiveDateTime,
 ) -> StoreResult<()> {
-    diesel::update(
-        app_credentials::table
-            .filter(app_credentials::org.eq(org))
-            .filter(app_credentials::id.eq(id)),
-    )
-    .set((
-        app_credentials::consent_reported_at.eq(Some(at)),
-        app_credentials::consent_tenant.eq(Some(tenant)),
-        app_credentials::consent_granted_at.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)?;
+    diesel::update(by_id(org, id))
+        .set((
+            app_credentials::consent_reported_at.eq(Some(at)),
+            app_credentials::consent_tenant.eq(Some(tenant)),
+            app_credentials::consent_granted_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -211,14 +187,9 @@ pub fn record_consent_established(
     id: AppCredentialId,
     at: NaiveDateTime,
 ) -> StoreResult<()> {
-    diesel::update(
-        app_credentials::table
-            .filter(app_credentials::org.eq(org))
-            .filter(app_credentials::id.eq(id))
-            .filter(app_credentials::consent_reported_at.is_not_null()),
-    )
-    .set(app_credentials::consent_granted_at.eq(Some(at)))
-    .execute(conn)?;
+    diesel::update(by_id(org, id).filter(app_credentials::consent_reported_at.is_not_null()))
+        .set(app_credentials::consent_granted_at.eq(Some(at)))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -229,17 +200,13 @@ pub fn forget_consent(
     org: &OrgId,
     id: AppCredentialId,
 ) -> StoreResult<()> {
-    diesel::update(
-        app_credentials::table
-            .filter(app_credentials::org.eq(org))
-            .filter(app_credentials::id.eq(id)),
-    )
-    .set((
-        app_credentials::consent_reported_at.eq(None::<NaiveDateTime>),
-        app_credentials::consent_tenant.eq(None::<String>),
-        app_credentials::consent_granted_at.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)?;
+    diesel::update(by_id(org, id))
+        .set((
+            app_credentials::consent_reported_at.eq(None::<NaiveDateTime>),
+            app_credentials::consent_tenant.eq(None::<String>),
+            app_credentials::consent_granted_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -261,9 +228,7 @@ pub fn state(
     id: AppCredentialId,
 ) -> StoreResult<CredentialState> {
     found(
-        app_credentials::table
-            .filter(app_credentials::org.eq(org))
-            .filter(app_credentials::id.eq(id))
+        by_id(org, id)
             .select(CredentialState::as_select())
             .first(conn)
             .optional(),

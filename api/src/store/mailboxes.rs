@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{app_credentials, mailboxes};
-use super::{AnyConnection, StoreError, StoreResult, found};
+use super::{AnyConnection, StoreResult, found, touched};
 use crate::codes::Code;
 use crate::domain::{AccessMode, AppCredentialId, MailboxId, MailboxStatus, OrgId};
 
@@ -81,6 +81,15 @@ pub struct StateWrite {
     pub updated_at: Option<NaiveDateTime>,
 }
 
+/// The organisation's mailbox with this id: where every query of one
+/// mailbox starts (here and in [`super::tokens`]).
+#[diesel::dsl::auto_type]
+pub(super) fn by_id<'a>(org: &'a OrgId, id: MailboxId) -> _ {
+    mailboxes::table
+        .filter(mailboxes::org.eq(org))
+        .filter(mailboxes::id.eq(id))
+}
+
 /// Inserts a mailbox; `Unique` when the organisation has the address,
 /// `ForeignKey` when the app credential is not the organisation's.
 pub fn insert(conn: &mut AnyConnection, row: &MailboxRow) -> StoreResult<()> {
@@ -92,9 +101,7 @@ pub fn insert(conn: &mut AnyConnection, row: &MailboxRow) -> StoreResult<()> {
 
 pub fn get(conn: &mut AnyConnection, org: &OrgId, id: MailboxId) -> StoreResult<MailboxRow> {
     found(
-        mailboxes::table
-            .filter(mailboxes::org.eq(org))
-            .filter(mailboxes::id.eq(id))
+        by_id(org, id)
             .select(MailboxRow::as_select())
             .first(conn)
             .optional(),
@@ -209,18 +216,10 @@ pub fn update_settings(
     id: MailboxId,
     changes: &SettingsChange,
 ) -> StoreResult<()> {
-    let n = diesel::update(
-        mailboxes::table
-            .filter(mailboxes::org.eq(org))
-            .filter(mailboxes::id.eq(id)),
-    )
-    .set((changes, mailboxes::version.eq(mailboxes::version + 1)))
-    .execute(conn)?;
-    if n == 0 {
-        Err(StoreError::NotFound(WHAT))
-    } else {
-        Ok(())
-    }
+    let rows = diesel::update(by_id(org, id))
+        .set((changes, mailboxes::version.eq(mailboxes::version + 1)))
+        .execute(conn);
+    touched(rows, WHAT)
 }
 
 /// Writes a new state, if the tokens are still at `token_version` (when it is
@@ -234,10 +233,7 @@ pub fn write_state(
     bump: bool,
     state: &StateWrite,
 ) -> StoreResult<bool> {
-    let mut target = diesel::update(mailboxes::table)
-        .filter(mailboxes::org.eq(org))
-        .filter(mailboxes::id.eq(id))
-        .into_boxed();
+    let mut target = diesel::update(by_id(org, id)).into_boxed();
     if let Some(v) = token_version {
         target = target.filter(mailboxes::token_version.eq(v));
     }
@@ -260,29 +256,15 @@ pub fn record_check(
     report: &str,
     at: NaiveDateTime,
 ) -> StoreResult<()> {
-    diesel::update(
-        mailboxes::table
-            .filter(mailboxes::org.eq(org))
-            .filter(mailboxes::id.eq(id)),
-    )
-    .set((
-        mailboxes::last_check.eq(Some(report)),
-        mailboxes::updated_at.eq(at),
-    ))
-    .execute(conn)?;
+    diesel::update(by_id(org, id))
+        .set((
+            mailboxes::last_check.eq(Some(report)),
+            mailboxes::updated_at.eq(at),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
 pub fn delete(conn: &mut AnyConnection, org: &OrgId, id: MailboxId) -> StoreResult<()> {
-    let n = diesel::delete(
-        mailboxes::table
-            .filter(mailboxes::org.eq(org))
-            .filter(mailboxes::id.eq(id)),
-    )
-    .execute(conn)?;
-    if n == 0 {
-        Err(StoreError::NotFound(WHAT))
-    } else {
-        Ok(())
-    }
+    touched(diesel::delete(by_id(org, id)).execute(conn), WHAT)
 }

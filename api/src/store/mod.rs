@@ -33,6 +33,8 @@ pub use connection::{AnyConnection, Manager, MultiBackend};
 
 use crate::config::{Backend, DatabaseSettings};
 
+// A migration file the same in both dialects is kept once, in sqlite/;
+// postgres/ holds a relative link to it, which embed_migrations! reads through.
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 #[cfg(feature = "postgres")]
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
@@ -220,6 +222,15 @@ impl From<diesel::result::Error> for StoreError {
 /// The one row of a query, or [`StoreError::NotFound`] naming `what`.
 pub(crate) fn found<T>(row: QueryResult<Option<T>>, what: &'static str) -> StoreResult<T> {
     row?.ok_or(StoreError::NotFound(what))
+}
+
+/// A write that must touch its row: [`StoreError::NotFound`] naming `what`
+/// when it touched none.
+pub(crate) fn touched(rows: QueryResult<usize>, what: &'static str) -> StoreResult<()> {
+    match rows? {
+        0 => Err(StoreError::NotFound(what)),
+        _ => Ok(()),
+    }
 }
 
 /// See [`Store::migration_status`].

@@ -8,6 +8,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::mailboxes::by_id;
 use super::schema::mailboxes;
 use super::{AnyConnection, StoreResult, found};
 use crate::codes::Code;
@@ -50,9 +51,7 @@ impl TokenRow {
 
 pub fn get(conn: &mut AnyConnection, org: &OrgId, id: MailboxId) -> StoreResult<TokenRow> {
     found(
-        mailboxes::table
-            .filter(mailboxes::org.eq(org))
-            .filter(mailboxes::id.eq(id))
+        by_id(org, id)
             .select(TokenRow::as_select())
             .first(conn)
             .optional(),
@@ -71,9 +70,7 @@ pub fn take_lease(
     until: NaiveDateTime,
 ) -> StoreResult<bool> {
     let n = diesel::update(
-        mailboxes::table
-            .filter(mailboxes::org.eq(org))
-            .filter(mailboxes::id.eq(id))
+        by_id(org, id)
             .filter(mailboxes::token_version.eq(version))
             .filter(
                 mailboxes::refresh_lease_until
@@ -92,14 +89,9 @@ pub fn release_lease(
     id: MailboxId,
     version: i64,
 ) -> StoreResult<()> {
-    diesel::update(
-        mailboxes::table
-            .filter(mailboxes::org.eq(org))
-            .filter(mailboxes::id.eq(id))
-            .filter(mailboxes::token_version.eq(version)),
-    )
-    .set(mailboxes::refresh_lease_until.eq(None::<NaiveDateTime>))
-    .execute(conn)?;
+    diesel::update(by_id(org, id).filter(mailboxes::token_version.eq(version)))
+        .set(mailboxes::refresh_lease_until.eq(None::<NaiveDateTime>))
+        .execute(conn)?;
     Ok(())
 }
 

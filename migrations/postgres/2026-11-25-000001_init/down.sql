@@ -1,2 +1,1 @@
-DROP TABLE mailboxes;
-DROP TABLE app_credentials;
+../../sqlite/2026-11-25-000001_init/down.sql

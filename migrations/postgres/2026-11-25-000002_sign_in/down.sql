@@ -1,13 +1,1 @@
-DROP TABLE audit_events;
-DROP TABLE authorizations;
-ALTER TABLE app_credentials DROP COLUMN consent_granted_at;
-ALTER TABLE app_credentials DROP COLUMN problem_message;
-ALTER TABLE app_credentials DROP COLUMN problem_code;
-ALTER TABLE mailboxes DROP COLUMN last_error_at;
-ALTER TABLE mailboxes DROP COLUMN last_error_message;
-ALTER TABLE mailboxes DROP COLUMN last_error_code;
-ALTER TABLE mailboxes DROP COLUMN refresh_lease_until;
-ALTER TABLE mailboxes DROP COLUMN token_version;
-ALTER TABLE mailboxes DROP COLUMN refresh_token;
-ALTER TABLE mailboxes DROP COLUMN access_token_expires_at;
-ALTER TABLE mailboxes DROP COLUMN access_token;
+../../sqlite/2026-11-25-000002_sign_in/down.sql

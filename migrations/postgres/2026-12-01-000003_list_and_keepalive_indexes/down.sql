@@ -1,2 +1,1 @@
-DROP INDEX mailboxes_keepalive;
-DROP INDEX mailboxes_org_id;
+../../sqlite/2026-12-01-000003_list_and_keepalive_indexes/down.sql

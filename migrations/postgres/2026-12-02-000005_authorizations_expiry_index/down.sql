@@ -1,1 +1,1 @@
-DROP INDEX authorizations_expires_at;
+../../sqlite/2026-12-02-000005_authorizations_expiry_index/down.sql

@@ -1,6 +1,1 @@
-DROP TABLE credential_notices;
-DROP TABLE delivery_attempts;
-DROP TABLE deliveries;
-DROP TABLE email_alerts;
-DROP TABLE webhooks;
-DROP TABLE events;
+../../sqlite/2026-12-02-000006_events_and_webhooks/down.sql
