@@ -195,11 +195,17 @@ mod tests {
         ] {
             assert!(p.check_url(&bad.parse().unwrap()).is_err(), "{bad}");
         }
-        assert!(p.check_url(&"https://example.org/hook".parse().unwrap()).is_ok());
+        assert!(
+            p.check_url(&"https://example.org/hook".parse().unwrap())
+                .is_ok()
+        );
         let open = Policy {
             allow_private: true,
         };
-        assert!(open.check_url(&"http://127.0.0.1:9/hook".parse().unwrap()).is_ok());
+        assert!(
+            open.check_url(&"http://127.0.0.1:9/hook".parse().unwrap())
+                .is_ok()
+        );
     }
 
     #[tokio::test]

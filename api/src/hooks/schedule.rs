@@ -25,7 +25,11 @@ impl Schedule {
         if delays.is_empty() {
             return Err("give at least one delay, e.g. 5s,5m,30m".into());
         }
-        if delays.len() > 50 || delays.iter().any(|d| *d > Duration::from_secs(7 * 24 * 3600)) {
+        if delays.len() > 50
+            || delays
+                .iter()
+                .any(|d| *d > Duration::from_secs(7 * 24 * 3600))
+        {
             return Err("at most 50 delays of at most 7 days each".into());
         }
         Ok(Self(delays))
@@ -33,7 +37,9 @@ impl Schedule {
 
     /// How many attempts a delivery gets in all.
     pub fn attempts(&self) -> u32 {
-        u32::try_from(self.0.len()).unwrap_or(u32::MAX).saturating_add(1)
+        u32::try_from(self.0.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1)
     }
 
     /// The wait after the `attempt`-th attempt (1 = the first) failed, or
@@ -47,7 +53,9 @@ impl Schedule {
             rand::random_range(0..=2 * tenth)
         };
         let millis = (base.as_millis() + jitter).saturating_sub(tenth);
-        Some(Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX)))
+        Some(Duration::from_millis(
+            u64::try_from(millis).unwrap_or(u64::MAX),
+        ))
     }
 }
 

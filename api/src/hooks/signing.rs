@@ -34,12 +34,20 @@ pub fn sign(secret: &SecretString, id: &str, timestamp: i64, body: &[u8]) -> Opt
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
-    Some(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    Some(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 /// The `webhook-signature` header: one signature per secret, space-separated
 /// (during a rotation, the new secret's first).
-pub fn signature_header(secrets: &[&SecretString], id: &str, timestamp: i64, body: &[u8]) -> String {
+pub fn signature_header(
+    secrets: &[&SecretString],
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
     secrets
         .iter()
         .filter_map(|s| sign(s, id, timestamp, body))
