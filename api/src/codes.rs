@@ -33,6 +33,8 @@ pub enum Use {
     Verify,
     /// An audit row's `outcome`.
     Audit,
+    /// Why a webhook was disabled, or an e-mail alert could not be sent.
+    Delivery,
 }
 
 /// What the table says about a code.
@@ -175,6 +177,30 @@ codes! {
     InvalidLimit "invalid_limit" => Info { uses: &[Field], en: "a page limit outside 1-200", ..NONE },
     InvalidCursor "invalid_cursor" => Info { uses: &[Field], en: "not a cursor returned by this API", ..NONE },
     InvalidOrg "invalid_org" => Info { uses: &[Field], en: "the organisation claim is not 1-128 printable characters", ..NONE },
+    InvalidUrl "invalid_url" => Info { uses: &[Field], en: "not an absolute http(s) URL of at most 2,000 characters", ..NONE },
+    InvalidEventType "invalid_event_type" => Info { uses: &[Field], en: "not an event type (the README lists them)", ..NONE },
+    InvalidDescription "invalid_description" => Info { uses: &[Field], en: "a description must be at most 500 characters without control characters", ..NONE },
+    InvalidRecipients "invalid_recipients" => Info { uses: &[Field], en: "give 1-20 recipient addresses", ..NONE },
+    UnknownMailbox "unknown_mailbox" => Info { uses: &[Field], en: "no mailbox of the organisation has this id", ..NONE },
+
+    // Webhooks and e-mail alerts.
+    WebhookUrlNotAllowed "webhook_url_not_allowed" => Info {
+        status: Some(422), uses: &[Problem, Delivery],
+        en: "webhook URLs must be https:// and reach a public address (not loopback, private, link-local or metadata)",
+        hint: Some("Use a public https:// URL; a private receiver needs INBOXLINK_WEBHOOK_ALLOW_PRIVATE=true."), ..NONE
+    },
+    WebhookGone "webhook_gone" => Info {
+        uses: &[Delivery], en: "the receiver answered 410 Gone, so the webhook was disabled",
+        hint: Some("Fix the receiver, then PATCH the webhook with enabled: true."), ..NONE
+    },
+    WebhookFailing "webhook_failing" => Info {
+        uses: &[Delivery], en: "every delivery to the receiver failed for 5 days, so the webhook was disabled",
+        hint: Some("See GET /webhooks/{id}/deliveries, fix the receiver, then PATCH the webhook with enabled: true."), ..NONE
+    },
+    AlertNotSent "alert_not_sent" => Info {
+        uses: &[Delivery], en: "the sender mailbox could not send the alert (the message says why)",
+        hint: Some("Check the sender mailbox (POST /mailboxes/{id}/check with send_test_message) or choose another sender."), ..NONE
+    },
 
     // Where a mailbox stands, and what Microsoft answered (idp::explain).
     NotAuthorized "not_authorized" => Info { uses: &[Detail], en: "the mailbox has not been authorized yet (or its settings changed)", ..NONE },

@@ -57,6 +57,10 @@ pub enum Permission {
     MailboxesDelete,
     AccessTokens,
     AuditRead,
+    /// The event feed.
+    EventsRead,
+    /// Webhooks and e-mail alerts.
+    NotificationsWrite,
 }
 
 impl Permission {
@@ -65,9 +69,12 @@ impl Permission {
         use Permission::*;
         match role {
             Role::Admin => true,
-            Role::Operator => matches!(self, AppCredentialsRead | MailboxesRead | MailboxesWrite),
-            Role::Viewer => matches!(self, AppCredentialsRead | MailboxesRead),
-            Role::Service => matches!(self, MailboxesRead | AccessTokens),
+            Role::Operator => matches!(
+                self,
+                AppCredentialsRead | MailboxesRead | MailboxesWrite | EventsRead
+            ),
+            Role::Viewer => matches!(self, AppCredentialsRead | MailboxesRead | EventsRead),
+            Role::Service => matches!(self, MailboxesRead | AccessTokens | EventsRead),
         }
     }
 
@@ -82,6 +89,8 @@ impl Permission {
             MailboxesDelete => "mailboxes.delete",
             AccessTokens => "access_tokens",
             AuditRead => "audit.read",
+            EventsRead => "events.read",
+            NotificationsWrite => "notifications.write",
         }
     }
 
@@ -96,6 +105,8 @@ impl Permission {
             MailboxesDelete => "deleting mailboxes",
             AccessTokens => "obtaining access tokens",
             AuditRead => "reading the audit log",
+            EventsRead => "reading the event feed",
+            NotificationsWrite => "managing webhooks and e-mail alerts",
         }
     }
 }

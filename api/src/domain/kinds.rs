@@ -156,6 +156,114 @@ named! {
     }
 }
 
+/// Serde and the schema through `as_str`/`parse`, for the enums whose names
+/// are not their variants in snake case (event types hold a dot).
+macro_rules! serde_by_name {
+    ($ty:ident, $what:literal) => {
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                $ty::parse(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "`{text}` is not {}; known: {}",
+                        $what,
+                        $ty::ALL
+                            .iter()
+                            .map(|t| t.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })
+            }
+        }
+
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some($ty::ALL.iter().map(|t| t.as_str())))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $ty {}
+    };
+}
+
+named! {
+    /// What an event says happened.
+    #[derive(Hash, PartialOrd, Ord)]
+    pub enum EventType {
+        MailboxCreated => "mailbox.created",
+        MailboxDeleted => "mailbox.deleted",
+        /// Any change of a mailbox's `status`, back to `active` too.
+        MailboxStatusChanged => "mailbox.status_changed",
+        /// A check failed after one that passed (or the first check failed).
+        MailboxCheckFailed => "mailbox.check_failed",
+        /// A check passed after one that failed.
+        MailboxCheckRecovered => "mailbox.check_recovered",
+        /// 30, 14, 7 or 1 days before the client secret expires, once each.
+        SecretExpiring => "app_credential.secret_expiring",
+        /// The client secret's expiry date is reached.
+        SecretExpired => "app_credential.secret_expired",
+        /// An app credential's problem was flagged or cleared.
+        CredentialProblemChanged => "app_credential.problem_changed",
+        /// Queued by `POST /webhooks/{id}/test`, for that endpoint alone.
+        WebhookTest => "webhook.test",
+        /// A webhook was disabled (its receiver answered 410, or failed for 5 days).
+        WebhookDisabled => "webhook.disabled",
+        /// An e-mail alert's sender mailbox could not send an alert.
+        EmailAlertFailed => "email_alert.failed",
+    }
+}
+serde_by_name!(EventType, "an event type");
+
+named! {
+    /// Where a delivery stands.
+    #[derive(Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum DeliveryState {
+        /// Waiting for its (next) attempt.
+        Pending => "pending",
+        /// The receiver took it (a 2xx), or the message was sent.
+        Delivered => "delivered",
+        /// Every attempt of the schedule failed.
+        Failed => "failed",
+        /// An e-mail alert not sent: the same entity and event type had one
+        /// less than 10 minutes before.
+        Suppressed => "suppressed",
+        /// Its webhook or e-mail alert was disabled or deleted first.
+        Cancelled => "cancelled",
+    }
+}
+
+named! {
+    /// What a delivery goes to.
+    #[derive(Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Channel {
+        Webhook => "webhook",
+        EmailAlert => "email_alert",
+    }
+}
+
+named! {
+    /// The language of an e-mail alert.
+    #[derive(Serialize, Deserialize, ToSchema, Default)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Language {
+        #[default]
+        Cs => "cs",
+        En => "en",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +283,12 @@ mod tests {
         for a in AuditAction::ALL {
             assert_eq!(AuditAction::parse(a.as_str()), Some(*a));
         }
+        for t in EventType::ALL {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+            let back: EventType = serde_json::from_value(t.as_str().into()).unwrap();
+            assert_eq!(back, *t);
+        }
+        let err = serde_json::from_value::<EventType>("mailbox.exploded".into()).unwrap_err();
+        assert!(err.to_string().contains("mailbox.created"), "{err}");
     }
 }

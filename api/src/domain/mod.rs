@@ -14,9 +14,13 @@ pub use actor::{Actor, RESERVED_ACTOR_PREFIX, RESERVED_ACTORS, is_reserved_actor
 pub use email::EmailAddress;
 pub use ids::{ClientId, ClientSecret, DisplayName, OrgId, TenantId};
 pub use kinds::{
-    AccessMode, AuditAction, AuthorizationKind, CheckStepName, MailboxStatus, Provider, TargetType,
+    AccessMode, AuditAction, AuthorizationKind, Channel, CheckStepName, DeliveryState, EventType,
+    Language, MailboxStatus, Provider, TargetType,
 };
-pub use typed_ids::{AppCredentialId, AuditEventId, AuthorizationId, MailboxId};
+pub use typed_ids::{
+    AppCredentialId, AttemptId, AuditEventId, AuthorizationId, DeliveryId, EmailAlertId, EventId,
+    MailboxId, WebhookId,
+};
 
 /// Why a value was refused: a stable code and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq)]

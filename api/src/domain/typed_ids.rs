@@ -96,6 +96,26 @@ typed_id!(
     /// An audit row.
     AuditEventId
 );
+typed_id!(
+    /// An event of the feed; its order is the events' order.
+    EventId
+);
+typed_id!(
+    /// A webhook endpoint.
+    WebhookId
+);
+typed_id!(
+    /// An e-mail alert (recipients, a sender mailbox, event types).
+    EmailAlertId
+);
+typed_id!(
+    /// One delivery of one event to one webhook or e-mail alert.
+    DeliveryId
+);
+typed_id!(
+    /// One attempt of a delivery.
+    AttemptId
+);
 
 #[cfg(test)]
 mod tests {

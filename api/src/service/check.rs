@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::Services;
 use super::audit::Audit;
+use super::events::{self, Event};
 use super::mailboxes::{CheckReport, CheckStep, CheckStepStatus};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
@@ -148,10 +149,16 @@ impl Services {
             .and_then(Code::parse)
             .unwrap_or(Code::Ok);
         let actor = Actor::Caller(who.subject.clone());
+        let ok = report.ok;
+        let failed_step = first_failed.map(|s| (s.name.as_str().to_owned(), s.code.clone()));
         self.store
             .run(move |c| {
                 write_transaction(c, |c| {
+                    let before = mailboxes::get(c, &org, id)?;
                     mailboxes::record_check(c, &org, id, &json, now())?;
+                    if let Some(event) = check_event(&before, ok, failed_step) {
+                        events::record(c, &org, &event)?;
+                    }
                     Audit::mailbox(&org, actor, AuditAction::Checked, id)
                         .outcome(outcome)
                         .record(c)
@@ -159,6 +166,35 @@ impl Services {
             })
             .await?;
         Ok(report)
+    }
+}
+
+/// The event of a check that changed the picture: the first failure after
+/// a passing check (or the first check ever failing), or a pass after a
+/// failure. A check like the one before has none.
+fn check_event(
+    before: &mailboxes::MailboxRow,
+    ok: bool,
+    failed_step: Option<(String, Option<String>)>,
+) -> Option<Event> {
+    let passed_before = before
+        .last_check
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+        .and_then(|v| v.get("ok").and_then(serde_json::Value::as_bool));
+    let (id, email) = (before.id, before.email.clone());
+    match (passed_before, ok) {
+        (Some(false), true) => Some(Event::CheckRecovered { id, email }),
+        (None | Some(true), false) => {
+            let (step, code) = failed_step.unwrap_or_else(|| ("token".into(), None));
+            Some(Event::CheckFailed {
+                id,
+                email,
+                step,
+                code,
+            })
+        }
+        _ => None,
     }
 }
 

@@ -11,7 +11,8 @@
 //! sweeping at once never refresh one mailbox twice. A failure is recorded on
 //! the mailbox as it would be for a caller (`reauth_required`, an app
 //! credential problem, or a transient `last_error`), so a revoked grant shows
-//! up within one sweep instead of when someone next needs the mailbox.
+//! up within one sweep instead of when someone next needs the mailbox. The
+//! sweep also gives the client-secret expiry notices ([`super::notices`]).
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,8 @@ pub struct Sweep {
     pub renewed: usize,
     /// Of them, not renewed: the mailbox now says why.
     pub failed: usize,
+    /// Client-secret expiry notices given ([`super::notices`]).
+    pub secret_notices: usize,
 }
 
 impl Services {
@@ -48,6 +51,12 @@ impl Services {
             due: due.len(),
             ..Sweep::default()
         };
+        match self.secret_notices(at.date()).await {
+            Ok(n) => sweep.secret_notices = n,
+            Err(e) => {
+                tracing::warn!(error = %e, "the secret-expiry notices failed; trying again at the next sweep")
+            }
+        }
         let mut results = futures_util::stream::iter(due)
             .map(|(org, id)| {
                 // A task each: the refreshes run on all workers, and a panic

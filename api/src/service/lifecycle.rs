@@ -5,12 +5,17 @@
 //! [`transition_credential`]. Each reads the current state, asks the state
 //! machine ([`plan`], pure) what the change makes of it - or whether it is
 //! allowed at all -, writes the new state and the audit row in the caller's
-//! transaction, and tells what happened. The events of the coming event feed
-//! are written here too, so no change can happen without its record.
+//! transaction, and tells what happened. The events of a status change
+//! (`mailbox.status_changed`) and of a problem flagged or cleared
+//! (`app_credential.problem_changed`) are written here too, in the same
+//! transaction ([`super::events::record`]): no change happens without its
+//! event, and a change that does not happen (a hundred refreshes refused
+//! the same way) has none.
 
 use chrono::NaiveDateTime;
 
 use super::audit::Audit;
+use super::events::{self, Event};
 use crate::codes::Code;
 use crate::domain::{AccessMode, AppCredentialId, MailboxId, MailboxStatus, OrgId};
 use crate::error::{Error, Result};
@@ -329,6 +334,20 @@ pub(crate) fn transition(
         if let Some(audit) = audit {
             audit.record(c)?;
         }
+        if plan.to != row.status {
+            let code = match plan.write.status_code {
+                Some(code) => code,
+                None => row.status_code,
+            };
+            let changed = Event::StatusChanged {
+                id,
+                email: row.email.clone(),
+                from: row.status,
+                to: plan.to,
+                code,
+            };
+            events::record(c, org, &changed)?;
+        }
         Ok(Outcome::Applied {
             from: row.status,
             to: plan.to,
@@ -356,7 +375,8 @@ pub(crate) fn transition_credential(
     change: CredentialChange,
 ) -> Result<bool> {
     crate::store::write_transaction(c, |c| {
-        let current = app_credentials::state(c, org, id)?.problem_code;
+        let state = app_credentials::state(c, org, id)?;
+        let current = state.problem_code;
         let (problem, per_mailbox) = match &change {
             CredentialChange::Refused(d) => (
                 Some((d.code, d.message.as_str())),
@@ -371,7 +391,17 @@ pub(crate) fn transition_credential(
         for mailbox in mailboxes::ids_using(c, org, id)? {
             transition(c, org, mailbox, per_mailbox.clone(), None)?;
         }
-        Ok(current != problem.map(|p| p.0))
+        let to = problem.map(|p| p.0);
+        if current != to {
+            let changed = Event::ProblemChanged {
+                id,
+                name: state.name,
+                from: current,
+                to,
+            };
+            events::record(c, org, &changed)?;
+        }
+        Ok(current != to)
     })
 }
 

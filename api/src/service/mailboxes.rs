@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::audit::Audit;
+use super::events::{self, Event};
 use super::lifecycle::{self, Change};
 use super::{PageRequest, Services, next_cursor, page_type, utc};
 use crate::auth::{Permission, Principal};
@@ -189,6 +190,13 @@ impl Services {
                     ensure_app_credential(c, &org, row.app_credential_id)?;
                     store::insert(c, &row).map_err(|e| refusal(e, &row.email))?;
                     Audit::mailbox(&org, actor, AuditAction::MailboxCreated, row.id).record(c)?;
+                    let created = Event::MailboxCreated {
+                        id: row.id,
+                        email: row.email.clone(),
+                        access_mode: row.access_mode,
+                        status: row.status,
+                    };
+                    events::record(c, &org, &created)?;
                     with_expiry(c, &org, row)
                 })
             })
@@ -324,8 +332,11 @@ impl Services {
         self.store
             .run(move |c| {
                 write_transaction(c, |c| {
+                    let email = store::get(c, &org, id)?.email;
                     store::delete(c, &org, id)?;
-                    Audit::mailbox(&org, actor, AuditAction::MailboxDeleted, id).record(c)
+                    Audit::mailbox(&org, actor, AuditAction::MailboxDeleted, id).record(c)?;
+                    events::record(c, &org, &Event::MailboxDeleted { id, email })?;
+                    Ok::<_, Error>(())
                 })
             })
             .await?;

@@ -214,6 +214,7 @@ pub fn forget_consent(
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = app_credentials)]
 pub struct CredentialState {
+    pub name: String,
     pub problem_code: Option<Code>,
     pub problem_message: Option<String>,
     pub consent_reported_at: Option<NaiveDateTime>,
@@ -234,4 +235,43 @@ pub fn state(
             .optional(),
         WHAT,
     )
+}
+
+/// An app credential whose client secret expires by a date (every
+/// organisation: the keep-alive sweep's secret-expiry notices).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = app_credentials)]
+pub struct Expiring {
+    pub id: AppCredentialId,
+    pub org: OrgId,
+    pub name: String,
+    pub secret_expires_at: Option<NaiveDate>,
+}
+
+/// The app credentials whose secret expires on or before `until`.
+pub fn expiring_by(conn: &mut AnyConnection, until: NaiveDate) -> StoreResult<Vec<Expiring>> {
+    Ok(app_credentials::table
+        .filter(app_credentials::secret_expires_at.le(until))
+        .select(Expiring::as_select())
+        .order(app_credentials::id.asc())
+        .load(conn)?)
+}
+
+/// Notes that the notice for `threshold_days` before `expires_on` was given;
+/// [`StoreError::Unique`] when it already was (by this instance or another).
+pub fn note_notice(
+    conn: &mut AnyConnection,
+    id: AppCredentialId,
+    threshold_days: i32,
+    expires_on: NaiveDate,
+) -> StoreResult<()> {
+    use super::schema::credential_notices as n;
+    diesel::insert_into(n::table)
+        .values((
+            n::app_credential_id.eq(id),
+            n::threshold_days.eq(threshold_days),
+            n::expires_on.eq(expires_on),
+        ))
+        .execute(conn)?;
+    Ok(())
 }

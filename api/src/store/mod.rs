@@ -18,9 +18,12 @@ pub mod app_credentials;
 pub mod audit;
 pub mod authorizations;
 mod connection;
+pub mod deliveries;
+pub mod events;
 pub mod mailboxes;
 pub mod operations;
 pub mod schema;
+pub mod targets;
 pub mod tokens;
 
 use std::time::Duration;
