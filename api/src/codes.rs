@@ -189,6 +189,10 @@ codes! {
         en: "webhook URLs must be https:// and reach a public address (not loopback, private, link-local or metadata)",
         hint: Some("Use a public https:// URL; a private receiver needs INBOXLINK_WEBHOOK_ALLOW_PRIVATE=true."), ..NONE
     },
+    WebhookDisabled "webhook_disabled" => Info {
+        status: Some(409), uses: &[Problem], en: "the webhook is disabled",
+        hint: Some("Enable it first: PATCH the webhook with enabled: true."), ..NONE
+    },
     WebhookGone "webhook_gone" => Info {
         uses: &[Delivery], en: "the receiver answered 410 Gone, so the webhook was disabled",
         hint: Some("Fix the receiver, then PATCH the webhook with enabled: true."), ..NONE

@@ -14,7 +14,13 @@
 //! - `inboxlink_mailboxes{status}`: mailboxes by status (as the API shows it),
 //!   counted in the database at scrape time;
 //! - `inboxlink_auth_refusals_total{reason}`: refused requests, `missing_token`
-//!   and `invalid_token` (401) or `forbidden` (403, the roles do not allow it).
+//!   and `invalid_token` (401) or `forbidden` (403, the roles do not allow it);
+//! - `inboxlink_deliveries_total{channel,outcome}` and
+//!   `inboxlink_delivery_duration_seconds{channel}`: delivery attempts of this
+//!   instance (`webhook` or `email_alert`; `delivered`, `failed` or `gone`);
+//! - `inboxlink_delivery_queue_depth`, `inboxlink_delivery_oldest_pending_seconds`
+//!   and `inboxlink_webhooks_disabled`: the queue and the disabled endpoints,
+//!   over all organisations, counted in the database at scrape time.
 
 use std::time::Duration;
 
@@ -83,6 +89,11 @@ pub struct Metrics {
     keepalive_failed: prometheus::IntCounter,
     keepalive_last_seconds: prometheus::Gauge,
     auth_refusals: IntCounterVec,
+    deliveries: IntCounterVec,
+    delivery_duration: HistogramVec,
+    queue_depth: prometheus::IntGauge,
+    oldest_pending: prometheus::Gauge,
+    webhooks_disabled: prometheus::IntGauge,
     /// Serialises scrapes: each sets the mailbox gauge, then renders.
     scrape: std::sync::Mutex<()>,
 }
@@ -170,6 +181,51 @@ impl Metrics {
         for reason in AUTH_REFUSALS {
             auth_refusals.with_label_values(&[reason]);
         }
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "inboxlink_deliveries_total",
+                "Delivery attempts by channel (webhook, email_alert) and outcome (delivered, failed, gone)",
+            ),
+            &["channel", "outcome"],
+        )
+        .expect("valid metric");
+        for channel in ["webhook", "email_alert"] {
+            for outcome in ["delivered", "failed", "gone"] {
+                deliveries.with_label_values(&[channel, outcome]);
+            }
+        }
+        let delivery_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "inboxlink_delivery_duration_seconds",
+                "How long a delivery attempt took (a webhook's POST, an alert's SMTP session)",
+            ),
+            &["channel"],
+        )
+        .expect("valid metric");
+        let queue_depth = prometheus::IntGauge::new(
+            "inboxlink_delivery_queue_depth",
+            "Deliveries pending, over all organisations",
+        )
+        .expect("valid metric");
+        let oldest_pending = prometheus::Gauge::new(
+            "inboxlink_delivery_oldest_pending_seconds",
+            "Age of the oldest pending delivery (0 when none is pending)",
+        )
+        .expect("valid metric");
+        let webhooks_disabled = prometheus::IntGauge::new(
+            "inboxlink_webhooks_disabled",
+            "Disabled webhook endpoints, over all organisations",
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(deliveries.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(delivery_duration.clone()),
+            Box::new(queue_depth.clone()),
+            Box::new(oldest_pending.clone()),
+            Box::new(webhooks_disabled.clone()),
+        ] {
+            registry.register(collector).expect("unique metric names");
+        }
         for collector in [
             Box::new(auth_refusals.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(keepalive_sweeps.clone()),
@@ -211,6 +267,11 @@ impl Metrics {
             keepalive_failed,
             keepalive_last_seconds,
             auth_refusals,
+            deliveries,
+            delivery_duration,
+            queue_depth,
+            oldest_pending,
+            webhooks_disabled,
             scrape: std::sync::Mutex::new(()),
         }
     }
@@ -253,6 +314,21 @@ impl Metrics {
         self.keepalive_due.inc_by(due as u64);
         self.keepalive_failed.inc_by(failed as u64);
         self.keepalive_last_seconds.set(took.as_secs_f64());
+    }
+
+    /// Counts a delivery attempt.
+    pub fn delivery(&self, channel: &str, outcome: &str, took: Duration) {
+        self.deliveries.with_label_values(&[channel, outcome]).inc();
+        self.delivery_duration
+            .with_label_values(&[channel])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Sets the queue gauges: pending deliveries, the oldest's age, disabled webhooks.
+    pub fn delivery_queue(&self, depth: i64, oldest_seconds: f64, disabled: i64) {
+        self.queue_depth.set(depth);
+        self.oldest_pending.set(oldest_seconds);
+        self.webhooks_disabled.set(disabled);
     }
 
     /// Counts a check: the first failed step and its code, or `("all", "ok")`.

@@ -34,6 +34,9 @@ use crate::service;
         (name = "mailboxes", description = "Mailboxes, their authorization and status"),
         (name = "oauth", description = "The redirect URI Microsoft sends the browser back to"),
         (name = "audit", description = "Who did what"),
+        (name = "events", description = "What changed that a person or a system may have to act on"),
+        (name = "webhooks", description = "Signed deliveries of the events to receivers (Standard Webhooks)"),
+        (name = "email-alerts", description = "The events as messages to people"),
         (name = "operations", description = "Health and readiness"),
     )
 )]

@@ -85,6 +85,8 @@ impl Application {
                 settings.protection.metrics.cache,
             )),
             limits: Arc::new(crate::limits::Limits::new(&settings.protection.rate_limits)),
+            notify: Arc::new(settings.notify.clone()),
+            webhook_sender: webhook_sender(&settings)?,
         };
         let port = local.port();
         let services_data = web::Data::new(services.clone());
@@ -167,6 +169,11 @@ impl Application {
             ))
         });
         let housekeeping = tokio::spawn(crate::service::housekeeping::run(self.services.clone()));
+        let (stop_delivery, stopping) = tokio::sync::watch::channel(false);
+        let delivery = tokio::spawn(crate::service::delivery::run(
+            self.services.clone(),
+            stopping,
+        ));
         let metrics = self.metrics_server.map(|(server, _)| {
             let handle = server.handle();
             (handle, tokio::spawn(server))
@@ -176,6 +183,9 @@ impl Application {
             task.abort();
         }
         housekeeping.abort();
+        // Attempts in flight finish, leases still held are given back.
+        stop_delivery.send_replace(true);
+        drop(delivery.await);
         if let Some((handle, task)) = metrics {
             handle.stop(true).await;
             drop(task.await);
@@ -225,6 +235,23 @@ pub fn idp_http_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
         .redirect(reqwest::redirect::Policy::none())
         .https_only(settings.ms_authority.scheme() == "https")
         .build()?)
+}
+
+/// The client of webhook deliveries: every connection through the URL
+/// guard's resolver, no redirects followed, `https://` only unless private
+/// targets are allowed.
+pub fn webhook_sender(settings: &Settings) -> anyhow::Result<crate::hooks::client::Sender> {
+    use crate::hooks::guard::{Policy, Resolver};
+    let policy = Policy {
+        allow_private: settings.notify.allow_private,
+    };
+    let http = http_client_builder(settings)?
+        .dns_resolver(Resolver::shared(policy))
+        .redirect(reqwest::redirect::Policy::none())
+        .https_only(!policy.allow_private)
+        .timeout(crate::hooks::client::DEADLINE)
+        .build()?;
+    Ok(crate::hooks::client::Sender { http, policy })
 }
 
 #[expect(

@@ -11,6 +11,7 @@
 pub mod bootstrap;
 mod de;
 mod jwt;
+pub mod notify;
 pub mod protection;
 mod raw;
 pub mod source;
@@ -80,6 +81,8 @@ pub struct Settings {
     pub protection: protection::Protection,
     /// The `INBOXLINK_*_FILE` secrets read, by variable (their modes are checked).
     pub secret_files: Vec<(String, PathBuf)>,
+    /// Events, webhooks and e-mail alerts.
+    pub notify: notify::NotifySettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +245,11 @@ mod tests {
             ("INBOXLINK_KEEPALIVE_INTERVAL_SECONDS", "5"),
             ("INBOXLINK_KEEPALIVE_AFTER_DAYS", "90"),
             ("INBOXLINK_KEEPALIVE_CONCURRENCY", "0"),
+            ("INBOXLINK_WEBHOOK_RETRY_SCHEDULE", "5s,soon"),
+            ("INBOXLINK_WEBHOOK_ALLOW_PRIVATE", "yes"),
+            ("INBOXLINK_EVENT_RETENTION_DAYS", "0"),
+            ("INBOXLINK_DELIVERY_LEASE_SECONDS", "5"),
+            ("INBOXLINK_FRONTEND_URL", "inboxlink.example.org"),
         ] {
             let err = settings(&[("INBOXLINK_DATA_DIR", d), (var, value)]).unwrap_err();
             assert_eq!(err.variable, var, "{err}");

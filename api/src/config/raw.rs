@@ -66,6 +66,14 @@ pub struct RawSettings {
     pub(super) metrics_cache_seconds: Option<String>,
     pub(super) rate_limits: Option<String>,
     pub(super) idp_max_concurrency: Option<String>,
+    pub(super) event_retention_days: Option<String>,
+    pub(super) webhook_retry_schedule: Option<String>,
+    pub(super) webhook_allow_private: Option<String>,
+    pub(super) webhook_disable_after_hours: Option<String>,
+    pub(super) delivery_poll_ms: Option<String>,
+    pub(super) delivery_concurrency: Option<String>,
+    pub(super) delivery_lease_seconds: Option<String>,
+    pub(super) frontend_url: Option<String>,
 }
 
 /// A value with the key it was given under (a field name of [`RawSettings`]),

@@ -16,7 +16,7 @@ use url::Url;
 use super::raw::{Given, RawSettings, Secrets, given};
 use super::{
     Backend, ConfigError, DatabaseSettings, Endpoint, LogFormat, LogSettings, Settings,
-    TokenSettings, bootstrap, defaults, jwt, protection,
+    TokenSettings, bootstrap, defaults, jwt, notify, protection,
 };
 
 /// Checks every value (reading the `_FILE` secrets), generating the keys of
@@ -30,6 +30,7 @@ pub(super) fn validate(raw: &RawSettings) -> Result<Settings, ConfigError> {
     let tokens = tokens(raw)?;
     let return_url_allowlist = return_urls(raw)?;
     let protection = protection::validate(raw, secrets.metrics_token.as_ref(), listener.bind)?;
+    let notify = notify::validate(raw)?;
     let database = database(raw, secrets.database_url.as_ref(), &data_dir)?;
     let mut boot = bootstrap::Bootstrap::new(&data_dir, database.backend);
     let master_keys = boot.master_keys(secrets.master_key.as_ref())?;
@@ -56,6 +57,7 @@ pub(super) fn validate(raw: &RawSettings) -> Result<Settings, ConfigError> {
         generated,
         protection,
         secret_files: files,
+        notify,
     })
 }
 

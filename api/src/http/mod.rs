@@ -10,6 +10,8 @@
 pub mod app_credentials;
 pub mod audit;
 pub mod caller;
+pub mod email_alerts;
+pub mod events;
 pub mod extractors;
 pub mod headers;
 pub mod health;
@@ -18,6 +20,7 @@ pub mod oauth;
 pub mod observe;
 pub mod problem;
 mod refusal;
+pub mod webhooks;
 
 use actix_web::{HttpResponse, web};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -35,6 +38,9 @@ pub fn api(cfg: &mut ServiceConfig) {
     app_credentials::services(cfg);
     mailboxes::services(cfg);
     audit::services(cfg);
+    events::services(cfg);
+    webhooks::services(cfg);
+    email_alerts::services(cfg);
     oauth::services(cfg);
 }
 

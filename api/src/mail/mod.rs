@@ -265,6 +265,27 @@ impl MailServers {
         imap::check(self, steps, login).await;
         smtp::check(self, steps, login, send_test_message).await;
     }
+
+    /// Sends one message from the mailbox of `login` over SMTP submission
+    /// with XOAUTH2 (the check's path); what the server said comes back
+    /// sanitized, as in a check.
+    pub async fn submit(
+        &self,
+        login: &Login<'_>,
+        envelope: &lettre::address::Envelope,
+        message: &[u8],
+    ) -> Result<String, StepFailure> {
+        use secrecy::ExposeSecret;
+        let secret = login.token.expose_secret();
+        let users = [login.mailbox, login.smtp_user];
+        smtp::submit(self, login, envelope, message)
+            .await
+            .map(|r| sanitize(&r, secret, &users))
+            .map_err(|mut f| {
+                f.response = f.response.map(|r| sanitize(&r, secret, &users));
+                f
+            })
+    }
 }
 
 /// Maps an I/O or TLS error of a connection attempt to a step failure. The

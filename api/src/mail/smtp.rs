@@ -85,6 +85,39 @@ pub async fn check(
         .await;
 }
 
+/// Submits one message as the mailbox of `login` (an e-mail alert): the
+/// check's path (connect, STARTTLS, XOAUTH2), then the message, then QUIT,
+/// each step within the step timeout. Returns the server's answer to the
+/// message, or the first failure, explained as the check explains it.
+pub async fn submit(
+    servers: &MailServers,
+    login: &Login<'_>,
+    envelope: &Envelope,
+    message: &[u8],
+) -> Result<String, StepFailure> {
+    let t = servers.step_timeout;
+    let timed = |what: &str| {
+        StepFailure::new(
+            Code::Timeout,
+            None,
+            format!("The SMTP server did not answer the {what} in time."),
+        )
+    };
+    let (mut conn, _) = connect(servers).await?;
+    tokio::time::timeout(t, starttls(servers, &mut conn))
+        .await
+        .map_err(|_| timed("STARTTLS"))??;
+    tokio::time::timeout(t, auth(&mut conn, login))
+        .await
+        .map_err(|_| timed("authentication"))??;
+    let sent = tokio::time::timeout(t, conn.send(envelope, message))
+        .await
+        .map_err(|_| timed("message"))?
+        .map_err(|e| smtp_failure(&e, login.access_mode))?;
+    drop(tokio::time::timeout(t, conn.quit()).await);
+    Ok(response_text(&sent))
+}
+
 async fn connect(
     servers: &MailServers,
 ) -> Result<(AsyncSmtpConnection, Option<String>), StepFailure> {

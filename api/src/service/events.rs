@@ -442,13 +442,13 @@ mod tests {
             email: "a@contoso.cz".into(),
             from: MailboxStatus::Active,
             to: MailboxStatus::ReauthRequired,
-            code: Some(Code::InvalidGrantRevoked),
+            code: Some(Code::GrantRevoked),
         };
         let data = e.data();
         assert_eq!(data["mailbox_id"], id.to_string());
         assert_eq!(data["from"], "active");
         assert_eq!(data["to"], "reauth_required");
-        assert_eq!(data["status_code"], "invalid_grant_revoked");
+        assert_eq!(data["status_code"], "grant_revoked");
         assert_eq!(e.subject(), id.to_string());
     }
 }

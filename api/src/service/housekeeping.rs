@@ -1,13 +1,14 @@
 //! Housekeeping, every minute beside the keep-alive: deletes expired
 //! sign-ins and admin-consent requests (requests no longer do), and forgets
-//! rate-limit buckets of callers that stopped calling, so neither grows
-//! without bound.
+//! rate-limit buckets of callers that stopped calling, and deletes events
+//! older than `INBOXLINK_EVENT_RETENTION_DAYS` with their deliveries, so
+//! nothing grows without bound.
 
 use std::time::Duration;
 
 use super::Services;
 use crate::error::Result;
-use crate::store::{authorizations, now};
+use crate::store::{authorizations, events, now};
 
 /// How often [`run`] does a pass.
 pub const INTERVAL: Duration = Duration::from_secs(60);
@@ -19,6 +20,8 @@ pub struct Housekeeping {
     pub expired_authorizations: usize,
     /// Callers the rate limiter still remembers.
     pub limited_callers: usize,
+    /// Events deleted after the retention time (of every organisation).
+    pub old_events: usize,
 }
 
 impl Services {
@@ -29,9 +32,15 @@ impl Services {
             .store
             .run(|c| authorizations::purge_expired(c, now()))
             .await?;
+        let before = now() - self.notify.event_retention;
+        let old_events = self
+            .store
+            .run(move |c| events::purge_events(c, before))
+            .await?;
         Ok(Housekeeping {
             expired_authorizations,
             limited_callers,
+            old_events,
         })
     }
 }
@@ -46,6 +55,7 @@ pub async fn run(services: Services) {
             Ok(done) => tracing::debug!(
                 expired_authorizations = done.expired_authorizations,
                 limited_callers = done.limited_callers,
+                old_events = done.old_events,
                 "housekeeping done"
             ),
             Err(e) => tracing::warn!(error = %e, "housekeeping failed; trying again next time"),

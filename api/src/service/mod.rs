@@ -2,11 +2,14 @@
 //! validated input, talks to the [`Store`], and returns contract types that
 //! serialize as the API's JSON.
 
+pub mod alert_text;
 pub mod app_credentials;
 pub mod audit;
 pub mod callback;
 pub mod check;
 pub mod consent;
+pub mod delivery;
+pub mod email_alerts;
 pub mod events;
 pub mod housekeeping;
 pub mod keepalive;
@@ -18,6 +21,7 @@ pub mod operations;
 mod paging;
 pub mod setup;
 pub mod signin;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -49,6 +53,10 @@ pub struct Services {
     pub metrics_counts: Arc<operations::MailboxCounts>,
     /// Per-caller rate limits of the costly operations (this instance's buckets).
     pub limits: Arc<crate::limits::Limits>,
+    /// Events, webhooks and e-mail alerts.
+    pub notify: Arc<crate::config::notify::NotifySettings>,
+    /// Posts webhook deliveries (the URL guard at every connection).
+    pub webhook_sender: crate::hooks::client::Sender,
 }
 
 /// Serde helper: tells an absent field (`None`) from an explicit `null` (`Some(None)`).

@@ -48,6 +48,20 @@ impl Services {
     /// from the database (cached briefly; left out when the database does not answer).
     pub async fn metrics_text(&self) -> String {
         let counts = self.mailbox_counts().await;
+        let queue = self
+            .store
+            .query(|c| {
+                let (depth, oldest) = crate::store::deliveries::queue(c)?;
+                let disabled = crate::store::targets::count_disabled_webhooks(c)?;
+                Ok((depth, oldest, disabled))
+            })
+            .await;
+        if let Ok((depth, oldest, disabled)) = queue {
+            let age = oldest.map_or(0.0, |o| {
+                (crate::store::now() - o).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            self.metrics.delivery_queue(depth, age, disabled);
+        }
         self.metrics.render_with_mailboxes(counts.as_deref())
     }
 

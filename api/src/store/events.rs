@@ -69,10 +69,8 @@ pub fn purge_events(conn: &mut AnyConnection, before: NaiveDateTime) -> StoreRes
     let old = events::table
         .filter(events::occurred_at.lt(before))
         .select(events::id);
-    diesel::delete(
-        delivery_attempts::table.filter(delivery_attempts::event_id.eq_any(old.clone())),
-    )
-    .execute(conn)?;
+    diesel::delete(delivery_attempts::table.filter(delivery_attempts::event_id.eq_any(old)))
+        .execute(conn)?;
     diesel::delete(deliveries::table.filter(deliveries::event_id.eq_any(old))).execute(conn)?;
     Ok(diesel::delete(events::table.filter(events::occurred_at.lt(before))).execute(conn)?)
 }

@@ -6,7 +6,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{app_credentials, authorizations, mailboxes};
+use super::schema::{app_credentials, authorizations, mailboxes, webhooks};
 use super::{AnyConnection, StoreResult};
 use crate::domain::{AccessMode, MailboxStatus};
 
@@ -44,14 +44,18 @@ pub enum SecretColumn {
     MailboxAccessToken,
     MailboxRefreshToken,
     AuthorizationPkceVerifier,
+    WebhookSecret,
+    WebhookPreviousSecret,
 }
 
 impl SecretColumn {
-    pub const ALL: [SecretColumn; 4] = [
+    pub const ALL: [SecretColumn; 6] = [
         Self::AppCredentialClientSecret,
         Self::MailboxAccessToken,
         Self::MailboxRefreshToken,
         Self::AuthorizationPkceVerifier,
+        Self::WebhookSecret,
+        Self::WebhookPreviousSecret,
     ];
 
     pub fn table(self) -> &'static str {
@@ -59,6 +63,7 @@ impl SecretColumn {
             Self::AppCredentialClientSecret => "app_credentials",
             Self::MailboxAccessToken | Self::MailboxRefreshToken => "mailboxes",
             Self::AuthorizationPkceVerifier => "authorizations",
+            Self::WebhookSecret | Self::WebhookPreviousSecret => "webhooks",
         }
     }
 
@@ -68,6 +73,8 @@ impl SecretColumn {
             Self::MailboxAccessToken => "access_token",
             Self::MailboxRefreshToken => "refresh_token",
             Self::AuthorizationPkceVerifier => "pkce_verifier",
+            Self::WebhookSecret => "secret",
+            Self::WebhookPreviousSecret => "previous_secret",
         }
     }
 }
@@ -102,6 +109,13 @@ pub fn secret_page(
         SecretColumn::MailboxAccessToken => page!(mailboxes, access_token),
         SecretColumn::MailboxRefreshToken => page!(mailboxes, refresh_token),
         SecretColumn::AuthorizationPkceVerifier => page!(authorizations, pkce_verifier),
+        SecretColumn::WebhookSecret => webhooks::table
+            .filter(webhooks::id.gt(after))
+            .select((webhooks::id, webhooks::secret))
+            .order(webhooks::id.asc())
+            .limit(limit)
+            .load::<(String, String)>(conn),
+        SecretColumn::WebhookPreviousSecret => page!(webhooks, previous_secret),
     }
     .map_err(Into::into)
 }
@@ -132,6 +146,8 @@ pub fn replace_secret(
         SecretColumn::MailboxAccessToken => replace!(mailboxes, access_token),
         SecretColumn::MailboxRefreshToken => replace!(mailboxes, refresh_token),
         SecretColumn::AuthorizationPkceVerifier => replace!(authorizations, pkce_verifier),
+        SecretColumn::WebhookSecret => replace!(webhooks, secret),
+        SecretColumn::WebhookPreviousSecret => replace!(webhooks, previous_secret),
     }?;
     Ok(n == 1)
 }

@@ -25,7 +25,7 @@ pub struct WebhookRow {
     pub previous_secret: Option<String>,
     pub previous_secret_until: Option<NaiveDateTime>,
     pub failing_since: Option<NaiveDateTime>,
-    pub disabled_reason: Option<String>,
+    pub disabled_reason: Option<Code>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -42,7 +42,7 @@ pub struct WebhookChanges {
     pub previous_secret: Option<Option<String>>,
     pub previous_secret_until: Option<Option<NaiveDateTime>>,
     pub failing_since: Option<Option<NaiveDateTime>>,
-    pub disabled_reason: Option<Option<String>>,
+    pub disabled_reason: Option<Option<Code>>,
     pub updated_at: Option<NaiveDateTime>,
 }
 

@@ -1,0 +1,391 @@
+//! The delivery worker, in every instance: claims due deliveries (leased, so
+//! each attempt is one instance's; see [`crate::store::deliveries`]), makes
+//! the attempt (a signed POST for a webhook, a message for an e-mail alert),
+//! and records its outcome and the attempt in one transaction.
+//!
+//! A 2xx is delivered. Anything else is tried again after the schedule's next
+//! delay, until the schedule is used up (`failed`). `410 Gone` disables the
+//! webhook at once; a webhook whose deliveries have all failed for
+//! `INBOXLINK_WEBHOOK_DISABLE_AFTER_HOURS` is disabled too, and each
+//! disabling is a `webhook.disabled` event. Delivery is at least once: a
+//! crash between the receiver's 2xx and the commit delivers again (with the
+//! same `webhook-id`). On a graceful stop the worker claims nothing more,
+//! lets the attempts in flight finish (they end within the 10 s deadline),
+//! and gives back any lease it still holds.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use serde_json::json;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::Services;
+use super::events::{self, Event};
+use crate::codes::Code;
+use crate::domain::{AttemptId, Channel, DeliveryState, WebhookId};
+use crate::error::Result;
+use crate::hooks::client::{Answer, Message};
+use crate::store::deliveries::{self, AttemptOutcome, AttemptRow, DeliveryRow};
+use crate::store::events::EventRow;
+use crate::store::targets::{self, WebhookChanges, WebhookRow};
+use crate::store::{AnyConnection, StoreResult, now, write_transaction};
+
+/// How long a stopping worker waits for its attempts in flight.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// The body of a delivery: Standard Webhooks' `{type, timestamp, data}`.
+pub fn body(event: &EventRow) -> Vec<u8> {
+    let data: serde_json::Value = serde_json::from_str(&event.data).unwrap_or_default();
+    json!({
+        "type": event.event_type.as_str(),
+        "timestamp": event.occurred_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "data": data,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// What an attempt came to, whatever the channel.
+#[derive(Debug, Clone)]
+pub(crate) struct Attempted {
+    pub delivered: bool,
+    /// The target wants nothing more (a webhook's `410 Gone`).
+    pub gone: bool,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    /// What failed, where a code says it (an e-mail alert's sender).
+    pub code: Option<Code>,
+    pub duration: Duration,
+    pub response: Option<String>,
+}
+
+impl From<Answer> for Attempted {
+    fn from(a: Answer) -> Self {
+        Attempted {
+            delivered: a.delivered(),
+            gone: a.gone(),
+            status: a.status,
+            error: a.error,
+            code: None,
+            duration: a.duration,
+            response: a.response,
+        }
+    }
+}
+
+impl Attempted {
+    pub fn failed(error: impl Into<String>, started: Instant) -> Self {
+        Attempted {
+            delivered: false,
+            gone: false,
+            status: None,
+            error: Some(error.into()),
+            code: None,
+            duration: started.elapsed(),
+            response: None,
+        }
+    }
+}
+
+/// Runs the worker until `stop` turns true, then stops as the module says.
+pub async fn run(services: Services, mut stop: watch::Receiver<bool>) {
+    let owner = format!("instance-{}", uuid::Uuid::now_v7());
+    let settings = services.notify.clone();
+    let permits = Arc::new(Semaphore::new(settings.concurrency));
+    let mut tasks = JoinSet::new();
+    tracing::debug!(%owner, "delivery worker started");
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let free = permits.available_permits();
+        let claimed = if free == 0 {
+            Vec::new()
+        } else {
+            let owner = owner.clone();
+            let lease = chrono::Duration::from_std(settings.lease).unwrap_or_default();
+            let limit = i64::try_from(free).unwrap_or(i64::MAX);
+            match services
+                .store
+                .query(move |c| {
+                    let at = now();
+                    deliveries::claim_due(c, &owner, at, at + lease, limit)
+                })
+                .await
+            {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming deliveries failed; trying again");
+                    Vec::new()
+                }
+            }
+        };
+        let full = free > 0 && claimed.len() == free;
+        for d in claimed {
+            let permit = Arc::clone(&permits)
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let services = services.clone();
+            let owner = owner.clone();
+            tasks.spawn(async move {
+                services.attempt(d, &owner).await;
+                drop(permit);
+            });
+        }
+        // More may be due at once: claim again as soon as a slot is free.
+        let wait = if full || free == 0 {
+            Duration::from_millis(5)
+        } else {
+            settings.poll
+        };
+        tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break;
+                }
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+    let finished = tokio::time::timeout(STOP_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        tasks.abort_all();
+    }
+    let released = {
+        let owner = owner.clone();
+        services
+            .store
+            .query(move |c| deliveries::release_leases(c, &owner))
+            .await
+    };
+    match released {
+        Ok(n) => tracing::info!(released = n, "delivery worker stopped"),
+        Err(e) => {
+            tracing::warn!(error = %e, "delivery worker stopped; its leases lapse by themselves")
+        }
+    }
+}
+
+impl Services {
+    /// Makes one attempt of a claimed delivery and records it.
+    async fn attempt(&self, d: DeliveryRow, owner: &str) {
+        let started = Instant::now();
+        let outcome = match d.channel {
+            Channel::Webhook => self.attempt_webhook(&d).await,
+            Channel::EmailAlert => self.attempt_email_alert(&d).await,
+        };
+        let attempted = match outcome {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(delivery_id = %d.id, error = %e, "a delivery could not be attempted");
+                Attempted::failed("the service could not make the attempt", started)
+            }
+        };
+        let label = if attempted.delivered {
+            "delivered"
+        } else if attempted.gone {
+            "gone"
+        } else {
+            "failed"
+        };
+        self.metrics
+            .delivery(d.channel.as_str(), label, attempted.duration);
+        let services = self.clone();
+        let owner = owner.to_owned();
+        let recorded = self
+            .store
+            .run(move |c| {
+                write_transaction(c, |c| services.record_attempt(c, &d, &owner, &attempted))
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "a delivery attempt could not be recorded; it is tried again when its lease lapses");
+        }
+    }
+
+    async fn attempt_webhook(&self, d: &DeliveryRow) -> Result<Attempted> {
+        let (org, target, event_id) = (d.org.clone(), d.target_id.clone(), d.event_id);
+        let (hook, event) = self
+            .store
+            .query(move |c| {
+                let id: WebhookId = target.parse().map_err(|_| {
+                    crate::store::StoreError::Other(anyhow::anyhow!(
+                        "a delivery's target is not a webhook id"
+                    ))
+                })?;
+                Ok((
+                    targets::get_webhook(c, &org, id)?,
+                    crate::store::events::get_event(c, event_id)?,
+                ))
+            })
+            .await?;
+        let started = Instant::now();
+        if !hook.enabled {
+            return Ok(Attempted::failed("the webhook is disabled", started));
+        }
+        let url: url::Url = hook
+            .url
+            .parse()
+            .map_err(|e| anyhow::anyhow!("stored webhook URL: {e}"))?;
+        let at = now();
+        let secrets = self.webhook_secrets(&hook, at)?;
+        let body = body(&event);
+        let answer = self
+            .webhook_sender
+            .post(Message {
+                url: &url,
+                id: &event.id.to_string(),
+                timestamp: at.and_utc().timestamp(),
+                body: &body,
+                secrets: secrets.iter().collect(),
+            })
+            .await;
+        Ok(answer.into())
+    }
+
+    /// Writes an attempt's outcome onto its delivery (if this instance still
+    /// holds the lease), the attempt row, and what it means for the target.
+    fn record_attempt(
+        &self,
+        c: &mut AnyConnection,
+        d: &DeliveryRow,
+        owner: &str,
+        a: &Attempted,
+    ) -> StoreResult<()> {
+        let at = now();
+        let attempt = d.attempts + 1;
+        let retry_in = (!a.delivered && !a.gone)
+            .then(|| {
+                self.notify
+                    .schedule
+                    .after(u32::try_from(attempt).unwrap_or(u32::MAX))
+            })
+            .flatten();
+        let next = retry_in.map(|r| at + chrono::Duration::from_std(r).unwrap_or_default());
+        let state = if a.delivered {
+            DeliveryState::Delivered
+        } else if next.is_some() {
+            DeliveryState::Pending
+        } else {
+            DeliveryState::Failed
+        };
+        let error = a.error.clone().or_else(|| {
+            a.status
+                .filter(|_| !a.delivered)
+                .map(|s| format!("the receiver answered {s}"))
+        });
+        let outcome = AttemptOutcome {
+            state,
+            attempts: attempt,
+            next_attempt_at: next,
+            lease_until: None,
+            lease_owner: None,
+            last_status: a.status.map(i32::from),
+            last_error: error.clone(),
+            updated_at: at,
+        };
+        if !deliveries::finish_attempt(c, d.id, owner, &outcome)? {
+            // The lease lapsed and another instance took the delivery over.
+            return Ok(());
+        }
+        deliveries::insert_attempt(
+            c,
+            &AttemptRow {
+                id: AttemptId::new(),
+                org: d.org.clone(),
+                delivery_id: d.id,
+                target_id: d.target_id.clone(),
+                event_id: d.event_id,
+                attempt,
+                at,
+                status_code: a.status.map(i32::from),
+                error,
+                duration_ms: i64::try_from(a.duration.as_millis()).unwrap_or(i64::MAX),
+                response: a.response.clone(),
+                next_retry_at: next,
+            },
+        )?;
+        match d.channel {
+            Channel::Webhook => self.webhook_after(c, d, a, at),
+            Channel::EmailAlert => self.email_alert_after(c, d, a, at),
+        }
+    }
+
+    /// What an attempt means for its webhook: a success ends a run of
+    /// failures; `410` or failures for too long disable it.
+    fn webhook_after(
+        &self,
+        c: &mut AnyConnection,
+        d: &DeliveryRow,
+        a: &Attempted,
+        at: NaiveDateTime,
+    ) -> StoreResult<()> {
+        let Ok(id) = d.target_id.parse::<WebhookId>() else {
+            return Ok(());
+        };
+        let hook = match targets::get_webhook(c, &d.org, id) {
+            Ok(h) => h,
+            Err(crate::store::StoreError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if a.delivered {
+            if hook.failing_since.is_some() {
+                let clear = WebhookChanges {
+                    failing_since: Some(None),
+                    ..WebhookChanges::default()
+                };
+                targets::update_webhook(c, &d.org, id, &clear)?;
+            }
+            return Ok(());
+        }
+        let since = hook.failing_since.unwrap_or(at);
+        let reason = if a.gone {
+            Some(Code::WebhookGone)
+        } else if at - since >= self.notify.disable_after {
+            Some(Code::WebhookFailing)
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) if hook.enabled => disable(c, &hook, reason, at),
+            _ if hook.failing_since.is_none() => {
+                let changes = WebhookChanges {
+                    failing_since: Some(Some(at)),
+                    ..WebhookChanges::default()
+                };
+                targets::update_webhook(c, &d.org, id, &changes)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Disables a webhook for `reason`, cancels what it still had to get, and
+/// says so in a `webhook.disabled` event.
+fn disable(
+    c: &mut AnyConnection,
+    hook: &WebhookRow,
+    reason: Code,
+    at: NaiveDateTime,
+) -> StoreResult<()> {
+    let changes = WebhookChanges {
+        enabled: Some(false),
+        disabled_reason: Some(Some(reason)),
+        failing_since: Some(hook.failing_since.or(Some(at))),
+        updated_at: Some(at),
+        ..WebhookChanges::default()
+    };
+    targets::update_webhook(c, &hook.org, hook.id, &changes)?;
+    deliveries::cancel_pending(c, &hook.id.to_string())?;
+    tracing::warn!(webhook_id = %hook.id, reason = %reason, "webhook disabled");
+    let event = Event::WebhookDisabled {
+        id: hook.id,
+        url: hook.url.clone(),
+        reason,
+    };
+    events::record(c, &hook.org, &event).map(|_| ())
+}
