@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use inboxlink::config::Backend;
+use inboxlink::config::{JwtKey, Settings};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
@@ -57,7 +57,7 @@ async fn assert_accepted(app: &TestApp, case: &str, token: &str) {
 
 #[tokio::test]
 async fn hs256_rejections() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let app = TestApp::new().start().await;
     let good = app.token("acme", &["admin"]);
     assert_eq!(
         call(&app, Some(&good)).await.0,
@@ -147,14 +147,17 @@ async fn hs256_rejections() {
 #[tokio::test]
 async fn rs256_public_key_pins_the_algorithm() {
     let public_key = fixture("jwt-rs256-public.pem");
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        &[(
-            "INBOXLINK_JWT_PUBLIC_KEY_FILE",
-            public_key.display().to_string(),
-        )],
-    )
-    .await;
+    let pem = std::fs::read(&public_key).expect("fixture");
+    let path = public_key.clone();
+    let app = TestApp::new()
+        .with_settings(move |s| {
+            s.jwt.key = JwtKey::PublicKeyPem {
+                path: path.clone(),
+                pem: pem.clone(),
+            }
+        })
+        .start()
+        .await;
     let claims = claims(json!({ "sub": "u", "org": "acme", "roles": ["viewer"] }));
     let private = std::fs::read(fixture("jwt-rs256-private.pem")).expect("fixture");
     let good = encode(
@@ -206,7 +209,7 @@ async fn rs256_public_key_pins_the_algorithm() {
 /// typed (`INBOXLINK_JWT_TYPE`), `typ` must say so.
 #[tokio::test]
 async fn header_crit_and_typ() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let app = TestApp::new().start().await;
     let base = || json!({ "sub": "u", "org": "acme", "roles": ["admin"] });
     for crit in [vec!["exp".to_owned()], vec!["b64".to_owned()], vec![]] {
         let header = Header {
@@ -234,7 +237,9 @@ async fn header_crit_and_typ() {
     .await;
     assert_accepted(&app, "no typ expected: JWT", &app.token("acme", &["admin"])).await;
 
-    let typed = app.with(&[("INBOXLINK_JWT_TYPE", "at+jwt".into())]).await;
+    let typed = app.restart();
+    let typed = typed.with_settings(|s| s.jwt.token_type = Some("at+jwt".into()));
+    let typed = typed.start().await;
     let with_typ = |typ: Option<&str>| {
         let header = Header {
             typ: typ.map(str::to_owned),
@@ -271,7 +276,7 @@ async fn header_crit_and_typ() {
 /// default; 0 turns it off): `iat` is required, and may not lie in the future.
 #[tokio::test]
 async fn token_lifetime_is_bounded() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let app = TestApp::new().start().await;
     let now = chrono::Utc::now().timestamp();
     let with = |app: &TestApp, extra: Value| {
         let mut c = json!({ "sub": "u", "org": "acme", "roles": ["admin"] });
@@ -309,9 +314,8 @@ async fn token_lifetime_is_bounded() {
         assert_rejected(&app, case, Some(&with(&app, extra)), "invalid_token").await;
     }
 
-    let unbounded = app
-        .with(&[("INBOXLINK_JWT_MAX_LIFETIME_SECONDS", "0".into())])
-        .await;
+    let unbounded = app.restart().with_settings(|s| s.jwt.max_lifetime = None);
+    let unbounded = unbounded.start().await;
     assert_accepted(
         &unbounded,
         "no bound, no iat",
@@ -319,7 +323,9 @@ async fn token_lifetime_is_bounded() {
     )
     .await;
     let short = app
-        .with(&[("INBOXLINK_JWT_MAX_LIFETIME_SECONDS", "300".into())])
+        .restart()
+        .with_settings(|s| s.jwt.max_lifetime = Some(Duration::from_secs(300)))
+        .start()
         .await;
     assert_rejected(
         &short,
@@ -335,7 +341,7 @@ async fn token_lifetime_is_bounded() {
 /// when it contains the audience.
 #[tokio::test]
 async fn issuer_is_a_single_string_audience_may_be_an_array() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let app = TestApp::new().start().await;
     let with = |extra: Value| {
         let mut c = json!({ "sub": "u", "org": "acme", "roles": ["admin"] });
         for (k, v) in extra.as_object().expect("object") {
@@ -375,7 +381,7 @@ async fn issuer_is_a_single_string_audience_may_be_an_array() {
 /// never the name of an actor the service writes into the audit log itself.
 #[tokio::test]
 async fn subject_is_validated_and_never_a_system_actor() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let app = TestApp::new().start().await;
     let with_sub =
         |sub: &str| app.token_with(json!({ "sub": sub, "org": "acme", "roles": ["admin"] }));
     for reserved in inboxlink::auth::RESERVED_ACTORS {
@@ -470,14 +476,14 @@ impl JwksServer {
         self.fetches.load(Ordering::SeqCst)
     }
 
-    /// The variables that point the service at this endpoint.
-    fn vars(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("INBOXLINK_JWT_JWKS_URL", self.url.clone()),
-            // The test serves its keys over plain http.
-            ("INBOXLINK_JWT_JWKS_ALLOW_HTTP", "true".into()),
-            ("INBOXLINK_JWT_ORG_CLAIM", "tid".into()),
-        ]
+    /// Points the service at this endpoint (served over plain http), with
+    /// the organisation in the claim `tid`.
+    fn settings(&self) -> impl Fn(&mut Settings) + Send + Sync + 'static {
+        let url = url::Url::parse(&self.url).expect("url");
+        move |s| {
+            s.jwt.key = JwtKey::JwksUrl(url.clone());
+            s.jwt.org_claim = "tid".into();
+        }
     }
 }
 
@@ -503,7 +509,7 @@ fn sign_rs(key: &EncodingKey, alg: Algorithm, kid: Option<&str>) -> String {
 async fn jwks_url_keys_by_kid() {
     let (key, jwk) = rs256_jwk("key-1");
     let jwks = JwksServer::start(&JwkSet { keys: vec![jwk] }, Duration::ZERO);
-    let app = TestApp::spawn_with(Backend::Sqlite, &jwks.vars()).await;
+    let app = TestApp::new().with_settings(jwks.settings()).start().await;
     let sign = |kid: Option<&str>| sign_rs(&key, Algorithm::RS256, kid);
     assert_eq!(
         call(&app, Some(&sign(Some("key-1")))).await.0,
@@ -557,10 +563,11 @@ async fn jwks_refetch_does_not_stall_cached_keys() {
     let (key, jwk) = rs256_jwk("key-1");
     let jwks = JwksServer::start(&JwkSet { keys: vec![jwk] }, SLOW);
     let min_refetch = Duration::from_millis(300);
-    let app = TestApp::spawn_tuned(Backend::Sqlite, &jwks.vars(), |s| {
-        s.jwt.jwks_refresh.min_refetch = min_refetch;
-    })
-    .await;
+    let app = TestApp::new()
+        .with_settings(jwks.settings())
+        .with_settings(move |s| s.jwt.jwks_refresh.min_refetch = min_refetch)
+        .start()
+        .await;
     let known = sign_rs(&key, Algorithm::RS256, Some("key-1"));
     assert_eq!(call(&app, Some(&known)).await.0, 200, "warm: key-1 cached");
     assert_eq!(jwks.fetches(), 1);
@@ -618,11 +625,14 @@ async fn jwks_keys_past_their_ttl_are_refreshed_in_the_background() {
     let (key, jwk) = rs256_jwk("key-1");
     let jwks = JwksServer::start(&JwkSet { keys: vec![jwk] }, SLOW);
     let ttl = Duration::from_millis(300);
-    let app = TestApp::spawn_tuned(Backend::Sqlite, &jwks.vars(), |s| {
-        s.jwt.jwks_refresh.ttl = ttl;
-        s.jwt.jwks_refresh.min_refetch = ttl;
-    })
-    .await;
+    let app = TestApp::new()
+        .with_settings(jwks.settings())
+        .with_settings(move |s| {
+            s.jwt.jwks_refresh.ttl = ttl;
+            s.jwt.jwks_refresh.min_refetch = ttl;
+        })
+        .start()
+        .await;
     let known = sign_rs(&key, Algorithm::RS256, Some("key-1"));
     assert_eq!(call(&app, Some(&known)).await.0, 200, "warm");
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
@@ -664,7 +674,7 @@ async fn jwks_key_use_and_alg_are_honoured() {
         keys: vec![plain, enc, sig, ps256],
     };
     let jwks = JwksServer::start(&set, Duration::ZERO);
-    let app = TestApp::spawn_with(Backend::Sqlite, &jwks.vars()).await;
+    let app = TestApp::new().with_settings(jwks.settings()).start().await;
     for (kid, alg) in [
         ("plain", Algorithm::RS256),
         ("plain", Algorithm::PS256),
