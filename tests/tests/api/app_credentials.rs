@@ -7,17 +7,12 @@ use crate::helpers::{
     mailbox_body, new_secret,
 };
 
-backend_tests!(
-    create_get_list_update_delete,
-    deleting_a_used_credential_names_its_mailboxes,
-    invalid_fields_are_all_reported
-);
-
 /// The `...` hint of a secret: its last 4 characters.
 fn hint(secret: &str) -> String {
     format!("...{}", &secret[secret.len() - 4..])
 }
 
+backend_tests!(create_get_list_update_delete);
 async fn create_get_list_update_delete(app: TestAppBuilder) {
     let app = app.start().await;
     let sdk = app.admin();
@@ -76,6 +71,7 @@ async fn create_get_list_update_delete(app: TestAppBuilder) {
     assert_problem(&err.expect_err("gone"), 404, "not_found");
 }
 
+backend_tests!(deleting_a_used_credential_names_its_mailboxes);
 async fn deleting_a_used_credential_names_its_mailboxes(app: TestAppBuilder) {
     let app = app.with_app_credential().start().await;
     let (sdk, cred) = (app.admin(), app.app_credential_id());
@@ -99,6 +95,7 @@ async fn deleting_a_used_credential_names_its_mailboxes(app: TestAppBuilder) {
     kept.expect("still there");
 }
 
+backend_tests!(invalid_fields_are_all_reported);
 async fn invalid_fields_are_all_reported(app: TestAppBuilder) {
     let app = app.start().await;
     let sdk = app.admin();

@@ -4,10 +4,9 @@
 use inboxlink_sdk::ProblemExt;
 use inboxlink_sdk::types::{AccessMode, MailboxStatus};
 
-use crate::helpers::{Api, CLIENT_ID, TENANT, TestAppBuilder, backend_tests};
+use crate::helpers::{Api, CLIENT_ID, TENANT, TestAppBuilder, assert_status, backend_tests};
 
 backend_tests!(app_only_mailbox_and_verify);
-
 async fn app_only_mailbox_and_verify(app: TestAppBuilder) {
     let app = app.with_fake_entra().with_app_credential().start().await;
     let (admin, cred) = (app.admin(), app.app_credential_id());
@@ -60,11 +59,10 @@ async fn app_only_mailbox_and_verify(app: TestAppBuilder) {
         "invalid_client_secret"
     );
     // Its app-only mailbox says why, and a new refresh fails the same way, audited.
-    let mailbox = app.mailbox(id).await;
-    assert_eq!(mailbox.status, MailboxStatus::Error);
-    assert_eq!(
-        mailbox.status_detail.expect("why").code,
-        "invalid_client_secret"
+    assert_status(
+        &app.mailbox(id).await,
+        MailboxStatus::Error,
+        "invalid_client_secret",
     );
     let err = admin.refresh(id).await.expect_err("the secret is wrong");
     assert_eq!(err.code(), Some("app_credential_invalid"));

@@ -3,13 +3,11 @@
 
 use inboxlink_sdk::types::MailboxStatus;
 
-use crate::helpers::{Api, TestApp, TestAppBuilder, authorize, backend_tests, callback, follow};
+use crate::helpers::{
+    Api, TestApp, TestAppBuilder, assert_status, authorize, backend_tests, callback, follow,
+};
 
-backend_tests!(
-    state_replay_and_expiry_never_reach_the_token_endpoint,
-    tampered_pkce_fails_at_the_token_endpoint,
-);
-
+backend_tests!(state_replay_and_expiry_never_reach_the_token_endpoint);
 async fn state_replay_and_expiry_never_reach_the_token_endpoint(app: TestAppBuilder) {
     let app = app.with_fake_entra().with_mailbox().start().await;
     let id = app.mailbox_id();
@@ -43,6 +41,7 @@ async fn state_replay_and_expiry_never_reach_the_token_endpoint(app: TestAppBuil
     );
 }
 
+backend_tests!(tampered_pkce_fails_at_the_token_endpoint);
 async fn tampered_pkce_fails_at_the_token_endpoint(app: TestAppBuilder) {
     let app = app.with_fake_entra().with_mailbox().start().await;
     let id = app.mailbox_id();
@@ -67,9 +66,11 @@ async fn tampered_pkce_fails_at_the_token_endpoint(app: TestAppBuilder) {
         1,
         "the fake refused the verifier"
     );
-    let mailbox = app.mailbox(id).await;
-    assert_eq!(mailbox.status, MailboxStatus::Inactive);
-    assert_eq!(mailbox.status_detail.expect("detail").code, "pkce_mismatch");
+    assert_status(
+        &app.mailbox(id).await,
+        MailboxStatus::Inactive,
+        "pkce_mismatch",
+    );
 }
 
 #[tokio::test]

@@ -10,8 +10,6 @@ use inboxlink_tests::mail_servers::{Dovecot, SmtpSink, TestCa, UntrustedTlsServe
 
 use crate::helpers::{Api, MAILBOX, TestApp, TestAppBuilder, backend_tests, logs};
 
-backend_tests!(a_connected_mailbox_checks_ok);
-
 /// The service with the fake Entra ID and [`MAILBOX`], a Dovecot validating
 /// its tokens, and an SMTP sink as relay.
 struct Rig {
@@ -69,6 +67,12 @@ impl Rig {
         self.app.sign_in_ok(self.app.mailbox_id()).await;
     }
 
+    /// Signs in, then checks.
+    async fn signed_in_check(&self, send_test_message: bool) -> CheckReport {
+        self.sign_in().await;
+        self.check(send_test_message).await
+    }
+
     async fn check(&self, send_test_message: bool) -> CheckReport {
         let admin = self.app.admin();
         admin.check(self.app.mailbox_id(), send_test_message).await
@@ -86,6 +90,12 @@ fn step<'a>(report: &'a CheckReport, name: &str) -> &'a inboxlink_sdk::types::Ch
         .iter()
         .find(|s| s.name == name)
         .unwrap_or_else(|| panic!("step {name} in {report:?}"))
+}
+
+/// Asserts that exactly one step failed, `name` with `code`.
+#[track_caller]
+fn assert_failed_at(report: &CheckReport, name: &str, code: &str) {
+    assert_eq!(failure(report), (name.to_owned(), code.to_owned()));
 }
 
 /// The first failed step: its name and code.
@@ -106,11 +116,11 @@ fn failure(report: &CheckReport) -> (String, String) {
     )
 }
 
+backend_tests!(a_connected_mailbox_checks_ok);
 async fn a_connected_mailbox_checks_ok(app: TestAppBuilder) {
     let rig = rig(app, real_servers).await;
     rig.dovecot.deliver(MAILBOX, 3);
-    rig.sign_in().await;
-    let report = rig.check(true).await;
+    let report = rig.signed_in_check(true).await;
     assert!(report.ok, "{report:?}");
     let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
@@ -166,8 +176,7 @@ async fn a_connected_mailbox_checks_ok(app: TestAppBuilder) {
 async fn long_tokens_pass_smtp() {
     let rig = rig(TestApp::new(), real_servers).await;
     rig.app.fake().set_token_length(2048);
-    rig.sign_in().await;
-    let report = rig.check(false).await;
+    let report = rig.signed_in_check(false).await;
     assert!(report.ok, "a 2 KB token: {report:?}");
 }
 
@@ -178,10 +187,7 @@ async fn revoked_token_fails_imap_auth_with_a_hint() {
     rig.app.fake().revoke_user(MAILBOX);
     let report = rig.check(false).await;
     assert!(!report.ok);
-    assert_eq!(
-        failure(&report),
-        ("imap_auth".into(), "imap_auth_failed".into())
-    );
+    assert_failed_at(&report, "imap_auth", "imap_auth_failed");
     let hint = step(&report, "imap_auth").hint.clone().expect("hint");
     assert!(hint.contains("IMAP"), "{hint}");
     assert_eq!(
@@ -213,10 +219,7 @@ async fn stopped_dovecot_is_unreachable() {
     rig.sign_in().await;
     rig.dovecot.stop();
     let report = rig.check(false).await;
-    assert_eq!(
-        failure(&report),
-        ("imap_connect".into(), "unreachable".into())
-    );
+    assert_failed_at(&report, "imap_connect", "unreachable");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,12 +233,8 @@ async fn an_untrusted_certificate_fails_before_any_credentials() {
         (endpoint, d.submission_endpoint())
     })
     .await;
-    rig.sign_in().await;
-    let report = rig.check(false).await;
-    assert_eq!(
-        failure(&report),
-        ("imap_connect".into(), "tls_certificate_untrusted".into())
-    );
+    let report = rig.signed_in_check(false).await;
+    assert_failed_at(&report, "imap_connect", "tls_certificate_untrusted");
     let server = untrusted.lock().expect("slot").take().expect("server");
     assert_eq!(server.received_bytes(), 0, "no credentials were sent");
 }
@@ -246,12 +245,8 @@ async fn smtp_without_starttls_is_refused_before_auth() {
         (d.imap_endpoint(), sink.endpoint())
     })
     .await;
-    rig.sign_in().await;
-    let report = rig.check(true).await;
-    assert_eq!(
-        failure(&report),
-        ("smtp_starttls".into(), "smtp_starttls_unavailable".into())
-    );
+    let report = rig.signed_in_check(true).await;
+    assert_failed_at(&report, "smtp_starttls", "smtp_starttls_unavailable");
     assert_eq!(step(&report, "smtp_auth").status, CheckStepStatus::Skipped);
     assert!(rig.sink.messages().is_empty());
 }
@@ -260,10 +255,7 @@ async fn smtp_without_starttls_is_refused_before_auth() {
 async fn an_unauthorized_mailbox_fails_at_the_token_step() {
     let rig = rig(TestApp::new(), real_servers).await;
     let report = rig.check(false).await;
-    assert_eq!(
-        failure(&report),
-        ("token".into(), "mailbox_not_authorized".into())
-    );
+    assert_failed_at(&report, "token", "mailbox_not_authorized");
     assert!(
         report
             .steps

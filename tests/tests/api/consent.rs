@@ -10,8 +10,7 @@ use crate::helpers::{
     Api, TENANT, TestAppBuilder, authorize, backend_tests, browser, callback_in, follow,
 };
 
-backend_tests!(declined_consent_is_explained, return_url_and_admin_consent);
-
+backend_tests!(declined_consent_is_explained);
 async fn declined_consent_is_explained(app: TestAppBuilder) {
     let app = app.with_fake_entra().with_mailbox().start().await;
     let id = app.mailbox_id();
@@ -32,6 +31,7 @@ async fn declined_consent_is_explained(app: TestAppBuilder) {
     assert_eq!(app.fake().token_calls("authorization_code"), 0);
 }
 
+backend_tests!(return_url_and_admin_consent);
 async fn return_url_and_admin_consent(app: TestAppBuilder) {
     let allowed = url::Url::parse("https://portal.example.cz/mailboxes").expect("url");
     let app = app

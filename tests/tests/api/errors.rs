@@ -7,11 +7,19 @@ use crate::helpers::{
     Api, ORG, PLACEHOLDER_CLIENT_ID, TestAppBuilder, backend_tests, new_secret, send,
 };
 
-backend_tests!(
-    malformed_requests_are_refused_clearly,
-    every_body_is_checked_on_every_operation
-);
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain";
 
+/// `request` with `body` as a body of `content_type`.
+fn raw(
+    request: reqwest::RequestBuilder,
+    content_type: &str,
+    body: &'static str,
+) -> reqwest::RequestBuilder {
+    request.header("content-type", content_type).body(body)
+}
+
+backend_tests!(malformed_requests_are_refused_clearly);
 async fn malformed_requests_are_refused_clearly(app: TestAppBuilder) {
     let app = app.start().await;
     let token = app.token(ORG, &["admin"]);
@@ -26,73 +34,56 @@ async fn malformed_requests_are_refused_clearly(app: TestAppBuilder) {
     let mut wrong_type = valid.clone();
     wrong_type["name"] = json!(42);
     let big = json!({ "name": "x".repeat(70 * 1024) });
-    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+    let create = || app.request("POST", "/app-credentials");
+    let get = |path| app.request("GET", path);
+    let cases = [
         (
             "unknown field",
-            app.request("POST", "/app-credentials").json(&unknown_field),
             422,
             "invalid_body",
+            create().json(&unknown_field),
         ),
         (
             "wrong type",
-            app.request("POST", "/app-credentials").json(&wrong_type),
             422,
             "invalid_body",
+            create().json(&wrong_type),
         ),
         (
             "malformed JSON",
-            app.request("POST", "/app-credentials")
-                .header("content-type", "application/json")
-                .body("{\"name\":"),
             400,
             "malformed_json",
+            raw(create(), JSON, "{\"name\":"),
         ),
-        (
-            "too large",
-            app.request("POST", "/app-credentials").json(&big),
-            413,
-            "payload_too_large",
-        ),
+        ("too large", 413, "payload_too_large", create().json(&big)),
         (
             "not JSON",
-            app.request("POST", "/app-credentials")
-                .header("content-type", "text/plain")
-                .body("name=x"),
             415,
             "unsupported_media_type",
+            raw(create(), TEXT, "name=x"),
         ),
-        (
-            "bad id",
-            app.request("GET", "/mailboxes/not-a-uuid"),
-            400,
-            "invalid_id",
-        ),
+        ("bad id", 400, "invalid_id", get("/mailboxes/not-a-uuid")),
         (
             "bad query",
-            app.request("GET", "/mailboxes?limit=many"),
             400,
             "invalid_query",
+            get("/mailboxes?limit=many"),
         ),
         (
             "unknown status",
-            app.request("GET", "/mailboxes?status=sleeping"),
             400,
             "invalid_query",
+            get("/mailboxes?status=sleeping"),
         ),
-        (
-            "unknown route",
-            app.request("GET", "/mailbox"),
-            404,
-            "route_not_found",
-        ),
+        ("unknown route", 404, "route_not_found", get("/mailbox")),
         (
             "wrong method",
-            app.request("PUT", "/mailboxes").json(&json!({})),
             405,
             "method_not_allowed",
+            app.request("PUT", "/mailboxes").json(&json!({})),
         ),
     ];
-    for (case, request, status, code) in cases {
+    for (case, status, code, request) in cases {
         let answer = send(request.bearer_auth(&token)).await;
         assert_eq!(answer.status, status, "{case}");
         assert_eq!(
@@ -112,6 +103,7 @@ async fn malformed_requests_are_refused_clearly(app: TestAppBuilder) {
     assert_eq!(list.body["items"], json!([]), "nothing was stored");
 }
 
+backend_tests!(every_body_is_checked_on_every_operation);
 /// The optional bodies (refresh, check) and the other write operations are
 /// checked as strictly as app-credential creation: a body that is there must
 /// fit, or the call is refused and changes nothing.
@@ -125,74 +117,66 @@ async fn every_body_is_checked_on_every_operation(app: TestAppBuilder) {
         format!("/mailboxes/{id}/check"),
     );
     let big = json!({ "return_url": "x".repeat(70 * 1024) });
-    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+    let post = |path: &str| app.request("POST", path);
+    let mailbox = app.request("PATCH", &format!("/mailboxes/{id}"));
+    let create = json!({ "email": "info@contoso.cz", "app_credential_id": cred, "org": "globex" });
+    let cases = [
         (
             "refresh: unknown field",
-            app.request("POST", &refresh)
-                .json(&json!({ "return_url": null, "scope": "Mail.ReadWrite" })),
             422,
             "invalid_body",
+            post(&refresh).json(&json!({ "return_url": null, "scope": "Mail.ReadWrite" })),
         ),
         (
             "refresh: wrong type",
-            app.request("POST", &refresh)
-                .json(&json!({ "return_url": 7 })),
             422,
             "invalid_body",
+            post(&refresh).json(&json!({ "return_url": 7 })),
         ),
         (
             "refresh: malformed JSON",
-            app.request("POST", &refresh)
-                .header("content-type", "application/json")
-                .body("{"),
             400,
             "malformed_json",
+            raw(post(&refresh), JSON, "{"),
         ),
         (
             "refresh: not JSON",
-            app.request("POST", &refresh)
-                .header("content-type", "text/plain")
-                .body("return_url=x"),
             415,
             "unsupported_media_type",
+            raw(post(&refresh), TEXT, "return_url=x"),
         ),
         (
             "refresh: too large",
-            app.request("POST", &refresh).json(&big),
             413,
             "payload_too_large",
+            post(&refresh).json(&big),
         ),
         (
             "check: unknown field",
-            app.request("POST", &check)
-                .json(&json!({ "send_test_message": false, "to": "x@y.cz" })),
             422,
             "invalid_body",
+            post(&check).json(&json!({ "send_test_message": false, "to": "x@y.cz" })),
         ),
         (
             "check: wrong type",
-            app.request("POST", &check)
-                .json(&json!({ "send_test_message": "yes" })),
             422,
             "invalid_body",
+            post(&check).json(&json!({ "send_test_message": "yes" })),
         ),
         (
             "mailbox update: unknown field",
-            app.request("PATCH", &format!("/mailboxes/{id}"))
-                .json(&json!({ "status": "active" })),
             422,
             "invalid_body",
+            mailbox.json(&json!({ "status": "active" })),
         ),
         (
             "mailbox create: unknown field",
-            app.request("POST", "/mailboxes").json(&json!({
-                "email": "info@contoso.cz", "app_credential_id": cred, "org": "globex"
-            })),
             422,
             "invalid_body",
+            post("/mailboxes").json(&create),
         ),
     ];
-    for (case, request, status, code) in cases {
+    for (case, status, code, request) in cases {
         let answer = send(request.bearer_auth(&token)).await;
         assert_eq!(answer.status, status, "{case}");
         assert_eq!(answer.body["code"], code, "{case}: {:?}", answer.body);

@@ -7,11 +7,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Api, TestApp, TestAppBuilder, backend_tests, mailbox_body};
 
-backend_tests!(
-    other_orgs_ids_are_not_found_on_every_route,
-    other_orgs_app_credential_cannot_be_used
-);
-
 /// Every (method, path template) with an `{id}` in the committed spec.
 fn id_routes() -> Vec<(String, String)> {
     let spec: Value = serde_json::from_str(&inboxlink::openapi::spec_json()).expect("spec");
@@ -42,6 +37,7 @@ async fn acme_view(app: &TestApp) -> (Value, Value) {
     )
 }
 
+backend_tests!(other_orgs_ids_are_not_found_on_every_route);
 async fn other_orgs_ids_are_not_found_on_every_route(app: TestAppBuilder) {
     let app = app.with_mailbox().start().await;
     let before = acme_view(&app).await;
@@ -82,6 +78,7 @@ async fn other_orgs_ids_are_not_found_on_every_route(app: TestAppBuilder) {
     assert!(credentials.expect("list").items.is_empty());
 }
 
+backend_tests!(other_orgs_app_credential_cannot_be_used);
 async fn other_orgs_app_credential_cannot_be_used(app: TestAppBuilder) {
     let app = app.with_app_credential().start().await;
     let acme_cred = app.app_credential_id();

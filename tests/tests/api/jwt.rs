@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use inboxlink::auth::JwksRefresh;
 use inboxlink::config::{JwtKey, Settings};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
@@ -78,41 +79,18 @@ async fn hs256_rejections() {
     assert_rejected(&app, "not a JWT", Some("garbage"), "invalid_token").await;
     let foreign = sign_hs256(b"another-secret-that-is-long-enough-0123456789", base());
     assert_rejected(&app, "bad signature", Some(&foreign), "invalid_token").await;
-    assert_rejected(
-        &app,
-        "expired",
-        Some(&with(json!({ "exp": now - 3600 }))),
-        "invalid_token",
-    )
-    .await;
-    assert_rejected(
-        &app,
-        "nbf in the future",
-        Some(&with(json!({ "nbf": now + 3600 }))),
-        "invalid_token",
-    )
-    .await;
-    assert_rejected(
-        &app,
-        "wrong iss",
-        Some(&with(json!({ "iss": "someone-else" }))),
-        "invalid_token",
-    )
-    .await;
-    assert_rejected(
-        &app,
-        "wrong aud",
-        Some(&with(json!({ "aud": "another-api" }))),
-        "invalid_token",
-    )
-    .await;
-    assert_rejected(
-        &app,
-        "exp as a string",
-        Some(&with(json!({ "exp": (now + 3600).to_string() }))),
-        "invalid_token",
-    )
-    .await;
+    for (case, extra) in [
+        ("expired", json!({ "exp": now - 3600 })),
+        ("nbf in the future", json!({ "nbf": now + 3600 })),
+        ("wrong iss", json!({ "iss": "someone-else" })),
+        ("wrong aud", json!({ "aud": "another-api" })),
+        (
+            "exp as a string",
+            json!({ "exp": (now + 3600).to_string() }),
+        ),
+    ] {
+        assert_rejected(&app, case, Some(&with(extra)), "invalid_token").await;
+    }
     for missing in ["exp", "iss", "aud", "sub", "org"] {
         let token = with(json!({ missing: null }));
         assert_rejected(
@@ -159,13 +137,13 @@ async fn rs256_public_key_pins_the_algorithm() {
         .start()
         .await;
     let claims = claims(json!({ "sub": "u", "org": "acme", "roles": ["viewer"] }));
-    let private = std::fs::read(fixture("jwt-rs256-private.pem")).expect("fixture");
-    let good = encode(
-        &Header::new(Algorithm::RS256),
-        &claims,
-        &EncodingKey::from_rsa_pem(&private).expect("key"),
-    )
-    .expect("sign");
+    let sign =
+        |alg: Algorithm, key: &EncodingKey| encode(&Header::new(alg), &claims, key).expect("sign");
+    let rsa = |name: &str| {
+        let private = std::fs::read(fixture(name)).expect("fixture");
+        EncodingKey::from_rsa_pem(&private).expect("key")
+    };
+    let good = sign(Algorithm::RS256, &rsa("jwt-rs256-private.pem"));
     assert_eq!(
         call(&app, Some(&good)).await.0,
         200,
@@ -174,34 +152,13 @@ async fn rs256_public_key_pins_the_algorithm() {
 
     // Algorithm confusion: HS256 with the public key's bytes as the HMAC secret.
     let public_pem = std::fs::read(&public_key).expect("fixture");
-    let confused = encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(&public_pem),
-    )
-    .expect("sign");
-    assert_rejected(
-        &app,
-        "HS256 where RS256 is configured",
-        Some(&confused),
-        "invalid_token",
-    )
-    .await;
+    let confused = sign(Algorithm::HS256, &EncodingKey::from_secret(&public_pem));
+    let case = "HS256 where RS256 is configured";
+    assert_rejected(&app, case, Some(&confused), "invalid_token").await;
 
-    let other = std::fs::read(fixture("other-rs256-private.pem")).expect("fixture");
-    let foreign = encode(
-        &Header::new(Algorithm::RS256),
-        &claims,
-        &EncodingKey::from_rsa_pem(&other).expect("key"),
-    )
-    .expect("sign");
-    assert_rejected(
-        &app,
-        "RS256 signed by another key",
-        Some(&foreign),
-        "invalid_token",
-    )
-    .await;
+    let foreign = sign(Algorithm::RS256, &rsa("other-rs256-private.pem"));
+    let case = "RS256 signed by another key";
+    assert_rejected(&app, case, Some(&foreign), "invalid_token").await;
 }
 
 /// RFC 8725 3.11 and RFC 7515 4.1.11: a `crit` header names extensions this
@@ -554,23 +511,45 @@ async fn call_detached(base: String, token: String) -> (u16, Option<Value>) {
     (response.status().as_u16(), response.json().await.ok())
 }
 
-/// An unknown `kid` makes the service refetch the JWKS; while that (slow)
-/// fetch is under way, tokens whose key is cached are answered at once, and a
-/// second unknown `kid` waits for the same fetch instead of starting another.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jwks_refetch_does_not_stall_cached_keys() {
-    const SLOW: Duration = Duration::from_secs(5);
+/// Three calls with `token`, each accepted within `within` (`why` it must be).
+async fn assert_answered_at_once(app: &TestApp, token: &str, within: Duration, why: &str) {
+    for i in 0..3 {
+        let started = Instant::now();
+        assert_eq!(call(app, Some(token)).await.0, 200, "call {i}");
+        let took = started.elapsed();
+        assert!(took < within, "{why} (call {i} took {took:?})");
+    }
+}
+
+/// How long the JWKS server of [`warm_jwks`] takes for every fetch after the first.
+const SLOW: Duration = Duration::from_secs(5);
+
+/// A JWKS server with the key `key-1` (fetches after the first take
+/// [`SLOW`]), the service verifying with it (`refresh` tunes its cache), the
+/// signing key and a token of `key-1`, accepted once (the key is cached).
+async fn warm_jwks(
+    refresh: impl Fn(&mut JwksRefresh) + Send + Sync + 'static,
+) -> (JwksServer, TestApp, EncodingKey, String) {
     let (key, jwk) = rs256_jwk("key-1");
     let jwks = JwksServer::start(&JwkSet { keys: vec![jwk] }, SLOW);
-    let min_refetch = Duration::from_millis(300);
     let app = TestApp::new()
         .with_settings(jwks.settings())
-        .with_settings(move |s| s.jwt.jwks_refresh.min_refetch = min_refetch)
+        .with_settings(move |s| refresh(&mut s.jwt.jwks_refresh))
         .start()
         .await;
     let known = sign_rs(&key, Algorithm::RS256, Some("key-1"));
     assert_eq!(call(&app, Some(&known)).await.0, 200, "warm: key-1 cached");
     assert_eq!(jwks.fetches(), 1);
+    (jwks, app, key, known)
+}
+
+/// An unknown `kid` makes the service refetch the JWKS; while that (slow)
+/// fetch is under way, tokens whose key is cached are answered at once, and a
+/// second unknown `kid` waits for the same fetch instead of starting another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_refetch_does_not_stall_cached_keys() {
+    let min_refetch = Duration::from_millis(300);
+    let (jwks, app, key, known) = warm_jwks(move |r| r.min_refetch = min_refetch).await;
     // An unknown kid may refetch once the minimum interval has passed.
     tokio::time::sleep(min_refetch + Duration::from_millis(100)).await;
 
@@ -587,19 +566,8 @@ async fn jwks_refetch_does_not_stall_cached_keys() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let second = unknown("key-3");
-    for i in 0..3 {
-        let started = Instant::now();
-        assert_eq!(
-            call(&app, Some(&known)).await.0,
-            200,
-            "cached kid, call {i}"
-        );
-        assert!(
-            started.elapsed() < SLOW / 2,
-            "a cached kid does not wait for the refetch (call {i} took {:?})",
-            started.elapsed()
-        );
-    }
+    let why = "a cached kid does not wait for the refetch";
+    assert_answered_at_once(&app, &known, SLOW / 2, why).await;
     assert!(
         !first.is_finished() && !second.is_finished(),
         "the cached kid was answered while the refetch was still under way"
@@ -621,30 +589,15 @@ async fn jwks_refetch_does_not_stall_cached_keys() {
 /// refreshes them: no request waits for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwks_keys_past_their_ttl_are_refreshed_in_the_background() {
-    const SLOW: Duration = Duration::from_secs(5);
-    let (key, jwk) = rs256_jwk("key-1");
-    let jwks = JwksServer::start(&JwkSet { keys: vec![jwk] }, SLOW);
     let ttl = Duration::from_millis(300);
-    let app = TestApp::new()
-        .with_settings(jwks.settings())
-        .with_settings(move |s| {
-            s.jwt.jwks_refresh.ttl = ttl;
-            s.jwt.jwks_refresh.min_refetch = ttl;
-        })
-        .start()
-        .await;
-    let known = sign_rs(&key, Algorithm::RS256, Some("key-1"));
-    assert_eq!(call(&app, Some(&known)).await.0, 200, "warm");
+    let (jwks, app, _, known) = warm_jwks(move |r| {
+        r.ttl = ttl;
+        r.min_refetch = ttl;
+    })
+    .await;
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
-    for i in 0..3 {
-        let started = Instant::now();
-        assert_eq!(call(&app, Some(&known)).await.0, 200, "call {i}");
-        assert!(
-            started.elapsed() < SLOW / 2,
-            "a key past its TTL is served at once (call {i} took {:?})",
-            started.elapsed()
-        );
-    }
+    let why = "a key past its TTL is served at once";
+    assert_answered_at_once(&app, &known, SLOW / 2, why).await;
     let waited = Instant::now();
     while jwks.fetches() < 2 {
         assert!(waited.elapsed() < SLOW, "the stale keys are refetched");

@@ -7,14 +7,7 @@ use inboxlink_sdk::types::MailboxStatus;
 
 use crate::helpers::{Api, MAILBOX, TestAppBuilder, backend_tests};
 
-backend_tests!(
-    old_grants_are_renewed_and_young_ones_left_alone,
-    a_revoked_grant_is_found_by_the_sweep,
-    instances_sweeping_together_renew_each_grant_once,
-    the_background_sweep_runs_at_start_up,
-    a_graceful_stop_lets_a_refresh_in_flight_finish,
-);
-
+backend_tests!(old_grants_are_renewed_and_young_ones_left_alone);
 async fn old_grants_are_renewed_and_young_ones_left_alone(app: TestAppBuilder) {
     let app = app.with_fake_entra().with_app_credential().start().await;
     let old = app.signed_in_mailbox(MAILBOX).await;
@@ -40,6 +33,7 @@ async fn old_grants_are_renewed_and_young_ones_left_alone(app: TestAppBuilder) {
     assert_eq!(app.fake().token_calls("refresh_token"), 1);
 }
 
+backend_tests!(a_revoked_grant_is_found_by_the_sweep);
 async fn a_revoked_grant_is_found_by_the_sweep(app: TestAppBuilder) {
     let app = app.with_fake_entra().with_app_credential().start().await;
     let id = app.signed_in_mailbox(MAILBOX).await;
@@ -58,14 +52,10 @@ async fn a_revoked_grant_is_found_by_the_sweep(app: TestAppBuilder) {
     assert_eq!(app.keepalive_sweep().await.due, 0);
 }
 
+backend_tests!(instances_sweeping_together_renew_each_grant_once);
 async fn instances_sweeping_together_renew_each_grant_once(app: TestAppBuilder) {
     let app = app.with_fake_entra().with_app_credential().start().await;
-    let mut ids = Vec::new();
-    for i in 0..12 {
-        let id = app.signed_in_mailbox(&format!("box{i}@contoso.cz")).await;
-        app.age_grant(id, 30).await;
-        ids.push(id);
-    }
+    let ids = app.aged_mailboxes(12, 30).await;
     let other = app.sibling().await;
     app.fake().set_latency(Duration::from_millis(50));
     let (a, b) = tokio::join!(app.keepalive_sweep(), other.keepalive_sweep());
@@ -81,6 +71,7 @@ async fn instances_sweeping_together_renew_each_grant_once(app: TestAppBuilder) 
     }
 }
 
+backend_tests!(the_background_sweep_runs_at_start_up);
 async fn the_background_sweep_runs_at_start_up(app: TestAppBuilder) {
     let app = app.with_fake_entra().with_app_credential().start().await;
     let id = app.signed_in_mailbox(MAILBOX).await;
@@ -105,11 +96,11 @@ async fn the_background_sweep_runs_at_start_up(app: TestAppBuilder) {
     assert_eq!(app.fake().token_calls("refresh_token"), 1);
 }
 
+backend_tests!(a_graceful_stop_lets_a_refresh_in_flight_finish);
 /// SIGTERM (a graceful stop) lets a request that waits for Microsoft finish
 /// and commit its rotated tokens; new connections are refused meanwhile.
 async fn a_graceful_stop_lets_a_refresh_in_flight_finish(app: TestAppBuilder) {
-    let app = app.with_fake_entra().with_app_credential().start().await;
-    let id = app.signed_in_with_stale_token().await;
+    let (app, id) = app.start_with_stale_token().await;
     app.fake().set_latency(Duration::from_millis(1500));
     let service = app.service();
     let in_flight = tokio::spawn(async move { service.access_token(id).await });

@@ -11,21 +11,9 @@ use crate::helpers::{
     Api, CLIENT_ID, MAILBOX, SECRET, TENANT, TestAppBuilder, assert_problem, backend_tests,
 };
 
-backend_tests!(
-    revoked_grant_requires_reauthorization,
-    throttling_is_waited_out,
-    fifty_callers_one_refresh,
-    two_instances_one_refresh,
-    crash_before_commit_recovers,
-    rotated_refresh_tokens_are_used,
-    outage_keeps_status_and_records_the_error,
-    a_broken_app_credential_shows_on_all_its_mailboxes,
-    callers_queued_behind_a_failed_refresh_share_its_answer,
-);
-
+backend_tests!(revoked_grant_requires_reauthorization);
 async fn revoked_grant_requires_reauthorization(app: TestAppBuilder) {
-    let app = app.with_fake_entra().with_app_credential().start().await;
-    let id = app.signed_in_with_stale_token().await;
+    let (app, id) = app.start_with_stale_token().await;
     app.fake().revoke_user(MAILBOX);
     let err = app.service().access_token(id).await.expect_err("revoked");
     assert_problem(&err, 409, "reauth_required");
@@ -39,9 +27,9 @@ async fn revoked_grant_requires_reauthorization(app: TestAppBuilder) {
     assert_eq!(app.mailbox(id).await.status, MailboxStatus::Active);
 }
 
+backend_tests!(throttling_is_waited_out);
 async fn throttling_is_waited_out(app: TestAppBuilder) {
-    let app = app.with_fake_entra().with_app_credential().start().await;
-    let id = app.signed_in_with_stale_token().await;
+    let (app, id) = app.start_with_stale_token().await;
     app.fake().inject(Fault::TooManyRequests {
         retry_after_secs: 1,
     });
@@ -65,9 +53,9 @@ async fn throttling_is_waited_out(app: TestAppBuilder) {
     );
 }
 
+backend_tests!(fifty_callers_one_refresh);
 async fn fifty_callers_one_refresh(app: TestAppBuilder) {
-    let app = app.with_fake_entra().with_app_credential().start().await;
-    let id = app.signed_in_with_stale_token().await;
+    let (app, id) = app.start_with_stale_token().await;
     app.fake().set_latency(Duration::from_millis(200));
     let service = app.service();
     let calls = (0..50).map(|_| access_token(&service, id));
@@ -88,9 +76,9 @@ async fn access_token(client: &inboxlink_sdk::Client, id: uuid::Uuid) -> String 
     token.access_token
 }
 
+backend_tests!(two_instances_one_refresh);
 async fn two_instances_one_refresh(app: TestAppBuilder) {
-    let app = app.with_fake_entra().with_app_credential().start().await;
-    let id = app.signed_in_with_stale_token().await;
+    let (app, id) = app.start_with_stale_token().await;
     let other = app.sibling().await;
     app.fake().set_latency(Duration::from_millis(300));
     let clients: Vec<_> = (0..50)
@@ -109,15 +97,13 @@ async fn two_instances_one_refresh(app: TestAppBuilder) {
     assert!(tokens.iter().all(|t| *t == tokens[0]));
 }
 
+backend_tests!(crash_before_commit_recovers);
 async fn crash_before_commit_recovers(app: TestAppBuilder) {
-    let app = app
-        .with_fake_entra()
-        .with_app_credential()
+    let (app, id) = app
         // The crashed instance holds the refresh lease until it lapses: short, so the test is quick.
         .with_settings(|s| s.tokens.refresh_lease = Duration::from_secs(2))
-        .start()
+        .start_with_stale_token()
         .await;
-    let id = app.signed_in_with_stale_token().await;
     app.crash_before_commit();
     let err = app.service().access_token(id).await.expect_err("crashed");
     assert_eq!(inboxlink_sdk::ProblemExt::http_status(&err), Some(500));
@@ -139,6 +125,7 @@ async fn crash_before_commit_recovers(app: TestAppBuilder) {
     assert_eq!(app.mailbox(id).await.status, MailboxStatus::Active);
 }
 
+backend_tests!(rotated_refresh_tokens_are_used);
 async fn rotated_refresh_tokens_are_used(app: TestAppBuilder) {
     let app = app.with_fake_entra().with_mailbox().start().await;
     let id = app.mailbox_id();
@@ -161,9 +148,9 @@ async fn rotated_refresh_tokens_are_used(app: TestAppBuilder) {
     assert_eq!(app.mailbox(id).await.status, MailboxStatus::Active);
 }
 
+backend_tests!(outage_keeps_status_and_records_the_error);
 async fn outage_keeps_status_and_records_the_error(app: TestAppBuilder) {
-    let app = app.with_fake_entra().with_app_credential().start().await;
-    let id = app.signed_in_with_stale_token().await;
+    let (app, id) = app.start_with_stale_token().await;
     for _ in 0..3 {
         app.fake().inject(Fault::ServerError);
     }
@@ -191,6 +178,7 @@ async fn outage_keeps_status_and_records_the_error(app: TestAppBuilder) {
     );
 }
 
+backend_tests!(a_broken_app_credential_shows_on_all_its_mailboxes);
 /// Microsoft refusing the app credential during a refresh flags the
 /// credential, and every mailbox using it says why; once Microsoft accepts
 /// the fixed credential again (verify), they are all active again.
@@ -239,12 +227,12 @@ async fn a_broken_app_credential_shows_on_all_its_mailboxes(app: TestAppBuilder)
     token.expect("tokens again with the new secret");
 }
 
+backend_tests!(callers_queued_behind_a_failed_refresh_share_its_answer);
 /// During an outage, callers queued behind a refresh that failed (after its
 /// bounded retries) get its answer: Microsoft is asked three times in all,
 /// not three times per caller.
 async fn callers_queued_behind_a_failed_refresh_share_its_answer(app: TestAppBuilder) {
-    let app = app.with_fake_entra().with_app_credential().start().await;
-    let id = app.signed_in_with_stale_token().await;
+    let (app, id) = app.start_with_stale_token().await;
     for _ in 0..30 {
         app.fake().inject(Fault::ServerError);
     }

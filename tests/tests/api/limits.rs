@@ -11,11 +11,6 @@ use crate::helpers::{
     Api, ORG, TestApp, TestAppBuilder, app_credential_body, backend_tests, new_secret,
 };
 
-backend_tests!(
-    identity_provider_requests_are_capped,
-    expired_authorizations_are_purged_by_housekeeping,
-);
-
 /// Every limited class at 1 call per minute.
 const ONE_PER_MINUTE: &str = "setup=1/min,verify=1/min,refresh=1/min,check=1/min,check_send=1/min,access_token=1/min,admin_consent=1/min";
 
@@ -151,18 +146,14 @@ async fn default_limits_allow_ordinary_use() {
     }
 }
 
+backend_tests!(identity_provider_requests_are_capped);
 /// Many mailboxes refreshing at once (a keep-alive sweep at concurrency 16)
 /// against a slow Microsoft: never more token requests in flight than
 /// `INBOXLINK_IDP_MAX_CONCURRENCY`, and every refresh still succeeds.
 async fn identity_provider_requests_are_capped(app: TestAppBuilder) {
     const CAP: usize = 3;
     let app = app.with_fake_entra().with_app_credential().start().await;
-    let mut ids = Vec::new();
-    for i in 0..12 {
-        let id = app.signed_in_mailbox(&format!("box{i}@contoso.cz")).await;
-        app.age_grant(id, 30).await;
-        ids.push(id);
-    }
+    let ids = app.aged_mailboxes(12, 30).await;
     let capped = app
         .restart()
         .with_settings(|s| s.protection.idp_max_concurrency = CAP)
@@ -181,6 +172,7 @@ async fn identity_provider_requests_are_capped(app: TestAppBuilder) {
     assert!(most >= 2, "the refreshes did run concurrently ({most})");
 }
 
+backend_tests!(expired_authorizations_are_purged_by_housekeeping);
 /// A sign-in left unfinished expires; requests no longer purge the expired
 /// ones (a refresh or a consent link leaves them), the housekeeping pass does,
 /// over the index on `expires_at`.

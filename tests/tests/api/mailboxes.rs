@@ -8,13 +8,7 @@ use crate::helpers::{
     mailbox_body as mailbox, new_secret,
 };
 
-backend_tests!(
-    create_get_update_delete,
-    addresses_are_unique_per_org,
-    list_pages_and_filters,
-    unknown_app_credential_is_refused
-);
-
+backend_tests!(create_get_update_delete);
 async fn create_get_update_delete(app: TestAppBuilder) {
     let app = app.with_app_credential().start().await;
     let sdk = app.admin();
@@ -61,6 +55,7 @@ async fn create_get_update_delete(app: TestAppBuilder) {
     deleted.expect("credential deleted");
 }
 
+backend_tests!(addresses_are_unique_per_org);
 async fn addresses_are_unique_per_org(app: TestAppBuilder) {
     let app = app.with_app_credential().start().await;
     let (acme, cred) = (app.admin(), app.app_credential_id());
@@ -85,6 +80,7 @@ async fn addresses_are_unique_per_org(app: TestAppBuilder) {
     same.send().await.expect("same address, other org");
 }
 
+backend_tests!(list_pages_and_filters);
 async fn list_pages_and_filters(app: TestAppBuilder) {
     let app = app.with_app_credential().start().await;
     let (sdk, cred) = (app.admin(), app.app_credential_id());
@@ -123,6 +119,7 @@ async fn list_pages_and_filters(app: TestAppBuilder) {
     assert_eq!(answer.body["errors"][0]["field"], "limit");
 }
 
+backend_tests!(unknown_app_credential_is_refused);
 async fn unknown_app_credential_is_refused(app: TestAppBuilder) {
     let app = app.start().await;
     let sdk = app.admin();

@@ -13,16 +13,6 @@ use crate::helpers::{
     app_credential_body, backend_tests, follow, logged_with, logs, send,
 };
 
-backend_tests!(
-    metrics_count_requests_by_route,
-    request_ids_are_answered_and_logged,
-    refresh_and_check_counters_move,
-    doctor_finds_a_healthy_database,
-    doctor_names_a_tampered_ciphertext,
-    rekey_moves_every_value_to_the_newest_key,
-    mailbox_counts_are_cached_and_shared_by_scrapes,
-);
-
 /// The metrics of `app`, as text (and checks the content type).
 pub(crate) async fn scrape(app: &TestApp) -> String {
     let response = app.request("GET", "/metrics").bearer_auth(METRICS_TOKEN);
@@ -151,6 +141,7 @@ async fn metrics_on_a_separate_listener() {
     );
 }
 
+backend_tests!(mailbox_counts_are_cached_and_shared_by_scrapes);
 /// Scrapes reuse the mailbox counts for `INBOXLINK_METRICS_CACHE_SECONDS`,
 /// and concurrent scrapes share one query.
 async fn mailbox_counts_are_cached_and_shared_by_scrapes(app: TestAppBuilder) {
@@ -193,6 +184,7 @@ pub(crate) fn value(text: &str, series: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().expect("a number"))
 }
 
+backend_tests!(metrics_count_requests_by_route);
 async fn metrics_count_requests_by_route(app: TestAppBuilder) {
     let app = app.with_app_credential().start().await;
     let series =
@@ -251,6 +243,7 @@ async fn metrics_count_requests_by_route(app: TestAppBuilder) {
     }
 }
 
+backend_tests!(request_ids_are_answered_and_logged);
 async fn request_ids_are_answered_and_logged(app: TestAppBuilder) {
     let app = app.start().await;
     let id = format!("ops-{}", uuid::Uuid::new_v4().simple());
@@ -290,6 +283,7 @@ async fn request_ids_are_answered_and_logged(app: TestAppBuilder) {
     }
 }
 
+backend_tests!(refresh_and_check_counters_move);
 async fn refresh_and_check_counters_move(app: TestAppBuilder) {
     let app = app.with_fake_entra().with_app_credential().start().await;
     let admin = app.admin();
@@ -357,6 +351,7 @@ async fn refresh_and_check_counters_move(app: TestAppBuilder) {
     );
 }
 
+backend_tests!(doctor_finds_a_healthy_database);
 async fn doctor_finds_a_healthy_database(app: TestAppBuilder) {
     let app = app.with_mailbox().start().await;
     // A pending sign-in: an encrypted PKCE verifier (no identity provider needed).
@@ -416,6 +411,7 @@ async fn client_secrets(app: &TestApp) -> Vec<(String, String)> {
         .await
 }
 
+backend_tests!(doctor_names_a_tampered_ciphertext);
 async fn doctor_names_a_tampered_ciphertext(app: TestAppBuilder) {
     let key_a = master_key();
     let app = app.with_settings(master_keys(vec![key_a])).start().await;
@@ -470,6 +466,7 @@ async fn doctor_names_a_tampered_ciphertext(app: TestAppBuilder) {
     );
 }
 
+backend_tests!(rekey_moves_every_value_to_the_newest_key);
 async fn rekey_moves_every_value_to_the_newest_key(app: TestAppBuilder) {
     let (key_a, key_b) = (master_key(), master_key());
     let app = app

@@ -8,11 +8,6 @@ use crate::helpers::{
 };
 use crate::operations::{scrape, value};
 
-backend_tests!(
-    every_role_against_every_operation,
-    refusals_are_counted_and_forbidden_is_audited
-);
-
 /// Who may call each operation (the README's role table).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("app_credential_list", &["admin", "operator", "viewer"]),
@@ -61,6 +56,7 @@ fn secured_operations() -> Vec<Operation> {
     ops
 }
 
+backend_tests!(every_role_against_every_operation);
 async fn every_role_against_every_operation(app: TestAppBuilder) {
     let app = app.start().await;
     let ops = secured_operations();
@@ -167,6 +163,7 @@ async fn sdk_errors_are_typed() {
     assert_problem(&err.expect_err("403"), 403, "forbidden");
 }
 
+backend_tests!(refusals_are_counted_and_forbidden_is_audited);
 /// Refused tokens and 403s are counted by reason; each 403 is in the
 /// caller's organisation's audit log with the route and the missing permission.
 async fn refusals_are_counted_and_forbidden_is_audited(app: TestAppBuilder) {

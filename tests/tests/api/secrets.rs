@@ -8,11 +8,7 @@ use crate::helpers::{
     new_secret,
 };
 
-backend_tests!(
-    secrets_never_leave_in_plain_text,
-    a_ciphertext_moved_to_another_row_does_not_decrypt
-);
-
+backend_tests!(secrets_never_leave_in_plain_text);
 async fn secrets_never_leave_in_plain_text(app: TestAppBuilder) {
     let app = app.start().await;
     let token = app.token(ORG, &["admin"]);
@@ -83,6 +79,7 @@ async fn secrets_never_leave_in_plain_text(app: TestAppBuilder) {
     assert!(stored.contains("v1."), "the encrypted values are there");
 }
 
+backend_tests!(a_ciphertext_moved_to_another_row_does_not_decrypt);
 async fn a_ciphertext_moved_to_another_row_does_not_decrypt(app: TestAppBuilder) {
     let app = app.start().await;
     let sdk = app.admin();

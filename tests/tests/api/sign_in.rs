@@ -10,16 +10,11 @@ use inboxlink_tests::fake_entra::SignIn;
 use serde_json::Value;
 
 use crate::helpers::{
-    Api, CLIENT_ID, MAILBOX, SECRET, TENANT, TestAppBuilder, backend_tests, follow, logs,
+    Api, CLIENT_ID, MAILBOX, SECRET, TENANT, TestAppBuilder, assert_status, backend_tests, follow,
+    logs,
 };
 
-backend_tests!(
-    sign_in_activates_the_mailbox,
-    wrong_user_is_not_activated,
-    expiring_when_the_refresh_token_nears_its_end,
-    changed_settings_end_the_grant,
-);
-
+backend_tests!(sign_in_activates_the_mailbox);
 async fn sign_in_activates_the_mailbox(app: TestAppBuilder) {
     let app = app.with_fake_entra().with_mailbox().start().await;
     let id = app.mailbox_id();
@@ -151,6 +146,7 @@ async fn sign_in_activates_the_mailbox(app: TestAppBuilder) {
     );
 }
 
+backend_tests!(wrong_user_is_not_activated);
 async fn wrong_user_is_not_activated(app: TestAppBuilder) {
     let app = app.with_fake_entra().with_mailbox().start().await;
     let id = app.mailbox_id();
@@ -162,11 +158,10 @@ async fn wrong_user_is_not_activated(app: TestAppBuilder) {
         page.contains("identity_mismatch") && page.contains("jan.novak@contoso.cz"),
         "{page}"
     );
-    let mailbox = app.mailbox(id).await;
-    assert_eq!(mailbox.status, MailboxStatus::Inactive);
-    assert_eq!(
-        mailbox.status_detail.expect("detail").code,
-        "identity_mismatch"
+    assert_status(
+        &app.mailbox(id).await,
+        MailboxStatus::Inactive,
+        "identity_mismatch",
     );
     let err = app.service().access_token(id).await.expect_err("no token");
     assert_eq!(err.code(), Some("mailbox_not_authorized"));
@@ -192,6 +187,7 @@ async fn wrong_user_is_not_activated(app: TestAppBuilder) {
     );
 }
 
+backend_tests!(expiring_when_the_refresh_token_nears_its_end);
 async fn expiring_when_the_refresh_token_nears_its_end(app: TestAppBuilder) {
     let app = app.with_fake_entra().with_mailbox().start().await;
     let id = app.mailbox_id();
@@ -213,13 +209,13 @@ async fn expiring_when_the_refresh_token_nears_its_end(app: TestAppBuilder) {
     );
 }
 
+backend_tests!(changed_settings_end_the_grant);
 /// Changing what a mailbox was authorized for (here: the shared flag, which
 /// decides whose identity is pinned) ends its grant at once: a refresh that
 /// was already under way cannot write the old grant's tokens back, and a
 /// sign-in started before the change cannot complete.
 async fn changed_settings_end_the_grant(app: TestAppBuilder) {
-    let app = app.with_fake_entra().with_app_credential().start().await;
-    let id = app.signed_in_with_stale_token().await;
+    let (app, id) = app.start_with_stale_token().await;
     let pending = app.admin().sign_in_url(id).await;
 
     app.fake().set_latency(Duration::from_millis(600));

@@ -5,8 +5,6 @@ use serde_json::Value;
 
 use crate::helpers::{METRICS_TOKEN, ORG, TestApp, TestAppBuilder, backend_tests, browser};
 
-backend_tests!(ready_when_the_database_answers);
-
 /// `openapi/inboxlink.json`.
 fn committed_spec() -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/inboxlink.json");
@@ -39,6 +37,7 @@ async fn interactive_docs_are_served_offline() {
     assert!(init.contains("/openapi.json"), "the docs load our spec");
 }
 
+backend_tests!(ready_when_the_database_answers);
 async fn ready_when_the_database_answers(app: TestAppBuilder) {
     let app = app.start().await;
     let health = app.call("GET", "/healthz", None).await;

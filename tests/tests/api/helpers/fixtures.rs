@@ -6,10 +6,8 @@ use inboxlink_sdk::types::{self, builder};
 use inboxlink_sdk::{Client, Error};
 use uuid::Uuid;
 
-use super::{Page, TestApp, follow};
+use super::{Page, TestApp, TestAppBuilder, follow};
 
-/// The organisation tests act in unless they say otherwise.
-pub const ORG: &str = "acme";
 /// The fake Entra ID's app registration: tenant, client id, secret Value.
 pub const TENANT: &str = "6f1c2b3a-0d4e-4f5a-8b6c-7d8e9f0a1b2c";
 pub const CLIENT_ID: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
@@ -18,15 +16,15 @@ pub const SECRET: &str = "Xy7~secret.value_for-the_fake";
 pub const TENANT_DOMAIN: &str = "contoso.cz";
 /// The mailbox of `with_mailbox`.
 pub const MAILBOX: &str = "podatelna@contoso.cz";
-/// The client id of the placeholder app (no identity provider knows it).
-pub const PLACEHOLDER_CLIENT_ID: &str = "5f4d7e3c-1b2a-4c5d-8e9f-0a1b2c3d4e5f";
-
 pub type SdkResult<T> = Result<T, Error<types::Problem>>;
 
 /// A unique, realistic client secret Value.
 pub fn new_secret() -> String {
     format!("Q8x~{}", Uuid::new_v4().simple())
 }
+
+/// The client id of the placeholder app (no identity provider knows it).
+pub const PLACEHOLDER_CLIENT_ID: &str = "5f4d7e3c-1b2a-4c5d-8e9f-0a1b2c3d4e5f";
 
 /// A valid app credential of the placeholder app, named `name`, with `secret`.
 pub fn app_credential_body(name: &str, secret: &str) -> builder::AppCredentialCreate {
@@ -196,7 +194,7 @@ impl Api for Client {
 }
 
 impl TestApp {
-    /// A new app credential of [`ORG`], as `with_app_credential` makes it.
+    /// A new app credential of [`super::ORG`], as `with_app_credential` makes it.
     pub async fn new_app_credential(&self) -> Uuid {
         let body = if self.has_fake() {
             fake_app_credential_body("E-filing")
@@ -206,7 +204,7 @@ impl TestApp {
         self.admin().create_app_credential(body).await
     }
 
-    /// A new delegated, unshared mailbox of [`ORG`] on the app credential.
+    /// A new delegated, unshared mailbox of [`super::ORG`] on the app credential.
     pub async fn new_mailbox(&self, email: &str) -> Uuid {
         self.new_mailbox_with(email, |b| b).await
     }
@@ -222,7 +220,7 @@ impl TestApp {
         self.admin().create_mailbox(body).await
     }
 
-    /// The mailbox, read by an admin of [`ORG`].
+    /// The mailbox, read by an admin of [`super::ORG`].
     pub async fn mailbox(&self, id: Uuid) -> types::Mailbox {
         self.admin().mailbox(id).await
     }
@@ -245,6 +243,18 @@ impl TestApp {
         id
     }
 
+    /// `count` new mailboxes (`box0@contoso.cz`, ...), signed in, their
+    /// grants aged `days`.
+    pub async fn aged_mailboxes(&self, count: usize, days: i64) -> Vec<Uuid> {
+        let mut ids = Vec::new();
+        for i in 0..count {
+            let id = self.signed_in_mailbox(&format!("box{i}@contoso.cz")).await;
+            self.age_grant(id, days).await;
+            ids.push(id);
+        }
+        ids
+    }
+
     /// [`MAILBOX`] signed in with short-lived access tokens, so the next
     /// access-token call refreshes.
     pub async fn signed_in_with_stale_token(&self) -> Uuid {
@@ -253,4 +263,26 @@ impl TestApp {
         self.fake().set_access_token_ttl(3600);
         id
     }
+}
+
+impl TestAppBuilder {
+    /// Starts with the fake Entra ID and its app credential, and signs in
+    /// [`MAILBOX`] with short-lived access tokens: the next access-token call
+    /// refreshes. Answers the app and the mailbox.
+    pub async fn start_with_stale_token(self) -> (TestApp, Uuid) {
+        let app = self.with_fake_entra().with_app_credential().start().await;
+        let id = app.signed_in_with_stale_token().await;
+        (app, id)
+    }
+}
+
+/// Asserts a mailbox's status and the code of its `status_detail`.
+#[track_caller]
+pub fn assert_status(mailbox: &types::Mailbox, status: types::MailboxStatus, code: &str) {
+    assert_eq!(mailbox.status, status, "{mailbox:?}");
+    let detail = mailbox
+        .status_detail
+        .as_ref()
+        .expect("the mailbox says why");
+    assert_eq!(detail.code, code, "{mailbox:?}");
 }

@@ -16,12 +16,12 @@ mod tokens;
 pub use app::{TestApp, TestAppBuilder};
 pub use browser::{Page, authorize, browser, callback, callback_in, follow, state_of};
 pub use fixtures::{
-    Api, CLIENT_ID, MAILBOX, ORG, PLACEHOLDER_CLIENT_ID, SECRET, TENANT, TENANT_DOMAIN,
-    app_credential_body, fake_app_credential_body, mailbox_body, new_secret,
+    Api, CLIENT_ID, MAILBOX, PLACEHOLDER_CLIENT_ID, SECRET, TENANT, TENANT_DOMAIN,
+    app_credential_body, assert_status, fake_app_credential_body, mailbox_body, new_secret,
 };
 pub use http::{Answer, http, send};
 pub use logs::{LOGS, logged_with, logs};
-pub use tokens::{AUDIENCE, ISSUER, METRICS_TOKEN, claims, random_b64, sign_hs256};
+pub use tokens::{AUDIENCE, ISSUER, METRICS_TOKEN, ORG, claims, random_b64, sign_hs256};
 
 /// Runs each named `async fn name(app: TestAppBuilder)` once on SQLite and once on PostgreSQL.
 macro_rules! backend_tests {

@@ -3,8 +3,10 @@
 use base64::Engine;
 use serde_json::json;
 
-use super::{ORG, TestApp};
+use super::TestApp;
 
+/// The organisation tests act in unless they say otherwise.
+pub const ORG: &str = "acme";
 pub const ISSUER: &str = "inboxlink-tests";
 pub const AUDIENCE: &str = "inboxlink-api";
 /// The metrics token every test instance is started with.
