@@ -2,9 +2,10 @@
 # The whole test suite, from a fresh Debian machine with the Rust toolchain:
 # installs what the tests need, starts a throw-away PostgreSQL cluster, checks
 # formatting and lints, the dependency tree's licences and banned crates
-# (scripts/deny.sh: cargo-deny, installed into .tools/), runs every test on
-# SQLite and on PostgreSQL, the service crate's tests once more as the
-# default build (SQLite only), lints the committed OpenAPI spec with Redocly
+# (scripts/deny.sh: cargo-deny, installed into .tools/), builds the READMEs'
+# SDK snippets as an integrator's crate (sdk/readme-check), runs every test on
+# SQLite and on PostgreSQL, the service crate's tests once more as the default
+# build (SQLite only), lints the committed OpenAPI spec with Redocly
 # (scripts/lint-spec.sh), then the Postman collection with newman against the
 # sandbox (scripts/newman.sh).
 set -euo pipefail
@@ -27,6 +28,13 @@ echo "== cargo clippy: the default build (SQLite only)" >&2
 cargo clippy -p inboxlink --all-targets --locked -- -D warnings
 echo "== cargo deny check licenses bans" >&2
 scripts/deny.sh
+# The SDK exactly as the READMEs show it, built as a crate outside the
+# workspace (a test keeps its sources equal to the READMEs' Rust blocks): an
+# SDK change that breaks a documented call fails here. Same target directory,
+# so the dependencies already built are reused.
+echo "== the READMEs' SDK snippets (sdk/readme-check)" >&2
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" \
+  cargo build --manifest-path sdk/readme-check/Cargo.toml --locked
 echo "== cargo test (SQLite and PostgreSQL)" >&2
 log=$(mktemp)
 trap 'postgres_stop; rm -f "$log"' EXIT

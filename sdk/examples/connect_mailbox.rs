@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use inboxlink_sdk::types::{AppCredentialCreate, CheckRequest, MailboxCreate, RefreshRequest};
+use inboxlink_sdk::types::{RefreshRequest, builder};
 use inboxlink_sdk::{Client, ProblemExt, wait_until_active};
 
 fn env(name: &str) -> Result<String, String> {
@@ -30,19 +30,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let admin = Client::with_token(&base, &env("INBOXLINK_TOKEN")?)?;
     let mailbox_address = env("MAILBOX")?;
 
-    // 1. The Entra ID app registration.
-    let credential = admin
-        .app_credential_create()
-        .body(AppCredentialCreate {
-            name: "E-filing office".into(),
-            provider: None,
-            client_id: env("ENTRA_CLIENT_ID")?,
-            tenant_id: env("ENTRA_TENANT_ID")?,
-            client_secret: env("ENTRA_CLIENT_SECRET")?,
-            secret_expires_at: None,
-        })
-        .send()
-        .await?;
+    // 1. The Entra ID app registration. Bodies are built with the builder
+    // types: fields left out (`provider`, `secret_expires_at`) keep their
+    // defaults, and optional fields added later do not break this code.
+    let body = builder::AppCredentialCreate::default()
+        .name("E-filing office")
+        .client_id(env("ENTRA_CLIENT_ID")?)
+        .tenant_id(env("ENTRA_TENANT_ID")?)
+        .client_secret(env("ENTRA_CLIENT_SECRET")?);
+    let credential = admin.app_credential_create().body(body).send().await?;
     println!(
         "app credential {} (register {} as its redirect URI)",
         credential.id, credential.redirect_uri
@@ -57,11 +53,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 2. The mailbox, reusing it if it exists already.
     let created = admin
         .mailbox_create()
-        .body(MailboxCreate {
-            email: mailbox_address.clone(),
-            app_credential_id: credential.id,
-            access_mode: None,
-            shared: None,
+        .body_map(|b| {
+            b.email(mailbox_address.clone())
+                .app_credential_id(credential.id)
         })
         .send()
         .await;
@@ -82,7 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = admin
         .mailbox_refresh()
         .id(mailbox_id)
-        .body(RefreshRequest { return_url: None })
+        .body(RefreshRequest::default())
         .send()
         .await?;
     let url = started
@@ -114,9 +108,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let report = admin
         .mailbox_check()
         .id(mailbox_id)
-        .body(CheckRequest {
-            send_test_message: Some(true),
-        })
+        .body_map(|b| b.send_test_message(true))
         .send()
         .await?;
     for step in &report.steps {

@@ -4,16 +4,31 @@
 //! committed OpenAPI spec (`openapi/inboxlink-3.0.json`) into
 //! `src/generated.rs`; this file holds the small hand-written helpers.
 //!
+//! Request bodies are built field by field, with the builder types in
+//! [`types::builder`] (`body_map`, or `types::builder::MailboxCreate::default()`
+//! passed to `body`): fields left out keep their defaults, so an optional
+//! field added to the API in a later version does not break the call. A
+//! struct literal (`types::MailboxCreate { .. }`) names every field and does
+//! break. The SDK re-exports the [`uuid`] and [`chrono`] it uses in its types.
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use inboxlink_sdk::uuid::Uuid;
 //! use inboxlink_sdk::{Client, ProblemExt};
 //!
 //! let client = Client::with_token("http://127.0.0.1:8080", "<jwt>")?;
+//! let app_credential_id: Uuid = "0195f6c2-5c2e-7d3a-9b1f-2a4c6e8f0a1b".parse()?;
+//! let created = client
+//!     .mailbox_create()
+//!     .body_map(|b| b.email("podatelna@contoso.cz").app_credential_id(app_credential_id))
+//!     .send()
+//!     .await?;
+//! println!("created {}", created.id);
 //! let page = client.mailbox_list().limit(50).send().await?;
 //! for mailbox in &page.items {
 //!     println!("{} is {}", mailbox.email, mailbox.status);
 //! }
-//! match client.mailbox_get().id(uuid::Uuid::nil()).send().await {
+//! match client.mailbox_get().id(Uuid::nil()).send().await {
 //!     Err(e) if e.code() == Some("not_found") => println!("no such mailbox"),
 //!     other => drop(other?),
 //! }
@@ -31,6 +46,12 @@
 mod generated;
 
 pub use generated::*;
+
+/// The `uuid` crate of the ids in [`types`] (`mailbox_get().id(..)` takes a [`uuid::Uuid`]).
+pub use uuid;
+
+/// The `chrono` crate of the dates and times in [`types`] (e.g. `secret_expires_at`).
+pub use chrono;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 

@@ -34,6 +34,7 @@
 //!
 //! The server stops when the last clone of its [`FakeEntra`] is dropped.
 
+pub mod client;
 mod endpoints;
 mod support;
 

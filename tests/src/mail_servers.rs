@@ -40,6 +40,7 @@
 //! # Ok(()) }
 //! ```
 
+mod acceptor;
 mod certs;
 mod dovecot;
 mod smtp_sink;

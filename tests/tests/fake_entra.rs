@@ -3,6 +3,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use inboxlink_tests::fake_entra::client::{
+    self, DELEGATED_SCOPE as SCOPE, REDIRECT_URI as REDIRECT, VERIFIER,
+};
 use inboxlink_tests::fake_entra::{FakeEntra, Fault, SignIn, id_token_claims, pkce_s256};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
@@ -13,9 +16,6 @@ const OTHER_TENANT: &str = "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d";
 const DOMAIN: &str = "contoso.example";
 const CLIENT_ID: &str = "11111111-2222-4333-8444-555555555555";
 const SECRET: &str = "s3cret~value";
-const REDIRECT: &str = "http://localhost:8080/oauth/callback";
-const SCOPE: &str = "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access openid profile email";
-const VERIFIER: &str = "a-code-verifier-that-is-long-enough-0123456789abcdef";
 const USER: &str = "alice.smith@contoso.example";
 const APP_SCOPE: &str = "https://outlook.office365.com/.default";
 
@@ -33,23 +33,7 @@ async fn setup() -> (FakeEntra, reqwest::Client) {
 /// Authorize request parameters as the service sends them; `overrides`
 /// replace or add (an empty value removes the parameter).
 fn authorize_params(overrides: &[(&str, &str)]) -> Vec<(String, String)> {
-    let challenge = pkce_s256(VERIFIER);
-    let mut params: Vec<(String, String)> = [
-        ("client_id", CLIENT_ID),
-        ("response_type", "code"),
-        ("redirect_uri", REDIRECT),
-        ("response_mode", "query"),
-        ("scope", SCOPE),
-        ("state", "state-123"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-        ("nonce", "nonce-456"),
-        ("prompt", "select_account"),
-        ("login_hint", USER),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let mut params = client::authorize_query(CLIENT_ID, USER);
     for (k, v) in overrides {
         params.retain(|(name, _)| name != k);
         if !v.is_empty() {
@@ -95,6 +79,12 @@ async fn sign_in(entra: &FakeEntra, http: &reqwest::Client) -> String {
     q["code"].clone()
 }
 
+/// Signs in and redeems the code: the tokens of a fresh sign-in.
+async fn signed_in(entra: &FakeEntra, http: &reqwest::Client) -> TokenResponse {
+    let code = sign_in(entra, http).await;
+    redeem(entra, http, &code).await
+}
+
 struct TokenResponse {
     status: StatusCode,
     headers: HeaderMap,
@@ -123,21 +113,18 @@ async fn token(
     }
 }
 
+/// The code redemption as the service sends it; `overrides` replace fields.
+fn redeem_form<'a>(code: &'a str, overrides: &[(&str, &'a str)]) -> Vec<(&'static str, &'a str)> {
+    let mut form = client::redeem_form(CLIENT_ID, SECRET, code);
+    for (name, value) in overrides {
+        let field = form.iter_mut().find(|(n, _)| n == name).expect("a field");
+        field.1 = value;
+    }
+    form
+}
+
 async fn redeem(entra: &FakeEntra, http: &reqwest::Client, code: &str) -> TokenResponse {
-    token(
-        entra,
-        http,
-        TENANT,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", CLIENT_ID),
-            ("client_secret", SECRET),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await
+    token(entra, http, TENANT, &redeem_form(code, &[])).await
 }
 
 async fn refresh(entra: &FakeEntra, http: &reqwest::Client, refresh_token: &str) -> TokenResponse {
@@ -267,23 +254,9 @@ async fn code_flow_with_pkce_returns_tokens_and_id_token_claims() {
 async fn pkce_mismatch_is_rejected_with_501481() {
     let (entra, http) = setup().await;
     let code = sign_in(&entra, &http).await;
-    let form = |verifier: &'static str| {
-        [
-            ("grant_type", "authorization_code"),
-            ("client_id", CLIENT_ID),
-            ("client_secret", SECRET),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier),
-        ]
-    };
-    let t = token(
-        &entra,
-        &http,
-        TENANT,
-        &form("a-different-verifier-that-is-long-enough-0123456789"),
-    )
-    .await;
+    let form = |verifier: &'static str| redeem_form(&code, &[("code_verifier", verifier)]);
+    let other = form("a-different-verifier-that-is-long-enough-0123456789");
+    let t = token(&entra, &http, TENANT, &other).await;
     assert_ms_error(&t, 400, "invalid_grant", 501_481);
 
     // Without a verifier at all.
@@ -307,20 +280,11 @@ async fn authorization_code_errors() {
 
     // redirect_uri not byte-identical.
     let code = sign_in(&entra, &http).await;
-    let t = token(
-        &entra,
-        &http,
-        TENANT,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", CLIENT_ID),
-            ("client_secret", SECRET),
-            ("code", code.as_str()),
-            ("redirect_uri", "http://localhost:8080/oauth/callback/"),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await;
+    let form = redeem_form(
+        &code,
+        &[("redirect_uri", "http://localhost:8080/oauth/callback/")],
+    );
+    let t = token(&entra, &http, TENANT, &form).await;
     assert_ms_error(&t, 400, "invalid_grant", 500_117);
 
     // Expired after 10 minutes.
@@ -330,35 +294,10 @@ async fn authorization_code_errors() {
 
     // Wrong secret, unknown client.
     let code = sign_in(&entra, &http).await;
-    let t = token(
-        &entra,
-        &http,
-        TENANT,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", CLIENT_ID),
-            ("client_secret", "the-secret-id-not-the-value"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await;
+    let form = redeem_form(&code, &[("client_secret", "the-secret-id-not-the-value")]);
+    let t = token(&entra, &http, TENANT, &form).await;
     assert_ms_error(&t, 401, "invalid_client", 7_000_215);
-    let t = token(
-        &entra,
-        &http,
-        OTHER_TENANT,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", CLIENT_ID),
-            ("client_secret", SECRET),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await;
+    let t = token(&entra, &http, OTHER_TENANT, &redeem_form(&code, &[])).await;
     assert_ms_error(&t, 400, "invalid_client", 700_016);
 
     // Expired secret.
@@ -427,8 +366,7 @@ async fn authorize_errors_are_pages_or_redirects() {
 
     // A queued account overrides login_hint (the wrong account signed in).
     entra.next_sign_in(SignIn::As("bob@contoso.example".into()));
-    let code = sign_in(&entra, &http).await;
-    let t = redeem(&entra, &http, &code).await;
+    let t = signed_in(&entra, &http).await;
     let claims = id_token_claims(t.json["id_token"].as_str().unwrap()).unwrap();
     assert_eq!(claims["preferred_username"], "bob@contoso.example");
 }
@@ -436,8 +374,7 @@ async fn authorize_errors_are_pages_or_redirects() {
 #[tokio::test(flavor = "multi_thread")]
 async fn refresh_rotates_and_old_token_stays_valid() {
     let (entra, http) = setup().await;
-    let code = sign_in(&entra, &http).await;
-    let first = redeem(&entra, &http, &code).await;
+    let first = signed_in(&entra, &http).await;
     let rt1 = first.json["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(entra.refresh_token_count_valid(), 1);
 
@@ -472,8 +409,7 @@ async fn refresh_rotates_and_old_token_stays_valid() {
 #[tokio::test(flavor = "multi_thread")]
 async fn revoke_user_makes_refresh_fail_with_50173_and_access_tokens_inactive() {
     let (entra, http) = setup().await;
-    let code = sign_in(&entra, &http).await;
-    let t = redeem(&entra, &http, &code).await;
+    let t = signed_in(&entra, &http).await;
     let rt = t.json["refresh_token"].as_str().unwrap().to_owned();
     let at = t.json["access_token"].as_str().unwrap().to_owned();
     assert_eq!(introspect(&entra, &http, &at).await["active"], true);
@@ -488,8 +424,7 @@ async fn revoke_user_makes_refresh_fail_with_50173_and_access_tokens_inactive() 
     assert_eq!(entra.refresh_token_count_valid(), 0);
 
     // Signing in again gives working tokens.
-    let code = sign_in(&entra, &http).await;
-    let t = redeem(&entra, &http, &code).await;
+    let t = signed_in(&entra, &http).await;
     let rt = t.json["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(refresh(&entra, &http, &rt).await.status, StatusCode::OK);
 }
@@ -566,13 +501,8 @@ async fn client_credentials() {
         assert_eq!(info["tid"], TENANT);
     }
 
-    let t = token(
-        &entra,
-        &http,
-        TENANT,
-        &creds("https://outlook.office.com/IMAP.AccessAsUser.All"),
-    )
-    .await;
+    let delegated = creds("https://outlook.office.com/IMAP.AccessAsUser.All");
+    let t = token(&entra, &http, TENANT, &delegated).await;
     assert_ms_error(&t, 400, "invalid_scope", 1_002_012);
 
     let t = token(&entra, &http, "common", &creds(APP_SCOPE)).await;
@@ -591,8 +521,7 @@ async fn introspection_reports_active_and_inactive_tokens() {
     let (entra, http) = setup().await;
     entra.set_token_length(2000);
     entra.set_access_token_ttl(120);
-    let code = sign_in(&entra, &http).await;
-    let t = redeem(&entra, &http, &code).await;
+    let t = signed_in(&entra, &http).await;
     assert_eq!(t.json["expires_in"], 120);
     let at = t.json["access_token"].as_str().unwrap().to_owned();
     assert_eq!(at.len(), 2000);

@@ -1,7 +1,8 @@
 //! Generated artefacts stay in step with the code: the committed OpenAPI
 //! files equal what the handlers generate, the committed SDK equals what
-//! progenitor generates from the committed 3.0 spec, and every operation is
-//! documented the same way.
+//! progenitor generates from the committed 3.0 spec, the READMEs' SDK
+//! snippets are the sources of the crate `sdk/readme-check`, and every
+//! operation is documented the same way.
 //!
 //! To regenerate after an API change: `INBOXLINK_BLESS=1 cargo test -p inboxlink-tests --test generated`.
 
@@ -25,6 +26,15 @@ fn bless() -> bool {
 
 /// Compares `path` with `expected`, or overwrites it when blessing.
 fn assert_current(path: &Path, expected: &str) {
+    assert_same(
+        path,
+        expected,
+        "is out of date with the code; regenerate with INBOXLINK_BLESS=1 cargo test -p inboxlink-tests --test generated",
+    );
+}
+
+/// Compares `path` with `expected`, or overwrites it when blessing; else fails saying `why`.
+fn assert_same(path: &Path, expected: &str, why: &str) {
     let actual = std::fs::read_to_string(path).unwrap_or_default();
     if actual == expected {
         return;
@@ -34,10 +44,7 @@ fn assert_current(path: &Path, expected: &str) {
         eprintln!("updated {}", path.display());
         return;
     }
-    panic!(
-        "{} is out of date with the code; regenerate with INBOXLINK_BLESS=1 cargo test -p inboxlink-tests --test generated",
-        path.display()
-    );
+    panic!("{} {why}", path.display());
 }
 
 #[test]
@@ -69,6 +76,110 @@ fn sdk_matches_the_committed_spec() {
     let code = prettyplease::unparse(&syn::parse2(tokens).expect("generated code parses"));
     let code = rustfmt(&format!("{SDK_HEADER}{code}"));
     assert_current(&root().join("sdk/src/generated.rs"), &code);
+}
+
+/// The READMEs' SDK snippets, verbatim, are the sources of `sdk/readme-check`,
+/// a crate outside the workspace that `scripts/test.sh` builds: a README
+/// block changed without the crate, or the crate without the README, fails
+/// here; an SDK change that breaks a documented call fails that build.
+#[test]
+fn readme_snippets_are_the_readme_check_crate() {
+    for (markdown, section, source) in [
+        ("README.md", Some("## The SDK"), "readme.rs"),
+        ("sdk/README.md", None, "sdk_readme.rs"),
+    ] {
+        let text = std::fs::read_to_string(root().join(markdown)).expect("the README");
+        let blocks = rust_blocks(&text, section);
+        assert!(!blocks.is_empty(), "{markdown}: no Rust block");
+        let within = section.map_or(String::new(), |s| format!(", section `{s}`"));
+        let expected = format!(
+            "// The Rust blocks of {markdown}{within}, verbatim: tests/tests/generated.rs\n\
+             // compares them (INBOXLINK_BLESS=1 rewrites this file from the README).\n\n{}",
+            blocks.join("\n")
+        );
+        let path = root().join("sdk/readme-check/src").join(source);
+        let why = format!(
+            "differs from the Rust blocks of {markdown}{within}: change both together \
+             (INBOXLINK_BLESS=1 cargo test -p inboxlink-tests --test generated rewrites it from the README)"
+        );
+        assert_same(&path, &expected, &why);
+    }
+}
+
+/// `sdk/readme-check` has a lock file of its own (it is outside the
+/// workspace); it must pin nothing the workspace's does not, so building it
+/// reuses what is built and downloads nothing. After a change to the SDK's
+/// dependencies: `cp Cargo.lock sdk/readme-check/ && cargo metadata --offline
+/// --format-version 1 --manifest-path sdk/readme-check/Cargo.toml >/dev/null`.
+#[test]
+fn readme_check_is_locked_like_the_workspace() {
+    let packages = |lock: &str| -> std::collections::BTreeSet<(String, String)> {
+        let text = std::fs::read_to_string(root().join(lock)).expect("a lock file");
+        let mut name = None;
+        let mut found = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            if let Some(n) = line.strip_prefix("name = ") {
+                name = Some(n.to_owned());
+            } else if let (Some(v), Some(n)) = (line.strip_prefix("version = "), name.take()) {
+                found.insert((n, v.to_owned()));
+            }
+        }
+        found
+    };
+    let workspace = packages("Cargo.lock");
+    let check = packages("sdk/readme-check/Cargo.lock");
+    let extra: Vec<_> = check
+        .difference(&workspace)
+        .filter(|(name, _)| name != "\"inboxlink-sdk-readme-check\"")
+        .collect();
+    assert!(
+        check.contains(&("\"inboxlink-sdk\"".into(), workspace_version())),
+        "sdk/readme-check/Cargo.lock locks the SDK"
+    );
+    assert!(
+        extra.is_empty(),
+        "sdk/readme-check/Cargo.lock pins what the workspace does not: {extra:?}"
+    );
+}
+
+/// The workspace's version, quoted as in a lock file.
+fn workspace_version() -> String {
+    format!("\"{}\"", env!("CARGO_PKG_VERSION"))
+}
+
+/// The fenced ```rust blocks of `markdown` (of the `## ` section `section` only, if given).
+fn rust_blocks(markdown: &str, section: Option<&str>) -> Vec<String> {
+    let text = match section {
+        None => markdown,
+        Some(heading) => {
+            let start = markdown
+                .find(&format!("\n{heading}\n"))
+                .unwrap_or_else(|| panic!("a section `{heading}`"));
+            let rest = &markdown[start + 1..];
+            let end = rest[heading.len()..]
+                .find("\n## ")
+                .map_or(rest.len(), |e| e + heading.len());
+            &rest[..end]
+        }
+    };
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```rust") => current = Some(String::new()),
+            (Some(block), "```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    assert!(current.is_none(), "an unclosed ```rust block");
+    blocks
 }
 
 /// Formats like `cargo fmt` does, so `cargo fmt --check` leaves the file alone.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use inboxlink_tests::fake_entra::{FakeEntra, pkce_s256};
+use inboxlink_tests::fake_entra::{FakeEntra, client};
 use inboxlink_tests::mail_servers::{Dovecot, SmtpSink, TestCa, UntrustedTlsServer};
 use reqwest::header::LOCATION;
 use rustls_pki_types::ServerName;
@@ -25,9 +25,6 @@ use tokio_rustls::rustls;
 const TENANT: &str = "4f8c2d1a-6b3e-4c5f-9a7d-2e1b0c9d8f7a";
 const CLIENT_ID: &str = "11111111-2222-4333-8444-555555555555";
 const SECRET: &str = "s3cret~value";
-const REDIRECT: &str = "http://localhost:8080/oauth/callback";
-const SCOPE: &str = "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access openid profile email";
-const VERIFIER: &str = "a-code-verifier-that-is-long-enough-0123456789abcdef";
 const USER: &str = "alice.smith@contoso.example";
 const OTHER_USER: &str = "bob.jones@contoso.example";
 /// Longest wait for one line from a server.
@@ -70,21 +67,10 @@ impl Harness {
     /// PKCE at the fake Entra ID, as the service does it.
     async fn user_token(&self, user: &str) -> String {
         let authority = self.entra.authority();
-        let challenge = pkce_s256(VERIFIER);
         let resp = self
             .http
             .get(format!("{authority}/{TENANT}/oauth2/v2.0/authorize"))
-            .query(&[
-                ("client_id", CLIENT_ID),
-                ("response_type", "code"),
-                ("redirect_uri", REDIRECT),
-                ("response_mode", "query"),
-                ("scope", SCOPE),
-                ("state", "state-123"),
-                ("code_challenge", challenge.as_str()),
-                ("code_challenge_method", "S256"),
-                ("login_hint", user),
-            ])
+            .query(&client::authorize_query(CLIENT_ID, user))
             .send()
             .await
             .expect("authorize request");
@@ -103,15 +89,7 @@ impl Harness {
         let body: Value = self
             .http
             .post(format!("{authority}/{TENANT}/oauth2/v2.0/token"))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("client_id", CLIENT_ID),
-                ("client_secret", SECRET),
-                ("code", code.as_str()),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", VERIFIER),
-                ("scope", SCOPE),
-            ])
+            .form(&client::redeem_form(CLIENT_ID, SECRET, &code))
             .send()
             .await
             .expect("token request")
@@ -239,6 +217,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Lines<S> {
         buf.trim_end_matches(['\r', '\n']).to_owned()
     }
 
+    /// IMAP: sends `tag command`, answers the lines up to and including the tagged one.
+    async fn command(&mut self, tag: &str, command: &str) -> Vec<String> {
+        self.send(&format!("{tag} {command}")).await;
+        self.tagged(tag).await
+    }
+
     /// IMAP: lines up to and including the one tagged `tag`.
     async fn tagged(&mut self, tag: &str) -> Vec<String> {
         let mut lines = Vec::new();
@@ -292,15 +276,13 @@ async fn imap_xoauth2_login_select_logout() {
         "login: {auth:?}\n{}",
         h.dovecot.log()
     );
-    imap.send("a2 SELECT INBOX").await;
-    let select = imap.tagged("a2").await;
+    let select = imap.command("a2", "SELECT INBOX").await;
     assert!(status(&select).starts_with("a2 OK"), "SELECT: {select:?}");
     assert!(
         select.iter().any(|l| l == "* 3 EXISTS"),
         "SELECT: {select:?}"
     );
-    imap.send("a3 LOGOUT").await;
-    let logout = imap.tagged("a3").await;
+    let logout = imap.command("a3", "LOGOUT").await;
     assert!(
         logout.iter().any(|l| l.starts_with("* BYE")),
         "LOGOUT: {logout:?}"
@@ -317,14 +299,12 @@ async fn imap_xoauth2_login_select_logout() {
     .await;
     let auth = imap.tagged("b1").await;
     assert!(status(&auth).starts_with("b1 OK"), "OAUTHBEARER: {auth:?}");
-    imap.send("b2 EXAMINE INBOX").await;
-    let examine = imap.tagged("b2").await;
+    let examine = imap.command("b2", "EXAMINE INBOX").await;
     assert!(
         examine.iter().any(|l| l == "* 5 EXISTS"),
         "EXAMINE: {examine:?}"
     );
-    imap.send("b3 LOGOUT").await;
-    imap.tagged("b3").await;
+    imap.command("b3", "LOGOUT").await;
     assert!(
         h.dovecot.log().contains("method=XOAUTH2"),
         "{}",
@@ -347,14 +327,12 @@ async fn imap_long_token_without_initial_response() {
     imap.send(&xoauth2(USER, &token)).await;
     let auth = imap.tagged("a1").await;
     assert!(status(&auth).starts_with("a1 OK"), "login: {auth:?}");
-    imap.send("a2 SELECT INBOX").await;
-    let select = imap.tagged("a2").await;
+    let select = imap.command("a2", "SELECT INBOX").await;
     assert!(
         select.iter().any(|l| l == "* 0 EXISTS"),
         "empty INBOX: {select:?}"
     );
-    imap.send("a3 LOGOUT").await;
-    imap.tagged("a3").await;
+    imap.command("a3", "LOGOUT").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -383,8 +361,7 @@ async fn imap_rejected_tokens_fail_with_authenticationfailed() {
             "rejected login: {auth:?}\n{}",
             h.dovecot.log()
         );
-        imap.send("a2 LOGOUT").await;
-        imap.tagged("a2").await;
+        imap.command("a2", "LOGOUT").await;
     }
     assert!(
         h.dovecot.log().contains("oauth2 failed"),

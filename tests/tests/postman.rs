@@ -274,12 +274,7 @@ fn collection_format_auth_and_folders() {
     assert_eq!(token["value"], "{{token}}");
 
     let spec = read_json("openapi/inboxlink.json");
-    let tags: BTreeSet<&str> = spec["tags"]
-        .as_array()
-        .expect("tags")
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let tags: BTreeSet<&str> = fields(&spec["tags"], "name").collect();
     for folder in collection["item"].as_array().expect("folders") {
         let name = folder["name"].as_str().unwrap_or_default();
         assert!(
@@ -292,6 +287,12 @@ fn collection_format_auth_and_folders() {
             "folder `{name}` is not named after a tag of the spec ({tags:?})"
         );
     }
+}
+
+/// The string `field` of every object in the array `items`.
+fn fields<'a>(items: &'a Value, field: &'a str) -> impl Iterator<Item = &'a str> {
+    let items = items.as_array().expect("an array");
+    items.iter().filter_map(move |item| item[field].as_str())
 }
 
 /// `{{name}}` references in a text (Postman's dynamic `{{$guid}}` excluded).
@@ -313,19 +314,10 @@ fn variables_used(text: &str) -> BTreeSet<String> {
 #[test]
 fn every_variable_is_defined_and_the_environment_matches_the_sandbox() {
     let collection = collection();
-    let mut defined: BTreeSet<String> = collection["variable"]
-        .as_array()
-        .expect("collection variables")
-        .iter()
-        .filter_map(|v| v["key"].as_str().map(str::to_owned))
-        .collect();
+    let variables = fields(&collection["variable"], "key");
+    let mut defined: BTreeSet<String> = variables.map(str::to_owned).collect();
     let environment = read_json("postman/inboxlink.postman_environment.json");
-    let env_keys: Vec<&str> = environment["values"]
-        .as_array()
-        .expect("environment values")
-        .iter()
-        .filter_map(|v| v["key"].as_str())
-        .collect();
+    let env_keys: Vec<&str> = fields(&environment["values"], "key").collect();
     assert_eq!(
         env_keys, ENVIRONMENT_KEYS,
         "postman/inboxlink.postman_environment.json has the keys the sandbox writes"
@@ -397,31 +389,24 @@ async fn the_sandbox_writes_an_environment_the_service_accepts() {
     assert_eq!(values["mailServers"], "none");
     assert_eq!(values["org"], sandbox::ORG);
 
-    let http = reqwest::Client::new();
-    for (role, status) in [
+    let status = async |path: &str, token: &str| {
+        let url = format!("{}{path}", values["baseUrl"]);
+        let request = reqwest::Client::new().get(url).bearer_auth(values[token]);
+        let response = request.send().await.expect("the service answers");
+        response.status().as_u16()
+    };
+    for (role, expected) in [
         ("adminToken", 200),
         ("viewerToken", 200),
         ("serviceToken", 403),
     ] {
-        let response = http
-            .get(format!("{}/app-credentials", values["baseUrl"]))
-            .bearer_auth(values[role])
-            .send()
-            .await
-            .expect("the service answers");
-        assert_eq!(response.status().as_u16(), status, "{role}");
+        assert_eq!(status("/app-credentials", role).await, expected, "{role}");
     }
     // The metrics answer to the printed metrics token only.
     assert_eq!(values["metricsToken"], sandbox.metrics_token());
     assert!(banner.contains(sandbox.metrics_token()));
-    for (token, status) in [("metricsToken", 200), ("adminToken", 401)] {
-        let response = http
-            .get(format!("{}/metrics", values["baseUrl"]))
-            .bearer_auth(values[token])
-            .send()
-            .await
-            .expect("the service answers");
-        assert_eq!(response.status().as_u16(), status, "{token}");
+    for (token, expected) in [("metricsToken", 200), ("adminToken", 401)] {
+        assert_eq!(status("/metrics", token).await, expected, "{token}");
     }
     sandbox.stop();
 }

@@ -1,12 +1,11 @@
 //! A tiny plain SMTP server that accepts and records every message.
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{self, JoinHandle};
 
-use super::{CLIENT_TIMEOUT, LOCAL_IP};
+use super::CLIENT_TIMEOUT;
+use super::acceptor::Acceptor;
 
 /// A message the [`SmtpSink`] accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,11 +19,10 @@ pub struct ReceivedMessage {
     pub data: String,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Shared {
     messages: Mutex<Vec<ReceivedMessage>>,
     commands: Mutex<Vec<String>>,
-    stop: AtomicBool,
 }
 
 /// A plain SMTP server on `127.0.0.1` (random port) without STARTTLS and
@@ -33,18 +31,10 @@ struct Shared {
 /// submission relay, and as "a server without STARTTLS" in tests.
 ///
 /// Served by std threads; stops (closes the listener) on drop.
+#[derive(Debug)]
 pub struct SmtpSink {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for SmtpSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpSink")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
-    }
+    acceptor: Acceptor,
 }
 
 impl SmtpSink {
@@ -53,33 +43,22 @@ impl SmtpSink {
     /// # Panics
     /// If no local port can be bound.
     pub fn start() -> SmtpSink {
-        let listener = TcpListener::bind((LOCAL_IP, 0)).expect("SMTP sink: bind 127.0.0.1");
-        let addr = listener
-            .local_addr()
-            .expect("SMTP sink: local address of the listener");
         let shared = Arc::new(Shared::default());
-        let acceptor = {
-            let shared = Arc::clone(&shared);
-            thread::Builder::new()
-                .name("smtp-sink".to_owned())
-                .spawn(move || accept_loop(&listener, &shared))
-                .expect("SMTP sink: spawn the accept thread")
-        };
-        SmtpSink {
-            addr,
-            shared,
-            acceptor: Some(acceptor),
-        }
+        let served = Arc::clone(&shared);
+        let acceptor = Acceptor::start("smtp-sink", move |stream| {
+            drop(session(stream, &served));
+        });
+        SmtpSink { shared, acceptor }
     }
 
     /// `127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
-        self.addr.to_string()
+        self.acceptor.addr().to_string()
     }
 
     /// The port on `127.0.0.1`.
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.acceptor.addr().port()
     }
 
     /// Messages accepted so far, in order.
@@ -100,35 +79,6 @@ impl SmtpSink {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept.
-        drop(TcpStream::connect(self.addr));
-        if let Some(t) = self.acceptor.take() {
-            drop(t.join());
-        }
-    }
-}
-
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let Ok(stream) = stream else { continue };
-        let shared = Arc::clone(shared);
-        // Connection threads are detached; they end on QUIT, EOF or timeout.
-        drop(
-            thread::Builder::new()
-                .name("smtp-sink-conn".to_owned())
-                .spawn(move || {
-                    drop(session(stream, &shared));
-                }),
-        );
     }
 }
 

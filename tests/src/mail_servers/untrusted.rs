@@ -1,22 +1,20 @@
 //! A TLS server with a certificate no test CA signed.
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::{self, JoinHandle};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_rustls::rustls;
 
-use super::{CLIENT_TIMEOUT, LOCAL_IP, TestCa};
+use super::acceptor::Acceptor;
+use super::{CLIENT_TIMEOUT, TestCa};
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Counters {
-    connections: AtomicUsize,
     handshakes: AtomicUsize,
     received_bytes: AtomicUsize,
-    stop: AtomicBool,
 }
 
 /// A TLS listener on `127.0.0.1` (implicit TLS, like IMAP on 993) whose
@@ -29,19 +27,11 @@ struct Counters {
 /// credentials were sent.
 ///
 /// Served by std threads; stops on drop.
+#[derive(Debug)]
 pub struct UntrustedTlsServer {
-    addr: SocketAddr,
     cert: TestCa,
     counters: Arc<Counters>,
-    acceptor: Option<JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for UntrustedTlsServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UntrustedTlsServer")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
-    }
+    acceptor: Acceptor,
 }
 
 impl UntrustedTlsServer {
@@ -53,30 +43,21 @@ impl UntrustedTlsServer {
     pub fn start(dir: &Path) -> UntrustedTlsServer {
         let cert = TestCa::other_self_signed(dir);
         let config = cert.server_config();
-        let listener =
-            TcpListener::bind((LOCAL_IP, 0)).expect("untrusted TLS server: bind 127.0.0.1");
-        let addr = listener
-            .local_addr()
-            .expect("untrusted TLS server: local address of the listener");
         let counters = Arc::new(Counters::default());
-        let acceptor = {
-            let counters = Arc::clone(&counters);
-            thread::Builder::new()
-                .name("untrusted-tls".to_owned())
-                .spawn(move || accept_loop(&listener, &config, &counters))
-                .expect("untrusted TLS server: spawn the accept thread")
-        };
+        let counted = Arc::clone(&counters);
+        let acceptor = Acceptor::start("untrusted-tls", move |stream| {
+            drop(session(stream, Arc::clone(&config), &counted));
+        });
         UntrustedTlsServer {
-            addr,
             cert,
             counters,
-            acceptor: Some(acceptor),
+            acceptor,
         }
     }
 
     /// `127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
-        self.addr.to_string()
+        self.acceptor.addr().to_string()
     }
 
     /// The server's certificate (self-signed; `ca_pem == cert_pem`), e.g.
@@ -93,45 +74,12 @@ impl UntrustedTlsServer {
 
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
-        self.counters.connections.load(Ordering::SeqCst)
+        self.acceptor.connections()
     }
 
     /// TLS handshakes that completed (the client accepted the certificate).
     pub fn completed_handshakes(&self) -> usize {
         self.counters.handshakes.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for UntrustedTlsServer {
-    fn drop(&mut self) {
-        self.counters.stop.store(true, Ordering::SeqCst);
-        drop(TcpStream::connect(self.addr));
-        if let Some(t) = self.acceptor.take() {
-            drop(t.join());
-        }
-    }
-}
-
-fn accept_loop(
-    listener: &TcpListener,
-    config: &Arc<rustls::ServerConfig>,
-    counters: &Arc<Counters>,
-) {
-    for stream in listener.incoming() {
-        if counters.stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let Ok(stream) = stream else { continue };
-        counters.connections.fetch_add(1, Ordering::SeqCst);
-        let config = Arc::clone(config);
-        let counters = Arc::clone(counters);
-        drop(
-            thread::Builder::new()
-                .name("untrusted-tls-conn".to_owned())
-                .spawn(move || {
-                    drop(session(stream, config, &counters));
-                }),
-        );
     }
 }
 

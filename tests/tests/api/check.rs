@@ -1,94 +1,60 @@
 //! The connection check against a real Dovecot (IMAP + submission) that
 //! validates tokens through the fake Entra ID's introspection endpoint.
 
-use inboxlink::config::Backend;
-use inboxlink_sdk::types::{
-    CheckReport, CheckRequest, CheckStepStatus, MailboxCreate, RefreshRequest,
-};
+use std::time::Duration;
+
+use inboxlink::config::Endpoint;
+use inboxlink_sdk::types::{CheckReport, CheckStepStatus};
 use inboxlink_tests::fake_entra::FakeEntra;
 use inboxlink_tests::mail_servers::{Dovecot, SmtpSink, TestCa, UntrustedTlsServer};
 
-use crate::helpers::{TestApp, backend_tests, logs};
+use crate::helpers::{Api, MAILBOX, TestApp, TestAppBuilder, backend_tests, logs};
 
-const TENANT: &str = "7a1c2b3a-0d4e-4f5a-8b6c-7d8e9f0a1b2c";
-const CLIENT_ID: &str = "1a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
-const SECRET: &str = "Zq8~check.secret-value_xyz";
-const MAILBOX: &str = "podatelna@contoso.cz";
-
-backend_tests!(a_connected_mailbox_checks_ok);
-
-/// The service, the fake Entra ID, a Dovecot validating its tokens, and an SMTP sink as relay.
+/// The service with the fake Entra ID and [`MAILBOX`], a Dovecot validating
+/// its tokens, and an SMTP sink as relay.
 struct Rig {
     app: TestApp,
-    fake: FakeEntra,
     dovecot: Dovecot,
     sink: SmtpSink,
-    admin: inboxlink_sdk::Client,
-    mailbox: uuid::Uuid,
     _dir: tempfile::TempDir,
 }
 
 async fn rig(
-    app: TestApp,
+    app: TestAppBuilder,
     endpoints: impl FnOnce(&Dovecot, &SmtpSink, &std::path::Path) -> (String, String),
 ) -> Rig {
     let dir = tempfile::tempdir().expect("temp dir");
     let fake = FakeEntra::start().await;
-    fake.register_app(TENANT, CLIENT_ID, SECRET);
     let ca = TestCa::generate(dir.path());
     let sink = SmtpSink::start();
     let dovecot = Dovecot::start(&fake.introspection_url(), &ca, &sink).expect("Dovecot starts");
     let (imap, smtp) = endpoints(&dovecot, &sink, dir.path());
+    let (imap, smtp, ca_file) = (endpoint(&imap), endpoint(&smtp), ca.ca_file());
     let app = app
-        .with(&[
-            ("INBOXLINK_MS_AUTHORITY", fake.authority()),
-            ("INBOXLINK_IMAP_ENDPOINT", imap),
-            ("INBOXLINK_SMTP_ENDPOINT", smtp),
-            (
-                "INBOXLINK_EXTRA_ROOT_CA",
-                ca.ca_file().display().to_string(),
-            ),
-            ("INBOXLINK_CHECK_TIMEOUT_SECONDS", "5".into()),
-        ])
+        .with_started_fake_entra(fake)
+        .with_mailbox()
+        .with_settings(move |s| {
+            s.imap_endpoint = imap.clone();
+            s.smtp_endpoint = smtp.clone();
+            s.extra_root_ca = Some(ca_file.clone());
+            s.check_step_timeout = Duration::from_secs(5);
+        })
+        .start()
         .await;
-    fake.add_redirect_uri(CLIENT_ID, &format!("{}/oauth/callback", app.base));
-    let admin = app.admin("acme");
-    let body = inboxlink_sdk::types::AppCredentialCreate {
-        name: "E-filing".into(),
-        provider: None,
-        client_id: CLIENT_ID.into(),
-        tenant_id: TENANT.into(),
-        client_secret: SECRET.into(),
-        secret_expires_at: None,
-    };
-    let cred = admin
-        .app_credential_create()
-        .body(body)
-        .send()
-        .await
-        .expect("credential")
-        .id;
-    let body = MailboxCreate {
-        email: MAILBOX.into(),
-        app_credential_id: cred,
-        access_mode: None,
-        shared: None,
-    };
-    let mailbox = admin
-        .mailbox_create()
-        .body(body)
-        .send()
-        .await
-        .expect("mailbox")
-        .id;
     Rig {
         app,
-        fake,
         dovecot,
         sink,
-        admin,
-        mailbox,
         _dir: dir,
+    }
+}
+
+/// `host:port` as the settings hold it.
+fn endpoint(host_port: &str) -> Endpoint {
+    let (host, port) = host_port.rsplit_once(':').expect("host:port");
+    Endpoint {
+        host: host.to_owned(),
+        port: port.parse().expect("port"),
     }
 }
 
@@ -98,43 +64,23 @@ fn real_servers(d: &Dovecot, _: &SmtpSink, _: &std::path::Path) -> (String, Stri
 
 impl Rig {
     async fn sign_in(&self) {
-        let started = self
-            .admin
-            .mailbox_refresh()
-            .id(self.mailbox)
-            .body(RefreshRequest { return_url: None })
-            .send()
-            .await
-            .expect("refresh")
-            .into_inner();
-        let browser = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
-        let to_callback = browser
-            .get(started.authorization_url.expect("url"))
-            .send()
-            .await
-            .expect("authorize");
-        let location = to_callback.headers()["location"]
-            .to_str()
-            .expect("location")
-            .to_owned();
-        let page = browser.get(location).send().await.expect("callback");
-        assert_eq!(page.status(), 200);
+        self.app.sign_in_ok(self.app.mailbox_id()).await;
+    }
+
+    /// Signs in, then checks.
+    async fn signed_in_check(&self, send_test_message: bool) -> CheckReport {
+        self.sign_in().await;
+        self.check(send_test_message).await
     }
 
     async fn check(&self, send_test_message: bool) -> CheckReport {
-        self.admin
-            .mailbox_check()
-            .id(self.mailbox)
-            .body(CheckRequest {
-                send_test_message: Some(send_test_message),
-            })
-            .send()
-            .await
-            .expect("check")
-            .into_inner()
+        let admin = self.app.admin();
+        admin.check(self.app.mailbox_id(), send_test_message).await
+    }
+
+    async fn last_check_ok(&self) -> bool {
+        let mailbox = self.app.mailbox(self.app.mailbox_id()).await;
+        mailbox.last_check.expect("stored").ok
     }
 }
 
@@ -144,6 +90,12 @@ fn step<'a>(report: &'a CheckReport, name: &str) -> &'a inboxlink_sdk::types::Ch
         .iter()
         .find(|s| s.name == name)
         .unwrap_or_else(|| panic!("step {name} in {report:?}"))
+}
+
+/// Asserts that exactly one step failed, `name` with `code`.
+#[track_caller]
+fn assert_failed_at(report: &CheckReport, name: &str, code: &str) {
+    assert_eq!(failure(report), (name.to_owned(), code.to_owned()));
 }
 
 /// The first failed step: its name and code.
@@ -164,11 +116,11 @@ fn failure(report: &CheckReport) -> (String, String) {
     )
 }
 
-async fn a_connected_mailbox_checks_ok(app: TestApp) {
+backend_tests!(a_connected_mailbox_checks_ok);
+async fn a_connected_mailbox_checks_ok(app: TestAppBuilder) {
     let rig = rig(app, real_servers).await;
     rig.dovecot.deliver(MAILBOX, 3);
-    rig.sign_in().await;
-    let report = rig.check(true).await;
+    let report = rig.signed_in_check(true).await;
     assert!(report.ok, "{report:?}");
     let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
@@ -202,26 +154,13 @@ async fn a_connected_mailbox_checks_ok(app: TestApp) {
     assert_eq!(sent[0].mail_from, MAILBOX);
     assert_eq!(sent[0].rcpt_to, vec![MAILBOX.to_owned()]);
 
-    let mailbox = rig
-        .admin
-        .mailbox_get()
-        .id(rig.mailbox)
-        .send()
-        .await
-        .expect("mailbox")
-        .into_inner();
+    let mailbox = rig.app.mailbox(rig.app.mailbox_id()).await;
     let last = mailbox.last_check.expect("stored");
     assert!(last.ok);
     assert_eq!(last.steps.len(), report.steps.len());
 
-    let token = rig
-        .app
-        .sdk(&rig.app.token("acme", &["service"]))
-        .mailbox_access_token()
-        .id(rig.mailbox)
-        .send()
-        .await
-        .expect("token");
+    let token = rig.app.service().access_token(rig.app.mailbox_id()).await;
+    let token = token.expect("token");
     let json = serde_json::to_string(&report).expect("json");
     assert!(
         !json.contains(&token.access_token),
@@ -235,24 +174,20 @@ async fn a_connected_mailbox_checks_ok(app: TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_tokens_pass_smtp() {
-    let rig = rig(TestApp::spawn(Backend::Sqlite).await, real_servers).await;
-    rig.fake.set_token_length(2048);
-    rig.sign_in().await;
-    let report = rig.check(false).await;
+    let rig = rig(TestApp::new(), real_servers).await;
+    rig.app.fake().set_token_length(2048);
+    let report = rig.signed_in_check(false).await;
     assert!(report.ok, "a 2 KB token: {report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_token_fails_imap_auth_with_a_hint() {
-    let rig = rig(TestApp::spawn(Backend::Sqlite).await, real_servers).await;
+    let rig = rig(TestApp::new(), real_servers).await;
     rig.sign_in().await;
-    rig.fake.revoke_user(MAILBOX);
+    rig.app.fake().revoke_user(MAILBOX);
     let report = rig.check(false).await;
     assert!(!report.ok);
-    assert_eq!(
-        failure(&report),
-        ("imap_auth".into(), "imap_auth_failed".into())
-    );
+    assert_failed_at(&report, "imap_auth", "imap_auth_failed");
     let hint = step(&report, "imap_auth").hint.clone().expect("hint");
     assert!(hint.contains("IMAP"), "{hint}");
     assert_eq!(
@@ -260,30 +195,19 @@ async fn revoked_token_fails_imap_auth_with_a_hint() {
         CheckStepStatus::Skipped,
         "stops at the first failure"
     );
-    let mailbox = rig
-        .admin
-        .mailbox_get()
-        .id(rig.mailbox)
-        .send()
-        .await
-        .expect("mailbox")
-        .into_inner();
-    assert!(
-        !mailbox.last_check.expect("stored").ok,
-        "the last check failed"
-    );
+    assert!(!rig.last_check_ok().await, "the last check failed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_access_token_is_refreshed_during_the_check() {
-    let rig = rig(TestApp::spawn(Backend::Sqlite).await, real_servers).await;
-    rig.fake.set_access_token_ttl(60);
+    let rig = rig(TestApp::new(), real_servers).await;
+    rig.app.fake().set_access_token_ttl(60);
     rig.sign_in().await;
-    rig.fake.set_access_token_ttl(3600);
+    rig.app.fake().set_access_token_ttl(3600);
     let report = rig.check(false).await;
     assert!(report.ok, "{report:?}");
     assert_eq!(
-        rig.fake.token_calls("refresh_token"),
+        rig.app.fake().token_calls("refresh_token"),
         1,
         "the keeper refreshed the token"
     );
@@ -291,61 +215,47 @@ async fn an_expired_access_token_is_refreshed_during_the_check() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_dovecot_is_unreachable() {
-    let mut rig = rig(TestApp::spawn(Backend::Sqlite).await, real_servers).await;
+    let mut rig = rig(TestApp::new(), real_servers).await;
     rig.sign_in().await;
     rig.dovecot.stop();
     let report = rig.check(false).await;
-    assert_eq!(
-        failure(&report),
-        ("imap_connect".into(), "unreachable".into())
-    );
+    assert_failed_at(&report, "imap_connect", "unreachable");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_fails_before_any_credentials() {
     let untrusted = std::sync::Arc::new(std::sync::Mutex::new(None::<UntrustedTlsServer>));
     let slot = untrusted.clone();
-    let rig = rig(TestApp::spawn(Backend::Sqlite).await, move |d, _, dir| {
+    let rig = rig(TestApp::new(), move |d, _, dir| {
         let server = UntrustedTlsServer::start(dir);
         let endpoint = server.endpoint();
         *slot.lock().expect("slot") = Some(server);
         (endpoint, d.submission_endpoint())
     })
     .await;
-    rig.sign_in().await;
-    let report = rig.check(false).await;
-    assert_eq!(
-        failure(&report),
-        ("imap_connect".into(), "tls_certificate_untrusted".into())
-    );
+    let report = rig.signed_in_check(false).await;
+    assert_failed_at(&report, "imap_connect", "tls_certificate_untrusted");
     let server = untrusted.lock().expect("slot").take().expect("server");
     assert_eq!(server.received_bytes(), 0, "no credentials were sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_without_starttls_is_refused_before_auth() {
-    let rig = rig(TestApp::spawn(Backend::Sqlite).await, |d, sink, _| {
+    let rig = rig(TestApp::new(), |d, sink, _| {
         (d.imap_endpoint(), sink.endpoint())
     })
     .await;
-    rig.sign_in().await;
-    let report = rig.check(true).await;
-    assert_eq!(
-        failure(&report),
-        ("smtp_starttls".into(), "smtp_starttls_unavailable".into())
-    );
+    let report = rig.signed_in_check(true).await;
+    assert_failed_at(&report, "smtp_starttls", "smtp_starttls_unavailable");
     assert_eq!(step(&report, "smtp_auth").status, CheckStepStatus::Skipped);
     assert!(rig.sink.messages().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unauthorized_mailbox_fails_at_the_token_step() {
-    let rig = rig(TestApp::spawn(Backend::Sqlite).await, real_servers).await;
+    let rig = rig(TestApp::new(), real_servers).await;
     let report = rig.check(false).await;
-    assert_eq!(
-        failure(&report),
-        ("token".into(), "mailbox_not_authorized".into())
-    );
+    assert_failed_at(&report, "token", "mailbox_not_authorized");
     assert!(
         report
             .steps

@@ -1,20 +1,31 @@
 //! Malformed requests get a problem document with a stable code, never 500,
 //! and change nothing.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestApp, app_credential_body, backend_tests, http, mailbox_body, new_secret};
+use crate::helpers::{
+    Api, ORG, PLACEHOLDER_CLIENT_ID, TestAppBuilder, backend_tests, new_secret, send,
+};
 
-backend_tests!(
-    malformed_requests_are_refused_clearly,
-    every_body_is_checked_on_every_operation
-);
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain";
 
-async fn malformed_requests_are_refused_clearly(app: TestApp) {
-    let token = app.token("acme", &["admin"]);
+/// `request` with `body` as a body of `content_type`.
+fn raw(
+    request: reqwest::RequestBuilder,
+    content_type: &str,
+    body: &'static str,
+) -> reqwest::RequestBuilder {
+    request.header("content-type", content_type).body(body)
+}
+
+backend_tests!(malformed_requests_are_refused_clearly);
+async fn malformed_requests_are_refused_clearly(app: TestAppBuilder) {
+    let app = app.start().await;
+    let token = app.token(ORG, &["admin"]);
     let valid = json!({
         "name": "Cred",
-        "client_id": "5f4d7e3c-1b2a-4c5d-8e9f-0a1b2c3d4e5f",
+        "client_id": PLACEHOLDER_CLIENT_ID,
         "tenant_id": "contoso.onmicrosoft.com",
         "client_secret": new_secret(),
     });
@@ -23,85 +34,64 @@ async fn malformed_requests_are_refused_clearly(app: TestApp) {
     let mut wrong_type = valid.clone();
     wrong_type["name"] = json!(42);
     let big = json!({ "name": "x".repeat(70 * 1024) });
-    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+    let create = || app.request("POST", "/app-credentials");
+    let get = |path| app.request("GET", path);
+    let cases = [
         (
             "unknown field",
-            http()
-                .post(app.url("/app-credentials"))
-                .json(&unknown_field),
             422,
             "invalid_body",
+            create().json(&unknown_field),
         ),
         (
             "wrong type",
-            http().post(app.url("/app-credentials")).json(&wrong_type),
             422,
             "invalid_body",
+            create().json(&wrong_type),
         ),
         (
             "malformed JSON",
-            http()
-                .post(app.url("/app-credentials"))
-                .header("content-type", "application/json")
-                .body("{\"name\":"),
             400,
             "malformed_json",
+            raw(create(), JSON, "{\"name\":"),
         ),
-        (
-            "too large",
-            http().post(app.url("/app-credentials")).json(&big),
-            413,
-            "payload_too_large",
-        ),
+        ("too large", 413, "payload_too_large", create().json(&big)),
         (
             "not JSON",
-            http()
-                .post(app.url("/app-credentials"))
-                .header("content-type", "text/plain")
-                .body("name=x"),
             415,
             "unsupported_media_type",
+            raw(create(), TEXT, "name=x"),
         ),
-        (
-            "bad id",
-            http().get(app.url("/mailboxes/not-a-uuid")),
-            400,
-            "invalid_id",
-        ),
+        ("bad id", 400, "invalid_id", get("/mailboxes/not-a-uuid")),
         (
             "bad query",
-            http().get(app.url("/mailboxes?limit=many")),
             400,
             "invalid_query",
+            get("/mailboxes?limit=many"),
         ),
         (
             "unknown status",
-            http().get(app.url("/mailboxes?status=sleeping")),
             400,
             "invalid_query",
+            get("/mailboxes?status=sleeping"),
         ),
-        (
-            "unknown route",
-            http().get(app.url("/mailbox")),
-            404,
-            "route_not_found",
-        ),
+        ("unknown route", 404, "route_not_found", get("/mailbox")),
         (
             "wrong method",
-            http().put(app.url("/mailboxes")).json(&json!({})),
             405,
             "method_not_allowed",
+            app.request("PUT", "/mailboxes").json(&json!({})),
         ),
     ];
-    for (case, request, status, code) in cases {
-        let response = request.bearer_auth(&token).send().await.expect("response");
-        assert_eq!(response.status().as_u16(), status, "{case}");
+    for (case, status, code, request) in cases {
+        let answer = send(request.bearer_auth(&token)).await;
+        assert_eq!(answer.status, status, "{case}");
         assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json",
+            answer.header("content-type"),
+            Some("application/problem+json"),
             "{case}"
         );
-        let problem: Value = response.json().await.expect("problem");
+        let problem = &answer.body;
         assert_eq!(problem["code"], code, "{case}: {problem}");
         assert_eq!(
             problem["type"],
@@ -109,142 +99,101 @@ async fn malformed_requests_are_refused_clearly(app: TestApp) {
             "{case}"
         );
     }
-    let list: Value = http()
-        .get(app.url("/app-credentials"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(list["items"], json!([]), "nothing was stored");
+    let list = app.call_as(&token, "GET", "/app-credentials", None).await;
+    assert_eq!(list.body["items"], json!([]), "nothing was stored");
 }
 
+backend_tests!(every_body_is_checked_on_every_operation);
 /// The optional bodies (refresh, check) and the other write operations are
 /// checked as strictly as app-credential creation: a body that is there must
 /// fit, or the call is refused and changes nothing.
-async fn every_body_is_checked_on_every_operation(app: TestApp) {
-    let token = app.token("acme", &["admin"]);
-    let sdk = app.admin("acme");
-    let cred = sdk
-        .app_credential_create()
-        .body(app_credential_body("Cred", &new_secret()))
-        .send()
-        .await
-        .expect("cred");
-    let mailbox = sdk
-        .mailbox_create()
-        .body(mailbox_body("podatelna@contoso.cz", cred.id))
-        .send()
-        .await
-        .expect("mailbox");
-    let id = mailbox.id;
+async fn every_body_is_checked_on_every_operation(app: TestAppBuilder) {
+    let app = app.with_mailbox().start().await;
+    let token = app.token(ORG, &["admin"]);
+    let sdk = app.admin();
+    let (cred, id) = (app.app_credential_id(), app.mailbox_id());
+    let (refresh, check) = (
+        format!("/mailboxes/{id}/refresh"),
+        format!("/mailboxes/{id}/check"),
+    );
     let big = json!({ "return_url": "x".repeat(70 * 1024) });
-    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+    let post = |path: &str| app.request("POST", path);
+    let mailbox = app.request("PATCH", &format!("/mailboxes/{id}"));
+    let create = json!({ "email": "info@contoso.cz", "app_credential_id": cred, "org": "globex" });
+    let cases = [
         (
             "refresh: unknown field",
-            http()
-                .post(app.url(&format!("/mailboxes/{id}/refresh")))
-                .json(&json!({ "return_url": null, "scope": "Mail.ReadWrite" })),
             422,
             "invalid_body",
+            post(&refresh).json(&json!({ "return_url": null, "scope": "Mail.ReadWrite" })),
         ),
         (
             "refresh: wrong type",
-            http()
-                .post(app.url(&format!("/mailboxes/{id}/refresh")))
-                .json(&json!({ "return_url": 7 })),
             422,
             "invalid_body",
+            post(&refresh).json(&json!({ "return_url": 7 })),
         ),
         (
             "refresh: malformed JSON",
-            http()
-                .post(app.url(&format!("/mailboxes/{id}/refresh")))
-                .header("content-type", "application/json")
-                .body("{"),
             400,
             "malformed_json",
+            raw(post(&refresh), JSON, "{"),
         ),
         (
             "refresh: not JSON",
-            http()
-                .post(app.url(&format!("/mailboxes/{id}/refresh")))
-                .header("content-type", "text/plain")
-                .body("return_url=x"),
             415,
             "unsupported_media_type",
+            raw(post(&refresh), TEXT, "return_url=x"),
         ),
         (
             "refresh: too large",
-            http()
-                .post(app.url(&format!("/mailboxes/{id}/refresh")))
-                .json(&big),
             413,
             "payload_too_large",
+            post(&refresh).json(&big),
         ),
         (
             "check: unknown field",
-            http()
-                .post(app.url(&format!("/mailboxes/{id}/check")))
-                .json(&json!({ "send_test_message": false, "to": "x@y.cz" })),
             422,
             "invalid_body",
+            post(&check).json(&json!({ "send_test_message": false, "to": "x@y.cz" })),
         ),
         (
             "check: wrong type",
-            http()
-                .post(app.url(&format!("/mailboxes/{id}/check")))
-                .json(&json!({ "send_test_message": "yes" })),
             422,
             "invalid_body",
+            post(&check).json(&json!({ "send_test_message": "yes" })),
         ),
         (
             "mailbox update: unknown field",
-            http()
-                .patch(app.url(&format!("/mailboxes/{id}")))
-                .json(&json!({ "status": "active" })),
             422,
             "invalid_body",
+            mailbox.json(&json!({ "status": "active" })),
         ),
         (
             "mailbox create: unknown field",
-            http().post(app.url("/mailboxes")).json(&json!({
-                "email": "info@contoso.cz", "app_credential_id": cred.id, "org": "globex"
-            })),
             422,
             "invalid_body",
+            post("/mailboxes").json(&create),
         ),
     ];
-    for (case, request, status, code) in cases {
-        let response = request.bearer_auth(&token).send().await.expect("response");
-        assert_eq!(response.status().as_u16(), status, "{case}");
-        let problem: Value = response.json().await.expect("problem");
-        assert_eq!(problem["code"], code, "{case}: {problem}");
+    for (case, status, code, request) in cases {
+        let answer = send(request.bearer_auth(&token)).await;
+        assert_eq!(answer.status, status, "{case}");
+        assert_eq!(answer.body["code"], code, "{case}: {:?}", answer.body);
     }
     // Nothing changed: no sign-in was started, the mailbox is as created, no second mailbox.
-    let after = sdk.mailbox_get().id(id).send().await.expect("get");
+    let after = sdk.mailbox(id).await;
     assert_eq!(after.status, inboxlink_sdk::types::MailboxStatus::Inactive);
     assert!(after.last_check.is_none(), "no check ran");
-    let list = sdk.mailbox_list().send().await.expect("list");
-    assert_eq!(list.items.len(), 1);
-    let audit: Value = http()
-        .get(app.url("/audit-events"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+    assert_eq!(sdk.mailboxes(None).await.len(), 1);
+    let audit = app.call_as(&token, "GET", "/audit-events", None).await.body;
     assert!(
         !audit.to_string().contains("sign_in_started"),
         "no sign-in was started: {audit}"
     );
     // And no body at all still works for the two operations whose body is optional.
-    let started = http()
-        .post(app.url(&format!("/mailboxes/{id}/refresh")))
+    let started = app
+        .request("POST", &refresh)
         .bearer_auth(&token)
         .send()
         .await

@@ -2,14 +2,10 @@
 //! organisation's admin, answers exactly like an id that does not exist, and
 //! changes nothing.
 
+use inboxlink_sdk::ProblemExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, app_credential_body, backend_tests, http, new_secret};
-
-backend_tests!(
-    other_orgs_ids_are_not_found_on_every_route,
-    other_orgs_app_credential_cannot_be_used
-);
+use crate::helpers::{Api, TestApp, TestAppBuilder, backend_tests, mailbox_body};
 
 /// Every (method, path template) with an `{id}` in the committed spec.
 fn id_routes() -> Vec<(String, String)> {
@@ -30,69 +26,41 @@ fn id_routes() -> Vec<(String, String)> {
     routes
 }
 
-async fn other_orgs_ids_are_not_found_on_every_route(app: TestApp) {
-    let acme = app.admin("acme");
-    let cred = acme
-        .app_credential_create()
-        .body(app_credential_body("Acme", &new_secret()))
-        .send()
-        .await
-        .expect("cred");
-    let mailbox = acme
-        .mailbox_create()
-        .body(inboxlink_sdk::types::MailboxCreate {
-            email: "podatelna@acme.cz".into(),
-            app_credential_id: cred.id,
-            access_mode: None,
-            shared: None,
-        })
-        .send()
-        .await
-        .expect("mailbox")
-        .into_inner();
-    let before = (
-        serde_json::to_value(
-            acme.app_credential_get()
-                .id(cred.id)
-                .send()
-                .await
-                .expect("get")
-                .into_inner(),
-        )
-        .expect("json"),
-        serde_json::to_value(
-            acme.mailbox_get()
-                .id(mailbox.id)
-                .send()
-                .await
-                .expect("get")
-                .into_inner(),
-        )
-        .expect("json"),
-    );
+/// The app credential and the mailbox of `with_mailbox` as `acme`'s admin sees them.
+async fn acme_view(app: &TestApp) -> (Value, Value) {
+    let acme = app.admin();
+    let cred = acme.app_credential(app.app_credential_id()).await;
+    let mailbox = acme.mailbox(app.mailbox_id()).await;
+    (
+        serde_json::to_value(cred).expect("json"),
+        serde_json::to_value(mailbox).expect("json"),
+    )
+}
+
+backend_tests!(other_orgs_ids_are_not_found_on_every_route);
+async fn other_orgs_ids_are_not_found_on_every_route(app: TestAppBuilder) {
+    let app = app.with_mailbox().start().await;
+    let before = acme_view(&app).await;
 
     let globex = app.token("globex", &["admin"]);
     for (method, template) in id_routes() {
         let acme_id = if template.starts_with("/app-credentials") {
-            cred.id
+            app.app_credential_id()
         } else {
-            mailbox.id
+            app.mailbox_id()
         };
+        let body = (method != "GET" && method != "DELETE").then(|| json!({}));
         let mut answers = Vec::new();
         for id in [acme_id, uuid::Uuid::now_v7()] {
-            let url = app.url(&template.replace("{id}", &id.to_string()));
-            let request = http()
-                .request(method.parse().expect("method"), url)
-                .bearer_auth(&globex);
-            let request = if method == "GET" || method == "DELETE" {
-                request
-            } else {
-                request.json(&json!({}))
-            };
-            let response = request.send().await.expect("response");
-            let status = response.status().as_u16();
-            let body: Value = response.json().await.expect("problem json");
-            answers.push((status, body["code"].clone(), body["detail"].clone()));
+            let path = template.replace("{id}", &id.to_string());
+            let answer = app.call_as(&globex, &method, &path, body.as_ref());
+            let answer = answer.await;
+            assert!(answer.body.is_object(), "problem json");
+            answers.push((
+                answer.status,
+                answer.body["code"].clone(),
+                answer.body["detail"].clone(),
+            ));
         }
         assert_eq!(
             answers[0].0, 404,
@@ -103,112 +71,32 @@ async fn other_orgs_ids_are_not_found_on_every_route(app: TestApp) {
             "{method} {template}: indistinguishable from a missing id"
         );
     }
-    let after = (
-        serde_json::to_value(
-            acme.app_credential_get()
-                .id(cred.id)
-                .send()
-                .await
-                .expect("get")
-                .into_inner(),
-        )
-        .expect("json"),
-        serde_json::to_value(
-            acme.mailbox_get()
-                .id(mailbox.id)
-                .send()
-                .await
-                .expect("get")
-                .into_inner(),
-        )
-        .expect("json"),
-    );
-    assert_eq!(before, after, "nothing changed");
+    assert_eq!(before, acme_view(&app).await, "nothing changed");
     let globex_sdk = app.sdk(&globex);
-    assert!(
-        globex_sdk
-            .mailbox_list()
-            .send()
-            .await
-            .expect("list")
-            .items
-            .is_empty()
-    );
-    assert!(
-        globex_sdk
-            .app_credential_list()
-            .send()
-            .await
-            .expect("list")
-            .items
-            .is_empty()
-    );
+    assert!(globex_sdk.mailboxes(None).await.is_empty());
+    let credentials = globex_sdk.app_credential_list().send().await;
+    assert!(credentials.expect("list").items.is_empty());
 }
 
-async fn other_orgs_app_credential_cannot_be_used(app: TestApp) {
-    let acme = app.admin("acme");
-    let acme_cred = acme
-        .app_credential_create()
-        .body(app_credential_body("Acme", &new_secret()))
-        .send()
-        .await
-        .expect("cred");
-    let globex = app.admin("globex");
-    let body = inboxlink_sdk::types::MailboxCreate {
-        email: "info@globex.cz".into(),
-        app_credential_id: acme_cred.id,
-        access_mode: None,
-        shared: None,
-    };
-    let err = globex
-        .mailbox_create()
-        .body(body.clone())
-        .send()
-        .await
-        .expect_err("not globex's credential");
-    assert_eq!(
-        inboxlink_sdk::ProblemExt::code(&err),
-        Some("validation_failed")
-    );
+backend_tests!(other_orgs_app_credential_cannot_be_used);
+async fn other_orgs_app_credential_cannot_be_used(app: TestAppBuilder) {
+    let app = app.with_app_credential().start().await;
+    let acme_cred = app.app_credential_id();
+    let globex = app.admin_of("globex");
+    let body = mailbox_body("info@globex.cz", acme_cred);
+    let err = globex.mailbox_create().body(body).send().await;
+    let err = err.expect_err("not globex's credential");
+    assert_eq!(err.code(), Some("validation_failed"));
 
-    let own = globex
-        .app_credential_create()
-        .body(app_credential_body("Globex", &new_secret()))
-        .send()
-        .await
-        .expect("cred");
+    let own = crate::helpers::app_credential_body("Globex", &crate::helpers::new_secret());
+    let own = globex.create_app_credential(own).await;
     let mailbox = globex
-        .mailbox_create()
-        .body(inboxlink_sdk::types::MailboxCreate {
-            app_credential_id: own.id,
-            ..body
-        })
-        .send()
-        .await
-        .expect("mailbox");
-    let update = inboxlink_sdk::types::MailboxUpdate {
-        app_credential_id: Some(acme_cred.id),
-        ..Default::default()
-    };
+        .create_mailbox(mailbox_body("info@globex.cz", own))
+        .await;
     let err = globex
-        .mailbox_update()
-        .id(mailbox.id)
-        .body(update)
-        .send()
-        .await
-        .expect_err("not globex's credential");
-    assert_eq!(
-        inboxlink_sdk::ProblemExt::code(&err),
-        Some("validation_failed")
-    );
-    assert_eq!(
-        globex
-            .mailbox_get()
-            .id(mailbox.id)
-            .send()
-            .await
-            .expect("get")
-            .app_credential_id,
-        own.id
-    );
+        .update_mailbox(mailbox, |b| b.app_credential_id(acme_cred))
+        .await;
+    let err = err.expect_err("not globex's credential");
+    assert_eq!(err.code(), Some("validation_failed"));
+    assert_eq!(globex.mailbox(mailbox).await.app_credential_id, own);
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use inboxlink::config::Backend;
+use inboxlink::auth::JwksRefresh;
+use inboxlink::config::{JwtKey, Settings};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
@@ -57,7 +58,7 @@ async fn assert_accepted(app: &TestApp, case: &str, token: &str) {
 
 #[tokio::test]
 async fn hs256_rejections() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let app = TestApp::new().start().await;
     let good = app.token("acme", &["admin"]);
     assert_eq!(
         call(&app, Some(&good)).await.0,
@@ -78,41 +79,18 @@ async fn hs256_rejections() {
     assert_rejected(&app, "not a JWT", Some("garbage"), "invalid_token").await;
     let foreign = sign_hs256(b"another-secret-that-is-long-enough-0123456789", base());
     assert_rejected(&app, "bad signature", Some(&foreign), "invalid_token").await;
-    assert_rejected(
-        &app,
-        "expired",
-        Some(&with(json!({ "exp": now - 3600 }))),
-        "invalid_token",
-    )
-    .await;
-    assert_rejected(
-        &app,
-        "nbf in the future",
-        Some(&with(json!({ "nbf": now + 3600 }))),
-        "invalid_token",
-    )
-    .await;
-    assert_rejected(
-        &app,
-        "wrong iss",
-        Some(&with(json!({ "iss": "someone-else" }))),
-        "invalid_token",
-    )
-    .await;
-    assert_rejected(
-        &app,
-        "wrong aud",
-        Some(&with(json!({ "aud": "another-api" }))),
-        "invalid_token",
-    )
-    .await;
-    assert_rejected(
-        &app,
-        "exp as a string",
-        Some(&with(json!({ "exp": (now + 3600).to_string() }))),
-        "invalid_token",
-    )
-    .await;
+    for (case, extra) in [
+        ("expired", json!({ "exp": now - 3600 })),
+        ("nbf in the future", json!({ "nbf": now + 3600 })),
+        ("wrong iss", json!({ "iss": "someone-else" })),
+        ("wrong aud", json!({ "aud": "another-api" })),
+        (
+            "exp as a string",
+            json!({ "exp": (now + 3600).to_string() }),
+        ),
+    ] {
+        assert_rejected(&app, case, Some(&with(extra)), "invalid_token").await;
+    }
     for missing in ["exp", "iss", "aud", "sub", "org"] {
         let token = with(json!({ missing: null }));
         assert_rejected(
@@ -147,22 +125,25 @@ async fn hs256_rejections() {
 #[tokio::test]
 async fn rs256_public_key_pins_the_algorithm() {
     let public_key = fixture("jwt-rs256-public.pem");
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        &[(
-            "INBOXLINK_JWT_PUBLIC_KEY_FILE",
-            public_key.display().to_string(),
-        )],
-    )
-    .await;
+    let pem = std::fs::read(&public_key).expect("fixture");
+    let path = public_key.clone();
+    let app = TestApp::new()
+        .with_settings(move |s| {
+            s.jwt.key = JwtKey::PublicKeyPem {
+                path: path.clone(),
+                pem: pem.clone(),
+            }
+        })
+        .start()
+        .await;
     let claims = claims(json!({ "sub": "u", "org": "acme", "roles": ["viewer"] }));
-    let private = std::fs::read(fixture("jwt-rs256-private.pem")).expect("fixture");
-    let good = encode(
-        &Header::new(Algorithm::RS256),
-        &claims,
-        &EncodingKey::from_rsa_pem(&private).expect("key"),
-    )
-    .expect("sign");
+    let sign =
+        |alg: Algorithm, key: &EncodingKey| encode(&Header::new(alg), &claims, key).expect("sign");
+    let rsa = |name: &str| {
+        let private = std::fs::read(fixture(name)).expect("fixture");
+        EncodingKey::from_rsa_pem(&private).expect("key")
+    };
+    let good = sign(Algorithm::RS256, &rsa("jwt-rs256-private.pem"));
     assert_eq!(
         call(&app, Some(&good)).await.0,
         200,
@@ -171,34 +152,13 @@ async fn rs256_public_key_pins_the_algorithm() {
 
     // Algorithm confusion: HS256 with the public key's bytes as the HMAC secret.
     let public_pem = std::fs::read(&public_key).expect("fixture");
-    let confused = encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(&public_pem),
-    )
-    .expect("sign");
-    assert_rejected(
-        &app,
-        "HS256 where RS256 is configured",
-        Some(&confused),
-        "invalid_token",
-    )
-    .await;
+    let confused = sign(Algorithm::HS256, &EncodingKey::from_secret(&public_pem));
+    let case = "HS256 where RS256 is configured";
+    assert_rejected(&app, case, Some(&confused), "invalid_token").await;
 
-    let other = std::fs::read(fixture("other-rs256-private.pem")).expect("fixture");
-    let foreign = encode(
-        &Header::new(Algorithm::RS256),
-        &claims,
-        &EncodingKey::from_rsa_pem(&other).expect("key"),
-    )
-    .expect("sign");
-    assert_rejected(
-        &app,
-        "RS256 signed by another key",
-        Some(&foreign),
-        "invalid_token",
-    )
-    .await;
+    let foreign = sign(Algorithm::RS256, &rsa("other-rs256-private.pem"));
+    let case = "RS256 signed by another key";
+    assert_rejected(&app, case, Some(&foreign), "invalid_token").await;
 }
 
 /// RFC 8725 3.11 and RFC 7515 4.1.11: a `crit` header names extensions this
@@ -206,7 +166,7 @@ async fn rs256_public_key_pins_the_algorithm() {
 /// typed (`INBOXLINK_JWT_TYPE`), `typ` must say so.
 #[tokio::test]
 async fn header_crit_and_typ() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let app = TestApp::new().start().await;
     let base = || json!({ "sub": "u", "org": "acme", "roles": ["admin"] });
     for crit in [vec!["exp".to_owned()], vec!["b64".to_owned()], vec![]] {
         let header = Header {
@@ -234,7 +194,9 @@ async fn header_crit_and_typ() {
     .await;
     assert_accepted(&app, "no typ expected: JWT", &app.token("acme", &["admin"])).await;
 
-    let typed = app.with(&[("INBOXLINK_JWT_TYPE", "at+jwt".into())]).await;
+    let typed = app.restart();
+    let typed = typed.with_settings(|s| s.jwt.token_type = Some("at+jwt".into()));
+    let typed = typed.start().await;
     let with_typ = |typ: Option<&str>| {
         let header = Header {
             typ: typ.map(str::to_owned),
@@ -271,7 +233,7 @@ async fn header_crit_and_typ() {
 /// default; 0 turns it off): `iat` is required, and may not lie in the future.
 #[tokio::test]
 async fn token_lifetime_is_bounded() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let app = TestApp::new().start().await;
     let now = chrono::Utc::now().timestamp();
     let with = |app: &TestApp, extra: Value| {
         let mut c = json!({ "sub": "u", "org": "acme", "roles": ["admin"] });
@@ -309,9 +271,8 @@ async fn token_lifetime_is_bounded() {
         assert_rejected(&app, case, Some(&with(&app, extra)), "invalid_token").await;
     }
 
-    let unbounded = app
-        .with(&[("INBOXLINK_JWT_MAX_LIFETIME_SECONDS", "0".into())])
-        .await;
+    let unbounded = app.restart().with_settings(|s| s.jwt.max_lifetime = None);
+    let unbounded = unbounded.start().await;
     assert_accepted(
         &unbounded,
         "no bound, no iat",
@@ -319,7 +280,9 @@ async fn token_lifetime_is_bounded() {
     )
     .await;
     let short = app
-        .with(&[("INBOXLINK_JWT_MAX_LIFETIME_SECONDS", "300".into())])
+        .restart()
+        .with_settings(|s| s.jwt.max_lifetime = Some(Duration::from_secs(300)))
+        .start()
         .await;
     assert_rejected(
         &short,
@@ -335,7 +298,7 @@ async fn token_lifetime_is_bounded() {
 /// when it contains the audience.
 #[tokio::test]
 async fn issuer_is_a_single_string_audience_may_be_an_array() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let app = TestApp::new().start().await;
     let with = |extra: Value| {
         let mut c = json!({ "sub": "u", "org": "acme", "roles": ["admin"] });
         for (k, v) in extra.as_object().expect("object") {
@@ -375,7 +338,7 @@ async fn issuer_is_a_single_string_audience_may_be_an_array() {
 /// never the name of an actor the service writes into the audit log itself.
 #[tokio::test]
 async fn subject_is_validated_and_never_a_system_actor() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let app = TestApp::new().start().await;
     let with_sub =
         |sub: &str| app.token_with(json!({ "sub": sub, "org": "acme", "roles": ["admin"] }));
     for reserved in inboxlink::auth::RESERVED_ACTORS {
@@ -470,14 +433,14 @@ impl JwksServer {
         self.fetches.load(Ordering::SeqCst)
     }
 
-    /// The variables that point the service at this endpoint.
-    fn vars(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("INBOXLINK_JWT_JWKS_URL", self.url.clone()),
-            // The test serves its keys over plain http.
-            ("INBOXLINK_JWT_JWKS_ALLOW_HTTP", "true".into()),
-            ("INBOXLINK_JWT_ORG_CLAIM", "tid".into()),
-        ]
+    /// Points the service at this endpoint (served over plain http), with
+    /// the organisation in the claim `tid`.
+    fn settings(&self) -> impl Fn(&mut Settings) + Send + Sync + 'static {
+        let url = url::Url::parse(&self.url).expect("url");
+        move |s| {
+            s.jwt.key = JwtKey::JwksUrl(url.clone());
+            s.jwt.org_claim = "tid".into();
+        }
     }
 }
 
@@ -503,7 +466,7 @@ fn sign_rs(key: &EncodingKey, alg: Algorithm, kid: Option<&str>) -> String {
 async fn jwks_url_keys_by_kid() {
     let (key, jwk) = rs256_jwk("key-1");
     let jwks = JwksServer::start(&JwkSet { keys: vec![jwk] }, Duration::ZERO);
-    let app = TestApp::spawn_with(Backend::Sqlite, &jwks.vars()).await;
+    let app = TestApp::new().with_settings(jwks.settings()).start().await;
     let sign = |kid: Option<&str>| sign_rs(&key, Algorithm::RS256, kid);
     assert_eq!(
         call(&app, Some(&sign(Some("key-1")))).await.0,
@@ -548,22 +511,45 @@ async fn call_detached(base: String, token: String) -> (u16, Option<Value>) {
     (response.status().as_u16(), response.json().await.ok())
 }
 
+/// Three calls with `token`, each accepted within `within` (`why` it must be).
+async fn assert_answered_at_once(app: &TestApp, token: &str, within: Duration, why: &str) {
+    for i in 0..3 {
+        let started = Instant::now();
+        assert_eq!(call(app, Some(token)).await.0, 200, "call {i}");
+        let took = started.elapsed();
+        assert!(took < within, "{why} (call {i} took {took:?})");
+    }
+}
+
+/// How long the JWKS server of [`warm_jwks`] takes for every fetch after the first.
+const SLOW: Duration = Duration::from_secs(5);
+
+/// A JWKS server with the key `key-1` (fetches after the first take
+/// [`SLOW`]), the service verifying with it (`refresh` tunes its cache), the
+/// signing key and a token of `key-1`, accepted once (the key is cached).
+async fn warm_jwks(
+    refresh: impl Fn(&mut JwksRefresh) + Send + Sync + 'static,
+) -> (JwksServer, TestApp, EncodingKey, String) {
+    let (key, jwk) = rs256_jwk("key-1");
+    let jwks = JwksServer::start(&JwkSet { keys: vec![jwk] }, SLOW);
+    let app = TestApp::new()
+        .with_settings(jwks.settings())
+        .with_settings(move |s| refresh(&mut s.jwt.jwks_refresh))
+        .start()
+        .await;
+    let known = sign_rs(&key, Algorithm::RS256, Some("key-1"));
+    assert_eq!(call(&app, Some(&known)).await.0, 200, "warm: key-1 cached");
+    assert_eq!(jwks.fetches(), 1);
+    (jwks, app, key, known)
+}
+
 /// An unknown `kid` makes the service refetch the JWKS; while that (slow)
 /// fetch is under way, tokens whose key is cached are answered at once, and a
 /// second unknown `kid` waits for the same fetch instead of starting another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwks_refetch_does_not_stall_cached_keys() {
-    const SLOW: Duration = Duration::from_secs(5);
-    let (key, jwk) = rs256_jwk("key-1");
-    let jwks = JwksServer::start(&JwkSet { keys: vec![jwk] }, SLOW);
     let min_refetch = Duration::from_millis(300);
-    let app = TestApp::spawn_tuned(Backend::Sqlite, &jwks.vars(), |s| {
-        s.jwt.jwks_refresh.min_refetch = min_refetch;
-    })
-    .await;
-    let known = sign_rs(&key, Algorithm::RS256, Some("key-1"));
-    assert_eq!(call(&app, Some(&known)).await.0, 200, "warm: key-1 cached");
-    assert_eq!(jwks.fetches(), 1);
+    let (jwks, app, key, known) = warm_jwks(move |r| r.min_refetch = min_refetch).await;
     // An unknown kid may refetch once the minimum interval has passed.
     tokio::time::sleep(min_refetch + Duration::from_millis(100)).await;
 
@@ -580,19 +566,8 @@ async fn jwks_refetch_does_not_stall_cached_keys() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let second = unknown("key-3");
-    for i in 0..3 {
-        let started = Instant::now();
-        assert_eq!(
-            call(&app, Some(&known)).await.0,
-            200,
-            "cached kid, call {i}"
-        );
-        assert!(
-            started.elapsed() < SLOW / 2,
-            "a cached kid does not wait for the refetch (call {i} took {:?})",
-            started.elapsed()
-        );
-    }
+    let why = "a cached kid does not wait for the refetch";
+    assert_answered_at_once(&app, &known, SLOW / 2, why).await;
     assert!(
         !first.is_finished() && !second.is_finished(),
         "the cached kid was answered while the refetch was still under way"
@@ -614,27 +589,15 @@ async fn jwks_refetch_does_not_stall_cached_keys() {
 /// refreshes them: no request waits for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwks_keys_past_their_ttl_are_refreshed_in_the_background() {
-    const SLOW: Duration = Duration::from_secs(5);
-    let (key, jwk) = rs256_jwk("key-1");
-    let jwks = JwksServer::start(&JwkSet { keys: vec![jwk] }, SLOW);
     let ttl = Duration::from_millis(300);
-    let app = TestApp::spawn_tuned(Backend::Sqlite, &jwks.vars(), |s| {
-        s.jwt.jwks_refresh.ttl = ttl;
-        s.jwt.jwks_refresh.min_refetch = ttl;
+    let (jwks, app, _, known) = warm_jwks(move |r| {
+        r.ttl = ttl;
+        r.min_refetch = ttl;
     })
     .await;
-    let known = sign_rs(&key, Algorithm::RS256, Some("key-1"));
-    assert_eq!(call(&app, Some(&known)).await.0, 200, "warm");
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
-    for i in 0..3 {
-        let started = Instant::now();
-        assert_eq!(call(&app, Some(&known)).await.0, 200, "call {i}");
-        assert!(
-            started.elapsed() < SLOW / 2,
-            "a key past its TTL is served at once (call {i} took {:?})",
-            started.elapsed()
-        );
-    }
+    let why = "a key past its TTL is served at once";
+    assert_answered_at_once(&app, &known, SLOW / 2, why).await;
     let waited = Instant::now();
     while jwks.fetches() < 2 {
         assert!(waited.elapsed() < SLOW, "the stale keys are refetched");
@@ -664,7 +627,7 @@ async fn jwks_key_use_and_alg_are_honoured() {
         keys: vec![plain, enc, sig, ps256],
     };
     let jwks = JwksServer::start(&set, Duration::ZERO);
-    let app = TestApp::spawn_with(Backend::Sqlite, &jwks.vars()).await;
+    let app = TestApp::new().with_settings(jwks.settings()).start().await;
     for (kid, alg) in [
         ("plain", Algorithm::RS256),
         ("plain", Algorithm::PS256),

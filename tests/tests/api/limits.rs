@@ -4,19 +4,12 @@
 
 use std::time::Duration;
 
-use diesel::prelude::*;
-use inboxlink::config::Backend;
-use inboxlink_sdk::types::{AccessMode, RefreshRequest};
+use inboxlink::limits::RateLimits;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, app_credential_body, backend_tests, http, new_secret};
-use crate::keepalive::age;
-use crate::signin::{World, restart_with, world};
-
-backend_tests!(
-    identity_provider_requests_are_capped,
-    expired_authorizations_are_purged_by_housekeeping,
-);
+use crate::helpers::{
+    Api, ORG, TestApp, TestAppBuilder, app_credential_body, backend_tests, new_secret,
+};
 
 /// Every limited class at 1 call per minute.
 const ONE_PER_MINUTE: &str = "setup=1/min,verify=1/min,refresh=1/min,check=1/min,check_send=1/min,access_token=1/min,admin_consent=1/min";
@@ -48,26 +41,17 @@ fn limited_operations() -> Vec<(String, String, String)> {
     ops
 }
 
-async fn call(token: &str, method: &str, url: &str, body: Option<Value>) -> reqwest::Response {
-    let mut request = http()
-        .request(method.parse().expect("method"), url)
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.expect("response")
-}
-
 /// Each costly operation has a bucket per caller (organisation + subject):
 /// past it, 429 `rate_limited` with `Retry-After` in whole seconds; other
 /// callers, and other kinds of calls, are not affected.
 #[tokio::test]
 async fn costly_operations_are_limited_per_caller() {
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        &[("INBOXLINK_RATE_LIMITS", ONE_PER_MINUTE.into())],
-    )
-    .await;
+    let limits = RateLimits::parse(ONE_PER_MINUTE).expect("rate limits");
+    let app = TestApp::new()
+        .with_settings(move |s| s.protection.rate_limits = limits.clone())
+        .with_mailbox()
+        .start()
+        .await;
     let ops = limited_operations();
     let ids: Vec<&str> = ops.iter().map(|(id, _, _)| id.as_str()).collect();
     assert_eq!(
@@ -82,170 +66,105 @@ async fn costly_operations_are_limited_per_caller() {
         ],
         "the spec declares a 429 exactly on the limited operations"
     );
-    let admin_sdk = app.admin("acme");
-    let cred = admin_sdk
-        .app_credential_create()
-        .body(app_credential_body("Cred", &new_secret()))
-        .send()
-        .await
-        .expect("cred")
-        .id;
-    let mailbox = admin_sdk
-        .mailbox_create()
-        .body(crate::helpers::mailbox_body("limited@contoso.cz", cred))
-        .send()
-        .await
-        .expect("mailbox")
-        .id;
-    let admin = app.token("acme", &["admin"]);
+    let (cred, mailbox) = (app.app_credential_id(), app.mailbox_id());
+    let admin = app.token(ORG, &["admin"]);
     for (id, method, path) in &ops {
         let target = if path.starts_with("/app-credentials") {
             cred
         } else {
             mailbox
         };
-        let url = app.url(&path.replace("{id}", &target.to_string()));
+        let path = path.replace("{id}", &target.to_string());
         let body = matches!(
             id.as_str(),
             "mailbox_check" | "mailbox_refresh" | "app_credential_admin_consent"
         )
         .then(|| json!({}));
-        let first = call(&admin, method, &url, body.clone()).await;
-        assert_ne!(first.status(), 429, "{id}: the first call is allowed");
-        let second = call(&admin, method, &url, body.clone()).await;
-        assert_eq!(
-            second.status(),
-            429,
-            "{id}: the second call within a minute"
-        );
-        let retry_after: u64 = second.headers()["retry-after"]
-            .to_str()
+        let call = async |token: &str| app.call_as(token, method, &path, body.as_ref()).await;
+        let first = call(&admin).await;
+        assert_ne!(first.status, 429, "{id}: the first call is allowed");
+        let second = call(&admin).await;
+        assert_eq!(second.status, 429, "{id}: the second call within a minute");
+        let retry_after: u64 = second
+            .header("retry-after")
             .expect("ascii")
             .parse()
             .expect("whole seconds");
         assert!((1..=60).contains(&retry_after), "{id}: {retry_after}");
         assert_eq!(
-            second.headers()["content-type"],
-            "application/problem+json",
+            second.header("content-type"),
+            Some("application/problem+json"),
             "{id}"
         );
-        let problem: Value = second.json().await.expect("problem");
+        let problem = &second.body;
         assert_eq!(
             (problem["status"].as_u64(), problem["code"].as_str()),
             (Some(429), Some("rate_limited")),
             "{id}"
         );
-        assert!(
-            problem["detail"]
-                .as_str()
-                .expect("detail")
-                .contains("1/min"),
-            "{problem}"
-        );
+        let detail = problem["detail"].as_str().expect("detail");
+        assert!(detail.contains("1/min"), "{problem}");
         // Another subject of the organisation, and the same subject in another
         // organisation, have their own buckets.
         let colleague =
-            app.token_with(json!({ "sub": "colleague", "org": "acme", "roles": ["admin"] }));
-        let third = call(&colleague, method, &url, body.clone()).await;
-        assert_ne!(third.status(), 429, "{id}: another caller");
+            app.token_with(json!({ "sub": "colleague", "org": ORG, "roles": ["admin"] }));
+        let third = call(&colleague).await;
+        assert_ne!(third.status, 429, "{id}: another caller");
     }
     let elsewhere = app.token("other-org", &["admin"]);
-    let other_cred = app
-        .sdk(&elsewhere)
-        .app_credential_create()
-        .body(app_credential_body("Cred", &new_secret()))
-        .send()
-        .await
-        .expect("cred")
-        .id;
-    let response = call(
-        &elsewhere,
-        "POST",
-        &app.url(&format!("/app-credentials/{other_cred}/verify")),
-        None,
-    )
-    .await;
+    let body = app_credential_body("Cred", &new_secret());
+    let other_cred = app.sdk(&elsewhere).create_app_credential(body).await;
+    let verify = format!("/app-credentials/{other_cred}/verify");
+    let response = app.call_as(&elsewhere, "POST", &verify, None).await;
     assert_ne!(
-        response.status(),
-        429,
+        response.status, 429,
         "the same subject in another organisation"
     );
 
     // A check with a test message has its own (stricter) bucket.
-    let check = app.url(&format!("/mailboxes/{mailbox}/check"));
+    let check = format!("/mailboxes/{mailbox}/check");
     let with_message = json!({ "send_test_message": true });
-    let first = call(&admin, "POST", &check, Some(with_message.clone())).await;
-    assert_eq!(first.status(), 200, "not counted with the plain checks");
-    let second = call(&admin, "POST", &check, Some(with_message)).await;
-    assert_eq!(second.status(), 429);
+    let send = || app.call_as(&admin, "POST", &check, Some(&with_message));
+    assert_eq!(
+        send().await.status,
+        200,
+        "not counted with the plain checks"
+    );
+    let second = send().await;
+    assert_eq!(second.status, 429);
 }
 
 /// The defaults let a person work: several calls in a row go through.
 #[tokio::test]
 async fn default_limits_allow_ordinary_use() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let admin = app.admin("acme");
-    let cred = admin
-        .app_credential_create()
-        .body(app_credential_body("Cred", &new_secret()))
-        .send()
-        .await
-        .expect("cred")
-        .id;
-    let mailbox = admin
-        .mailbox_create()
-        .body(crate::helpers::mailbox_body("defaults@contoso.cz", cred))
-        .send()
-        .await
-        .expect("mailbox")
-        .id;
+    let app = TestApp::new().with_mailbox().start().await;
+    let (admin, cred, mailbox) = (app.admin(), app.app_credential_id(), app.mailbox_id());
     for _ in 0..5 {
-        admin
-            .mailbox_refresh()
-            .id(mailbox)
-            .body(RefreshRequest { return_url: None })
-            .send()
-            .await
-            .expect("refresh within the default limit");
-        admin
-            .app_credential_setup()
-            .id(cred)
-            .send()
-            .await
-            .expect("setup within the default limit");
+        let refreshed = admin.refresh(mailbox).await;
+        refreshed.expect("refresh within the default limit");
+        admin.setup(cred).await;
     }
 }
 
+backend_tests!(identity_provider_requests_are_capped);
 /// Many mailboxes refreshing at once (a keep-alive sweep at concurrency 16)
 /// against a slow Microsoft: never more token requests in flight than
 /// `INBOXLINK_IDP_MAX_CONCURRENCY`, and every refresh still succeeds.
-async fn identity_provider_requests_are_capped(app: TestApp) {
+async fn identity_provider_requests_are_capped(app: TestAppBuilder) {
     const CAP: usize = 3;
-    let w = world(app).await;
-    let mut ids = Vec::new();
-    for i in 0..12 {
-        let id = w
-            .mailbox(&format!("box{i}@contoso.cz"), AccessMode::Delegated, false)
-            .await;
-        let (status, _, page) = w.sign_in(id).await;
-        assert_eq!(status, 200, "{page}");
-        age(&w, id, 30).await;
-        ids.push(id);
-    }
-    let capped = restart_with(
-        &w.app,
-        &[
-            ("INBOXLINK_MS_AUTHORITY", w.fake.authority()),
-            ("INBOXLINK_IDP_MAX_CONCURRENCY", CAP.to_string()),
-        ],
-    )
-    .await;
-    w.fake.set_latency(Duration::from_millis(200));
-    let sweep = capped.services.keepalive_sweep().await.expect("sweep");
-    w.fake.set_latency(Duration::ZERO);
+    let app = app.with_fake_entra().with_app_credential().start().await;
+    let ids = app.aged_mailboxes(12, 30).await;
+    let capped = app
+        .restart()
+        .with_settings(|s| s.protection.idp_max_concurrency = CAP)
+        .start()
+        .await;
+    app.fake().set_latency(Duration::from_millis(200));
+    let sweep = capped.keepalive_sweep().await;
+    app.fake().set_latency(Duration::ZERO);
     assert_eq!((sweep.due, sweep.failed), (ids.len(), 0), "{sweep:?}");
-    assert_eq!(w.fake.token_calls("refresh_token"), ids.len());
-    let most = w.fake.max_token_calls_in_flight();
+    assert_eq!(app.fake().token_calls("refresh_token"), ids.len());
+    let most = app.fake().max_token_calls_in_flight();
     assert!(
         most <= CAP,
         "{most} token requests in flight at once, cap {CAP}"
@@ -253,106 +172,38 @@ async fn identity_provider_requests_are_capped(app: TestApp) {
     assert!(most >= 2, "the refreshes did run concurrently ({most})");
 }
 
+backend_tests!(expired_authorizations_are_purged_by_housekeeping);
 /// A sign-in left unfinished expires; requests no longer purge the expired
 /// ones (a refresh or a consent link leaves them), the housekeeping pass does,
 /// over the index on `expires_at`.
-async fn expired_authorizations_are_purged_by_housekeeping(app: TestApp) {
+async fn expired_authorizations_are_purged_by_housekeeping(app: TestAppBuilder) {
+    let app = app.with_fake_entra().with_app_credential().start().await;
+    let indexes = app.authorization_indexes().await;
     assert!(
-        has_expiry_index(&app).await,
+        indexes.iter().any(|n| n == "authorizations_expires_at"),
         "authorizations_expires_at exists"
     );
-    let w: World = world(app).await;
-    let first = w
-        .mailbox("first@contoso.cz", AccessMode::Delegated, false)
-        .await;
-    let second = w
-        .mailbox("second@contoso.cz", AccessMode::Delegated, false)
-        .await;
-    let refresh = |id| {
-        w.admin
-            .mailbox_refresh()
-            .id(id)
-            .body(RefreshRequest { return_url: None })
-            .send()
-    };
-    refresh(first).await.expect("refresh");
+    let admin = app.admin();
+    let first = app.new_mailbox("first@contoso.cz").await;
+    let second = app.new_mailbox("second@contoso.cz").await;
+    admin.refresh(first).await.expect("refresh");
     // The first sign-in was abandoned an hour ago.
-    let mid = first.to_string();
-    w.app
-        .services
-        .store
-        .query(move |c| {
-            use inboxlink::store::schema::authorizations::dsl::*;
-            let past = chrono::Utc::now().naive_utc() - chrono::Duration::hours(1);
-            diesel::update(authorizations.filter(mailbox_id.eq(&mid)))
-                .set(expires_at.eq(past))
-                .execute(c)
-                .map_err(inboxlink::store::StoreError::from)
-        })
-        .await
-        .expect("expire");
-    refresh(second).await.expect("refresh");
-    w.admin
-        .app_credential_admin_consent()
-        .id(w.app_credential_id)
-        .body(inboxlink_sdk::types::AdminConsentRequest { return_url: None })
-        .send()
-        .await
-        .expect("a consent link");
+    app.expire_sign_ins_of(first, chrono::Duration::hours(1))
+        .await;
+    admin.refresh(second).await.expect("refresh");
+    let cred = app.app_credential_id();
+    admin.consent_url(cred).await.expect("a consent link");
     assert_eq!(
-        authorizations(&w.app).await,
+        app.pending_sign_ins().await,
         3,
         "requests leave the expired one for housekeeping"
     );
-    let done = w.app.services.housekeeping().await.expect("housekeeping");
+    let done = app.housekeeping().await;
     assert_eq!(done.expired_authorizations, 1);
     assert!(
         done.limited_callers >= 1,
         "the admin's buckets are remembered"
     );
-    assert_eq!(authorizations(&w.app).await, 2, "the pending ones stay");
-    let again = w.app.services.housekeeping().await.expect("housekeeping");
-    assert_eq!(again.expired_authorizations, 0);
-}
-
-async fn authorizations(app: &TestApp) -> i64 {
-    app.services
-        .store
-        .query(|c| {
-            use inboxlink::store::schema::authorizations::dsl::*;
-            authorizations
-                .count()
-                .get_result::<i64>(c)
-                .map_err(inboxlink::store::StoreError::from)
-        })
-        .await
-        .expect("count")
-}
-
-#[derive(QueryableByName)]
-struct IndexName {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    name: String,
-}
-
-async fn has_expiry_index(app: &TestApp) -> bool {
-    let sql = match app.backend {
-        Backend::Sqlite => {
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'authorizations'"
-        }
-        Backend::Postgres => {
-            "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'authorizations'"
-        }
-    };
-    let names = app
-        .services
-        .store
-        .query(move |c| {
-            diesel::sql_query(sql)
-                .load::<IndexName>(c)
-                .map_err(inboxlink::store::StoreError::from)
-        })
-        .await
-        .expect("indexes");
-    names.iter().any(|n| n.name == "authorizations_expires_at")
+    assert_eq!(app.pending_sign_ins().await, 2, "the pending ones stay");
+    assert_eq!(app.housekeeping().await.expired_authorizations, 0);
 }

@@ -2,20 +2,26 @@
 //! fresh database per test (a SQLite file, or a new database in the throw-away
 //! PostgreSQL cluster that `scripts/test.sh` starts) and driven through the
 //! SDK or plain HTTP. Every backend-dependent test runs on both backends.
+//! The fixtures (`TestApp::new().with_fake_entra().with_mailbox()`, ...) are
+//! in `helpers/`.
 
 mod helpers;
 
 mod app_credentials;
+mod app_only;
+mod callback;
 mod check;
+mod consent;
 mod errors;
 mod isolation;
 mod jwt;
 mod keepalive;
+mod keeper;
 mod limits;
 mod mailboxes;
 mod operations;
 mod roles;
 mod secrets;
 mod security;
-mod signin;
+mod sign_in;
 mod surface;

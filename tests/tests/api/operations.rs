@@ -1,42 +1,22 @@
 //! Operations: request ids, Prometheus metrics, `doctor` and `rekey` (run
 //! through the library, which the CLI only prints).
 
-use diesel::prelude::*;
-use inboxlink::crypto::Cipher;
-use inboxlink::domain::OrgId;
-use inboxlink::ops::{doctor, rekey};
-use inboxlink::store::operations::{SecretColumn, secret_page};
-use inboxlink::store::schema::app_credentials;
-use inboxlink_sdk::types::{AccessMode, CheckRequest, MailboxCreate, RefreshRequest};
-use inboxlink_tests::fake_entra::FakeEntra;
-use serde_json::Value;
+use std::time::Duration;
+
+use inboxlink::crypto::{Cipher, MasterKey};
+use inboxlink::ops::doctor;
+use inboxlink::store::operations::SecretColumn;
+use inboxlink_sdk::types::AccessMode;
 
 use crate::helpers::{
-    METRICS_TOKEN, TestApp, app_credential_body, backend_tests, http, logs, new_secret, random_b64,
+    Answer, Api, CLIENT_ID, MAILBOX, METRICS_TOKEN, ORG, SECRET, TestApp, TestAppBuilder,
+    app_credential_body, backend_tests, follow, logged_with, logs, send,
 };
-
-const TENANT: &str = "8b1c2b3a-0d4e-4f5a-8b6c-7d8e9f0a1b2c";
-const CLIENT_ID: &str = "2a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
-const SECRET: &str = "Op8~operations.secret-value_xyz";
-
-backend_tests!(
-    metrics_count_requests_by_route,
-    request_ids_are_answered_and_logged,
-    refresh_and_check_counters_move,
-    doctor_finds_a_healthy_database,
-    doctor_names_a_tampered_ciphertext,
-    rekey_moves_every_value_to_the_newest_key,
-    mailbox_counts_are_cached_and_shared_by_scrapes,
-);
 
 /// The metrics of `app`, as text (and checks the content type).
 pub(crate) async fn scrape(app: &TestApp) -> String {
-    let response = http()
-        .get(app.url("/metrics"))
-        .bearer_auth(METRICS_TOKEN)
-        .send()
-        .await
-        .expect("metrics");
+    let response = app.request("GET", "/metrics").bearer_auth(METRICS_TOKEN);
+    let response = response.send().await.expect("metrics");
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()
@@ -49,48 +29,37 @@ pub(crate) async fn scrape(app: &TestApp) -> String {
     response.text().await.expect("text")
 }
 
-/// `GET url` with an optional bearer token: (status, problem code, headers).
-async fn get_metrics(
-    url: &str,
-    token: Option<&str>,
-) -> (u16, Option<String>, reqwest::header::HeaderMap) {
-    let mut request = http().get(url);
+/// `GET url` with an optional bearer token.
+async fn get_metrics(url: &str, token: Option<&str>) -> Answer {
+    let mut request = reqwest::Client::new().get(url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.expect("metrics");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let code = response
-        .json::<Value>()
-        .await
-        .ok()
-        .and_then(|p| p["code"].as_str().map(str::to_owned));
-    (status, code, headers)
+    send(request).await
 }
 
 /// Metrics span every organisation: only the operator's metrics token opens
 /// them, compared whole; an API token of any role does not.
 #[tokio::test]
 async fn metrics_need_the_metrics_token() {
-    let app = TestApp::spawn(inboxlink::config::Backend::Sqlite).await;
+    let app = TestApp::new().start().await;
     let url = app.url("/metrics");
-    let (status, code, headers) = get_metrics(&url, None).await;
-    assert_eq!((status, code.as_deref()), (401, Some("missing_token")));
-    assert_eq!(headers["www-authenticate"], "Bearer");
-    let admin = app.token("acme", &["admin"]);
+    let answer = get_metrics(&url, None).await;
+    assert_eq!((answer.status, answer.code()), (401, Some("missing_token")));
+    assert_eq!(answer.headers["www-authenticate"], "Bearer");
+    let admin = app.token(ORG, &["admin"]);
     let almost = format!("{}x", &METRICS_TOKEN[..METRICS_TOKEN.len() - 1]);
     for wrong in [admin.as_str(), almost.as_str(), &METRICS_TOKEN[..10], "x"] {
-        let (status, code, _) = get_metrics(&url, Some(wrong)).await;
+        let answer = get_metrics(&url, Some(wrong)).await;
         assert_eq!(
-            (status, code.as_deref()),
+            (answer.status, answer.code()),
             (401, Some("invalid_token")),
             "{wrong}"
         );
     }
-    let (status, _, headers) = get_metrics(&url, Some(METRICS_TOKEN)).await;
-    assert_eq!(status, 200);
-    assert_eq!(headers["cache-control"], "no-store");
+    let answer = get_metrics(&url, Some(METRICS_TOKEN)).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.headers["cache-control"], "no-store");
     assert!(
         !logs().contains(METRICS_TOKEN),
         "the metrics token is never logged"
@@ -101,22 +70,15 @@ async fn metrics_need_the_metrics_token() {
 /// served, and the answer says how to enable it.
 #[tokio::test]
 async fn metrics_are_not_served_unless_configured() {
-    let app = TestApp::spawn_with(
-        inboxlink::config::Backend::Sqlite,
-        &[("INBOXLINK_METRICS_TOKEN", String::new())],
-    )
-    .await;
+    let app = TestApp::new()
+        .with_settings(|s| s.protection.metrics.token = None)
+        .start()
+        .await;
     for token in [None, Some(METRICS_TOKEN)] {
-        let response = http()
-            .get(app.url("/metrics"))
-            .bearer_auth(token.unwrap_or_default())
-            .send()
-            .await
-            .expect("metrics");
-        assert_eq!(response.status(), 404);
-        let problem: Value = response.json().await.expect("problem");
-        assert_eq!(problem["code"], "metrics_disabled");
-        let detail = problem["detail"].as_str().expect("detail");
+        let answer = get_metrics(&app.url("/metrics"), Some(token.unwrap_or_default())).await;
+        assert_eq!(answer.status, 404);
+        assert_eq!(answer.code(), Some("metrics_disabled"));
+        let detail = answer.body["detail"].as_str().expect("detail");
         assert!(
             detail.contains("INBOXLINK_METRICS_TOKEN") && detail.contains("INBOXLINK_METRICS_BIND"),
             "{detail}"
@@ -129,108 +91,90 @@ async fn metrics_are_not_served_unless_configured() {
 /// required there.
 #[tokio::test]
 async fn metrics_on_a_separate_listener() {
-    let open = TestApp::spawn_with(
-        inboxlink::config::Backend::Sqlite,
-        &[
-            ("INBOXLINK_METRICS_TOKEN", String::new()),
-            ("INBOXLINK_METRICS_BIND", "127.0.0.1:0".into()),
-        ],
-    )
-    .await;
+    let listener =
+        || -> Option<std::net::SocketAddr> { Some("127.0.0.1:0".parse().expect("address")) };
+    let open = TestApp::new()
+        .with_settings(move |s| {
+            s.protection.metrics.token = None;
+            s.protection.metrics.bind = listener();
+        })
+        .start()
+        .await;
     let port = open.metrics_port.expect("a metrics listener");
     assert_ne!(format!("http://127.0.0.1:{port}"), open.base);
     let private = format!("http://127.0.0.1:{port}");
-    let (status, code, _) = get_metrics(&open.url("/metrics"), Some(METRICS_TOKEN)).await;
-    assert_eq!((status, code.as_deref()), (404, Some("metrics_disabled")));
-    let response = http()
-        .get(format!("{private}/metrics"))
-        .send()
-        .await
-        .expect("metrics");
+    let answer = get_metrics(&open.url("/metrics"), Some(METRICS_TOKEN)).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (404, Some("metrics_disabled"))
+    );
+    let response = reqwest::get(format!("{private}/metrics")).await;
+    let response = response.expect("metrics");
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     let text = response.text().await.expect("text");
     assert!(text.contains("# TYPE inboxlink_http_requests_total counter"));
     for path in ["/mailboxes", "/healthz", "/openapi.json"] {
-        let (status, code, _) = get_metrics(&format!("{private}{path}"), None).await;
+        let answer = get_metrics(&format!("{private}{path}"), None).await;
         assert_eq!(
-            (status, code.as_deref()),
+            (answer.status, answer.code()),
             (404, Some("route_not_found")),
             "{path}"
         );
     }
 
-    let guarded = TestApp::spawn_with(
-        inboxlink::config::Backend::Sqlite,
-        &[("INBOXLINK_METRICS_BIND", "127.0.0.1:0".into())],
-    )
-    .await;
+    let guarded = TestApp::new()
+        .with_settings(move |s| s.protection.metrics.bind = listener())
+        .start()
+        .await;
     let private = format!(
         "http://127.0.0.1:{}/metrics",
         guarded.metrics_port.expect("a metrics listener")
     );
-    let (status, code, _) = get_metrics(&private, None).await;
-    assert_eq!((status, code.as_deref()), (401, Some("missing_token")));
-    assert_eq!(get_metrics(&private, Some(METRICS_TOKEN)).await.0, 200);
-    let (status, code, _) = get_metrics(&guarded.url("/metrics"), Some(METRICS_TOKEN)).await;
-    assert_eq!((status, code.as_deref()), (404, Some("metrics_disabled")));
+    let answer = get_metrics(&private, None).await;
+    assert_eq!((answer.status, answer.code()), (401, Some("missing_token")));
+    assert_eq!(get_metrics(&private, Some(METRICS_TOKEN)).await.status, 200);
+    let answer = get_metrics(&guarded.url("/metrics"), Some(METRICS_TOKEN)).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (404, Some("metrics_disabled"))
+    );
 }
 
+backend_tests!(mailbox_counts_are_cached_and_shared_by_scrapes);
 /// Scrapes reuse the mailbox counts for `INBOXLINK_METRICS_CACHE_SECONDS`,
 /// and concurrent scrapes share one query.
-async fn mailbox_counts_are_cached_and_shared_by_scrapes(app: TestApp) {
+async fn mailbox_counts_are_cached_and_shared_by_scrapes(app: TestAppBuilder) {
     let app = app
-        .with(&[("INBOXLINK_METRICS_CACHE_SECONDS", "600".into())])
+        .with_app_credential()
+        .with_settings(|s| s.protection.metrics.cache = Duration::from_secs(600))
+        .start()
         .await;
-    let before = app.services.metrics_counts.queries();
+    let before = app.metrics_count_queries();
     let scrapes = (0..12).map(|_| scrape(&app));
     let texts = futures_util::future::join_all(scrapes).await;
     assert_eq!(
-        app.services.metrics_counts.queries(),
+        app.metrics_count_queries(),
         before + 1,
         "12 concurrent scrapes, one count"
     );
+    let inactive = r#"inboxlink_mailboxes{status="inactive"}"#;
     for text in &texts {
-        assert_eq!(
-            value(text, r#"inboxlink_mailboxes{status="inactive"}"#),
-            0.0
-        );
+        assert_eq!(value(text, inactive), 0.0);
     }
-    let admin = app.admin("acme");
-    let cred = admin
-        .app_credential_create()
-        .body(app_credential_body("Cred", &new_secret()))
-        .send()
-        .await
-        .expect("cred")
-        .id;
-    admin
-        .mailbox_create()
-        .body(MailboxCreate {
-            email: "a@contoso.cz".into(),
-            app_credential_id: cred,
-            access_mode: None,
-            shared: None,
-        })
-        .send()
-        .await
-        .expect("mailbox");
+    app.new_mailbox("a@contoso.cz").await;
     let text = scrape(&app).await;
     assert_eq!(
-        value(&text, r#"inboxlink_mailboxes{status="inactive"}"#),
+        value(&text, inactive),
         0.0,
         "the cached counts, not a new query"
     );
-    assert_eq!(app.services.metrics_counts.queries(), before + 1);
+    assert_eq!(app.metrics_count_queries(), before + 1);
     // Without the cache, the same scrape counts again and sees the mailbox.
-    let uncached = app
-        .with(&[("INBOXLINK_METRICS_CACHE_SECONDS", "0".into())])
-        .await;
-    let text = scrape(&uncached).await;
-    assert_eq!(
-        value(&text, r#"inboxlink_mailboxes{status="inactive"}"#),
-        1.0
-    );
+    let uncached = app.restart();
+    let uncached = uncached.with_settings(|s| s.protection.metrics.cache = Duration::ZERO);
+    let text = scrape(&uncached.start().await).await;
+    assert_eq!(value(&text, inactive), 1.0);
 }
 
 /// The value of the series `name{labels}`, 0 when absent.
@@ -240,44 +184,22 @@ pub(crate) fn value(text: &str, series: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().expect("a number"))
 }
 
-async fn metrics_count_requests_by_route(app: TestApp) {
-    let admin = app.admin("acme");
+backend_tests!(metrics_count_requests_by_route);
+async fn metrics_count_requests_by_route(app: TestAppBuilder) {
+    let app = app.with_app_credential().start().await;
     let series =
         r#"inboxlink_http_requests_total{method="GET",route="/mailboxes/{id}",status="404"}"#;
     let before = value(&scrape(&app).await, series);
     let missing = uuid::Uuid::new_v4();
-    let answer = http()
-        .get(app.url(&format!("/mailboxes/{missing}")))
-        .bearer_auth(app.token("acme", &["admin"]))
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(answer.status(), 404);
-    let unmatched = http()
-        .get(app.url(&format!("/no-such-thing/{missing}")))
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(unmatched.status(), 404);
-    let cred = admin
-        .app_credential_create()
-        .body(app_credential_body("Cred", &new_secret()))
-        .send()
-        .await
-        .expect("cred")
-        .id;
+    let admin = app.token(ORG, &["admin"]);
+    let (known, unknown) = (
+        format!("/mailboxes/{missing}"),
+        format!("/no-such-thing/{missing}"),
+    );
+    assert_eq!(app.call_as(&admin, "GET", &known, None).await.status, 404);
+    assert_eq!(app.call("GET", &unknown, None).await.status, 404);
     for email in ["a@contoso.cz", "b@contoso.cz"] {
-        admin
-            .mailbox_create()
-            .body(MailboxCreate {
-                email: email.into(),
-                app_credential_id: cred,
-                access_mode: None,
-                shared: None,
-            })
-            .send()
-            .await
-            .expect("mailbox");
+        app.new_mailbox(email).await;
     }
 
     let text = scrape(&app).await;
@@ -321,44 +243,31 @@ async fn metrics_count_requests_by_route(app: TestApp) {
     }
 }
 
-async fn request_ids_are_answered_and_logged(app: TestApp) {
+backend_tests!(request_ids_are_answered_and_logged);
+async fn request_ids_are_answered_and_logged(app: TestAppBuilder) {
+    let app = app.start().await;
     let id = format!("ops-{}", uuid::Uuid::new_v4().simple());
-    let ok = http()
-        .get(app.url("/healthz"))
-        .header("X-Request-Id", &id)
-        .send()
-        .await
-        .expect("healthz");
-    assert_eq!(ok.status(), 200);
-    assert_eq!(ok.headers()["x-request-id"], id.as_str());
+    let with_id = |path: &str, request_id: &str| {
+        let request = app.request("GET", path).header("X-Request-Id", request_id);
+        send(request)
+    };
+    let ok = with_id("/healthz", &id).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.header("x-request-id"), Some(id.as_str()));
 
     // Problems carry it too.
-    let refused = http()
-        .get(app.url("/mailboxes"))
-        .header("X-Request-Id", &id)
-        .send()
-        .await
-        .expect("mailboxes");
-    assert_eq!(refused.status(), 401);
-    assert_eq!(refused.headers()["x-request-id"], id.as_str());
-    let unknown = http()
-        .get(app.url("/no-such-route"))
-        .send()
-        .await
-        .expect("unknown");
-    assert_eq!(unknown.status(), 404);
-    let generated = unknown.headers()["x-request-id"].to_str().expect("id");
+    let refused = with_id("/mailboxes", &id).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.header("x-request-id"), Some(id.as_str()));
+    let unknown = app.call("GET", "/no-such-route", None).await;
+    assert_eq!(unknown.status, 404);
+    let generated = unknown.header("x-request-id").expect("id");
     assert!(uuid::Uuid::try_parse(generated).is_ok(), "{generated}");
 
     // An id that is too long or has unsafe characters is replaced.
     for bad in ["x".repeat(65), "two words".into(), "a;b".into()] {
-        let answer = http()
-            .get(app.url("/healthz"))
-            .header("X-Request-Id", &bad)
-            .send()
-            .await
-            .expect("healthz");
-        let answered = answer.headers()["x-request-id"].to_str().expect("id");
+        let answer = with_id("/healthz", &bad).await;
+        let answered = answer.header("x-request-id").expect("id");
         assert_ne!(answered, bad);
         assert!(uuid::Uuid::try_parse(answered).is_ok(), "{answered}");
     }
@@ -374,93 +283,39 @@ async fn request_ids_are_answered_and_logged(app: TestApp) {
     }
 }
 
-/// The JSON log lines whose span carries `request_id`.
-fn logged_with(request_id: &str) -> Vec<Value> {
-    logs()
-        .lines()
-        .filter(|l| l.contains(request_id))
-        .map(|l| serde_json::from_str::<Value>(l).expect("JSON log lines"))
-        .filter(|l| l["span"]["request_id"] == request_id)
-        .collect()
-}
-
-async fn refresh_and_check_counters_move(app: TestApp) {
-    let fake = FakeEntra::start().await;
-    fake.register_app(TENANT, CLIENT_ID, SECRET);
-    let app = app
-        .with(&[("INBOXLINK_MS_AUTHORITY", fake.authority())])
+backend_tests!(refresh_and_check_counters_move);
+async fn refresh_and_check_counters_move(app: TestAppBuilder) {
+    let app = app.with_fake_entra().with_app_credential().start().await;
+    let admin = app.admin();
+    let robot = app
+        .new_mailbox_with("robot@contoso.cz", |b| b.access_mode(AccessMode::AppOnly))
         .await;
-    let admin = app.admin("acme");
-    let cred = admin
-        .app_credential_create()
-        .body(inboxlink_sdk::types::AppCredentialCreate {
-            client_id: CLIENT_ID.into(),
-            tenant_id: TENANT.into(),
-            ..app_credential_body("E-filing", SECRET)
-        })
-        .send()
-        .await
-        .expect("credential")
-        .id;
-    let mailbox = |email: &str, mode| MailboxCreate {
-        email: email.into(),
-        app_credential_id: cred,
-        access_mode: Some(mode),
-        shared: Some(false),
-    };
-    let robot = admin
-        .mailbox_create()
-        .body(mailbox("robot@contoso.cz", AccessMode::AppOnly))
-        .send()
-        .await
-        .expect("mailbox")
-        .id;
-    let unsigned = admin
-        .mailbox_create()
-        .body(mailbox("new@contoso.cz", AccessMode::Delegated))
-        .send()
-        .await
-        .expect("mailbox")
-        .id;
+    let unsigned = app.new_mailbox("new@contoso.cz").await;
     let ok = r#"inboxlink_token_refresh_total{outcome="ok"}"#;
     let app_credential = r#"inboxlink_token_refresh_total{outcome="app_credential"}"#;
     let text = scrape(&app).await;
     assert_eq!((value(&text, ok), value(&text, app_credential)), (0.0, 0.0));
 
     // Tokens that live less than the keeper's 5 minutes: every use refreshes.
-    fake.set_access_token_ttl(120);
+    app.fake().set_access_token_ttl(120);
     // The app-only sign-in obtains a token at once (service/signin.rs) ...
-    admin
-        .mailbox_refresh()
-        .id(robot)
-        .body(RefreshRequest { return_url: None })
-        .send()
-        .await
-        .expect("refresh");
+    admin.refresh(robot).await.expect("refresh");
     assert_eq!(value(&scrape(&app).await, ok), 1.0);
     // ... and the token keeper refreshes it when it is handed out.
-    let service = app.sdk(&app.token("acme", &["service"]));
-    service
-        .mailbox_access_token()
-        .id(robot)
-        .send()
-        .await
-        .expect("token");
+    app.service().access_token(robot).await.expect("token");
     assert_eq!(value(&scrape(&app).await, ok), 2.0);
 
     // An expired client secret: the refresh fails with the app-credential class,
     // and the warning logged deep in the keeper carries the request id.
-    fake.expire_secret(CLIENT_ID, SECRET);
+    app.fake().expire_secret(CLIENT_ID, SECRET);
     let request_id = format!("ops-refresh-{}", uuid::Uuid::new_v4().simple());
-    let failed = http()
-        .get(app.url(&format!("/mailboxes/{robot}/access-token")))
-        .bearer_auth(app.token("acme", &["service"]))
-        .header("X-Request-Id", &request_id)
-        .send()
-        .await
-        .expect("token");
-    assert_eq!(failed.status(), 409);
-    assert_eq!(failed.headers()["x-request-id"], request_id.as_str());
+    let failed = app
+        .request("GET", &format!("/mailboxes/{robot}/access-token"))
+        .bearer_auth(app.token(ORG, &["service"]))
+        .header("X-Request-Id", &request_id);
+    let failed = send(failed).await;
+    assert_eq!(failed.status, 409);
+    assert_eq!(failed.header("x-request-id"), Some(request_id.as_str()));
     let text = scrape(&app).await;
     assert_eq!(value(&text, ok), 2.0);
     assert_eq!(value(&text, app_credential), 1.0, "{text}");
@@ -474,17 +329,8 @@ async fn refresh_and_check_counters_move(app: TestApp) {
     );
 
     // Checks count their first failed step and its code.
-    let report = admin
-        .mailbox_check()
-        .id(unsigned)
-        .body(CheckRequest {
-            send_test_message: None,
-        })
-        .send()
-        .await
-        .expect("check")
-        .into_inner();
-    assert!(!report.ok);
+    let check = admin.mailbox_check().id(unsigned).send().await;
+    assert!(!check.expect("check").ok);
     let text = scrape(&app).await;
     assert_eq!(
         value(
@@ -505,37 +351,16 @@ async fn refresh_and_check_counters_move(app: TestApp) {
     );
 }
 
-async fn doctor_finds_a_healthy_database(app: TestApp) {
-    let admin = app.admin("acme");
-    let cred = admin
-        .app_credential_create()
-        .body(app_credential_body("Cred", &new_secret()))
-        .send()
-        .await
-        .expect("cred")
-        .id;
-    let mailbox = admin
-        .mailbox_create()
-        .body(MailboxCreate {
-            email: "podatelna@contoso.cz".into(),
-            app_credential_id: cred,
-            access_mode: None,
-            shared: None,
-        })
-        .send()
-        .await
-        .expect("mailbox")
-        .id;
+backend_tests!(doctor_finds_a_healthy_database);
+async fn doctor_finds_a_healthy_database(app: TestAppBuilder) {
+    let app = app.with_mailbox().start().await;
     // A pending sign-in: an encrypted PKCE verifier (no identity provider needed).
-    admin
-        .mailbox_refresh()
-        .id(mailbox)
-        .body(RefreshRequest { return_url: None })
-        .send()
+    app.admin()
+        .refresh(app.mailbox_id())
         .await
         .expect("refresh");
 
-    let report = doctor::diagnose_store(&app.services.store, &app.services.cipher).await;
+    let report = app.doctor().await;
     let text = report.to_string();
     assert!(!report.failed(), "{text}");
     assert_eq!(report.count(doctor::Level::Warn), 0, "{text}");
@@ -548,7 +373,7 @@ async fn doctor_finds_a_healthy_database(app: TestApp) {
             "{topic} in {text}"
         );
     }
-    let key = app.services.cipher.current_key_id().to_owned();
+    let key = app.current_key_id();
     let counted = |column: SecretColumn| {
         report
             .secrets
@@ -571,44 +396,44 @@ async fn doctor_finds_a_healthy_database(app: TestApp) {
     assert!(text.contains(&format!("key {key}: 1")), "{text}");
 }
 
-async fn doctor_names_a_tampered_ciphertext(app: TestApp) {
-    let key_a = random_b64(32);
-    let app = app.with(&[("INBOXLINK_MASTER_KEY", key_a.clone())]).await;
-    let admin = app.admin("acme");
+/// A random master key's bytes.
+fn master_key() -> [u8; 32] {
+    rand::random()
+}
+
+/// `keys` as the configured master keys, the first one current.
+fn master_keys(keys: Vec<[u8; 32]>) -> impl Fn(&mut inboxlink::config::Settings) + Send + Sync {
+    move |s| s.master_keys = keys.iter().map(|k| MasterKey::new(*k)).collect()
+}
+
+async fn client_secrets(app: &TestApp) -> Vec<(String, String)> {
+    app.stored_values(SecretColumn::AppCredentialClientSecret)
+        .await
+}
+
+backend_tests!(doctor_names_a_tampered_ciphertext);
+async fn doctor_names_a_tampered_ciphertext(app: TestAppBuilder) {
+    let key_a = master_key();
+    let app = app.with_settings(master_keys(vec![key_a])).start().await;
+    let admin = app.admin();
     let mut ids = Vec::new();
     for name in ["First", "Second"] {
-        ids.push(
-            admin
-                .app_credential_create()
-                .body(app_credential_body(name, &new_secret()))
-                .send()
-                .await
-                .expect("cred")
-                .id
-                .to_string(),
-        );
+        let body = app_credential_body(name, &crate::helpers::new_secret());
+        ids.push(admin.create_app_credential(body).await.to_string());
     }
-    // UPDATE app_credentials SET client_secret = <the second row's ciphertext> WHERE id = <first>
-    let (first, second) = (ids[0].clone(), ids[1].clone());
-    let moved = app
-        .services
-        .store
-        .query(move |c| {
-            let theirs: String = app_credentials::table
-                .filter(app_credentials::id.eq(&second))
-                .select(app_credentials::client_secret)
-                .first(c)
-                .map_err(inboxlink::store::StoreError::from)?;
-            diesel::update(app_credentials::table.filter(app_credentials::id.eq(&first)))
-                .set(app_credentials::client_secret.eq(&theirs))
-                .execute(c)
-                .map_err(inboxlink::store::StoreError::from)?;
-            Ok(theirs)
-        })
-        .await
-        .expect("tamper");
+    // The first row's client secret := the second row's ciphertext.
+    let value_of = |values: &[(String, String)], id: &str| {
+        let row = values.iter().find(|(row, _)| row == id).expect("row");
+        row.1.clone()
+    };
+    let moved = value_of(&client_secrets(&app).await, &ids[1]);
+    app.execute(format!(
+        "UPDATE app_credentials SET client_secret = '{moved}' WHERE id = '{}'",
+        ids[0]
+    ))
+    .await;
 
-    let report = doctor::diagnose_store(&app.services.store, &app.services.cipher).await;
+    let report = app.doctor().await;
     let text = report.to_string();
     assert!(report.failed(), "{text}");
     assert_eq!(report.secret_failures.len(), 1, "{text}");
@@ -625,104 +450,53 @@ async fn doctor_names_a_tampered_ciphertext(app: TestApp) {
     assert!(!text.contains(&moved), "never the value");
 
     // Rekey leaves it alone and reports it; the other row moves to the new key.
-    let rotated = app
-        .with(&[(
-            "INBOXLINK_MASTER_KEY",
-            format!("{},{key_a}", random_b64(32)),
-        )])
-        .await;
-    let report = rekey::rekey(&rotated.services.store, &rotated.services.cipher)
-        .await
-        .expect("rekey");
+    let rotated = app.restart();
+    let rotated = rotated.with_settings(master_keys(vec![master_key(), key_a]));
+    let rotated = rotated.start().await;
+    let report = rotated.rekey().await;
     assert_eq!(report.failures.len(), 1, "{report}");
     assert_eq!(report.failures[0].row_id, ids[0]);
     let counts = &report.columns[&SecretColumn::AppCredentialClientSecret];
     assert_eq!((counts.rekeyed, counts.failed), (1, 1), "{report}");
-    let now = stored(&rotated, SecretColumn::AppCredentialClientSecret).await;
-    let tampered = now.iter().find(|(id, _)| *id == ids[0]).expect("row");
-    assert_eq!(tampered.1, moved, "left as it was");
-    let other = now.iter().find(|(id, _)| *id == ids[1]).expect("row");
+    let now = client_secrets(&rotated).await;
+    assert_eq!(value_of(&now, &ids[0]), moved, "left as it was");
     assert_eq!(
-        Cipher::key_id_of(&other.1),
-        Some(rotated.services.cipher.current_key_id())
+        Cipher::key_id_of(&value_of(&now, &ids[1])),
+        Some(rotated.current_key_id().as_str())
     );
 }
 
-/// (row id, stored value) of every value of `column`.
-async fn stored(app: &TestApp, column: SecretColumn) -> Vec<(String, String)> {
-    app.services
-        .store
-        .query(move |c| secret_page(c, column, None, 1000))
-        .await
-        .expect("values")
-}
-
-async fn rekey_moves_every_value_to_the_newest_key(app: TestApp) {
-    let (key_a, key_b) = (random_b64(32), random_b64(32));
-    let fake = FakeEntra::start().await;
-    fake.register_app(TENANT, CLIENT_ID, SECRET);
-    fake.add_domain(TENANT, "contoso.cz");
+backend_tests!(rekey_moves_every_value_to_the_newest_key);
+async fn rekey_moves_every_value_to_the_newest_key(app: TestAppBuilder) {
+    let (key_a, key_b) = (master_key(), master_key());
     let app = app
-        .with(&[
-            ("INBOXLINK_MASTER_KEY", key_a.clone()),
-            ("INBOXLINK_MS_AUTHORITY", fake.authority()),
-        ])
+        .with_fake_entra()
+        .with_mailbox()
+        .with_settings(master_keys(vec![key_a]))
+        .start()
         .await;
-    fake.add_redirect_uri(CLIENT_ID, &format!("{}/oauth/callback", app.base));
-    let admin = app.admin("acme");
-    let cred = admin
-        .app_credential_create()
-        .body(inboxlink_sdk::types::AppCredentialCreate {
-            client_id: CLIENT_ID.into(),
-            tenant_id: TENANT.into(),
-            ..app_credential_body("E-filing", SECRET)
-        })
-        .send()
-        .await
-        .expect("credential")
-        .id;
-    let mailbox = admin
-        .mailbox_create()
-        .body(MailboxCreate {
-            email: "podatelna@contoso.cz".into(),
-            app_credential_id: cred,
-            access_mode: None,
-            shared: None,
-        })
-        .send()
-        .await
-        .expect("mailbox")
-        .id;
+    let (admin, mailbox) = (app.admin(), app.mailbox_id());
     // Sign in through the fake: an access token and a refresh token are stored.
-    let url = refresh(&admin, mailbox).await;
-    let to_callback = browser().get(&url).send().await.expect("authorize");
-    assert_eq!(to_callback.status(), 302);
-    let callback = to_callback.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
-    let page = browser().get(&callback).send().await.expect("callback");
-    assert_eq!(page.status(), 200);
+    let page = follow(&admin.sign_in_url(mailbox).await).await;
+    assert_eq!(page.status, 200);
     // And a pending sign-in: a PKCE verifier.
-    refresh(&admin, mailbox).await;
-    let key_a_id = app.services.cipher.current_key_id().to_owned();
+    admin.sign_in_url(mailbox).await;
+    let key_a_id = app.current_key_id();
     let mut before = Vec::new();
     for column in SecretColumn::ALL {
-        let values = stored(&app, column).await;
+        let values = app.stored_values(column).await;
         assert_eq!(values.len(), 1, "{column:?}");
         assert_eq!(Cipher::key_id_of(&values[0].1), Some(key_a_id.as_str()));
         before.push(values[0].clone());
     }
 
     // The new key first, the old one after it; every instance restarted so.
-    let rotated = app
-        .with(&[("INBOXLINK_MASTER_KEY", format!("{key_b},{key_a}"))])
-        .await;
-    let key_b_id = rotated.services.cipher.current_key_id().to_owned();
+    let rotated = app.restart();
+    let rotated = rotated.with_settings(master_keys(vec![key_b, key_a]));
+    let rotated = rotated.start().await;
+    let key_b_id = rotated.current_key_id();
     assert_ne!(key_b_id, key_a_id);
-    let report = rekey::rekey(&rotated.services.store, &rotated.services.cipher)
-        .await
-        .expect("rekey");
+    let report = rotated.rekey().await;
     assert_eq!(report.key_id, key_b_id);
     assert!(report.failures.is_empty(), "{report}");
     let total = report.total();
@@ -737,7 +511,7 @@ async fn rekey_moves_every_value_to_the_newest_key(app: TestApp) {
         "{report}"
     );
     for (column, old) in SecretColumn::ALL.into_iter().zip(&before) {
-        let now = stored(&rotated, column).await;
+        let now = rotated.stored_values(column).await;
         assert_eq!(now[0].0, old.0, "same row");
         assert_ne!(now[0].1, old.1, "{column:?} re-encrypted");
         assert_eq!(
@@ -748,31 +522,19 @@ async fn rekey_moves_every_value_to_the_newest_key(app: TestApp) {
     }
 
     // Only key B now: everything still decrypts.
-    let only_b = app.with(&[("INBOXLINK_MASTER_KEY", key_b.clone())]).await;
-    let org = OrgId::parse("acme").expect("org");
-    use secrecy::ExposeSecret;
-    let secret = only_b
-        .services
-        .app_credential_with_secret(&org, cred.into())
-        .await
-        .map(|(_, secret)| secret)
-        .expect("the secret decrypts with key B alone");
-    assert_eq!(secret.expose_secret(), SECRET);
-    let token = only_b
-        .sdk(&only_b.token("acme", &["service"]))
-        .mailbox_access_token()
-        .id(mailbox)
-        .send()
-        .await
-        .expect("the access token decrypts with key B alone");
-    assert_eq!(token.mailbox, "podatelna@contoso.cz");
-    let checked = doctor::diagnose_store(&only_b.services.store, &only_b.services.cipher).await;
+    let only_b = app.restart().with_settings(master_keys(vec![key_b]));
+    let only_b = only_b.start().await;
+    let secret = only_b.stored_client_secret(app.app_credential_id()).await;
+    let secret = secret.expect("the secret decrypts with key B alone");
+    assert_eq!(secret, SECRET);
+    let token = only_b.service().access_token(mailbox).await;
+    let token = token.expect("the access token decrypts with key B alone");
+    assert_eq!(token.mailbox, MAILBOX);
+    let checked = only_b.doctor().await;
     assert!(!checked.failed(), "{checked}");
 
     // A second run finds nothing to do.
-    let again = rekey::rekey(&rotated.services.store, &rotated.services.cipher)
-        .await
-        .expect("rekey");
+    let again = rotated.rekey().await;
     let total = again.total();
     assert_eq!(
         (total.values, total.rekeyed, total.current),
@@ -781,28 +543,8 @@ async fn rekey_moves_every_value_to_the_newest_key(app: TestApp) {
     );
     for (column, _) in SecretColumn::ALL.into_iter().zip(&before) {
         assert_eq!(
-            Cipher::key_id_of(&stored(&rotated, column).await[0].1),
+            Cipher::key_id_of(&rotated.stored_values(column).await[0].1),
             Some(key_b_id.as_str())
         );
     }
-}
-
-async fn refresh(admin: &inboxlink_sdk::Client, mailbox: uuid::Uuid) -> String {
-    admin
-        .mailbox_refresh()
-        .id(mailbox)
-        .body(RefreshRequest { return_url: None })
-        .send()
-        .await
-        .expect("refresh")
-        .into_inner()
-        .authorization_url
-        .expect("a sign-in URL")
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
 }

@@ -2,13 +2,11 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, backend_tests, http, new_secret};
+use crate::helpers::{
+    ORG, PLACEHOLDER_CLIENT_ID, TestApp, TestAppBuilder, app_credential_body, assert_problem,
+    backend_tests, new_secret,
+};
 use crate::operations::{scrape, value};
-
-backend_tests!(
-    every_role_against_every_operation,
-    refusals_are_counted_and_forbidden_is_audited
-);
 
 /// Who may call each operation (the README's role table).
 const ALLOWED: &[(&str, &[&str])] = &[
@@ -58,7 +56,9 @@ fn secured_operations() -> Vec<Operation> {
     ops
 }
 
-async fn every_role_against_every_operation(app: TestApp) {
+backend_tests!(every_role_against_every_operation);
+async fn every_role_against_every_operation(app: TestAppBuilder) {
+    let app = app.start().await;
     let ops = secured_operations();
     for op in &ops {
         assert!(
@@ -67,9 +67,9 @@ async fn every_role_against_every_operation(app: TestApp) {
             op.id
         );
     }
-    let admin = app.token("acme", &["admin"]);
+    let admin = app.token(ORG, &["admin"]);
     for role in ["admin", "operator", "viewer", "service"] {
-        let token = app.token("acme", &[role]);
+        let token = app.token(ORG, &[role]);
         for op in &ops {
             // Fresh resources for every call, so deletes and updates have something to act on.
             let cred = create(&app, &admin, "/app-credentials", credential_body()).await;
@@ -85,40 +85,25 @@ async fn every_role_against_every_operation(app: TestApp) {
             } else {
                 id.clone()
             };
-            let url = app.url(&op.path.replace("{id}", &target));
+            let path = op.path.replace("{id}", &target);
             let body = match op.id.as_str() {
                 "app_credential_create" => Some(credential_body()),
                 "mailbox_create" => Some(mailbox_body(&cred)),
                 "app_credential_update" | "mailbox_update" => Some(json!({})),
                 _ => None,
             };
-            let mut request = http()
-                .request(op.method.parse().expect("method"), url)
-                .bearer_auth(&token);
-            if let Some(body) = body {
-                request = request.json(&body);
-            }
-            let response = request.send().await.expect("response");
-            let status = response.status().as_u16();
+            let answer = app.call_as(&token, &op.method, &path, body.as_ref()).await;
+            let (status, code) = (answer.status, answer.code());
             // Every authenticated answer, whatever it is, is never cached or sniffed.
-            let header = |name| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            };
             assert_eq!(
-                (header("x-content-type-options"), header("cache-control")),
-                (Some("nosniff".into()), Some("no-store".into())),
+                (
+                    answer.header("x-content-type-options"),
+                    answer.header("cache-control")
+                ),
+                (Some("nosniff"), Some("no-store")),
                 "{role} {}: {status}",
                 op.id
             );
-            let code = response
-                .json::<Value>()
-                .await
-                .ok()
-                .and_then(|p| p["code"].as_str().map(str::to_owned));
             let allowed = ALLOWED
                 .iter()
                 .find(|(id, _)| *id == op.id)
@@ -130,7 +115,7 @@ async fn every_role_against_every_operation(app: TestApp) {
                 // to is refused, and for that reason alone.
                 let not_signed_in = op.id == "mailbox_access_token"
                     && status == 409
-                    && code.as_deref() == Some("mailbox_not_authorized");
+                    && code == Some("mailbox_not_authorized");
                 assert!(
                     (200..300).contains(&status) || not_signed_in,
                     "{role} may call {}: got {status} {code:?}",
@@ -142,21 +127,15 @@ async fn every_role_against_every_operation(app: TestApp) {
         }
     }
     // A token without any known role may do nothing.
-    let nobody = app.token("acme", &["auditor"]);
-    let status = http()
-        .get(app.url("/mailboxes"))
-        .bearer_auth(&nobody)
-        .send()
-        .await
-        .expect("response")
-        .status();
-    assert_eq!(status, 403);
+    let nobody = app.token(ORG, &["auditor"]);
+    let answer = app.call_as(&nobody, "GET", "/mailboxes", None).await;
+    assert_eq!(answer.status, 403);
 }
 
 fn credential_body() -> Value {
     json!({
         "name": "Cred",
-        "client_id": "5f4d7e3c-1b2a-4c5d-8e9f-0a1b2c3d4e5f",
+        "client_id": PLACEHOLDER_CLIENT_ID,
         "tenant_id": "contoso.onmicrosoft.com",
         "client_secret": new_secret(),
     })
@@ -167,93 +146,43 @@ fn mailbox_body(cred: &str) -> Value {
 }
 
 async fn create(app: &TestApp, token: &str, path: &str, body: Value) -> String {
-    let response = http()
-        .post(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("response");
-    assert_eq!(response.status(), 201, "create {path}");
-    let created: Value = response.json().await.expect("json");
-    created["id"].as_str().expect("id").to_owned()
+    let created = app.call_as(token, "POST", path, Some(&body)).await;
+    assert_eq!(created.status, 201, "create {path}");
+    created.body["id"].as_str().expect("id").to_owned()
 }
 
 /// The SDK surfaces 401 and 403 as typed problems.
 #[tokio::test]
 async fn sdk_errors_are_typed() {
-    use inboxlink_sdk::ProblemExt;
-    let app = TestApp::spawn(inboxlink::config::Backend::Sqlite).await;
-    let err = app
-        .sdk("not-a-token")
-        .mailbox_list()
-        .send()
-        .await
-        .expect_err("401");
-    assert_eq!(
-        (err.http_status(), err.code()),
-        (Some(401), Some("invalid_token"))
-    );
-    let viewer = app.sdk(&app.token("acme", &["viewer"]));
-    let body = inboxlink_sdk::types::AppCredentialCreate {
-        name: "x".into(),
-        provider: None,
-        client_id: "5f4d7e3c-1b2a-4c5d-8e9f-0a1b2c3d4e5f".into(),
-        tenant_id: "contoso.onmicrosoft.com".into(),
-        client_secret: new_secret(),
-        secret_expires_at: None,
-    };
-    let err = viewer
-        .app_credential_create()
-        .body(body)
-        .send()
-        .await
-        .expect_err("403");
-    assert_eq!(
-        (err.http_status(), err.code()),
-        (Some(403), Some("forbidden"))
-    );
+    let app = TestApp::new().start().await;
+    let err = app.sdk("not-a-token").mailbox_list().send().await;
+    assert_problem(&err.expect_err("401"), 401, "invalid_token");
+    let viewer = app.client(ORG, "viewer");
+    let body = app_credential_body("x", &new_secret());
+    let err = viewer.app_credential_create().body(body).send().await;
+    assert_problem(&err.expect_err("403"), 403, "forbidden");
 }
 
+backend_tests!(refusals_are_counted_and_forbidden_is_audited);
 /// Refused tokens and 403s are counted by reason; each 403 is in the
 /// caller's organisation's audit log with the route and the missing permission.
-async fn refusals_are_counted_and_forbidden_is_audited(app: TestApp) {
+async fn refusals_are_counted_and_forbidden_is_audited(app: TestAppBuilder) {
+    let app = app.start().await;
     let series = |reason: &str| format!(r#"inboxlink_auth_refusals_total{{reason="{reason}"}}"#);
     let before = scrape(&app).await;
-    let status = |r: reqwest::Response| r.status().as_u16();
-    let missing = http()
-        .get(app.url("/mailboxes"))
-        .send()
-        .await
-        .expect("response");
-    assert_eq!(status(missing), 401);
-    let invalid = http()
-        .get(app.url("/mailboxes"))
-        .bearer_auth("not-a-jwt")
-        .send()
-        .await
-        .expect("response");
-    assert_eq!(status(invalid), 401);
-    let viewer =
-        app.token_with(json!({ "sub": "viewer-jane", "org": "acme", "roles": ["viewer"] }));
-    let create = http()
-        .post(app.url("/app-credentials"))
-        .bearer_auth(&viewer)
-        .json(&credential_body())
-        .send()
-        .await
-        .expect("response");
-    assert_eq!(status(create), 403);
+    let missing = app.call("GET", "/mailboxes", None).await;
+    assert_eq!(missing.status, 401);
+    let invalid = app.call_as("not-a-jwt", "GET", "/mailboxes", None).await;
+    assert_eq!(invalid.status, 401);
+    let viewer = app.token_with(json!({ "sub": "viewer-jane", "org": ORG, "roles": ["viewer"] }));
+    let body = credential_body();
+    let create = app.call_as(&viewer, "POST", "/app-credentials", Some(&body));
+    assert_eq!(create.await.status, 403);
     let operator =
-        app.token_with(json!({ "sub": "operator-joe", "org": "acme", "roles": ["operator"] }));
-    let id = uuid::Uuid::new_v4();
-    let delete = http()
-        .delete(app.url(&format!("/mailboxes/{id}")))
-        .bearer_auth(&operator)
-        .send()
-        .await
-        .expect("response");
-    assert_eq!(status(delete), 403);
+        app.token_with(json!({ "sub": "operator-joe", "org": ORG, "roles": ["operator"] }));
+    let path = format!("/mailboxes/{}", uuid::Uuid::new_v4());
+    let delete = app.call_as(&operator, "DELETE", &path, None).await;
+    assert_eq!(delete.status, 403);
 
     let after = scrape(&app).await;
     for (reason, more) in [
@@ -268,15 +197,8 @@ async fn refusals_are_counted_and_forbidden_is_audited(app: TestApp) {
         );
     }
 
-    let events: Value = http()
-        .get(app.url("/audit-events"))
-        .bearer_auth(app.token("acme", &["admin"]))
-        .send()
-        .await
-        .expect("response")
-        .json()
-        .await
-        .expect("json");
+    let admin = app.token(ORG, &["admin"]);
+    let events = app.call_as(&admin, "GET", "/audit-events", None).await.body;
     let mut forbidden: Vec<&Value> = events["items"]
         .as_array()
         .expect("items")
@@ -311,17 +233,10 @@ async fn refusals_are_counted_and_forbidden_is_audited(app: TestApp) {
             "{event}"
         );
     }
-    let elsewhere: Value = http()
-        .get(app.url("/audit-events"))
-        .bearer_auth(app.token("other", &["admin"]))
-        .send()
-        .await
-        .expect("response")
-        .json()
-        .await
-        .expect("json");
+    let other = app.token("other", &["admin"]);
+    let elsewhere = app.call_as(&other, "GET", "/audit-events", None).await;
     assert_eq!(
-        elsewhere["items"],
+        elsewhere.body["items"],
         json!([]),
         "only the caller's organisation sees it"
     );

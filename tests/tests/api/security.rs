@@ -3,63 +3,43 @@
 
 use std::time::Duration;
 
-use diesel::RunQueryDsl;
-use inboxlink::config::Backend;
 use inboxlink_sdk::ProblemExt;
-use inboxlink_sdk::types::{AccessMode, AdminConsentRequest, AdminConsentStatus, MailboxStatus};
+use inboxlink_sdk::types::{AccessMode, AdminConsentStatus, MailboxStatus};
 use inboxlink_tests::fake_entra::Fault;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestApp, backend_tests, http, logs};
-use crate::signin::{CLIENT_ID, MAILBOX, SECRET, TENANT, World, browser, callback, follow, world};
-
-backend_tests!(
-    stored_addresses_from_before_the_strict_parse_are_marked_and_never_handed_out,
-    front_channel_errors_concern_the_attempt_only,
-    consent_links_are_minted_by_admins_and_held_to_the_tenant,
-    a_domain_tenant_learns_its_guid_and_holds_consent_to_it,
-    a_settings_change_during_the_code_redemption_wins,
-    a_settings_change_during_an_app_only_refresh_wins,
-    a_lost_race_in_the_keeper_is_a_conflict,
-    a_recreated_account_with_the_same_name_is_refused,
-    editing_the_app_credential_cancels_its_pending_sign_ins,
-    a_change_is_never_without_its_audit_row,
-);
+use crate::helpers::{
+    Api, CLIENT_ID, MAILBOX, ORG, TENANT, TENANT_DOMAIN, TestApp, TestAppBuilder, assert_status,
+    authorize, backend_tests, callback, fake_app_credential_body, follow, logs, mailbox_body,
+    state_of,
+};
 
 /// Characters that mean something to a shell, PowerShell, an SMTP or IMAP
 /// command line or a header: none may reach a PowerShell line's values or an
 /// access-token field.
 const DANGEROUS: &[char] = &['"', '`', '$', '\r', '\n', '\0', '<', '>', ' ', ';'];
 
+/// The service with the fake Entra ID and its app as the app credential.
+async fn with_entra(app: TestAppBuilder) -> TestApp {
+    app.with_fake_entra().with_app_credential().start().await
+}
+
+/// A new app-only mailbox of `app`'s app credential.
+async fn robot(app: &TestApp) -> uuid::Uuid {
+    app.new_mailbox_with("robot@contoso.cz", |b| b.access_mode(AccessMode::AppOnly))
+        .await
+}
+
 #[tokio::test]
 async fn display_names_and_shell_characters_are_refused() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let admin = app.admin("acme");
-    let cred = admin
-        .app_credential_create()
-        .body(crate::helpers::app_credential_body(
-            "E-filing",
-            &crate::helpers::new_secret(),
-        ))
-        .send()
-        .await
-        .expect("cred")
-        .id;
-    let token = app.token("acme", &["admin"]);
-    let create = |email: &str| {
-        http()
-            .post(app.url("/mailboxes"))
-            .bearer_auth(&token)
-            .json(&json!({ "email": email, "app_credential_id": cred }))
-            .send()
+    let app = TestApp::new().with_app_credential().start().await;
+    let cred = app.app_credential_id();
+    let token = app.token(ORG, &["admin"]);
+    let create = async |email: &str| {
+        let body = json!({ "email": email, "app_credential_id": cred });
+        app.call_as(&token, "POST", "/mailboxes", Some(&body)).await
     };
-    assert_eq!(
-        create("podatelna@contoso.cz")
-            .await
-            .expect("create")
-            .status(),
-        201
-    );
+    assert_eq!(create("podatelna@contoso.cz").await.status, 201);
     for bad in [
         "Podatelna <podatelna@contoso.cz>",
         "x\" -AccessRights FullAccess; Remove-Mailbox -Identity \"ceo@contoso.cz",
@@ -71,9 +51,9 @@ async fn display_names_and_shell_characters_are_refused() {
         "a@[10.0.0.1]",
         "jiří@contoso.cz",
     ] {
-        let response = create(bad).await.expect("create");
-        assert_eq!(response.status(), 422, "{bad:?}");
-        let problem: Value = response.json().await.expect("problem");
+        let answer = create(bad).await;
+        assert_eq!(answer.status, 422, "{bad:?}");
+        let problem = &answer.body;
         assert_eq!(problem["errors"][0]["code"], "invalid_email", "{problem}");
         let message = problem["errors"][0]["message"].as_str().unwrap_or_default();
         assert!(
@@ -81,69 +61,31 @@ async fn display_names_and_shell_characters_are_refused() {
             "{message:?}"
         );
     }
-    let page = admin
-        .mailbox_list()
-        .send()
-        .await
-        .expect("list")
-        .into_inner();
-    assert_eq!(page.items.len(), 1, "nothing else was stored");
+    let page = app.admin().mailboxes(None).await;
+    assert_eq!(page.len(), 1, "nothing else was stored");
 }
 
 /// An app-only mailbox with a token, then its stored address replaced the
 /// way an older version would have stored it.
-async fn tampered_app_only_mailbox(w: &World, stored: &str) -> uuid::Uuid {
-    let id = w
-        .mailbox("robot@contoso.cz", AccessMode::AppOnly, false)
-        .await;
-    w.admin
-        .mailbox_refresh()
-        .id(id)
-        .body(inboxlink_sdk::types::RefreshRequest { return_url: None })
-        .send()
-        .await
-        .expect("app-only refresh");
-    let (mid, stored) = (id.to_string(), stored.to_owned());
-    w.app
-        .services
-        .store
-        .query(move |c| {
-            use diesel::prelude::*;
-            use inboxlink::store::schema::mailboxes::dsl::*;
-            diesel::update(mailboxes.filter(id.eq(mid)))
-                .set(email.eq(stored))
-                .execute(c)?;
-            Ok(())
-        })
-        .await
-        .expect("tamper");
+async fn tampered_app_only_mailbox(app: &TestApp, stored: &str) -> uuid::Uuid {
+    let id = robot(app).await;
+    app.admin().refresh(id).await.expect("app-only refresh");
+    app.set_stored_email(id, stored).await;
     id
 }
 
+backend_tests!(stored_addresses_from_before_the_strict_parse_are_marked_and_never_handed_out);
 async fn stored_addresses_from_before_the_strict_parse_are_marked_and_never_handed_out(
-    app: TestApp,
+    app: TestAppBuilder,
 ) {
-    let w = world(app).await;
+    let app = with_entra(app).await;
     let evil = "robot\" -AccessRights FullAccess; Remove-Mailbox -Identity \"ceo@contoso.cz";
-    let id = tampered_app_only_mailbox(&w, evil).await;
+    let id = tampered_app_only_mailbox(&app, evil).await;
 
     // Even before anything marked it: no token, no PowerShell with its text.
-    let err = w
-        .service()
-        .mailbox_access_token()
-        .id(id)
-        .send()
-        .await
-        .expect_err("refused");
+    let err = app.service().access_token(id).await.expect_err("refused");
     assert_eq!(err.code(), Some("mailbox_address_invalid"));
-    let setup = w
-        .admin
-        .app_credential_setup()
-        .id(w.app_credential_id)
-        .send()
-        .await
-        .expect("setup")
-        .into_inner();
+    let setup = app.admin().setup(app.app_credential_id()).await;
     let text = setup.powershell.join("\n");
     assert!(!text.contains("Remove-Mailbox"), "{text}");
     assert!(text.contains("# 1 mailbox(es) left out"), "{text}");
@@ -159,59 +101,27 @@ async fn stored_addresses_from_before_the_strict_parse_are_marked_and_never_hand
 
     // The migration that introduced the strict parse marks such rows: undo
     // it, and let an instance starting on the database apply it again.
-    revert_security_migration(&w.app).await;
-    let restarted = w.app.sibling().await;
-    let mailbox = restarted
-        .admin("acme")
-        .mailbox_get()
-        .id(id)
-        .send()
-        .await
-        .expect("mailbox")
-        .into_inner();
+    app.revert_migration("2026-12-02-000004_security_review", "20261202000004")
+        .await;
+    let restarted = app.sibling().await;
+    let mailbox = restarted.mailbox(id).await;
     assert_eq!(mailbox.status, MailboxStatus::Error);
     let detail = mailbox.status_detail.expect("detail");
     assert_eq!(detail.code, "invalid_address");
     assert!(logs().contains("a stored mailbox address is not valid"));
-    let err = restarted
-        .sdk(&restarted.token("acme", &["service"]))
-        .mailbox_access_token()
-        .id(id)
-        .send()
-        .await
-        .expect_err("refused");
-    assert_eq!(err.code(), Some("mailbox_address_invalid"));
+    let err = restarted.service().access_token(id).await;
+    assert_eq!(
+        err.expect_err("refused").code(),
+        Some("mailbox_address_invalid")
+    );
 
     // Correcting the address makes the mailbox usable again after a sign-in.
-    restarted
-        .admin("acme")
-        .mailbox_update()
-        .id(id)
-        .body(inboxlink_sdk::types::MailboxUpdate {
-            email: Some("robot@contoso.cz".into()),
-            ..Default::default()
-        })
-        .send()
-        .await
-        .expect("corrected");
-    let refreshed = restarted
-        .admin("acme")
-        .mailbox_refresh()
-        .id(id)
-        .body(inboxlink_sdk::types::RefreshRequest { return_url: None })
-        .send()
-        .await
-        .expect("refresh")
-        .into_inner();
+    let admin = restarted.admin();
+    let corrected = admin.update_mailbox(id, |b| b.email("robot@contoso.cz".to_owned()));
+    corrected.await.expect("corrected");
+    let refreshed = admin.refresh(id).await.expect("refresh");
     assert_eq!(refreshed.mailbox.status, MailboxStatus::Active);
-    let token = restarted
-        .sdk(&restarted.token("acme", &["service"]))
-        .mailbox_access_token()
-        .id(id)
-        .send()
-        .await
-        .expect("token")
-        .into_inner();
+    let token = restarted.service().access_token(id).await.expect("token");
     for field in [&token.mailbox, &token.imap_user, &token.smtp_user] {
         assert!(!field.contains(DANGEROUS), "{field}");
     }
@@ -241,77 +151,25 @@ fn quoted_values(line: &str) -> Vec<String> {
     out
 }
 
-/// Runs the down migration of the security review's migration and forgets
-/// that it was applied, as a database of the version before would be.
-async fn revert_security_migration(app: &TestApp) {
-    let dialect = match app.backend {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgres",
-    };
-    let down = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../migrations")
-            .join(dialect)
-            .join("2026-12-02-000004_security_review/down.sql"),
-    )
-    .expect("down.sql");
-    app.services
-        .store
-        .query(move |c| {
-            use diesel::connection::SimpleConnection;
-            c.batch_execute(&down)?;
-            diesel::sql_query(
-                "DELETE FROM __diesel_schema_migrations WHERE version = '20261202000004'",
-            )
-            .execute(c)?;
-            Ok(())
-        })
-        .await
-        .expect("revert");
+/// A forged callback answering for Microsoft: `state` with `pairs`.
+fn forged_callback(app: &TestApp, state: &str, pairs: &[(&str, &str)]) -> String {
+    let mut forged = url::Url::parse(&app.url("/oauth/callback")).expect("url");
+    forged
+        .query_pairs_mut()
+        .append_pair("state", state)
+        .extend_pairs(pairs);
+    forged.into()
 }
 
-/// The state of a fresh sign-in URL, and the URL.
-async fn start_sign_in(w: &World, id: uuid::Uuid) -> (String, String) {
-    let started = w
-        .admin
-        .mailbox_refresh()
-        .id(id)
-        .body(inboxlink_sdk::types::RefreshRequest { return_url: None })
-        .send()
-        .await
-        .expect("refresh")
-        .into_inner();
-    let url = started.authorization_url.expect("url");
-    let state = url::Url::parse(&url)
-        .expect("url")
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .expect("state");
-    (state, url)
-}
-
-async fn audit(w: &World) -> Vec<inboxlink_sdk::types::AuditEvent> {
-    w.admin
-        .audit_event_list()
-        .limit(200u32)
-        .send()
-        .await
-        .expect("audit")
-        .into_inner()
-        .items
-}
-
-async fn front_channel_errors_concern_the_attempt_only(app: TestApp) {
-    let w = world(app).await;
-    let a = w.mailbox(MAILBOX, AccessMode::Delegated, false).await;
-    let b = w
-        .mailbox("urad@contoso.cz", AccessMode::Delegated, false)
-        .await;
+backend_tests!(front_channel_errors_concern_the_attempt_only);
+async fn front_channel_errors_concern_the_attempt_only(app: TestAppBuilder) {
+    let app = app.with_fake_entra().with_mailbox().start().await;
+    let admin = app.admin();
+    let a = app.mailbox_id();
+    let b = app.new_mailbox("urad@contoso.cz").await;
     for id in [a, b] {
-        let (status, _, page) = w.sign_in(id).await;
-        assert_eq!(status, 200, "{page}");
-        assert_eq!(w.status(id).await.status, MailboxStatus::Active);
+        app.sign_in_ok(id).await;
+        assert_eq!(app.mailbox(id).await.status, MailboxStatus::Active);
     }
     // Anyone holding an unused sign-in link answers for Microsoft.
     for (error, description) in [
@@ -324,38 +182,25 @@ async fn front_channel_errors_concern_the_attempt_only(app: TestApp) {
             "AADSTS50173: The provided grant has expired due to it being revoked.",
         ),
     ] {
-        let (state, _) = start_sign_in(&w, a).await;
-        let mut forged = url::Url::parse(&w.app.url("/oauth/callback")).expect("url");
-        forged
-            .query_pairs_mut()
-            .append_pair("state", &state)
-            .append_pair("error", error)
-            .append_pair("error_description", description);
-        let (status, _, page) = callback(forged.as_str()).await;
-        assert_eq!(status, 200, "{page}");
+        let state = state_of(&admin.sign_in_url(a).await);
+        let pairs = [("error", error), ("error_description", description)];
+        let page = callback(&forged_callback(&app, &state, &pairs)).await;
+        assert_eq!(page.status, 200, "{page}");
         for id in [a, b] {
-            assert_eq!(w.status(id).await.status, MailboxStatus::Active, "{error}");
+            let status = app.mailbox(id).await.status;
+            assert_eq!(status, MailboxStatus::Active, "{error}");
         }
-        let detail = w
-            .status(a)
-            .await
-            .status_detail
-            .expect("the attempt is recorded");
+        let detail = app.mailbox(a).await.status_detail;
+        let detail = detail.expect("the attempt is recorded");
         assert!(
             ["client_secret_expired", "grant_revoked"].contains(&detail.code.as_str()),
             "{detail:?}"
         );
-        let cred = w
-            .admin
-            .app_credential_get()
-            .id(w.app_credential_id)
-            .send()
-            .await
-            .expect("cred")
-            .into_inner();
+        let cred = admin.app_credential(app.app_credential_id()).await;
         assert!(cred.problem.is_none(), "the app credential is not flagged");
     }
-    let failed: Vec<_> = audit(&w)
+    let failed: Vec<_> = admin
+        .audit()
         .await
         .into_iter()
         .filter(|e| e.action == "mailbox.sign_in_failed")
@@ -363,73 +208,36 @@ async fn front_channel_errors_concern_the_attempt_only(app: TestApp) {
     assert_eq!(failed.len(), 2);
     assert!(failed.iter().all(|e| e.actor == "browser"), "{failed:?}");
     // The grant was never ended.
-    w.service()
-        .mailbox_access_token()
-        .id(a)
-        .send()
-        .await
-        .expect("a still works");
+    app.service().access_token(a).await.expect("a still works");
 }
 
-async fn consent_links_are_minted_by_admins_and_held_to_the_tenant(app: TestApp) {
-    let w = world(app).await;
+backend_tests!(consent_links_are_minted_by_admins_and_held_to_the_tenant);
+async fn consent_links_are_minted_by_admins_and_held_to_the_tenant(app: TestAppBuilder) {
+    let app = with_entra(app).await;
+    let cred = app.app_credential_id();
     for role in ["viewer", "operator"] {
-        let sdk = w.app.sdk(&w.app.token("acme", &[role]));
-        sdk.app_credential_setup()
-            .id(w.app_credential_id)
-            .send()
-            .await
-            .expect("the setup view is readable");
-        let err = sdk
-            .app_credential_admin_consent()
-            .id(w.app_credential_id)
-            .body(AdminConsentRequest { return_url: None })
-            .send()
-            .await
-            .expect_err("only admins mint consent links");
+        let sdk = app.client(ORG, role);
+        let setup = sdk.app_credential_setup().id(cred).send().await;
+        setup.expect("the setup view is readable");
+        let err = sdk.consent_url(cred).await;
+        let err = err.expect_err("only admins mint consent links");
         assert_eq!(err.code(), Some("forbidden"), "{role}");
     }
-    assert_eq!(
-        pending_authorizations(&w.app).await,
-        0,
-        "reading wrote nothing"
-    );
+    assert_eq!(app.pending_sign_ins().await, 0, "reading wrote nothing");
 
     // A consent answer naming another tenant is refused and records nothing.
-    let link = w
-        .admin
-        .app_credential_admin_consent()
-        .id(w.app_credential_id)
-        .body(AdminConsentRequest { return_url: None })
-        .send()
-        .await
-        .expect("link")
-        .into_inner();
-    let state = url::Url::parse(&link.admin_consent_url)
-        .expect("url")
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .expect("state");
-    let mut forged = url::Url::parse(&w.app.url("/oauth/callback")).expect("url");
-    forged
-        .query_pairs_mut()
-        .append_pair("state", &state)
-        .append_pair("admin_consent", "True")
-        .append_pair("tenant", "00000000-0000-4000-8000-000000000000");
-    let (status, _, page) = callback(forged.as_str()).await;
-    assert_eq!(status, 200);
+    let admin = app.admin();
+    let state = state_of(&admin.consent_url(cred).await.expect("link"));
+    let pairs = [
+        ("admin_consent", "True"),
+        ("tenant", "00000000-0000-4000-8000-000000000000"),
+    ];
+    let page = callback(&forged_callback(&app, &state, &pairs)).await;
+    assert_eq!(page.status, 200);
     assert!(page.contains("consent_tenant_mismatch"), "{page}");
-    let setup = w
-        .admin
-        .app_credential_setup()
-        .id(w.app_credential_id)
-        .send()
-        .await
-        .expect("setup")
-        .into_inner();
+    let setup = admin.setup(cred).await;
     assert_eq!(setup.admin_consent.status, AdminConsentStatus::None);
-    let events = audit(&w).await;
+    let events = admin.audit().await;
     let started = events
         .iter()
         .find(|e| e.action == "app_credential.admin_consent_started")
@@ -443,244 +251,123 @@ async fn consent_links_are_minted_by_admins_and_held_to_the_tenant(app: TestApp)
     assert_eq!(answer.outcome, "consent_tenant_mismatch");
 }
 
-async fn pending_authorizations(app: &TestApp) -> i64 {
-    app.services
-        .store
-        .query(|c| {
-            use diesel::QueryDsl;
-            use inboxlink::store::schema::authorizations::dsl::*;
-            Ok(authorizations.count().get_result::<i64>(c)?)
-        })
-        .await
-        .expect("count")
-}
-
-async fn a_domain_tenant_learns_its_guid_and_holds_consent_to_it(app: TestApp) {
-    let w = world(app).await;
+backend_tests!(a_domain_tenant_learns_its_guid_and_holds_consent_to_it);
+async fn a_domain_tenant_learns_its_guid_and_holds_consent_to_it(app: TestAppBuilder) {
+    let app = app.with_fake_entra().start().await;
+    let admin = app.admin();
     // The same app registration, entered by its tenant's domain.
-    let cred = w
-        .admin
-        .app_credential_create()
-        .body(inboxlink_sdk::types::AppCredentialCreate {
-            name: "By domain".into(),
-            provider: None,
-            client_id: CLIENT_ID.into(),
-            tenant_id: "contoso.cz".into(),
-            client_secret: SECRET.into(),
-            secret_expires_at: None,
-        })
-        .send()
-        .await
-        .expect("cred")
-        .id;
+    let body = fake_app_credential_body("By domain")
+        .tenant_id(TENANT_DOMAIN)
+        .secret_expires_at(None::<chrono::NaiveDate>);
+    let cred = admin.create_app_credential(body).await;
     // Before the GUID is known, a consent answer naming some other tenant is
     // only reported: verify cannot get a token there, so it is not established.
-    let link = w
-        .admin
-        .app_credential_admin_consent()
-        .id(cred)
-        .body(AdminConsentRequest { return_url: None })
-        .send()
-        .await
-        .expect("link")
-        .into_inner();
-    let state = url::Url::parse(&link.admin_consent_url)
-        .expect("url")
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .expect("state");
-    let mut forged = url::Url::parse(&w.app.url("/oauth/callback")).expect("url");
+    let state = state_of(&admin.consent_url(cred).await.expect("link"));
     let elsewhere = "00000000-0000-4000-8000-000000000000";
-    forged
-        .query_pairs_mut()
-        .append_pair("state", &state)
-        .append_pair("admin_consent", "True")
-        .append_pair("tenant", elsewhere);
-    callback(forged.as_str()).await;
-    let verified = w
-        .admin
-        .app_credential_verify()
-        .id(cred)
-        .send()
-        .await
-        .expect("verify")
-        .into_inner();
+    let pairs = [("admin_consent", "True"), ("tenant", elsewhere)];
+    callback(&forged_callback(&app, &state, &pairs)).await;
+    let verified = admin.verify(cred).await;
     assert!(verified.ok, "the credential itself works");
     assert_eq!(verified.admin_consent.status, AdminConsentStatus::Reported);
     assert_eq!(verified.admin_consent.tenant.as_deref(), Some(elsewhere));
 
     // A sign-in teaches the credential its tenant's GUID ...
-    let body = inboxlink_sdk::types::MailboxCreate {
-        email: MAILBOX.into(),
-        app_credential_id: cred,
-        access_mode: None,
-        shared: None,
-    };
-    let id = w
-        .admin
-        .mailbox_create()
-        .body(body)
-        .send()
-        .await
-        .expect("mb")
-        .id;
-    let (status, _, page) = w.sign_in(id).await;
-    assert_eq!(status, 200, "{page}");
+    let id = admin.create_mailbox(mailbox_body(MAILBOX, cred)).await;
+    let page = app.sign_in(id).await;
+    assert_eq!(page.status, 200, "{page}");
     assert!(page.contains("signed_in"), "{page}");
-    let learned = w
-        .admin
-        .app_credential_get()
-        .id(cred)
-        .send()
-        .await
-        .expect("cred");
+    let learned = admin.app_credential(cred).await;
     assert_eq!(learned.tenant_guid.as_deref(), Some(TENANT));
     // ... and a consent answer for another tenant is now refused outright.
-    let link = w
-        .admin
-        .app_credential_admin_consent()
-        .id(cred)
-        .body(AdminConsentRequest { return_url: None })
-        .send()
-        .await
-        .expect("link")
-        .into_inner();
-    let to_callback = browser()
-        .get(&link.admin_consent_url)
-        .send()
-        .await
-        .expect("consent");
-    let real = to_callback.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
+    let real = authorize(&admin.consent_url(cred).await.expect("link")).await;
     let wrong = real.replace(TENANT, elsewhere);
-    let (_, _, page) = callback(&wrong).await;
+    let page = callback(&wrong).await;
     assert!(page.contains("consent_tenant_mismatch"), "{page}");
 }
 
-async fn a_settings_change_during_the_code_redemption_wins(app: TestApp) {
-    let w = world(app).await;
-    let id = w.mailbox(MAILBOX, AccessMode::Delegated, false).await;
-    let (_, url) = start_sign_in(&w, id).await;
-    let to_callback = browser().get(&url).send().await.expect("authorize");
-    let location = to_callback.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
+backend_tests!(a_settings_change_during_the_code_redemption_wins);
+async fn a_settings_change_during_the_code_redemption_wins(app: TestAppBuilder) {
+    let app = app.with_fake_entra().with_mailbox().start().await;
+    let id = app.mailbox_id();
+    let location = authorize(&app.admin().sign_in_url(id).await).await;
     // The code redemption is slow; the mailbox is moved to another address meanwhile.
-    w.fake.set_latency(Duration::from_millis(1500));
+    app.fake().set_latency(Duration::from_millis(1500));
     let pending = tokio::spawn(async move { callback(&location).await });
     tokio::time::sleep(Duration::from_millis(400)).await;
-    w.admin
-        .mailbox_update()
-        .id(id)
-        .body(inboxlink_sdk::types::MailboxUpdate {
-            email: Some("jiny@contoso.cz".into()),
-            ..Default::default()
-        })
-        .send()
-        .await
-        .expect("update during the sign-in");
-    let (status, _, page) = pending.await.expect("callback");
-    assert_eq!(status, 200);
+    let admin = app.admin();
+    let moved = admin.update_mailbox(id, |b| b.email("jiny@contoso.cz".to_owned()));
+    moved.await.expect("update during the sign-in");
+    let page = pending.await.expect("callback");
+    assert_eq!(page.status, 200);
     assert!(page.contains("settings_changed"), "{page}");
-    let mailbox = w.status(id).await;
+    let mailbox = app.mailbox(id).await;
     assert_eq!(mailbox.email, "jiny@contoso.cz");
     assert_eq!(mailbox.status, MailboxStatus::Inactive);
     assert!(mailbox.authorized_as.is_none());
-    let err = w
-        .service()
-        .mailbox_access_token()
-        .id(id)
-        .send()
-        .await
-        .expect_err("no tokens of the old account");
+    let err = app.service().access_token(id).await;
+    let err = err.expect_err("no tokens of the old account");
     assert_eq!(err.code(), Some("mailbox_not_authorized"));
 }
 
-async fn a_settings_change_during_an_app_only_refresh_wins(app: TestApp) {
-    let w = world(app).await;
-    let id = w
-        .mailbox("robot@contoso.cz", AccessMode::AppOnly, false)
-        .await;
-    w.fake.set_latency(Duration::from_millis(1500));
-    let admin = w.admin.clone();
-    let pending = tokio::spawn(async move {
-        admin
-            .mailbox_refresh()
-            .id(id)
-            .body(inboxlink_sdk::types::RefreshRequest { return_url: None })
-            .send()
-            .await
-    });
+backend_tests!(a_settings_change_during_an_app_only_refresh_wins);
+async fn a_settings_change_during_an_app_only_refresh_wins(app: TestAppBuilder) {
+    let app = with_entra(app).await;
+    let id = robot(&app).await;
+    app.fake().set_latency(Duration::from_millis(1500));
+    let admin = app.admin();
+    let pending = tokio::spawn(async move { admin.refresh(id).await });
     tokio::time::sleep(Duration::from_millis(400)).await;
-    w.admin
-        .mailbox_update()
-        .id(id)
-        .body(inboxlink_sdk::types::MailboxUpdate {
-            access_mode: Some(AccessMode::Delegated),
-            ..Default::default()
-        })
-        .send()
-        .await
-        .expect("update during the refresh");
+    let changed = app
+        .admin()
+        .update_mailbox(id, |b| b.access_mode(AccessMode::Delegated))
+        .await;
+    changed.expect("update during the refresh");
     let err = pending.await.expect("task").expect_err("the change won");
     assert_eq!(err.code(), Some("settings_changed"));
     assert_eq!(err.http_status(), Some(409));
-    let mailbox = w.status(id).await;
+    let mailbox = app.mailbox(id).await;
     assert_eq!(mailbox.access_mode, AccessMode::Delegated);
     assert_eq!(mailbox.status, MailboxStatus::Inactive);
 }
 
-async fn a_lost_race_in_the_keeper_is_a_conflict(app: TestApp) {
-    let w = world(app).await;
-    let id = w.mailbox(MAILBOX, AccessMode::Delegated, false).await;
-    w.fake.set_access_token_ttl(1);
-    let (status, _, page) = w.sign_in(id).await;
-    assert_eq!(status, 200, "{page}");
+backend_tests!(a_lost_race_in_the_keeper_is_a_conflict);
+async fn a_lost_race_in_the_keeper_is_a_conflict(app: TestAppBuilder) {
+    let app = app.with_fake_entra().with_mailbox().start().await;
+    let id = app.mailbox_id();
+    app.fake().set_access_token_ttl(1);
+    app.sign_in_ok(id).await;
     // The stored access token is stale: the next call refreshes, slowly.
-    w.fake.set_latency(Duration::from_millis(1500));
-    let service = w.service();
-    let pending = tokio::spawn(async move { service.mailbox_access_token().id(id).send().await });
+    app.fake().set_latency(Duration::from_millis(1500));
+    let service = app.service();
+    let pending = tokio::spawn(async move { service.access_token(id).await });
     tokio::time::sleep(Duration::from_millis(400)).await;
-    w.admin
-        .mailbox_update()
-        .id(id)
-        .body(inboxlink_sdk::types::MailboxUpdate {
-            shared: Some(true),
-            ..Default::default()
-        })
-        .send()
-        .await
-        .expect("update during the refresh");
+    let changed = app.admin().update_mailbox(id, |b| b.shared(true)).await;
+    changed.expect("update during the refresh");
     let err = pending.await.expect("task").expect_err("the change won");
     assert_eq!(err.http_status(), Some(409), "{err:?}");
     assert_eq!(err.code(), Some("mailbox_not_authorized"));
 }
 
-async fn a_recreated_account_with_the_same_name_is_refused(app: TestApp) {
-    let w = world(app).await;
-    let id = w.mailbox(MAILBOX, AccessMode::Delegated, false).await;
-    let (_, _, page) = w.sign_in(id).await;
+backend_tests!(a_recreated_account_with_the_same_name_is_refused);
+async fn a_recreated_account_with_the_same_name_is_refused(app: TestAppBuilder) {
+    let app = app.with_fake_entra().with_mailbox().start().await;
+    let id = app.mailbox_id();
+    let page = app.sign_in(id).await;
     assert!(page.contains("signed_in"), "{page}");
     // Another account now carries the mailbox's user name.
-    w.fake.recreate_user(MAILBOX);
-    let (status, _, page) = w.sign_in(id).await;
-    assert_eq!(status, 200);
+    app.fake().recreate_user(MAILBOX);
+    let page = app.sign_in(id).await;
+    assert_eq!(page.status, 200);
     assert!(page.contains("identity_changed"), "{page}");
-    let mailbox = w.status(id).await;
-    assert_eq!(
-        mailbox.status,
+    // The old grant is kept.
+    assert_status(
+        &app.mailbox(id).await,
         MailboxStatus::Active,
-        "the old grant is kept"
+        "identity_changed",
     );
-    assert_eq!(
-        mailbox.status_detail.expect("detail").code,
-        "identity_changed"
-    );
-    let refused = audit(&w)
+    let refused = app
+        .admin()
+        .audit()
         .await
         .into_iter()
         .find(|e| e.action == "mailbox.sign_in_failed")
@@ -688,127 +375,62 @@ async fn a_recreated_account_with_the_same_name_is_refused(app: TestApp) {
     assert_eq!(refused.outcome, "identity_changed");
 }
 
-async fn editing_the_app_credential_cancels_its_pending_sign_ins(app: TestApp) {
-    let w = world(app).await;
-    let id = w.mailbox(MAILBOX, AccessMode::Delegated, false).await;
-    let (_, url) = start_sign_in(&w, id).await;
-    let link = w
-        .admin
-        .app_credential_admin_consent()
-        .id(w.app_credential_id)
-        .body(AdminConsentRequest { return_url: None })
-        .send()
-        .await
-        .expect("link")
-        .into_inner();
-    assert_eq!(pending_authorizations(&w.app).await, 2);
+backend_tests!(editing_the_app_credential_cancels_its_pending_sign_ins);
+async fn editing_the_app_credential_cancels_its_pending_sign_ins(app: TestAppBuilder) {
+    let app = app.with_fake_entra().with_mailbox().start().await;
+    let (admin, id, cred) = (app.admin(), app.mailbox_id(), app.app_credential_id());
+    let url = admin.sign_in_url(id).await;
+    let link = admin.consent_url(cred).await.expect("link");
+    assert_eq!(app.pending_sign_ins().await, 2);
     // A new secret (the fake accepts both).
     let rotated = "Zz9~rotated.secret_for-the_fake";
-    w.fake.register_app(TENANT, CLIENT_ID, rotated);
-    w.admin
-        .app_credential_update()
-        .id(w.app_credential_id)
-        .body(inboxlink_sdk::types::AppCredentialUpdate {
-            client_secret: Some(rotated.into()),
-            ..Default::default()
-        })
-        .send()
-        .await
-        .expect("update");
-    assert_eq!(pending_authorizations(&w.app).await, 0);
-    let (status, _, page) = follow(&url).await;
-    assert_eq!(status, 400);
+    app.fake().register_app(TENANT, CLIENT_ID, rotated);
+    let updated = admin.update_app_credential(cred, |b| b.client_secret(rotated.to_owned()));
+    updated.await.expect("update");
+    assert_eq!(app.pending_sign_ins().await, 0);
+    let page = follow(&url).await;
+    assert_eq!(page.status, 400);
     assert!(page.contains("state_unknown"), "{page}");
-    let to_callback = browser()
-        .get(&link.admin_consent_url)
-        .send()
-        .await
-        .expect("consent");
-    let location = to_callback.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
-    let (status, _, page) = callback(&location).await;
-    assert_eq!(status, 400);
+    let page = follow(&link).await;
+    assert_eq!(page.status, 400);
     assert!(page.contains("state_unknown"), "{page}");
     // A name change cancels nothing.
-    let (_, url) = start_sign_in(&w, id).await;
-    w.admin
-        .app_credential_update()
-        .id(w.app_credential_id)
-        .body(inboxlink_sdk::types::AppCredentialUpdate {
-            name: Some("Renamed".into()),
-            ..Default::default()
-        })
-        .send()
-        .await
-        .expect("rename");
-    let (status, _, page) = follow(&url).await;
-    assert_eq!(status, 200, "{page}");
+    let url = admin.sign_in_url(id).await;
+    let renamed = admin.update_app_credential(cred, |b| b.name("Renamed".to_owned()));
+    renamed.await.expect("rename");
+    let page = follow(&url).await;
+    assert_eq!(page.status, 200, "{page}");
     assert!(page.contains("signed_in"), "{page}");
 }
 
-async fn a_change_is_never_without_its_audit_row(app: TestApp) {
-    let admin = app.admin("acme");
-    let cred = admin
-        .app_credential_create()
-        .body(crate::helpers::app_credential_body(
-            "E-filing",
-            &crate::helpers::new_secret(),
-        ))
-        .send()
-        .await
-        .expect("cred")
-        .id;
-    let break_audit = |sql: &'static str| {
-        app.services.store.query(move |c| {
-            diesel::sql_query(sql).execute(c)?;
-            Ok(())
-        })
-    };
-    break_audit("ALTER TABLE audit_events RENAME TO audit_events_away")
-        .await
-        .expect("rename");
+backend_tests!(a_change_is_never_without_its_audit_row);
+async fn a_change_is_never_without_its_audit_row(app: TestAppBuilder) {
+    let app = app.with_app_credential().start().await;
+    let (admin, cred) = (app.admin(), app.app_credential_id());
+    app.execute("ALTER TABLE audit_events RENAME TO audit_events_away")
+        .await;
     let err = admin
         .mailbox_create()
-        .body(crate::helpers::mailbox_body(MAILBOX, cred))
-        .send()
-        .await
-        .expect_err("the audit row cannot be written");
+        .body(mailbox_body(MAILBOX, cred))
+        .send();
+    let err = err.await.expect_err("the audit row cannot be written");
     assert_eq!(err.http_status(), Some(500));
-    let err = admin
-        .app_credential_delete()
-        .id(cred)
-        .send()
-        .await
-        .expect_err("the audit row cannot be written");
+    let err = admin.app_credential_delete().id(cred).send().await;
+    let err = err.expect_err("the audit row cannot be written");
     assert_eq!(err.http_status(), Some(500));
-    break_audit("ALTER TABLE audit_events_away RENAME TO audit_events")
-        .await
-        .expect("restore");
+    app.execute("ALTER TABLE audit_events_away RENAME TO audit_events")
+        .await;
     // Neither change happened without its audit row.
-    let page = admin
-        .mailbox_list()
-        .send()
-        .await
-        .expect("list")
-        .into_inner();
-    assert!(page.items.is_empty(), "the mailbox was not created");
-    admin
-        .app_credential_get()
-        .id(cred)
-        .send()
-        .await
-        .expect("the credential was not deleted");
+    let page = admin.mailboxes(None).await;
+    assert!(page.is_empty(), "the mailbox was not created");
+    let kept = admin.app_credential_get().id(cred).send().await;
+    kept.expect("the credential was not deleted");
 }
 
 #[tokio::test]
 async fn token_requests_follow_no_redirect() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let w = world(app).await;
-    let id = w
-        .mailbox("robot@contoso.cz", AccessMode::AppOnly, false)
-        .await;
+    let app = with_entra(TestApp::new()).await;
+    let id = robot(&app).await;
     // Where a redirect would send the client secret.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -826,78 +448,40 @@ async fn token_requests_follow_no_redirect() {
         }
     });
     for status in [307, 308, 302] {
-        w.fake.inject(Fault::Redirect {
+        app.fake().inject(Fault::Redirect {
             status,
             location: stolen.clone(),
         });
     }
-    let err = w
-        .admin
-        .mailbox_refresh()
-        .id(id)
-        .body(inboxlink_sdk::types::RefreshRequest { return_url: None })
-        .send()
-        .await
-        .expect_err("no token");
+    let err = app.admin().refresh(id).await.expect_err("no token");
     assert_eq!(err.http_status(), Some(503), "{err:?}");
     assert_eq!(
         hits.load(std::sync::atomic::Ordering::SeqCst),
         0,
         "nothing was re-posted"
     );
-    assert_eq!(w.fake.token_calls("client_credentials"), 3);
+    assert_eq!(app.fake().token_calls("client_credentials"), 3);
     // Microsoft answering normally again works.
-    w.admin
-        .mailbox_refresh()
-        .id(id)
-        .body(inboxlink_sdk::types::RefreshRequest { return_url: None })
-        .send()
-        .await
-        .expect("refresh");
+    app.admin().refresh(id).await.expect("refresh");
 }
 
 #[tokio::test]
 async fn absurd_token_lifetimes_are_clamped() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let w = world(app).await;
-    let id = w
-        .mailbox("robot@contoso.cz", AccessMode::AppOnly, false)
-        .await;
+    let app = with_entra(TestApp::new()).await;
+    let id = robot(&app).await;
     for absurd in [1_000_000_000_000_000_u64, u64::MAX, 0] {
-        w.fake.report_expires_in(Some(absurd));
-        let refreshed = w
-            .admin
-            .mailbox_refresh()
-            .id(id)
-            .body(inboxlink_sdk::types::RefreshRequest { return_url: None })
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("expires_in {absurd}: {e:?}"))
-            .into_inner();
+        app.fake().report_expires_in(Some(absurd));
+        let refreshed = app.admin().refresh(id).await;
+        let refreshed = refreshed.unwrap_or_else(|e| panic!("expires_in {absurd}: {e:?}"));
         assert_eq!(refreshed.mailbox.status, MailboxStatus::Active);
-        let token = w
-            .service()
-            .mailbox_access_token()
-            .id(id)
-            .send()
-            .await
-            .expect("token")
-            .into_inner();
+        let token = app.service().access_token(id).await.expect("token");
         let now = chrono::Utc::now();
         assert!(
             token.expires_at <= now + chrono::Duration::hours(24),
             "{absurd}"
         );
     }
-    w.fake.report_expires_in(None);
+    app.fake().report_expires_in(None);
     // The service is still serving (no worker died).
-    assert_eq!(
-        http()
-            .get(w.app.url("/healthz"))
-            .send()
-            .await
-            .expect("health")
-            .status(),
-        200
-    );
+    assert_eq!(app.call("GET", "/healthz", None).await.status, 200);
 }

@@ -1,67 +1,48 @@
 //! The public surface: the served spec is the committed one, the docs and
 //! health endpoints answer.
 
-use inboxlink::config::Backend;
 use serde_json::Value;
 
-use crate::helpers::{METRICS_TOKEN, TestApp, backend_tests, http};
+use crate::helpers::{METRICS_TOKEN, ORG, TestApp, TestAppBuilder, backend_tests, browser};
 
-backend_tests!(ready_when_the_database_answers);
+/// `openapi/inboxlink.json`.
+fn committed_spec() -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/inboxlink.json");
+    let text = std::fs::read_to_string(path).expect("committed spec");
+    serde_json::from_str(&text).expect("json")
+}
 
 #[tokio::test]
 async fn served_spec_is_the_committed_spec() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let served: Value = http()
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .expect("spec")
-        .json()
-        .await
-        .expect("json");
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/inboxlink.json");
-    let committed: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("committed spec"))
-            .expect("json");
-    assert_eq!(served, committed);
+    let app = TestApp::new().start().await;
+    let served = app.call("GET", "/openapi.json", None).await;
+    assert!(served.body.is_object(), "json");
+    assert_eq!(served.body, committed_spec());
 }
 
 #[tokio::test]
 async fn interactive_docs_are_served_offline() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let response = http().get(app.url("/docs/")).send().await.expect("docs");
-    assert_eq!(response.status(), 200);
-    let html = response.text().await.expect("html");
+    let app = TestApp::new().start().await;
+    let text = async |path: &'static str| {
+        let response = app.request("GET", path).send().await.expect(path);
+        let status = response.status();
+        (status, response.text().await.expect("text"))
+    };
+    let (status, html) = text("/docs/").await;
+    assert_eq!(status, 200);
     assert!(html.contains("swagger-ui"), "Swagger UI page");
-    let js = http()
-        .get(app.url("/docs/swagger-ui-bundle.js"))
-        .send()
-        .await
-        .expect("bundle");
-    assert_eq!(js.status(), 200, "the bundle is vendored into the binary");
-    let init = http()
-        .get(app.url("/docs/swagger-initializer.js"))
-        .send()
-        .await
-        .expect("init")
-        .text()
-        .await
-        .expect("js");
+    let (status, _) = text("/docs/swagger-ui-bundle.js").await;
+    assert_eq!(status, 200, "the bundle is vendored into the binary");
+    let (_, init) = text("/docs/swagger-initializer.js").await;
     assert!(init.contains("/openapi.json"), "the docs load our spec");
 }
 
-async fn ready_when_the_database_answers(app: TestApp) {
-    let health: Value = http()
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(health["status"], "ok");
-    let ready = http().get(app.url("/readyz")).send().await.expect("readyz");
-    assert_eq!(ready.status(), 200);
+backend_tests!(ready_when_the_database_answers);
+async fn ready_when_the_database_answers(app: TestAppBuilder) {
+    let app = app.start().await;
+    let health = app.call("GET", "/healthz", None).await;
+    assert_eq!(health.body["status"], "ok");
+    assert_eq!(app.call("GET", "/readyz", None).await.status, 200);
 }
 
 /// `X-Content-Type-Options: nosniff` on every answer (problems, pages, the
@@ -71,11 +52,9 @@ async fn ready_when_the_database_answers(app: TestApp) {
 /// operation. (Successful authenticated answers: roles.rs.)
 #[tokio::test]
 async fn security_headers_on_every_answer() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/inboxlink.json");
-    let spec: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("committed spec"))
-        .expect("json");
-    let admin = app.token("acme", &["admin"]);
+    let app = TestApp::new().start().await;
+    let spec = committed_spec();
+    let admin = app.token(ORG, &["admin"]);
     let missing = uuid::Uuid::new_v4().to_string();
     let mut checked = 0;
     for (path, item) in spec["paths"].as_object().expect("paths") {
@@ -84,11 +63,11 @@ async fn security_headers_on_every_answer() {
             let bearer = op["security"]
                 .as_array()
                 .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
-            let url = app.url(&path.replace("{id}", &missing));
-            let url = if id == "oauth_callback" {
-                format!("{url}?state=unknown-state&code=x")
+            let path = path.replace("{id}", &missing);
+            let path = if id == "oauth_callback" {
+                format!("{path}?state=unknown-state&code=x")
             } else {
-                url
+                path
             };
             let mut tokens: Vec<Option<&str>> = vec![None];
             if bearer {
@@ -97,8 +76,7 @@ async fn security_headers_on_every_answer() {
                 tokens.push(Some(METRICS_TOKEN));
             }
             for token in tokens {
-                let mut request =
-                    http().request(method.to_uppercase().parse().expect("method"), &url);
+                let mut request = app.request(&method.to_uppercase(), &path);
                 if let Some(token) = token {
                     request = request.bearer_auth(token);
                 }
@@ -126,11 +104,8 @@ async fn security_headers_on_every_answer() {
         ("GET", "/no-such-route", true),
     ] {
         // Not following redirects: the redirect itself is an answer too.
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
-        let mut request = client.request(method.parse().expect("method"), app.url(path));
+        let verb = method.parse().expect("method");
+        let mut request = browser().request(verb, app.url(path));
         if credentials {
             request = request.bearer_auth(&admin);
         }
