@@ -19,7 +19,7 @@ impl TestApp {
         let sql = sql.into();
         self.services
             .store
-            .run(move |c| {
+            .query(move |c| {
                 diesel::sql_query(sql).execute(c)?;
                 Ok(())
             })
@@ -33,7 +33,7 @@ impl TestApp {
         let (mid, issued) = (mailbox.to_string(), ago(chrono::Duration::days(days)));
         self.services
             .store
-            .run(move |c| {
+            .query(move |c| {
                 diesel::update(mailboxes.filter(id.eq(&mid)))
                     .set(refresh_token_issued_at.eq(Some(issued)))
                     .execute(c)?;
@@ -49,7 +49,7 @@ impl TestApp {
         let (mid, past) = (mailbox.to_string(), ago(before));
         self.services
             .store
-            .run(move |c| {
+            .query(move |c| {
                 diesel::update(authorizations.filter(mailbox_id.eq(&mid)))
                     .set(expires_at.eq(past))
                     .execute(c)?;
@@ -65,7 +65,7 @@ impl TestApp {
         let (mid, stored) = (mailbox.to_string(), stored.to_owned());
         self.services
             .store
-            .run(move |c| {
+            .query(move |c| {
                 diesel::update(mailboxes.filter(id.eq(mid)))
                     .set(email.eq(stored))
                     .execute(c)?;
@@ -80,7 +80,7 @@ impl TestApp {
         use inboxlink::store::schema::authorizations::dsl::*;
         self.services
             .store
-            .run(|c| Ok(authorizations.count().get_result::<i64>(c)?))
+            .query(|c| Ok(authorizations.count().get_result::<i64>(c)?))
             .await
             .expect("count")
     }
@@ -103,7 +103,7 @@ impl TestApp {
         let names = self
             .services
             .store
-            .run(move |c| Ok(diesel::sql_query(sql).load::<IndexName>(c)?))
+            .query(move |c| Ok(diesel::sql_query(sql).load::<IndexName>(c)?))
             .await
             .expect("indexes");
         names.into_iter().map(|n| n.name).collect()
@@ -125,7 +125,7 @@ impl TestApp {
         let down = std::fs::read_to_string(down).expect("down.sql");
         self.services
             .store
-            .run(move |c| {
+            .query(move |c| {
                 use diesel::connection::SimpleConnection;
                 c.batch_execute(&down)?;
                 diesel::sql_query(format!(
@@ -144,7 +144,7 @@ impl TestApp {
         let (row, sealed): (String, Option<String>) = self
             .services
             .store
-            .run(|c| Ok(authorizations.select((id, pkce_verifier)).first(c)?))
+            .query(|c| Ok(authorizations.select((id, pkce_verifier)).first(c)?))
             .await
             .expect("a pending sign-in");
         self.decrypt("authorizations", "pkce_verifier", &row, sealed)
@@ -158,7 +158,7 @@ impl TestApp {
         let sealed: Option<String> = self
             .services
             .store
-            .run(move |c| {
+            .query(move |c| {
                 Ok(mailboxes
                     .filter(id.eq(&row))
                     .select(refresh_token)
@@ -184,7 +184,7 @@ impl TestApp {
     /// The client secret of an app credential of [`ORG`], decrypted by the service.
     pub async fn stored_client_secret(&self, id: Uuid) -> Result<String, inboxlink::Error> {
         let org = OrgId::parse(ORG).expect("org");
-        let found = self.services.app_credential_with_secret(&org, id).await;
+        let found = self.services.app_credential_with_secret(&org, id.into()).await;
         found.map(|(_, secret)| secret.expose_secret().to_owned())
     }
 
@@ -216,7 +216,7 @@ impl TestApp {
     pub async fn stored_values(&self, column: SecretColumn) -> Vec<(String, String)> {
         self.services
             .store
-            .run(move |c| secret_page(c, column, None, 1000))
+            .query(move |c| secret_page(c, column, None, 1000))
             .await
             .expect("values")
     }
