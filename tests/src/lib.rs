@@ -9,8 +9,9 @@
 //!   exercised without Microsoft.
 //!
 //! The sandbox (`src/bin/sandbox.rs`) and the benchmark (the crate `bench/`)
-//! run on the same fakes.
+//! run on the same fakes. [`receiver`] is a webhook receiver that records what it gets.
 
 pub mod fake_entra;
 pub mod mail_servers;
+pub mod receiver;
 pub mod sandbox;

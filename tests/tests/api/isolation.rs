@@ -40,19 +40,41 @@ async fn acme_view(app: &TestApp) -> (Value, Value) {
 backend_tests!(other_orgs_ids_are_not_found_on_every_route);
 async fn other_orgs_ids_are_not_found_on_every_route(app: TestAppBuilder) {
     let app = app.with_mailbox().start().await;
+    let hook = app.new_webhook("http://127.0.0.1:9/hook", None).await;
+    let alert = app
+        .admin_call(
+            "POST",
+            "/email-alerts",
+            Some(&json!({ "to": ["it@contoso.cz"], "sender_mailbox_id": app.mailbox_id() })),
+        )
+        .await;
+    assert_eq!(alert.status, 201, "{:?}", alert.body);
+    let alert: uuid::Uuid = alert.body["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let hook_id: uuid::Uuid = hook.id.parse().expect("uuid");
     let before = acme_view(&app).await;
+    let hook_before = app.webhook(&hook.id).await;
 
     let globex = app.token("globex", &["admin"]);
     for (method, template) in id_routes() {
         let acme_id = if template.starts_with("/app-credentials") {
             app.app_credential_id()
+        } else if template.starts_with("/webhooks") {
+            hook_id
+        } else if template.starts_with("/email-alerts") {
+            alert
         } else {
             app.mailbox_id()
         };
         let body = (method != "GET" && method != "DELETE").then(|| json!({}));
         let mut answers = Vec::new();
         for id in [acme_id, uuid::Uuid::now_v7()] {
-            let path = template.replace("{id}", &id.to_string());
+            let path = template
+                .replace("{id}", &id.to_string())
+                .replace("{delivery_id}", &uuid::Uuid::now_v7().to_string());
             let answer = app.call_as(&globex, &method, &path, body.as_ref());
             let answer = answer.await;
             assert!(answer.body.is_object(), "problem json");
@@ -72,6 +94,11 @@ async fn other_orgs_ids_are_not_found_on_every_route(app: TestAppBuilder) {
         );
     }
     assert_eq!(before, acme_view(&app).await, "nothing changed");
+    assert_eq!(hook_before, app.webhook(&hook.id).await, "nothing changed");
+    assert!(
+        app.events_of("globex", None).await.is_empty(),
+        "globex sees no event of acme"
+    );
     let globex_sdk = app.sdk(&globex);
     assert!(globex_sdk.mailboxes(None).await.is_empty());
     let credentials = globex_sdk.app_credential_list().send().await;

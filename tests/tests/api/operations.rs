@@ -481,6 +481,16 @@ async fn rekey_moves_every_value_to_the_newest_key(app: TestAppBuilder) {
     assert_eq!(page.status, 200);
     // And a pending sign-in: a PKCE verifier.
     admin.sign_in_url(mailbox).await;
+    // And a webhook whose secret was rotated: its secret and the previous one.
+    let hook = app.new_webhook("http://127.0.0.1:9/hook", None).await;
+    let rotated = app
+        .admin_call(
+            "POST",
+            &format!("/webhooks/{}/rotate-secret", hook.id),
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, 200);
     let key_a_id = app.current_key_id();
     let mut before = Vec::new();
     for column in SecretColumn::ALL {
@@ -507,7 +517,7 @@ async fn rekey_moves_every_value_to_the_newest_key(app: TestAppBuilder) {
             total.current,
             total.changed_meanwhile
         ),
-        (4, 4, 0, 0),
+        (6, 6, 0, 0),
         "{report}"
     );
     for (column, old) in SecretColumn::ALL.into_iter().zip(&before) {
@@ -538,7 +548,7 @@ async fn rekey_moves_every_value_to_the_newest_key(app: TestAppBuilder) {
     let total = again.total();
     assert_eq!(
         (total.values, total.rekeyed, total.current),
-        (4, 0, 4),
+        (6, 0, 6),
         "{again}"
     );
     for (column, _) in SecretColumn::ALL.into_iter().zip(&before) {

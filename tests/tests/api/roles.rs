@@ -27,7 +27,25 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("app_credential_setup", &["admin", "operator", "viewer"]),
     ("app_credential_admin_consent", &["admin"]),
     ("audit_event_list", &["admin"]),
+    ("event_list", &["admin", "operator", "viewer", "service"]),
+    ("webhook_list", &["admin"]),
+    ("webhook_create", &["admin"]),
+    ("webhook_get", &["admin"]),
+    ("webhook_update", &["admin"]),
+    ("webhook_delete", &["admin"]),
+    ("webhook_rotate_secret", &["admin"]),
+    ("webhook_test", &["admin"]),
+    ("webhook_deliveries", &["admin"]),
+    ("webhook_retry", &["admin"]),
+    ("email_alert_list", &["admin"]),
+    ("email_alert_create", &["admin"]),
+    ("email_alert_get", &["admin"]),
+    ("email_alert_update", &["admin"]),
+    ("email_alert_delete", &["admin"]),
 ];
+
+/// Where webhooks of this test go: nothing listens there, so a delivery fails.
+const NOWHERE: &str = "http://127.0.0.1:9/hook";
 
 struct Operation {
     id: String,
@@ -68,14 +86,35 @@ async fn every_role_against_every_operation(app: TestAppBuilder) {
         );
     }
     let admin = app.token(ORG, &["admin"]);
+    // A webhook with a delivery that failed, for the retry.
+    let failed = app.new_webhook(NOWHERE, None).await;
+    let queued = app
+        .admin_call("POST", &format!("/webhooks/{}/test", failed.id), None)
+        .await;
+    assert_eq!(queued.status, 202, "{:?}", queued.body);
+    let delivery = failed_delivery(&app, &failed.id).await;
     for role in ["admin", "operator", "viewer", "service"] {
         let token = app.token(ORG, &[role]);
         for op in &ops {
             // Fresh resources for every call, so deletes and updates have something to act on.
             let cred = create(&app, &admin, "/app-credentials", credential_body()).await;
             let mailbox = create(&app, &admin, "/mailboxes", mailbox_body(&cred)).await;
+            let hook = app.new_webhook(NOWHERE, None).await.id;
+            let alert = create(
+                &app,
+                &admin,
+                "/email-alerts",
+                json!({ "to": ["it@contoso.cz"], "sender_mailbox_id": mailbox }),
+            )
+            .await;
             let id = if op.path.starts_with("/app-credentials") {
                 &cred
+            } else if op.id == "webhook_retry" {
+                &failed.id
+            } else if op.path.starts_with("/webhooks") {
+                &hook
+            } else if op.path.starts_with("/email-alerts") {
+                &alert
             } else {
                 &mailbox
             };
@@ -85,11 +124,21 @@ async fn every_role_against_every_operation(app: TestAppBuilder) {
             } else {
                 id.clone()
             };
-            let path = op.path.replace("{id}", &target);
+            let path = op
+                .path
+                .replace("{id}", &target)
+                .replace("{delivery_id}", &delivery);
             let body = match op.id.as_str() {
                 "app_credential_create" => Some(credential_body()),
                 "mailbox_create" => Some(mailbox_body(&cred)),
-                "app_credential_update" | "mailbox_update" => Some(json!({})),
+                "webhook_create" => Some(json!({ "url": NOWHERE })),
+                "email_alert_create" => {
+                    Some(json!({ "to": ["it@contoso.cz"], "sender_mailbox_id": mailbox }))
+                }
+                "app_credential_update"
+                | "mailbox_update"
+                | "webhook_update"
+                | "email_alert_update" => Some(json!({})),
                 _ => None,
             };
             let answer = app.call_as(&token, &op.method, &path, body.as_ref()).await;
@@ -130,6 +179,20 @@ async fn every_role_against_every_operation(app: TestAppBuilder) {
     let nobody = app.token(ORG, &["auditor"]);
     let answer = app.call_as(&nobody, "GET", "/mailboxes", None).await;
     assert_eq!(answer.status, 403);
+}
+
+/// The id of the first delivery of webhook `id` that was attempted.
+async fn failed_delivery(app: &TestApp, id: &str) -> String {
+    for _ in 0..500 {
+        let page = app
+            .admin_call("GET", &format!("/webhooks/{id}/deliveries"), None)
+            .await;
+        if let Some(d) = page.body["items"][0]["delivery_id"].as_str() {
+            return d.to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no delivery attempt of webhook {id}");
 }
 
 fn credential_body() -> Value {

@@ -240,6 +240,15 @@ impl TestAppBuilder {
             None => Origin::new(self.backend).await,
         };
         let mut tunes = self.tunes;
+        // Webhooks go to receivers on this machine, and deliveries are picked up
+        // quickly; a test's own settings come after and may change either.
+        tunes.insert(
+            0,
+            Arc::new(|s| {
+                s.notify.allow_private = true;
+                s.notify.poll = std::time::Duration::from_millis(20);
+            }),
+        );
         let (fake, set_up) = match self.fake {
             Fake::None => (None, false),
             Fake::Running(fake) => (Some(fake), false),

@@ -184,7 +184,10 @@ impl TestApp {
     /// The client secret of an app credential of [`ORG`], decrypted by the service.
     pub async fn stored_client_secret(&self, id: Uuid) -> Result<String, inboxlink::Error> {
         let org = OrgId::parse(ORG).expect("org");
-        let found = self.services.app_credential_with_secret(&org, id.into()).await;
+        let found = self
+            .services
+            .app_credential_with_secret(&org, id.into())
+            .await;
         found.map(|(_, secret)| secret.expose_secret().to_owned())
     }
 
