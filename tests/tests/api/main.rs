@@ -13,6 +13,7 @@ mod callback;
 mod check;
 mod consent;
 mod errors;
+mod events;
 mod isolation;
 mod jwt;
 mod keepalive;
