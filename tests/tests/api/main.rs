@@ -26,3 +26,4 @@ mod secrets;
 mod security;
 mod sign_in;
 mod surface;
+mod webhooks;

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ORG, TestApp};
+use super::{Answer, ORG, TestApp};
 
 /// A webhook of [`ORG`]: its id and its secret.
 pub struct Hook {
@@ -45,12 +45,7 @@ impl TestApp {
     }
 
     /// An admin call of [`ORG`] (any method, any path).
-    pub async fn admin_call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> super::Answer {
+    pub async fn admin_call(&self, method: &str, path: &str, body: Option<&Value>) -> Answer {
         self.call_as(&self.admin_token(), method, path, body).await
     }
 

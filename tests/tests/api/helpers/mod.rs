@@ -20,7 +20,6 @@ pub use fixtures::{
     Api, CLIENT_ID, MAILBOX, PLACEHOLDER_CLIENT_ID, SECRET, TENANT, TENANT_DOMAIN,
     app_credential_body, assert_status, fake_app_credential_body, mailbox_body, new_secret,
 };
-pub use hooks::Hook;
 pub use http::{Answer, http, send};
 pub use logs::{LOGS, logged_with, logs};
 pub use tokens::{AUDIENCE, ISSUER, METRICS_TOKEN, ORG, claims, random_b64, sign_hs256};
