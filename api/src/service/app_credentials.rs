@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::audit::Audit;
-use super::{PageRequest, Services, double_option, next_cursor, page_type, utc};
+use super::{PageRequest, Services, double_option, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::crypto::Slot;
 use crate::domain::{
@@ -16,6 +16,7 @@ use crate::domain::{
     TenantId,
 };
 use crate::error::{Error, Result, Validator};
+use crate::idp::AppIdentity;
 use crate::store::app_credentials::{self as store, AppCredentialChanges, AppCredentialRow};
 use crate::store::{authorizations, now, write_transaction};
 
@@ -202,9 +203,17 @@ impl Services {
         org: &OrgId,
         id: AppCredentialId,
     ) -> Result<AppCredential> {
-        let org = org.clone();
-        let row = self.store.run(move |c| store::get(c, &org, id)).await?;
+        let row = self.app_credential_row(org, id).await?;
         Ok(self.app_credential_view(row))
+    }
+
+    async fn app_credential_row(
+        &self,
+        org: &OrgId,
+        id: AppCredentialId,
+    ) -> Result<AppCredentialRow> {
+        let org = org.clone();
+        Ok(self.store.run(move |c| store::get(c, &org, id)).await?)
     }
 
     pub async fn app_credential_list(
@@ -222,8 +231,7 @@ impl Services {
             .into_iter()
             .map(|r| self.app_credential_view(r))
             .collect();
-        let next_cursor = next_cursor(&items, limit, |a| a.id.to_string());
-        Ok(AppCredentialPage { items, next_cursor })
+        Ok(AppCredentialPage::new(items, limit))
     }
 
     pub async fn app_credential_update(
@@ -342,8 +350,7 @@ impl Services {
         org: &OrgId,
         id: AppCredentialId,
     ) -> Result<(AppCredential, SecretString)> {
-        let org = org.clone();
-        let row = self.store.run(move |c| store::get(c, &org, id)).await?;
+        let row = self.app_credential_row(org, id).await?;
         let id = row.id.to_string();
         let secret = self
             .cipher
@@ -361,6 +368,20 @@ impl Services {
                 )
             })?;
         Ok((self.app_credential_view(row), secret))
+    }
+
+    /// What `app` contributes to a token request, with its decrypted secret.
+    pub(crate) fn identity<'a>(
+        &'a self,
+        app: &'a AppCredential,
+        secret: &'a SecretString,
+    ) -> AppIdentity<'a> {
+        AppIdentity {
+            client_id: &app.client_id,
+            tenant: &app.tenant_id,
+            client_secret: secret,
+            redirect_uri: &self.redirect_uri,
+        }
     }
 
     fn seal_secret(&self, id: AppCredentialId, secret: &SecretString) -> String {

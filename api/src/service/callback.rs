@@ -28,7 +28,7 @@ use crate::domain::{
     Actor, AuditAction, AuthorizationKind, EmailAddress, MailboxId, OrgId, TenantId,
 };
 use crate::error::{Error, Result};
-use crate::idp::{AppIdentity, Class, TokenSet, explain};
+use crate::idp::{Class, TokenSet, explain};
 use crate::store::authorizations::{self, AuthorizationRow, Consumed};
 use crate::store::mailboxes::MailboxRow;
 use crate::store::{app_credentials, mailboxes, now, tokens, write_transaction};
@@ -306,12 +306,7 @@ impl Services {
                 },
             )
             .map_err(|e| Error::Internal(e.into()))?;
-        let identity = AppIdentity {
-            client_id: &app.client_id,
-            tenant: &app.tenant_id,
-            client_secret: secret,
-            redirect_uri: &self.redirect_uri,
-        };
+        let identity = self.identity(app, secret);
         self.idp
             .redeem_code(&identity, code, &verifier)
             .await

@@ -17,7 +17,7 @@ use crate::domain::{
     Actor, AppCredentialId, AuditAction, AuthorizationId, AuthorizationKind, OrgId, TenantId,
 };
 use crate::error::Result;
-use crate::idp::{AppIdentity, explain};
+use crate::idp::explain;
 use crate::limits::Limited;
 use crate::store::app_credentials::CredentialState;
 use crate::store::authorizations::{self, AuthorizationRow};
@@ -96,12 +96,7 @@ impl Services {
             .map(|u| self.check_return_url(&u))
             .transpose()?;
         let (app, secret) = self.app_credential_with_secret(&org, id).await?;
-        let identity = AppIdentity {
-            client_id: &app.client_id,
-            tenant: &app.tenant_id,
-            client_secret: &secret,
-            redirect_uri: &self.redirect_uri,
-        };
+        let identity = self.identity(&app, &secret);
         let state = random_token(32);
         let url = self.idp.admin_consent_url(&identity, &state);
         let at = now();

@@ -26,7 +26,7 @@ use crate::domain::{
     AccessMode, Actor, AuditAction, EmailAddress, MailboxId, MailboxStatus, OrgId,
 };
 use crate::error::{Error, Result};
-use crate::idp::{AppIdentity, Class, IdpError, TokenSet};
+use crate::idp::{Class, IdpError, TokenSet};
 use crate::metrics::RefreshOutcome;
 use crate::store::now;
 use crate::store::tokens::{self, TokenRow};
@@ -303,12 +303,7 @@ impl Services {
             .app_credential_with_secret(org, row.app_credential_id)
             .await
             .map_err(TokenFailure::Internal)?;
-        let identity = AppIdentity {
-            client_id: &app.client_id,
-            tenant: &app.tenant_id,
-            client_secret: &secret,
-            redirect_uri: &self.redirect_uri,
-        };
+        let identity = self.identity(&app, &secret);
         let result = match row.access_mode {
             AccessMode::AppOnly => self.idp.client_credentials(&identity).await,
             AccessMode::Delegated => {

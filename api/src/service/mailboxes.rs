@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::audit::Audit;
 use super::lifecycle::{self, Change};
-use super::{PageRequest, Services, next_cursor, page_type, utc};
+use super::{PageRequest, Services, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
 use crate::domain::{
@@ -255,8 +255,7 @@ impl Services {
             .into_iter()
             .map(|r| self.mailbox_view(r, &expiry))
             .collect::<Result<Vec<_>>>()?;
-        let next_cursor = next_cursor(&items, limit, |m| m.id.to_string());
-        Ok(MailboxPage { items, next_cursor })
+        Ok(MailboxPage::new(items, limit))
     }
 
     pub async fn mailbox_update(

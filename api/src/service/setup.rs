@@ -86,12 +86,7 @@ impl Services {
         let org = who.require(Permission::AppCredentialsWrite)?.clone();
         self.limits.check(who, Limited::Verify)?;
         let (app, secret) = self.app_credential_with_secret(&org, id).await?;
-        let identity = AppIdentity {
-            client_id: &app.client_id,
-            tenant: &app.tenant_id,
-            client_secret: &secret,
-            redirect_uri: &self.redirect_uri,
-        };
+        let identity = self.identity(&app, &secret);
         let outcome = self.idp.client_credentials(&identity).await;
         let org2 = org.clone();
         let state = self

@@ -91,12 +91,7 @@ impl Services {
         let (app, secret) = self
             .app_credential_with_secret(org, mailbox.app_credential_id)
             .await?;
-        let identity = AppIdentity {
-            client_id: &app.client_id,
-            tenant: &app.tenant_id,
-            client_secret: &secret,
-            redirect_uri: &self.redirect_uri,
-        };
+        let identity = self.identity(&app, &secret);
         if mailbox.access_mode == AccessMode::AppOnly {
             return self.refresh_app_only(who, mailbox, &identity).await;
         }
