@@ -12,13 +12,12 @@ use super::{PageRequest, Services, double_option, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::crypto::Slot;
 use crate::domain::{
-    Actor, AppCredentialId, AuditAction, ClientId, ClientSecret, DisplayName, OrgId, Provider,
-    TenantId,
+    AppCredentialId, AuditAction, ClientId, ClientSecret, DisplayName, OrgId, Provider, TenantId,
 };
 use crate::error::{Error, Result, Validator};
 use crate::idp::AppIdentity;
 use crate::store::app_credentials::{self as store, AppCredentialChanges, AppCredentialRow};
-use crate::store::{authorizations, now, write_transaction};
+use crate::store::{authorizations, now};
 
 const TABLE: &str = "app_credentials";
 const SECRET_COLUMN: &str = "client_secret";
@@ -172,16 +171,14 @@ impl Services {
             problem_message: None,
             tenant_guid: None,
         };
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         let row = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    store::insert(c, &row)?;
-                    Audit::app_credential(&org, actor, AuditAction::AppCredentialCreated, row.id)
-                        .record(c)?;
-                    Ok::<_, Error>(row)
-                })
+            .write(move |c| {
+                store::insert(c, &row)?;
+                Audit::app_credential(&org, actor, AuditAction::AppCredentialCreated, row.id)
+                    .record(c)?;
+                Ok::<_, Error>(row)
             })
             .await?;
         tracing::info!(app_credential_id = %row.id, "app credential created");
@@ -271,39 +268,37 @@ impl Services {
             updated_at: Some(now()),
             tenant_guid: None,
         };
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         let row = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let mut changes = changes;
-                    let current = store::get(c, &org, id)?;
-                    let app_changed = changes
-                        .client_id
-                        .as_ref()
-                        .is_some_and(|v| *v != current.client_id);
-                    let tenant_changed = changes
-                        .tenant_id
-                        .as_ref()
-                        .is_some_and(|v| *v != current.tenant_id);
-                    if tenant_changed {
-                        // The learned GUID was the old tenant's.
-                        changes.tenant_guid = Some(None);
-                    }
-                    store::update(c, &org, id, &changes)?;
-                    if app_changed || tenant_changed {
-                        // A consent was for the old app or tenant.
-                        store::forget_consent(c, &org, id)?;
-                    }
-                    if app_changed || tenant_changed || secret_replaced {
-                        // Sign-ins and consent links started with the old identity must not complete.
-                        authorizations::delete_for_app_credential(c, &org, id)?;
-                    }
-                    Audit::app_credential(&org, actor, AuditAction::AppCredentialUpdated, id)
-                        .detail(serde_json::json!({ "secret_replaced": secret_replaced }))
-                        .record(c)?;
-                    Ok::<_, Error>(store::get(c, &org, id)?)
-                })
+            .write(move |c| {
+                let mut changes = changes;
+                let current = store::get(c, &org, id)?;
+                let app_changed = changes
+                    .client_id
+                    .as_ref()
+                    .is_some_and(|v| *v != current.client_id);
+                let tenant_changed = changes
+                    .tenant_id
+                    .as_ref()
+                    .is_some_and(|v| *v != current.tenant_id);
+                if tenant_changed {
+                    // The learned GUID was the old tenant's.
+                    changes.tenant_guid = Some(None);
+                }
+                store::update(c, &org, id, &changes)?;
+                if app_changed || tenant_changed {
+                    // A consent was for the old app or tenant.
+                    store::forget_consent(c, &org, id)?;
+                }
+                if app_changed || tenant_changed || secret_replaced {
+                    // Sign-ins and consent links started with the old identity must not complete.
+                    authorizations::delete_for_app_credential(c, &org, id)?;
+                }
+                Audit::app_credential(&org, actor, AuditAction::AppCredentialUpdated, id)
+                    .detail(serde_json::json!({ "secret_replaced": secret_replaced }))
+                    .record(c)?;
+                Ok::<_, Error>(store::get(c, &org, id)?)
             })
             .await?;
         tracing::info!(app_credential_id = %row.id, "app credential updated");
@@ -312,18 +307,16 @@ impl Services {
 
     pub async fn app_credential_delete(&self, who: &Principal, id: AppCredentialId) -> Result<()> {
         let org = who.require(Permission::AppCredentialsWrite)?.clone();
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         let outcome = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let outcome = store::delete(c, &org, id)?;
-                    if outcome.is_ok() {
-                        Audit::app_credential(&org, actor, AuditAction::AppCredentialDeleted, id)
-                            .record(c)?;
-                    }
-                    Ok::<_, Error>(outcome)
-                })
+            .write(move |c| {
+                let outcome = store::delete(c, &org, id)?;
+                if outcome.is_ok() {
+                    Audit::app_credential(&org, actor, AuditAction::AppCredentialDeleted, id)
+                        .record(c)?;
+                }
+                Ok::<_, Error>(outcome)
             })
             .await?;
         match outcome {

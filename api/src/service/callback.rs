@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::idp::{Class, TokenSet, explain};
 use crate::store::authorizations::{self, AuthorizationRow, Consumed};
 use crate::store::mailboxes::MailboxRow;
-use crate::store::{app_credentials, mailboxes, now, tokens, write_transaction};
+use crate::store::{app_credentials, mailboxes, now, tokens};
 
 /// What the callback reports to the browser.
 #[derive(Debug, Clone)]
@@ -342,32 +342,30 @@ impl Services {
         .then(|| claims.tid.clone());
         let outcome = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let expected = match started_at {
-                        Some(v) => v,
-                        // Started by a version that did not record it.
-                        None => tokens::get(c, &org2, id)?.token_version,
-                    };
-                    let audit = Audit::mailbox(&org2, Actor::Microsoft, AuditAction::SignedIn, id)
-                        .detail(serde_json::json!({
-                            "signed_in_as": identity.username, "oid": identity.oid, "tid": identity.tid,
-                        }));
-                    let change = Change::Authorized {
-                        expected,
-                        tokens,
-                        identity: Some(identity),
-                    };
-                    let outcome = lifecycle::transition(c, &org2, id, change, Some(audit))?;
-                    if outcome == Outcome::Lost {
-                        return Ok(outcome);
-                    }
-                    if let Some(guid) = &learn_tenant {
-                        app_credentials::learn_tenant_guid(c, &org2, app_id, guid)?;
-                    }
-                    lifecycle::transition_credential(c, &org2, app_id, CredentialChange::Accepted)?;
-                    Ok::<_, Error>(outcome)
-                })
+            .write(move |c| {
+                let expected = match started_at {
+                    Some(v) => v,
+                    // Started by a version that did not record it.
+                    None => tokens::get(c, &org2, id)?.token_version,
+                };
+                let audit = Audit::mailbox(&org2, Actor::Microsoft, AuditAction::SignedIn, id)
+                    .detail(serde_json::json!({
+                        "signed_in_as": identity.username, "oid": identity.oid, "tid": identity.tid,
+                    }));
+                let change = Change::Authorized {
+                    expected,
+                    tokens,
+                    identity: Some(identity),
+                };
+                let outcome = lifecycle::transition(c, &org2, id, change, Some(audit))?;
+                if outcome == Outcome::Lost {
+                    return Ok(outcome);
+                }
+                if let Some(guid) = &learn_tenant {
+                    app_credentials::learn_tenant_guid(c, &org2, app_id, guid)?;
+                }
+                lifecycle::transition_credential(c, &org2, app_id, CredentialChange::Accepted)?;
+                Ok::<_, Error>(outcome)
             })
             .await?;
         if outcome == Outcome::Lost {
@@ -406,25 +404,23 @@ impl Services {
         };
         let actor = r.actor.clone();
         self.store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    match effect {
-                        Effect::Attempt => {
-                            let change = Change::Attempt {
-                                detail: detail.clone(),
-                            };
-                            lifecycle::transition(c, &org, mailbox_id, change, None)?;
-                        }
-                        Effect::Classified(class) => {
-                            record_refusal(c, &org, mailbox_id, app_id, class, detail.clone())?;
-                        }
-                        Effect::Nothing => {}
+            .write(move |c| {
+                match effect {
+                    Effect::Attempt => {
+                        let change = Change::Attempt {
+                            detail: detail.clone(),
+                        };
+                        lifecycle::transition(c, &org, mailbox_id, change, None)?;
                     }
-                    Audit::mailbox(&org, actor, AuditAction::SignInFailed, mailbox_id)
-                        .outcome(detail.code)
-                        .detail(audit_detail)
-                        .record(c)
-                })
+                    Effect::Classified(class) => {
+                        record_refusal(c, &org, mailbox_id, app_id, class, detail.clone())?;
+                    }
+                    Effect::Nothing => {}
+                }
+                Audit::mailbox(&org, actor, AuditAction::SignInFailed, mailbox_id)
+                    .outcome(detail.code)
+                    .detail(audit_detail)
+                    .record(c)
             })
             .await
     }

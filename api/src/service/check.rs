@@ -12,11 +12,11 @@ use super::audit::Audit;
 use super::mailboxes::{CheckReport, CheckStep, CheckStepStatus};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
-use crate::domain::{Actor, AuditAction, CheckStepName, MailboxId};
+use crate::domain::{AuditAction, CheckStepName, MailboxId};
 use crate::error::{Error, Result};
 use crate::limits::Limited;
 use crate::mail::{Login, StepResult, StepStatus, Steps};
-use crate::store::{mailboxes, now, write_transaction};
+use crate::store::{mailboxes, now};
 
 /// Options of a check.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -147,15 +147,13 @@ impl Services {
             .and_then(|s| s.code.as_deref())
             .and_then(Code::parse)
             .unwrap_or(Code::Ok);
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         self.store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    mailboxes::record_check(c, &org, id, &json, now())?;
-                    Audit::mailbox(&org, actor, AuditAction::Checked, id)
-                        .outcome(outcome)
-                        .record(c)
-                })
+            .write(move |c| {
+                mailboxes::record_check(c, &org, id, &json, now())?;
+                Audit::mailbox(&org, actor, AuditAction::Checked, id)
+                    .outcome(outcome)
+                    .record(c)
             })
             .await?;
         Ok(report)

@@ -249,21 +249,14 @@ impl Services {
         let recovering = row.status == MailboxStatus::Error;
         let outcome = self
             .store
-            .run(move |c| {
-                crate::store::write_transaction(c, |c| {
-                    let outcome = lifecycle::transition(c, &worg, id, change, None)?;
-                    if recovering && outcome != Outcome::Lost {
-                        // Microsoft gave tokens to a mailbox in `error`: its app
-                        // credential works again, with the mailboxes it had broken.
-                        lifecycle::transition_credential(
-                            c,
-                            &worg,
-                            app_id,
-                            CredentialChange::Accepted,
-                        )?;
-                    }
-                    Ok::<_, Error>(outcome)
-                })
+            .write(move |c| {
+                let outcome = lifecycle::transition(c, &worg, id, change, None)?;
+                if recovering && outcome != Outcome::Lost {
+                    // Microsoft gave tokens to a mailbox in `error`: its app
+                    // credential works again, with the mailboxes it had broken.
+                    lifecycle::transition_credential(c, &worg, app_id, CredentialChange::Accepted)?;
+                }
+                Ok::<_, Error>(outcome)
             })
             .await?;
         self.metrics.token_refresh(RefreshOutcome::Ok);
@@ -478,7 +471,7 @@ impl Services {
             Ok(_) => Code::Ok,
             Err(e) => e.code(),
         };
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         self.store
             .run(move |c| {
                 Audit::mailbox(&org, actor, AuditAction::AccessTokenIssued, id)

@@ -13,12 +13,12 @@ use super::{PageRequest, Services, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
 use crate::domain::{
-    AccessMode, Actor, AppCredentialId, AuditAction, CheckStepName, EmailAddress, Invalid,
-    MailboxId, MailboxStatus, OrgId,
+    AccessMode, AppCredentialId, AuditAction, CheckStepName, EmailAddress, Invalid, MailboxId,
+    MailboxStatus, OrgId,
 };
 use crate::error::{Error, Result, Validator};
 use crate::store::mailboxes::{self as store, MailboxRow, SettingsChange, StatusFilter};
-use crate::store::{AnyConnection, StoreError, app_credentials, now, write_transaction};
+use crate::store::{AnyConnection, StoreError, app_credentials, now};
 
 /// A mailbox connected (or to be connected) through an app credential.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -181,16 +181,14 @@ impl Services {
             created_at: at,
             updated_at: at,
         };
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         let row = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    ensure_app_credential(c, &org, row.app_credential_id)?;
-                    store::insert(c, &row).map_err(|e| refusal(e, &row.email))?;
-                    Audit::mailbox(&org, actor, AuditAction::MailboxCreated, row.id).record(c)?;
-                    with_expiry(c, &org, row)
-                })
+            .write(move |c| {
+                ensure_app_credential(c, &org, row.app_credential_id)?;
+                store::insert(c, &row).map_err(|e| refusal(e, &row.email))?;
+                Audit::mailbox(&org, actor, AuditAction::MailboxCreated, row.id).record(c)?;
+                with_expiry(c, &org, row)
             })
             .await?;
         tracing::info!(mailbox_id = %row.0.id, "mailbox created");
@@ -273,44 +271,41 @@ impl Services {
             )
             .flatten();
         v.finish()?;
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         let row = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let current = store::get(c, &org, id)?;
-                    if let Some(app) = input.app_credential_id {
-                        ensure_app_credential(c, &org, app)?;
-                    }
-                    let changes = SettingsChange {
-                        email: email
-                            .map(|e| e.as_str().to_owned())
-                            .filter(|e| *e != current.email),
-                        app_credential_id: input
-                            .app_credential_id
-                            .filter(|a| *a != current.app_credential_id),
-                        access_mode: input.access_mode.filter(|m| *m != current.access_mode),
-                        shared: input.shared.filter(|s| *s != current.shared),
-                        updated_at: Some(now()),
-                    };
-                    // The authorization belongs to the settings it was made for:
-                    // another address, app, mode, or shared flag needs a new sign-in
-                    // (the identity pin depends on `shared`).
-                    let reset = changes.email.is_some()
-                        || changes.app_credential_id.is_some()
-                        || changes.access_mode.is_some()
-                        || changes.shared.is_some();
-                    let email = changes.email.clone().unwrap_or_default();
-                    store::update_settings(c, &org, id, &changes)
-                        .map_err(|e| refusal(e, &email))?;
-                    if reset {
-                        let mode = changes.access_mode.unwrap_or(current.access_mode);
-                        lifecycle::transition(c, &org, id, Change::GrantEnded { mode }, None)?;
-                    }
-                    Audit::mailbox(&org, actor, AuditAction::MailboxUpdated, id).record(c)?;
-                    let row = store::get(c, &org, id)?;
-                    with_expiry(c, &org, row)
-                })
+            .write(move |c| {
+                let current = store::get(c, &org, id)?;
+                if let Some(app) = input.app_credential_id {
+                    ensure_app_credential(c, &org, app)?;
+                }
+                let changes = SettingsChange {
+                    email: email
+                        .map(|e| e.as_str().to_owned())
+                        .filter(|e| *e != current.email),
+                    app_credential_id: input
+                        .app_credential_id
+                        .filter(|a| *a != current.app_credential_id),
+                    access_mode: input.access_mode.filter(|m| *m != current.access_mode),
+                    shared: input.shared.filter(|s| *s != current.shared),
+                    updated_at: Some(now()),
+                };
+                // The authorization belongs to the settings it was made for:
+                // another address, app, mode, or shared flag needs a new sign-in
+                // (the identity pin depends on `shared`).
+                let reset = changes.email.is_some()
+                    || changes.app_credential_id.is_some()
+                    || changes.access_mode.is_some()
+                    || changes.shared.is_some();
+                let email = changes.email.clone().unwrap_or_default();
+                store::update_settings(c, &org, id, &changes).map_err(|e| refusal(e, &email))?;
+                if reset {
+                    let mode = changes.access_mode.unwrap_or(current.access_mode);
+                    lifecycle::transition(c, &org, id, Change::GrantEnded { mode }, None)?;
+                }
+                Audit::mailbox(&org, actor, AuditAction::MailboxUpdated, id).record(c)?;
+                let row = store::get(c, &org, id)?;
+                with_expiry(c, &org, row)
             })
             .await?;
         tracing::info!(mailbox_id = %row.0.id, "mailbox updated");
@@ -319,13 +314,11 @@ impl Services {
 
     pub async fn mailbox_delete(&self, who: &Principal, id: MailboxId) -> Result<()> {
         let org = who.require(Permission::MailboxesDelete)?.clone();
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         self.store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    store::delete(c, &org, id)?;
-                    Audit::mailbox(&org, actor, AuditAction::MailboxDeleted, id).record(c)
-                })
+            .write(move |c| {
+                store::delete(c, &org, id)?;
+                Audit::mailbox(&org, actor, AuditAction::MailboxDeleted, id).record(c)
             })
             .await?;
         tracing::info!(mailbox_id = %id, "mailbox deleted");
