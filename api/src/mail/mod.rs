@@ -3,8 +3,8 @@
 //! rustls stack, trusting the system roots plus `INBOXLINK_EXTRA_ROOT_CA`.
 //! Every step has its own timeout and reports a stable code and a plain hint.
 //!
-//! Here: a step's result and the collector of a check's steps. [`connect`]
-//! tells a failed connection's causes apart, [`redact`] keeps the token out
+//! Here: a step's result and the collector of a check's steps. `connect`
+//! tells a failed connection's causes apart, `redact` keeps the token out
 //! of every server answer a step reports, `script` is the tests' scripted
 //! server.
 

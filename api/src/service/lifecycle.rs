@@ -7,6 +7,9 @@
 //! allowed at all -, writes the new state and the audit row in the caller's
 //! transaction, and tells what happened. The events of the coming event feed
 //! are written here too, so no change can happen without its record.
+//!
+//! The file is long because it is that one place: every change, the state
+//! machine that plans it and the machine's tests are read together.
 
 use chrono::NaiveDateTime;
 
