@@ -10,10 +10,10 @@ use crate::http::caller::Caller;
 use crate::http::extractors::OptionalJson;
 use crate::http::problem::RateLimited;
 use crate::service::PageRequest;
-use crate::service::check::CheckRequest;
-use crate::service::keeper::AccessTokenResponse;
+use crate::service::access_token::AccessTokenResponse;
+use crate::service::check::{CheckReport, CheckRequest};
 use crate::service::mailboxes::{
-    CheckReport, Mailbox, MailboxCreate, MailboxFilter, MailboxPage, MailboxUpdate,
+    Mailbox, MailboxCreate, MailboxFilter, MailboxPage, MailboxUpdate,
 };
 use crate::service::signin::{RefreshRequest, RefreshResult};
 
