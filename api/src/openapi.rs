@@ -31,7 +31,7 @@ pub use downgrade::downgrade_to_30;
         url = "/",
         description = "This Inboxlink: the root of the origin that serves this document (`INBOXLINK_PUBLIC_URL`)"
     )),
-    components(schemas(problem::Problem, problem::ProblemField, service::check::CheckStepStatus)),
+    components(schemas(problem::Problem, problem::ProblemField, service::mailboxes::CheckStepStatus)),
     modifiers(&Security),
     tags(
         (name = "app-credentials", description = "Entra ID app registrations that mailboxes sign in with"),

@@ -11,9 +11,9 @@ use crate::http::extractors::OptionalJson;
 use crate::http::problem::RateLimited;
 use crate::service::PageRequest;
 use crate::service::access_token::AccessTokenResponse;
-use crate::service::check::{CheckReport, CheckRequest};
+use crate::service::check::CheckRequest;
 use crate::service::mailboxes::{
-    Mailbox, MailboxCreate, MailboxFilter, MailboxPage, MailboxUpdate,
+    CheckReport, Mailbox, MailboxCreate, MailboxFilter, MailboxPage, MailboxUpdate,
 };
 use crate::service::signin::{RefreshRequest, RefreshResult};
 

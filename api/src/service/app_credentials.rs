@@ -1,5 +1,9 @@
 //! App credentials: the Entra ID app registration (client id, tenant, secret)
 //! that mailboxes sign in with.
+//!
+//! The file is long because the resource's contract types (the spec's
+//! documented schemas) stand beside the use cases, and the secret's sealing
+//! and unsealing with them.
 
 use crate::codes::Code;
 use chrono::{DateTime, NaiveDate, Utc};

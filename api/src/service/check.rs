@@ -2,13 +2,14 @@
 //! stopping at the first failure; the report is built here from the steps
 //! the mail adapter ran, and stored as the mailbox's last check.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::Services;
 use super::audit::Audit;
+use super::mailboxes::{CheckReport, CheckStep, CheckStepStatus};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
 use crate::domain::{AuditAction, CheckStepName, MailboxId};
@@ -32,35 +33,6 @@ const IMAP_STEPS: [CheckStepName; 4] = [
     CheckStepName::ImapSelect,
     CheckStepName::ImapLogout,
 ];
-
-/// A connection check: token, IMAP and SMTP, step by step.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct CheckReport {
-    pub ok: bool,
-    pub checked_at: DateTime<Utc>,
-    pub steps: Vec<CheckStep>,
-}
-
-/// One step of a connection check.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct CheckStep {
-    #[schema(value_type = String)]
-    pub name: CheckStepName,
-    pub status: CheckStepStatus,
-    pub duration_ms: u64,
-    /// The server's answer, sanitized.
-    pub response: Option<String>,
-    pub code: Option<String>,
-    pub hint: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckStepStatus {
-    Ok,
-    Failed,
-    Skipped,
-}
 
 impl From<StepResult> for CheckStep {
     fn from(s: StepResult) -> Self {

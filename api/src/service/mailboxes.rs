@@ -1,5 +1,9 @@
 //! Mailboxes: an address, the app credential it signs in with, how it is
 //! accessed, and where its authorization stands.
+//!
+//! The file is long because the resource's contract types (the spec's
+//! documented schemas, the last check's report among them) stand beside the
+//! use cases that fill them.
 
 use std::collections::HashMap;
 
@@ -13,11 +17,9 @@ use super::{PageRequest, Services, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
 use crate::domain::{
-    AccessMode, AppCredentialId, AuditAction, EmailAddress, Invalid, MailboxId, MailboxStatus,
-    OrgId,
+    AccessMode, AppCredentialId, AuditAction, CheckStepName, EmailAddress, Invalid, MailboxId,
+    MailboxStatus, OrgId,
 };
-
-use super::check::CheckReport;
 use crate::error::{Error, Result, Validator};
 use crate::store::mailboxes::{self as store, MailboxRow, SettingsChange, StatusFilter};
 use crate::store::{AnyConnection, StoreError, app_credentials, now};
@@ -76,6 +78,35 @@ impl StatusDetail {
             hint: hint.or_else(|| code.hint().map(str::to_owned)),
         }
     }
+}
+
+/// A connection check: token, IMAP and SMTP, step by step.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckReport {
+    pub ok: bool,
+    pub checked_at: DateTime<Utc>,
+    pub steps: Vec<CheckStep>,
+}
+
+/// One step of a connection check.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckStep {
+    #[schema(value_type = String)]
+    pub name: CheckStepName,
+    pub status: CheckStepStatus,
+    pub duration_ms: u64,
+    /// The server's answer, sanitized.
+    pub response: Option<String>,
+    pub code: Option<String>,
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStepStatus {
+    Ok,
+    Failed,
+    Skipped,
 }
 
 /// A new mailbox.
