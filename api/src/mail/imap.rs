@@ -207,6 +207,15 @@ mod tests {
         format!("+ {}", STANDARD.encode(json))
     }
 
+    /// Dovecot refusing a token: the continuation, the JSON challenge, the `NO`.
+    fn dovecot_refusal(challenge: &str) -> [&str; 3] {
+        [
+            "+ ",
+            challenge,
+            "{tag} NO [AUTHENTICATIONFAILED] Authentication failed.",
+        ]
+    }
+
     async fn client(port: u16) -> async_imap::Client<TcpStream> {
         let tcp = TcpStream::connect(("127.0.0.1", port))
             .await
@@ -234,12 +243,7 @@ mod tests {
     #[tokio::test]
     async fn dovecot_authenticationfailed_is_auth_failed_with_the_delegated_hint() {
         let refusal = challenge();
-        let replies = [
-            "+ ",
-            refusal.as_str(),
-            "{tag} NO [AUTHENTICATIONFAILED] Authentication failed.",
-        ];
-        let (f, sent) = auth(&replies, AccessMode::Delegated).await;
+        let (f, sent) = auth(&dovecot_refusal(&refusal), AccessMode::Delegated).await;
         assert_told(&f, Code::ImapAuthFailed, &["IMAP.AccessAsUser.All"]);
         assert!(!f.hint.contains("New-ServicePrincipal"), "{}", f.hint);
         assert!(
@@ -250,12 +254,7 @@ mod tests {
         // The response went after the continuation, as XOAUTH2 of the mailbox,
         // and the failure's challenge was answered with an empty line.
         assert!(sent[0].ends_with("AUTHENTICATE XOAUTH2"), "{sent:?}");
-        let decoded = STANDARD.decode(&sent[1]).expect("base64");
-        let token = script::token();
-        assert_eq!(
-            decoded,
-            xoauth2(script::MAILBOX, token.expose_secret()).into_bytes()
-        );
+        script::assert_xoauth2_response(&sent[1]);
         assert_eq!(sent[2], "");
     }
 
@@ -265,11 +264,7 @@ mod tests {
     async fn refusals_are_told_apart() {
         use AccessMode::{AppOnly, Delegated};
         let refusal = challenge();
-        let dovecot = [
-            "+ ",
-            refusal.as_str(),
-            "{tag} NO [AUTHENTICATIONFAILED] Authentication failed.",
-        ];
+        let dovecot = dovecot_refusal(&refusal);
         let app_only_fix = [
             "New-ServicePrincipal",
             "Add-MailboxPermission",

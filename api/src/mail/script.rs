@@ -1,12 +1,14 @@
 //! A scripted mail server for the tests of the IMAP and SMTP steps: real
 //! client libraries, real server texts, no network beyond 127.0.0.1.
 
-use secrecy::SecretString;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::{Login, StepFailure};
+use super::{Login, StepFailure, xoauth2};
 use crate::codes::Code;
 use crate::config::Endpoint;
 use crate::domain::AccessMode;
@@ -90,4 +92,13 @@ pub fn assert_told(f: &StepFailure, code: Code, parts: &[&str]) {
     for part in parts {
         assert!(f.hint.contains(part), "{part}: {}", f.hint);
     }
+}
+
+/// Asserts that `sent` is what the client sends after the prompt: the base64
+/// of the XOAUTH2 response of [`MAILBOX`] with [`token`].
+#[track_caller]
+pub fn assert_xoauth2_response(sent: &str) {
+    let decoded = STANDARD.decode(sent).expect("base64");
+    let expected = xoauth2(MAILBOX, token().expose_secret());
+    assert_eq!(decoded, expected.into_bytes());
 }
