@@ -110,136 +110,156 @@ impl Default for Metrics {
     }
 }
 
+/// `metric`, registered in `registry`. Names and labels are constants: an
+/// invalid or repeated one is a bug.
+fn registered<M>(registry: &Registry, metric: prometheus::Result<M>) -> M
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    let metric = metric.expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric names");
+    metric
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let http_requests = IntCounterVec::new(
-            Opts::new("inboxlink_http_requests_total", "HTTP requests answered"),
-            &["method", "route", "status"],
-        )
-        .expect("valid metric");
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "inboxlink_http_request_duration_seconds",
-                "Time to answer an HTTP request (until the response head)",
+        let http_requests = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new("inboxlink_http_requests_total", "HTTP requests answered"),
+                &["method", "route", "status"],
             ),
-            &["method", "route"],
-        )
-        .expect("valid metric");
-        let token_refresh = IntCounterVec::new(
-            Opts::new(
-                "inboxlink_token_refresh_total",
-                "Finished token refreshes by outcome (ok or the failure class)",
+        );
+        let http_duration = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "inboxlink_http_request_duration_seconds",
+                    "Time to answer an HTTP request (until the response head)",
+                ),
+                &["method", "route"],
             ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let checks = IntCounterVec::new(
-            Opts::new(
-                "inboxlink_checks_total",
-                "Connection checks by the first failed step and its code (step=all, code=ok when all passed)",
+        );
+        let token_refresh = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "inboxlink_token_refresh_total",
+                    "Finished token refreshes by outcome (ok or the failure class)",
+                ),
+                &["outcome"],
             ),
-            &["step", "code"],
-        )
-        .expect("valid metric");
-        let mailboxes = IntGaugeVec::new(
-            Opts::new(
-                "inboxlink_mailboxes",
-                "Mailboxes by status, over all organisations",
+        );
+        let checks = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "inboxlink_checks_total",
+                    "Connection checks by the first failed step and its code (step=all, code=ok when all passed)",
+                ),
+                &["step", "code"],
             ),
-            &["status"],
-        )
-        .expect("valid metric");
-        let keepalive_sweeps = prometheus::IntCounter::new(
-            "inboxlink_keepalive_sweeps_total",
-            "Keep-alive sweeps finished by this instance",
-        )
-        .expect("valid metric");
-        let keepalive_due = prometheus::IntCounter::new(
-            "inboxlink_keepalive_due_total",
-            "Grants found due for renewal by the keep-alive",
-        )
-        .expect("valid metric");
-        let keepalive_failed = prometheus::IntCounter::new(
-            "inboxlink_keepalive_failed_total",
-            "Grants the keep-alive could not renew (the mailbox says why)",
-        )
-        .expect("valid metric");
-        let keepalive_last_seconds = prometheus::Gauge::new(
-            "inboxlink_keepalive_last_sweep_seconds",
-            "How long the last keep-alive sweep took",
-        )
-        .expect("valid metric");
-        let auth_refusals = IntCounterVec::new(
-            Opts::new(
-                "inboxlink_auth_refusals_total",
-                "Requests refused: no or an invalid token (401), or roles that do not allow it (403)",
+        );
+        let mailboxes = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "inboxlink_mailboxes",
+                    "Mailboxes by status, over all organisations",
+                ),
+                &["status"],
             ),
-            &["reason"],
-        )
-        .expect("valid metric");
+        );
+        let keepalive_sweeps = registered(
+            &registry,
+            prometheus::IntCounter::new(
+                "inboxlink_keepalive_sweeps_total",
+                "Keep-alive sweeps finished by this instance",
+            ),
+        );
+        let keepalive_due = registered(
+            &registry,
+            prometheus::IntCounter::new(
+                "inboxlink_keepalive_due_total",
+                "Grants found due for renewal by the keep-alive",
+            ),
+        );
+        let keepalive_failed = registered(
+            &registry,
+            prometheus::IntCounter::new(
+                "inboxlink_keepalive_failed_total",
+                "Grants the keep-alive could not renew (the mailbox says why)",
+            ),
+        );
+        let keepalive_last_seconds = registered(
+            &registry,
+            prometheus::Gauge::new(
+                "inboxlink_keepalive_last_sweep_seconds",
+                "How long the last keep-alive sweep took",
+            ),
+        );
+        let auth_refusals = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "inboxlink_auth_refusals_total",
+                    "Requests refused: no or an invalid token (401), or roles that do not allow it (403)",
+                ),
+                &["reason"],
+            ),
+        );
         for reason in AUTH_REFUSALS {
             auth_refusals.with_label_values(&[reason]);
         }
-        let deliveries = IntCounterVec::new(
-            Opts::new(
-                "inboxlink_deliveries_total",
-                "Delivery attempts by channel (webhook, email_alert) and outcome (delivered, failed, gone)",
+        let deliveries = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "inboxlink_deliveries_total",
+                    "Delivery attempts by channel (webhook, email_alert) and outcome (delivered, failed, gone)",
+                ),
+                &["channel", "outcome"],
             ),
-            &["channel", "outcome"],
-        )
-        .expect("valid metric");
+        );
         for channel in ["webhook", "email_alert"] {
             for outcome in ["delivered", "failed", "gone"] {
                 deliveries.with_label_values(&[channel, outcome]);
             }
         }
-        let delivery_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "inboxlink_delivery_duration_seconds",
-                "How long a delivery attempt took (a webhook's POST, an alert's SMTP session)",
+        let delivery_duration = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "inboxlink_delivery_duration_seconds",
+                    "How long a delivery attempt took (a webhook's POST, an alert's SMTP session)",
+                ),
+                &["channel"],
             ),
-            &["channel"],
-        )
-        .expect("valid metric");
-        let queue_depth = prometheus::IntGauge::new(
-            "inboxlink_delivery_queue_depth",
-            "Deliveries pending, over all organisations",
-        )
-        .expect("valid metric");
-        let oldest_pending = prometheus::Gauge::new(
-            "inboxlink_delivery_oldest_pending_seconds",
-            "Age of the oldest pending delivery (0 when none is pending)",
-        )
-        .expect("valid metric");
-        let webhooks_disabled = prometheus::IntGauge::new(
-            "inboxlink_webhooks_disabled",
-            "Disabled webhook endpoints, over all organisations",
-        )
-        .expect("valid metric");
-        for collector in [
-            Box::new(deliveries.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(delivery_duration.clone()),
-            Box::new(queue_depth.clone()),
-            Box::new(oldest_pending.clone()),
-            Box::new(webhooks_disabled.clone()),
-        ] {
-            registry.register(collector).expect("unique metric names");
-        }
-        for collector in [
-            Box::new(auth_refusals.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(keepalive_sweeps.clone()),
-            Box::new(keepalive_due.clone()),
-            Box::new(keepalive_failed.clone()),
-            Box::new(keepalive_last_seconds.clone()),
-            Box::new(http_requests.clone()),
-            Box::new(http_duration.clone()),
-            Box::new(token_refresh.clone()),
-            Box::new(checks.clone()),
-            Box::new(mailboxes.clone()),
-        ] {
-            registry.register(collector).expect("unique metric names");
-        }
+        );
+        let queue_depth = registered(
+            &registry,
+            prometheus::IntGauge::new(
+                "inboxlink_delivery_queue_depth",
+                "Deliveries pending, over all organisations",
+            ),
+        );
+        let oldest_pending = registered(
+            &registry,
+            prometheus::Gauge::new(
+                "inboxlink_delivery_oldest_pending_seconds",
+                "Age of the oldest pending delivery (0 when none is pending)",
+            ),
+        );
+        let webhooks_disabled = registered(
+            &registry,
+            prometheus::IntGauge::new(
+                "inboxlink_webhooks_disabled",
+                "Disabled webhook endpoints, over all organisations",
+            ),
+        );
         // Every outcome and status is shown from the start, at zero.
         for outcome in [
             RefreshOutcome::Ok,

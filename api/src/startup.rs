@@ -4,7 +4,8 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::dev::Server;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
@@ -104,11 +105,7 @@ impl Application {
         };
         let server = HttpServer::new(move || {
             use utoipa_actix_web::AppExt;
-            App::new()
-                .wrap(middleware::from_fn(http::headers::security_headers))
-                .wrap(middleware::from_fn(http::observe::observe))
-                .wrap(TracingLogger::<RequestSpan>::new())
-                .app_data(services_data.clone())
+            app(services_data.clone())
                 .app_data(verifier.clone())
                 .app_data(metrics_gate.clone())
                 .into_utoipa_app()
@@ -194,8 +191,28 @@ impl Application {
     }
 }
 
-/// The listener that serves only `/metrics` (with the same request ids,
-/// request metrics and security headers as the main one).
+/// What every listener serves with: the security headers, the request
+/// metrics and ids ([`http::observe`]), the request span, and the use cases.
+fn app(
+    services: web::Data<Services>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .wrap(middleware::from_fn(http::headers::security_headers))
+        .wrap(middleware::from_fn(http::observe::observe))
+        .wrap(TracingLogger::<RequestSpan>::new())
+        .app_data(services)
+}
+
+/// The listener that serves only `/metrics` (built on the same [`app`] as
+/// the main one).
 fn metrics_server(
     listener: TcpListener,
     services: &Services,
@@ -205,11 +222,7 @@ fn metrics_server(
     let services_data = web::Data::new(services.clone());
     let gate = web::Data::new(gate);
     let server = HttpServer::new(move || {
-        App::new()
-            .wrap(middleware::from_fn(http::headers::security_headers))
-            .wrap(middleware::from_fn(http::observe::observe))
-            .wrap(TracingLogger::<RequestSpan>::new())
-            .app_data(services_data.clone())
+        app(services_data.clone())
             .app_data(gate.clone())
             .service(http::health::metrics)
             .service(web::resource("/metrics").to(http::method_not_allowed))

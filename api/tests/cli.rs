@@ -20,6 +20,24 @@ fn inboxlink(dir: &Path) -> Command {
     cmd
 }
 
+/// Starts `serve` from `cmd` on port 0 (instead of 8080, so tests can run
+/// side by side); the lines it writes to stderr arrive on the receiver.
+fn serve(cmd: &mut Command) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut server = cmd
+        .env("INBOXLINK_BIND", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let stderr = server.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (server, rx)
+}
+
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)
@@ -32,19 +50,8 @@ fn mode(path: &Path) -> u32 {
 #[tokio::test]
 async fn first_run_just_works() {
     let dir = tempfile::tempdir().expect("temp dir");
-    // Port 0 instead of 8080 so tests can run side by side; nothing else is configured.
-    let mut server = inboxlink(dir.path())
-        .env("INBOXLINK_BIND", "127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let stderr = server.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    // Nothing is configured but the port.
+    let (mut server, rx) = serve(&mut inboxlink(dir.path()));
     let mut banner = Vec::new();
     let base = loop {
         let line = rx
@@ -263,18 +270,7 @@ fn openapi_command_writes_the_committed_files() {
 #[test]
 fn sigterm_stops_serving_and_doctor_and_rekey_report() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut server = inboxlink(dir.path())
-        .env("INBOXLINK_BIND", "127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let stderr = server.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut server, rx) = serve(&mut inboxlink(dir.path()));
     loop {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
@@ -410,15 +406,10 @@ fn readable_secrets_are_named_by_doctor_and_at_start_up() {
     );
 
     // serve warns the same at start-up.
-    let mut server = inboxlink(dir.path())
-        .env("INBOXLINK_JWT_HS256_SECRET_FILE", &secret_file)
-        .env("INBOXLINK_BIND", "127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let stderr = server.stderr.take().expect("stderr");
+    let (mut server, rx) =
+        serve(inboxlink(dir.path()).env("INBOXLINK_JWT_HS256_SECRET_FILE", &secret_file));
     let mut log = Vec::new();
-    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+    for line in rx.iter() {
         let started = line.starts_with("Inboxlink is listening on ");
         log.push(line);
         if started {

@@ -6,7 +6,7 @@ mod jwks;
 pub mod jwt;
 pub mod mint;
 
-use crate::domain::OrgId;
+use crate::domain::{Actor, OrgId};
 use crate::error::Error;
 
 pub use jwks::JwksRefresh;
@@ -127,6 +127,11 @@ impl Principal {
         } else {
             Err(Error::Forbidden { permission })
         }
+    }
+
+    /// The caller as the audit log names it.
+    pub fn actor(&self) -> Actor {
+        Actor::Caller(self.subject.clone())
     }
 }
 

@@ -42,17 +42,13 @@ impl<'a> Bootstrap<'a> {
         given: Option<&SecretString>,
     ) -> Result<Vec<MasterKey>, ConfigError> {
         let var = "MASTER_KEY";
-        let value = match given {
-            Some(v) => v.clone(),
-            None if self.embedded => self.generated_secret(MASTER_KEY_FILE, var)?,
-            None => {
-                return Err(ConfigError::new(
-                    var,
-                    "required with PostgreSQL (one or more base64-encoded 32-byte keys, comma-separated; \
-                     generate one with `head -c32 /dev/urandom | base64`)",
-                ));
-            }
-        };
+        let value = self.given_or_generated(
+            given,
+            MASTER_KEY_FILE,
+            var,
+            "required with PostgreSQL (one or more base64-encoded 32-byte keys, comma-separated; \
+             generate one with `head -c32 /dev/urandom | base64`)",
+        )?;
         parse_master_keys(value.expose_secret()).map_err(|p| ConfigError::new(var, p))
     }
 
@@ -97,17 +93,13 @@ impl<'a> Bootstrap<'a> {
             return Ok(JwtKey::JwksUrl(url));
         }
         let var = "JWT_HS256_SECRET";
-        let secret = match hs256 {
-            Some(v) => v.clone(),
-            None if self.embedded => self.generated_secret(JWT_KEY_FILE, var)?,
-            None => {
-                return Err(ConfigError::new(
-                    var,
-                    "with PostgreSQL one of INBOXLINK_JWT_HS256_SECRET, INBOXLINK_JWT_PUBLIC_KEY_FILE \
-                     or INBOXLINK_JWT_JWKS_URL is required",
-                ));
-            }
-        };
+        let secret = self.given_or_generated(
+            hs256,
+            JWT_KEY_FILE,
+            var,
+            "with PostgreSQL one of INBOXLINK_JWT_HS256_SECRET, INBOXLINK_JWT_PUBLIC_KEY_FILE \
+             or INBOXLINK_JWT_JWKS_URL is required",
+        )?;
         let secret = secret.expose_secret();
         if secret.len() < 32 {
             return Err(ConfigError::new(var, "must be at least 32 bytes"));
@@ -115,6 +107,23 @@ impl<'a> Bootstrap<'a> {
         Ok(JwtKey::Hs256(SecretBox::new(Box::new(
             secret.as_bytes().to_vec(),
         ))))
+    }
+
+    /// The secret `given`; else with SQLite the one kept in `file` (see
+    /// [`Self::generated_secret`]); else, with PostgreSQL, the error
+    /// `required` (which names what to set).
+    fn given_or_generated(
+        &mut self,
+        given: Option<&SecretString>,
+        file: &str,
+        var: &str,
+        required: &str,
+    ) -> Result<SecretString, ConfigError> {
+        match given {
+            Some(v) => Ok(v.clone()),
+            None if self.embedded => self.generated_secret(file, var),
+            None => Err(ConfigError::new(var, required)),
+        }
     }
 
     /// Reads `file` in the data dir, creating it with a fresh random key first if needed.

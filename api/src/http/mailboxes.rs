@@ -10,8 +10,8 @@ use crate::http::caller::Caller;
 use crate::http::extractors::OptionalJson;
 use crate::http::problem::RateLimited;
 use crate::service::PageRequest;
+use crate::service::access_token::AccessTokenResponse;
 use crate::service::check::CheckRequest;
-use crate::service::keeper::AccessTokenResponse;
 use crate::service::mailboxes::{
     CheckReport, Mailbox, MailboxCreate, MailboxFilter, MailboxPage, MailboxUpdate,
 };

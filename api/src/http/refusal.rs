@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::auth::Principal;
 use crate::codes::Code;
-use crate::domain::{Actor, AuditAction};
+use crate::domain::AuditAction;
 use crate::error::Error;
 use crate::service::Services;
 use crate::service::audit::{Audit, Target};
@@ -40,7 +40,7 @@ pub async fn forbidden(response: &ServiceResponse<BoxBody>, services: &Services)
         .run(move |c| {
             Audit {
                 org: &who.org,
-                actor: Actor::Caller(who.subject.clone()),
+                actor: who.actor(),
                 action: AuditAction::RequestForbidden,
                 target: Target::Route(route),
                 outcome: Code::Forbidden,

@@ -1,7 +1,8 @@
 //! What Microsoft's answers mean, in plain words: each AADSTS code (and
 //! OAuth error) maps to a class (what the service does) and a stable code,
 //! message and hint (what the user is told). Source: ../shared/FACTS.md and
-//! Microsoft's error reference.
+//! Microsoft's error reference. The file is long because the table is (and
+//! its tests, which hold real answers of Microsoft's to it).
 use crate::codes::Code;
 
 /// What the service does about a failure.

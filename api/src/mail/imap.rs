@@ -197,7 +197,7 @@ mod tests {
     use tokio::net::TcpStream;
 
     use super::*;
-    use crate::mail::script::{self, serve};
+    use crate::mail::script::{self, assert_told, serve};
 
     const GREETING: &str = "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=XOAUTH2 AUTH=OAUTHBEARER] Dovecot ready.";
 
@@ -205,6 +205,15 @@ mod tests {
         let json =
             r#"{"status":"401","schemes":"bearer","scope":"https://outlook.office.com/.default"}"#;
         format!("+ {}", STANDARD.encode(json))
+    }
+
+    /// Dovecot refusing a token: the continuation, the JSON challenge, the `NO`.
+    fn dovecot_refusal(challenge: &str) -> [&str; 3] {
+        [
+            "+ ",
+            challenge,
+            "{tag} NO [AUTHENTICATIONFAILED] Authentication failed.",
+        ]
     }
 
     async fn client(port: u16) -> async_imap::Client<TcpStream> {
@@ -234,14 +243,8 @@ mod tests {
     #[tokio::test]
     async fn dovecot_authenticationfailed_is_auth_failed_with_the_delegated_hint() {
         let refusal = challenge();
-        let replies = [
-            "+ ",
-            refusal.as_str(),
-            "{tag} NO [AUTHENTICATIONFAILED] Authentication failed.",
-        ];
-        let (f, sent) = auth(&replies, AccessMode::Delegated).await;
-        assert_eq!(f.code, Code::ImapAuthFailed);
-        assert!(f.hint.contains("IMAP.AccessAsUser.All"), "{}", f.hint);
+        let (f, sent) = auth(&dovecot_refusal(&refusal), AccessMode::Delegated).await;
+        assert_told(&f, Code::ImapAuthFailed, &["IMAP.AccessAsUser.All"]);
         assert!(!f.hint.contains("New-ServicePrincipal"), "{}", f.hint);
         assert!(
             f.response
@@ -251,71 +254,59 @@ mod tests {
         // The response went after the continuation, as XOAUTH2 of the mailbox,
         // and the failure's challenge was answered with an empty line.
         assert!(sent[0].ends_with("AUTHENTICATE XOAUTH2"), "{sent:?}");
-        let decoded = STANDARD.decode(&sent[1]).expect("base64");
-        let token = script::token();
-        assert_eq!(
-            decoded,
-            xoauth2(script::MAILBOX, token.expose_secret()).into_bytes()
-        );
+        script::assert_xoauth2_response(&sent[1]);
         assert_eq!(sent[2], "");
     }
 
+    /// Answers to `AUTHENTICATE XOAUTH2`, in each access mode: the code each
+    /// is told as, and what its hint names.
     #[tokio::test]
-    async fn an_app_only_refusal_gives_the_service_principal_fix() {
+    async fn refusals_are_told_apart() {
+        use AccessMode::{AppOnly, Delegated};
         let refusal = challenge();
-        let replies = [
-            "+ ",
-            refusal.as_str(),
-            "{tag} NO [AUTHENTICATIONFAILED] Authentication failed.",
-        ];
-        let (f, _) = auth(&replies, AccessMode::AppOnly).await;
-        assert_eq!(f.code, Code::ImapAuthFailed);
-        for part in [
+        let dovecot = dovecot_refusal(&refusal);
+        let app_only_fix = [
             "New-ServicePrincipal",
             "Add-MailboxPermission",
             "FullAccess",
-        ] {
-            assert!(f.hint.contains(part), "{part}: {}", f.hint);
+        ];
+        let cases: [(&[&str], AccessMode, Code, &[&str]); 4] = [
+            // App-only: the service principal and the mailbox permission.
+            (&dovecot, AppOnly, Code::ImapAuthFailed, &app_only_fix),
+            // Microsoft's own words for it.
+            (
+                &["+ ", "{tag} NO AUTHENTICATE failed."],
+                AppOnly,
+                Code::ImapAuthFailed,
+                &["New-ServicePrincipal"],
+            ),
+            // Temporarily unavailable: try again.
+            (
+                &[
+                    "+ ",
+                    "{tag} NO [UNAVAILABLE] Temporary authentication failure. [mail.test:2025-01-01 10:00:00]",
+                ],
+                Delegated,
+                Code::ImapUnavailable,
+                &["try again"],
+            ),
+            // Throttled at login: how long to wait.
+            (
+                &[
+                    "+ ",
+                    "{tag} BAD Request is throttled. Suggested Backoff Time: 89117 milliseconds",
+                ],
+                Delegated,
+                Code::ImapThrottled,
+                &["wait 89117 ms (about 89 s) before trying again"],
+            ),
+        ];
+        for (replies, mode, code, hint) in cases {
+            assert_told(&auth(replies, mode).await.0, code, hint);
         }
+        // The app-only hint does not send anyone to the delegated permission.
+        let (f, _) = auth(&dovecot, AppOnly).await;
         assert!(!f.hint.contains("IMAP.AccessAsUser.All"), "{}", f.hint);
-    }
-
-    #[tokio::test]
-    async fn microsofts_authenticate_failed_is_auth_failed() {
-        let (f, _) = auth(
-            &["+ ", "{tag} NO AUTHENTICATE failed."],
-            AccessMode::AppOnly,
-        )
-        .await;
-        assert_eq!(f.code, Code::ImapAuthFailed);
-        assert!(f.hint.contains("New-ServicePrincipal"), "{}", f.hint);
-    }
-
-    #[tokio::test]
-    async fn unavailable_is_temporary() {
-        let replies = [
-            "+ ",
-            "{tag} NO [UNAVAILABLE] Temporary authentication failure. [mail.test:2025-01-01 10:00:00]",
-        ];
-        let (f, _) = auth(&replies, AccessMode::Delegated).await;
-        assert_eq!(f.code, Code::ImapUnavailable);
-        assert!(f.hint.contains("try again"), "{}", f.hint);
-    }
-
-    #[tokio::test]
-    async fn throttling_at_login_tells_how_long_to_wait() {
-        let replies = [
-            "+ ",
-            "{tag} BAD Request is throttled. Suggested Backoff Time: 89117 milliseconds",
-        ];
-        let (f, _) = auth(&replies, AccessMode::Delegated).await;
-        assert_eq!(f.code, Code::ImapThrottled);
-        assert!(
-            f.hint
-                .contains("wait 89117 ms (about 89 s) before trying again"),
-            "{}",
-            f.hint
-        );
     }
 
     #[tokio::test]
@@ -334,13 +325,8 @@ mod tests {
         let Err(f) = select(&mut session, &login).await else {
             panic!("SELECT should fail");
         };
-        assert_eq!(f.code, Code::ImapThrottled);
-        assert!(
-            f.hint
-                .contains("wait 299961 ms (about 5 minutes) before trying again"),
-            "{}",
-            f.hint
-        );
+        let wait = "wait 299961 ms (about 5 minutes) before trying again";
+        assert_told(&f, Code::ImapThrottled, &[wait]);
         drop(session);
         let sent = server.await.expect("server");
         assert!(sent[2].contains("SELECT"), "{sent:?}");
@@ -349,8 +335,7 @@ mod tests {
     #[test]
     fn throttling_without_a_backoff_time_still_says_to_wait() {
         let f = imap_classified("no response: Request is throttled.".into());
-        assert_eq!(f.code, Code::ImapThrottled);
-        assert!(f.hint.contains("wait"), "{}", f.hint);
+        assert_told(&f, Code::ImapThrottled, &["wait"]);
         assert_eq!(
             imap_classified("bad response: Unknown command".into()).code,
             Code::ImapError

@@ -4,127 +4,34 @@
 //! (reachable, migrations up to date), the clock (sane, and for PostgreSQL
 //! close to the database's), and that every encrypted value decrypts with the
 //! configured keys, counted per key id. Failures name the table, column and
-//! row, never a value.
+//! row, never a value. The checks that need no database are in `config`,
+//! the report and its printing in `report`.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use chrono::{NaiveDate, Utc};
 
 use super::{PAGE, SecretFailure, slot};
-use crate::config::{Backend, JwtKey, Settings};
+
+mod config;
+mod report;
+
+use crate::config::{Backend, Settings};
 use crate::crypto::Cipher;
 use crate::store::Store;
 use crate::store::operations::{self, SecretColumn};
+pub use report::{ColumnSummary, Finding, Level, Report};
 
 /// The earliest time a sane system clock can show.
 const SANE_AFTER: NaiveDate = NaiveDate::from_ymd_opt(2024, 1, 1).expect("a valid date");
 /// The largest difference between this machine's and the database's clock.
 const MAX_SKEW_SECONDS: f64 = 60.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Ok,
-    Warn,
-    Fail,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Ok => "OK",
-            Level::Warn => "WARN",
-            Level::Fail => "FAIL",
-        }
-    }
-}
-
-/// One line of the report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    pub level: Level,
-    /// What was checked: `database`, `migrations`, `clock`, `public url`, …,
-    /// or `table.column` for encrypted values.
-    pub topic: String,
-    pub message: String,
-}
-
-/// The encrypted values of one column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ColumnSummary {
-    pub column: SecretColumn,
-    /// Values stored (non-null).
-    pub values: usize,
-    /// Values per key id they name (`malformed` for values that name none).
-    pub by_key: BTreeMap<String, usize>,
-    /// Values that do not decrypt.
-    pub failed: usize,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    pub findings: Vec<Finding>,
-    /// Per encrypted column, when they were checked.
-    pub secrets: Vec<ColumnSummary>,
-    /// Every value that does not decrypt.
-    pub secret_failures: Vec<SecretFailure>,
-}
-
-impl Report {
-    fn push(&mut self, level: Level, topic: &str, message: impl Into<String>) {
-        self.findings.push(Finding {
-            level,
-            topic: topic.to_owned(),
-            message: message.into(),
-        });
-    }
-
-    /// Whether anything failed (the command then exits with 1).
-    pub fn failed(&self) -> bool {
-        self.count(Level::Fail) > 0
-    }
-
-    pub fn count(&self, level: Level) -> usize {
-        self.findings.iter().filter(|f| f.level == level).count()
-    }
-}
-
-impl std::fmt::Display for Report {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for finding in &self.findings {
-            writeln!(
-                f,
-                "{:<4} {}: {}",
-                finding.level.as_str(),
-                finding.topic,
-                finding.message
-            )?;
-            let table_column = |x: &SecretFailure| format!("{}.{}", x.table, x.column);
-            if finding.level == Level::Fail {
-                for failure in self
-                    .secret_failures
-                    .iter()
-                    .filter(|x| table_column(x) == finding.topic)
-                {
-                    writeln!(f, "       row {}: {}", failure.row_id, failure.reason)?;
-                }
-            }
-        }
-        write!(
-            f,
-            "doctor: {} OK, {} WARN, {} FAIL",
-            self.count(Level::Ok),
-            self.count(Level::Warn),
-            self.count(Level::Fail)
-        )
-    }
-}
-
 /// Everything: the configuration, then connects to the database and checks it.
 pub async fn diagnose(settings: &Settings) -> Report {
     let mut report = Report::default();
-    check_config(settings, &mut report);
-    check_file_modes(settings, &mut report);
+    config::check_config(settings, &mut report);
+    config::check_file_modes(settings, &mut report);
     let db = settings.database.clone_settings();
     #[expect(clippy::disallowed_methods, reason = "connecting: no Store yet")]
     let store = tokio::task::spawn_blocking(move || Store::connect(&db)).await;
@@ -392,157 +299,5 @@ async fn check_secrets(store: &Store, cipher: &Cipher, report: &mut Report) {
                 "{older} values are encrypted with an older key: run `inboxlink rekey` before removing it"
             ),
         );
-    }
-}
-
-fn check_config(settings: &Settings, report: &mut Report) {
-    let public = &settings.public_url;
-    if public.scheme() == "https" {
-        report.push(Level::Ok, "public url", public.as_str());
-    } else if is_loopback(public) {
-        report.push(
-            Level::Ok,
-            "public url",
-            format!("{public} (loopback: plain HTTP is fine)"),
-        );
-    } else {
-        report.push(
-            Level::Warn,
-            "public url",
-            format!(
-                "{public} is not https: Microsoft accepts http redirect URIs only for localhost; put TLS in front and set INBOXLINK_PUBLIC_URL to its https address"
-            ),
-        );
-    }
-
-    match &settings.jwt.key {
-        JwtKey::Hs256(_) => report.push(Level::Ok, "jwt key", "HS256 shared secret"),
-        JwtKey::PublicKeyPem { path, .. } => report.push(
-            Level::Ok,
-            "jwt key",
-            format!("public key {}", path.display()),
-        ),
-        JwtKey::JwksUrl(url) if url.scheme() != "https" && !is_loopback(url) => report.push(
-            Level::Warn,
-            "jwt key",
-            format!("JWKS {url} is not fetched over https"),
-        ),
-        JwtKey::JwksUrl(url) => report.push(Level::Ok, "jwt key", format!("JWKS {url}")),
-    }
-
-    if let Some(path) = &settings.extra_root_ca {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
-        match std::fs::read(path) {
-            Err(e) => report.push(
-                Level::Fail,
-                "extra root ca",
-                format!("cannot read {}: {e}", path.display()),
-            ),
-            Ok(pem) => {
-                let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
-                match certs {
-                    Ok(certs) if !certs.is_empty() => report.push(
-                        Level::Ok,
-                        "extra root ca",
-                        format!("{}: {} certificate(s)", path.display(), certs.len()),
-                    ),
-                    Ok(_) => report.push(
-                        Level::Fail,
-                        "extra root ca",
-                        format!("{} holds no PEM certificate", path.display()),
-                    ),
-                    Err(e) => report.push(
-                        Level::Fail,
-                        "extra root ca",
-                        format!("{} is not PEM: {e}", path.display()),
-                    ),
-                }
-            }
-        }
-    }
-
-    let ids: Vec<&str> = settings.master_keys.iter().map(|k| k.id()).collect();
-    report.push(
-        Level::Ok,
-        "master keys",
-        format!(
-            "{} configured ({}); new values are encrypted with key {}",
-            ids.len(),
-            ids.join(", "),
-            ids.first().copied().unwrap_or("-")
-        ),
-    );
-}
-
-/// The data dir, the generated keys and the `_FILE` secrets are private.
-fn check_file_modes(settings: &Settings, report: &mut Report) {
-    let modes = super::file_modes::check(settings);
-    for exposed in &modes.exposed {
-        report.push(Level::Warn, "file modes", exposed.message());
-    }
-    if modes.exposed.is_empty() && modes.checked > 0 {
-        report.push(
-            Level::Ok,
-            "file modes",
-            format!(
-                "the data dir and secret files ({} checked) are private",
-                modes.checked
-            ),
-        );
-    }
-}
-
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_hosts() {
-        for (url, expected) in [
-            ("http://127.0.0.1:8080", true),
-            ("http://localhost:8080", true),
-            ("http://[::1]:8080", true),
-            ("http://inboxlink.example.com", false),
-            ("http://10.0.0.1", false),
-        ] {
-            assert_eq!(is_loopback(&url.parse().unwrap()), expected, "{url}");
-        }
-    }
-
-    #[test]
-    fn renders_failures_under_their_column() {
-        let mut report = Report::default();
-        report.push(Level::Ok, "database", "SQLite answers");
-        report.push(
-            Level::Fail,
-            "app_credentials.client_secret",
-            "1 of 2 values do not decrypt",
-        );
-        report.secret_failures.push(SecretFailure {
-            table: "app_credentials",
-            column: "client_secret",
-            row_id: "r1".into(),
-            reason: "tampered".into(),
-        });
-        let text = report.to_string();
-        assert!(text.contains("OK   database: SQLite answers\n"), "{text}");
-        assert!(
-            text.contains(
-                "FAIL app_credentials.client_secret: 1 of 2 values do not decrypt\n       row r1: tampered\n"
-            ),
-            "{text}"
-        );
-        assert!(text.ends_with("doctor: 1 OK, 0 WARN, 1 FAIL"), "{text}");
-        assert!(report.failed());
     }
 }

@@ -1,5 +1,9 @@
 //! App credentials: the Entra ID app registration (client id, tenant, secret)
 //! that mailboxes sign in with.
+//!
+//! The file is long because the resource's contract types (the spec's
+//! documented schemas) stand beside the use cases, and the secret's sealing
+//! and unsealing with them.
 
 use crate::codes::Code;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -8,16 +12,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::audit::Audit;
-use super::{PageRequest, Services, double_option, next_cursor, page_type, utc};
+use super::{PageRequest, Services, double_option, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::crypto::Slot;
 use crate::domain::{
-    Actor, AppCredentialId, AuditAction, ClientId, ClientSecret, DisplayName, OrgId, Provider,
-    TenantId,
+    AppCredentialId, AuditAction, ClientId, ClientSecret, DisplayName, OrgId, Provider, TenantId,
 };
 use crate::error::{Error, Result, Validator};
+use crate::idp::AppIdentity;
 use crate::store::app_credentials::{self as store, AppCredentialChanges, AppCredentialRow};
-use crate::store::{authorizations, now, write_transaction};
+use crate::store::{authorizations, now};
 
 const TABLE: &str = "app_credentials";
 const SECRET_COLUMN: &str = "client_secret";
@@ -171,16 +175,14 @@ impl Services {
             problem_message: None,
             tenant_guid: None,
         };
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         let row = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    store::insert(c, &row)?;
-                    Audit::app_credential(&org, actor, AuditAction::AppCredentialCreated, row.id)
-                        .record(c)?;
-                    Ok::<_, Error>(row)
-                })
+            .write(move |c| {
+                store::insert(c, &row)?;
+                Audit::app_credential(&org, actor, AuditAction::AppCredentialCreated, row.id)
+                    .record(c)?;
+                Ok::<_, Error>(row)
             })
             .await?;
         tracing::info!(app_credential_id = %row.id, "app credential created");
@@ -202,9 +204,17 @@ impl Services {
         org: &OrgId,
         id: AppCredentialId,
     ) -> Result<AppCredential> {
-        let org = org.clone();
-        let row = self.store.run(move |c| store::get(c, &org, id)).await?;
+        let row = self.app_credential_row(org, id).await?;
         Ok(self.app_credential_view(row))
+    }
+
+    async fn app_credential_row(
+        &self,
+        org: &OrgId,
+        id: AppCredentialId,
+    ) -> Result<AppCredentialRow> {
+        let org = org.clone();
+        Ok(self.store.run(move |c| store::get(c, &org, id)).await?)
     }
 
     pub async fn app_credential_list(
@@ -222,8 +232,7 @@ impl Services {
             .into_iter()
             .map(|r| self.app_credential_view(r))
             .collect();
-        let next_cursor = next_cursor(&items, limit, |a| a.id.to_string());
-        Ok(AppCredentialPage { items, next_cursor })
+        Ok(AppCredentialPage::new(items, limit))
     }
 
     pub async fn app_credential_update(
@@ -263,39 +272,37 @@ impl Services {
             updated_at: Some(now()),
             tenant_guid: None,
         };
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         let row = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let mut changes = changes;
-                    let current = store::get(c, &org, id)?;
-                    let app_changed = changes
-                        .client_id
-                        .as_ref()
-                        .is_some_and(|v| *v != current.client_id);
-                    let tenant_changed = changes
-                        .tenant_id
-                        .as_ref()
-                        .is_some_and(|v| *v != current.tenant_id);
-                    if tenant_changed {
-                        // The learned GUID was the old tenant's.
-                        changes.tenant_guid = Some(None);
-                    }
-                    store::update(c, &org, id, &changes)?;
-                    if app_changed || tenant_changed {
-                        // A consent was for the old app or tenant.
-                        store::forget_consent(c, &org, id)?;
-                    }
-                    if app_changed || tenant_changed || secret_replaced {
-                        // Sign-ins and consent links started with the old identity must not complete.
-                        authorizations::delete_for_app_credential(c, &org, id)?;
-                    }
-                    Audit::app_credential(&org, actor, AuditAction::AppCredentialUpdated, id)
-                        .detail(serde_json::json!({ "secret_replaced": secret_replaced }))
-                        .record(c)?;
-                    Ok::<_, Error>(store::get(c, &org, id)?)
-                })
+            .write(move |c| {
+                let mut changes = changes;
+                let current = store::get(c, &org, id)?;
+                let app_changed = changes
+                    .client_id
+                    .as_ref()
+                    .is_some_and(|v| *v != current.client_id);
+                let tenant_changed = changes
+                    .tenant_id
+                    .as_ref()
+                    .is_some_and(|v| *v != current.tenant_id);
+                if tenant_changed {
+                    // The learned GUID was the old tenant's.
+                    changes.tenant_guid = Some(None);
+                }
+                store::update(c, &org, id, &changes)?;
+                if app_changed || tenant_changed {
+                    // A consent was for the old app or tenant.
+                    store::forget_consent(c, &org, id)?;
+                }
+                if app_changed || tenant_changed || secret_replaced {
+                    // Sign-ins and consent links started with the old identity must not complete.
+                    authorizations::delete_for_app_credential(c, &org, id)?;
+                }
+                Audit::app_credential(&org, actor, AuditAction::AppCredentialUpdated, id)
+                    .detail(serde_json::json!({ "secret_replaced": secret_replaced }))
+                    .record(c)?;
+                Ok::<_, Error>(store::get(c, &org, id)?)
             })
             .await?;
         tracing::info!(app_credential_id = %row.id, "app credential updated");
@@ -304,18 +311,16 @@ impl Services {
 
     pub async fn app_credential_delete(&self, who: &Principal, id: AppCredentialId) -> Result<()> {
         let org = who.require(Permission::AppCredentialsWrite)?.clone();
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         let outcome = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let outcome = store::delete(c, &org, id)?;
-                    if outcome.is_ok() {
-                        Audit::app_credential(&org, actor, AuditAction::AppCredentialDeleted, id)
-                            .record(c)?;
-                    }
-                    Ok::<_, Error>(outcome)
-                })
+            .write(move |c| {
+                let outcome = store::delete(c, &org, id)?;
+                if outcome.is_ok() {
+                    Audit::app_credential(&org, actor, AuditAction::AppCredentialDeleted, id)
+                        .record(c)?;
+                }
+                Ok::<_, Error>(outcome)
             })
             .await?;
         match outcome {
@@ -342,8 +347,7 @@ impl Services {
         org: &OrgId,
         id: AppCredentialId,
     ) -> Result<(AppCredential, SecretString)> {
-        let org = org.clone();
-        let row = self.store.run(move |c| store::get(c, &org, id)).await?;
+        let row = self.app_credential_row(org, id).await?;
         let id = row.id.to_string();
         let secret = self
             .cipher
@@ -361,6 +365,20 @@ impl Services {
                 )
             })?;
         Ok((self.app_credential_view(row), secret))
+    }
+
+    /// What `app` contributes to a token request, with its decrypted secret.
+    pub(crate) fn identity<'a>(
+        &'a self,
+        app: &'a AppCredential,
+        secret: &'a SecretString,
+    ) -> AppIdentity<'a> {
+        AppIdentity {
+            client_id: &app.client_id,
+            tenant: &app.tenant_id,
+            client_secret: secret,
+            redirect_uri: &self.redirect_uri,
+        }
     }
 
     fn seal_secret(&self, id: AppCredentialId, secret: &SecretString) -> String {

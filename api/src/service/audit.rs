@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{PageRequest, Services, next_cursor, page_type, utc};
+use super::{PageRequest, Services, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
 use crate::domain::{
@@ -147,7 +147,6 @@ impl Services {
                 detail: r.detail.and_then(|d| serde_json::from_str(&d).ok()),
             })
             .collect();
-        let next_cursor = next_cursor(&items, limit, |e| e.id.to_string());
-        Ok(AuditEventPage { items, next_cursor })
+        Ok(AuditEventPage::new(items, limit))
     }
 }

@@ -13,11 +13,11 @@ use super::events::{self, Event};
 use super::mailboxes::{CheckReport, CheckStep, CheckStepStatus};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
-use crate::domain::{Actor, AuditAction, CheckStepName, MailboxId};
+use crate::domain::{AuditAction, CheckStepName, MailboxId};
 use crate::error::{Error, Result};
 use crate::limits::Limited;
 use crate::mail::{Login, StepResult, StepStatus, Steps};
-use crate::store::{mailboxes, now, write_transaction};
+use crate::store::{mailboxes, now};
 
 /// Options of a check.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -148,21 +148,19 @@ impl Services {
             .and_then(|s| s.code.as_deref())
             .and_then(Code::parse)
             .unwrap_or(Code::Ok);
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         let ok = report.ok;
         let failed_step = first_failed.map(|s| (s.name.as_str().to_owned(), s.code.clone()));
         self.store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let before = mailboxes::get(c, &org, id)?;
-                    mailboxes::record_check(c, &org, id, &json, now())?;
-                    if let Some(event) = check_event(&before, ok, failed_step) {
-                        events::record(c, &org, &event)?;
-                    }
-                    Audit::mailbox(&org, actor, AuditAction::Checked, id)
-                        .outcome(outcome)
-                        .record(c)
-                })
+            .write(move |c| {
+                let before = mailboxes::get(c, &org, id)?;
+                mailboxes::record_check(c, &org, id, &json, now())?;
+                if let Some(event) = check_event(&before, ok, failed_step) {
+                    events::record(c, &org, &event)?;
+                }
+                Audit::mailbox(&org, actor, AuditAction::Checked, id)
+                    .outcome(outcome)
+                    .record(c)
             })
             .await?;
         Ok(report)

@@ -17,11 +17,11 @@ use crate::domain::{
     Actor, AppCredentialId, AuditAction, AuthorizationId, AuthorizationKind, OrgId, TenantId,
 };
 use crate::error::Result;
-use crate::idp::{AppIdentity, explain};
+use crate::idp::explain;
 use crate::limits::Limited;
 use crate::store::app_credentials::CredentialState;
 use crate::store::authorizations::{self, AuthorizationRow};
-use crate::store::{app_credentials, now, write_transaction};
+use crate::store::{app_credentials, now};
 
 /// Where admin consent stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -96,12 +96,7 @@ impl Services {
             .map(|u| self.check_return_url(&u))
             .transpose()?;
         let (app, secret) = self.app_credential_with_secret(&org, id).await?;
-        let identity = AppIdentity {
-            client_id: &app.client_id,
-            tenant: &app.tenant_id,
-            client_secret: &secret,
-            redirect_uri: &self.redirect_uri,
-        };
+        let identity = self.identity(&app, &secret);
         let state = random_token(32);
         let url = self.idp.admin_consent_url(&identity, &state);
         let at = now();
@@ -121,14 +116,11 @@ impl Services {
             created_at: at,
             token_version: None,
         };
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         self.store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    authorizations::insert(c, &row)?;
-                    Audit::app_credential(&org, actor, AuditAction::AdminConsentStarted, id)
-                        .record(c)
-                })
+            .write(move |c| {
+                authorizations::insert(c, &row)?;
+                Audit::app_credential(&org, actor, AuditAction::AdminConsentStarted, id).record(c)
             })
             .await?;
         Ok(AdminConsentLink {
@@ -194,21 +186,19 @@ impl Services {
             Err((code, _, _)) => (*code, None),
         };
         self.store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let mut audit = Audit::app_credential(
-                        &org2,
-                        Actor::Browser,
-                        AuditAction::AdminConsentAnswered,
-                        app_id,
-                    )
-                    .outcome(outcome);
-                    if let Some(t) = &tenant {
-                        app_credentials::record_consent_reported(c, &org2, app_id, t, now())?;
-                        audit = audit.detail(serde_json::json!({ "tenant": t }));
-                    }
-                    audit.record(c)
-                })
+            .write(move |c| {
+                let mut audit = Audit::app_credential(
+                    &org2,
+                    Actor::Browser,
+                    AuditAction::AdminConsentAnswered,
+                    app_id,
+                )
+                .outcome(outcome);
+                if let Some(t) = &tenant {
+                    app_credentials::record_consent_reported(c, &org2, app_id, t, now())?;
+                    audit = audit.detail(serde_json::json!({ "tenant": t }));
+                }
+                audit.record(c)
             })
             .await?;
         let mut page = match verdict {

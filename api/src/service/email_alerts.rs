@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use super::delivery::Attempted;
 use super::events::{self, Event, alert_default};
 use super::webhooks::{event_types, shown_types, stored_types};
-use super::{PageRequest, Services, double_option, next_cursor, page_type, utc};
+use super::{PageRequest, Services, double_option, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
 use crate::domain::{EmailAddress, EmailAlertId, Invalid, Language, MailboxId};
@@ -24,7 +24,7 @@ use crate::error::{Error, Result, Validator};
 use crate::mail::Login;
 use crate::store::deliveries::DeliveryRow;
 use crate::store::targets::{self, EmailAlertChanges, EmailAlertRow};
-use crate::store::{AnyConnection, StoreError, StoreResult, mailboxes, now, write_transaction};
+use crate::store::{AnyConnection, StoreError, StoreResult, mailboxes, now};
 
 const MAX_RECIPIENTS: usize = 20;
 
@@ -187,12 +187,10 @@ impl Services {
         };
         let row = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    known_sender(c, &org, row.sender_mailbox_id)?;
-                    targets::insert_email_alert(c, &row)?;
-                    Ok::<_, Error>(row)
-                })
+            .write(move |c| {
+                known_sender(c, &org, row.sender_mailbox_id)?;
+                targets::insert_email_alert(c, &row)?;
+                Ok::<_, Error>(row)
             })
             .await?;
         tracing::info!(email_alert_id = %row.id, "e-mail alert created");
@@ -210,11 +208,10 @@ impl Services {
             .store
             .query(move |c| targets::list_email_alerts(c, &org, after, limit))
             .await?;
-        let next_cursor = next_cursor(&rows, limit, |r| r.id.to_string());
-        Ok(EmailAlertPage {
-            items: rows.into_iter().map(view).collect(),
-            next_cursor,
-        })
+        Ok(EmailAlertPage::new(
+            rows.into_iter().map(view).collect(),
+            limit,
+        ))
     }
 
     pub async fn email_alert_get(&self, who: &Principal, id: EmailAlertId) -> Result<EmailAlert> {
@@ -251,18 +248,16 @@ impl Services {
         };
         let row = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    targets::get_email_alert(c, &org, id)?;
-                    if let Some(sender) = changes.sender_mailbox_id {
-                        known_sender(c, &org, sender)?;
-                    }
-                    targets::update_email_alert(c, &org, id, &changes)?;
-                    if changes.enabled == Some(false) {
-                        crate::store::deliveries::cancel_pending(c, &id.to_string())?;
-                    }
-                    Ok::<_, Error>(targets::get_email_alert(c, &org, id)?)
-                })
+            .write(move |c| {
+                targets::get_email_alert(c, &org, id)?;
+                if let Some(sender) = changes.sender_mailbox_id {
+                    known_sender(c, &org, sender)?;
+                }
+                targets::update_email_alert(c, &org, id, &changes)?;
+                if changes.enabled == Some(false) {
+                    crate::store::deliveries::cancel_pending(c, &id.to_string())?;
+                }
+                Ok::<_, Error>(targets::get_email_alert(c, &org, id)?)
             })
             .await?;
         Ok(view(row))
@@ -271,7 +266,7 @@ impl Services {
     pub async fn email_alert_delete(&self, who: &Principal, id: EmailAlertId) -> Result<()> {
         let org = who.require(Permission::NotificationsWrite)?.clone();
         self.store
-            .run(move |c| write_transaction(c, |c| targets::delete_email_alert(c, &org, id)))
+            .write(move |c| targets::delete_email_alert(c, &org, id))
             .await?;
         tracing::info!(email_alert_id = %id, "e-mail alert deleted");
         Ok(())

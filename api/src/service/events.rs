@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Services, next_cursor, page_type, utc};
+use super::{Services, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
 use crate::domain::{
@@ -404,11 +404,10 @@ impl Services {
             .store
             .query(move |c| store::list_events(c, &org, after, &types, limit))
             .await?;
-        let next_cursor = next_cursor(&rows, limit, |r| r.id.to_string());
-        Ok(EventPage {
-            items: rows.into_iter().map(EventView::from).collect(),
-            next_cursor,
-        })
+        Ok(EventPage::new(
+            rows.into_iter().map(EventView::from).collect(),
+            limit,
+        ))
     }
 }
 

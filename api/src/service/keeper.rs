@@ -7,6 +7,10 @@
 //! reuse the token the winner wrote. Token writes are checked against the
 //! version read ([`lifecycle`]), so an older token never overwrites a newer
 //! one, and a response without a refresh token never erases the stored one.
+//!
+//! The file is long because that protocol is one: the lock, the lease, the
+//! token request and the checked write read in order here. What a caller is
+//! handed is in [`super::access_token`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,14 +23,13 @@ use secrecy::{ExposeSecret, SecretString};
 use super::Services;
 use super::audit::Audit;
 use super::lifecycle::{self, Change, CredentialChange, Detail, Outcome, SealedTokens};
-use crate::auth::{Permission, Principal};
 use crate::codes::Code;
 use crate::crypto::Slot;
 use crate::domain::{
     AccessMode, Actor, AuditAction, EmailAddress, MailboxId, MailboxStatus, OrgId,
 };
 use crate::error::{Error, Result};
-use crate::idp::{AppIdentity, Class, IdpError, TokenSet};
+use crate::idp::{Class, IdpError, TokenSet};
 use crate::metrics::RefreshOutcome;
 use crate::store::now;
 use crate::store::tokens::{self, TokenRow};
@@ -249,21 +252,14 @@ impl Services {
         let recovering = row.status == MailboxStatus::Error;
         let outcome = self
             .store
-            .run(move |c| {
-                crate::store::write_transaction(c, |c| {
-                    let outcome = lifecycle::transition(c, &worg, id, change, None)?;
-                    if recovering && outcome != Outcome::Lost {
-                        // Microsoft gave tokens to a mailbox in `error`: its app
-                        // credential works again, with the mailboxes it had broken.
-                        lifecycle::transition_credential(
-                            c,
-                            &worg,
-                            app_id,
-                            CredentialChange::Accepted,
-                        )?;
-                    }
-                    Ok::<_, Error>(outcome)
-                })
+            .write(move |c| {
+                let outcome = lifecycle::transition(c, &worg, id, change, None)?;
+                if recovering && outcome != Outcome::Lost {
+                    // Microsoft gave tokens to a mailbox in `error`: its app
+                    // credential works again, with the mailboxes it had broken.
+                    lifecycle::transition_credential(c, &worg, app_id, CredentialChange::Accepted)?;
+                }
+                Ok::<_, Error>(outcome)
             })
             .await?;
         self.metrics.token_refresh(RefreshOutcome::Ok);
@@ -303,12 +299,7 @@ impl Services {
             .app_credential_with_secret(org, row.app_credential_id)
             .await
             .map_err(TokenFailure::Internal)?;
-        let identity = AppIdentity {
-            client_id: &app.client_id,
-            tenant: &app.tenant_id,
-            client_secret: &secret,
-            redirect_uri: &self.redirect_uri,
-        };
+        let identity = self.identity(&app, &secret);
         let result = match row.access_mode {
             AccessMode::AppOnly => self.idp.client_credentials(&identity).await,
             AccessMode::Delegated => {
@@ -443,64 +434,6 @@ fn ensure_authorized(row: &TokenRow) -> Result<()> {
 fn addresses_valid(row: &TokenRow) -> bool {
     let valid = |a: &str| EmailAddress::parse(a).is_ok_and(|e| e.as_str() == a);
     valid(&row.email) && row.authorized_as.as_deref().is_none_or(valid)
-}
-
-/// An access token for an integrating system. The only response that ever carries a token.
-#[derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct AccessTokenResponse {
-    /// The bearer token for IMAP and SMTP (SASL XOAUTH2 / OAUTHBEARER).
-    pub access_token: String,
-    pub expires_at: DateTime<Utc>,
-    /// The mailbox address.
-    pub mailbox: String,
-    /// The SASL user for IMAP: the mailbox (shared mailboxes too, with the delegate's token).
-    pub imap_user: String,
-    /// The SASL user for SMTP: the mailbox, or the delegate who signed in for a shared mailbox
-    /// (send with `MAIL FROM` the shared address).
-    pub smtp_user: String,
-}
-
-impl std::fmt::Debug for AccessTokenResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessTokenResponse")
-            .field("mailbox", &self.mailbox)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Services {
-    /// Hands out a valid access token, audited.
-    pub async fn mailbox_access_token(
-        &self,
-        who: &Principal,
-        id: MailboxId,
-    ) -> Result<AccessTokenResponse> {
-        let org = who.require(Permission::AccessTokens)?.clone();
-        self.limits
-            .check(who, crate::limits::Limited::AccessToken)?;
-        let result = self.access_token(&org, id).await;
-        let outcome = match &result {
-            Ok(_) => Code::Ok,
-            Err(e) => e.code(),
-        };
-        let actor = Actor::Caller(who.subject.clone());
-        self.store
-            .run(move |c| {
-                Audit::mailbox(&org, actor, AuditAction::AccessTokenIssued, id)
-                    .outcome(outcome)
-                    .record(c)
-            })
-            .await?;
-        let token = result?;
-        let smtp_user = token.smtp_user().to_owned();
-        Ok(AccessTokenResponse {
-            access_token: token.token.expose_secret().to_owned(),
-            expires_at: token.expires_at,
-            imap_user: token.mailbox.clone(),
-            smtp_user,
-            mailbox: token.mailbox,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@
 //! transaction ([`super::events::record`]): no change happens without its
 //! event, and a change that does not happen (a hundred refreshes refused
 //! the same way) has none.
+//!
+//! The file is long because it is that one place: every change, the state
+//! machine that plans it and the machine's tests are read together.
 
 use chrono::NaiveDateTime;
 

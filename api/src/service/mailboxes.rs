@@ -1,5 +1,9 @@
 //! Mailboxes: an address, the app credential it signs in with, how it is
 //! accessed, and where its authorization stands.
+//!
+//! The file is long because the resource's contract types (the spec's
+//! documented schemas, the last check's report among them) stand beside the
+//! use cases that fill them.
 
 use std::collections::HashMap;
 
@@ -10,16 +14,16 @@ use utoipa::{IntoParams, ToSchema};
 use super::audit::Audit;
 use super::events::{self, Event};
 use super::lifecycle::{self, Change};
-use super::{PageRequest, Services, next_cursor, page_type, utc};
+use super::{PageRequest, Services, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
 use crate::domain::{
-    AccessMode, Actor, AppCredentialId, AuditAction, CheckStepName, EmailAddress, Invalid,
-    MailboxId, MailboxStatus, OrgId,
+    AccessMode, AppCredentialId, AuditAction, CheckStepName, EmailAddress, Invalid, MailboxId,
+    MailboxStatus, OrgId,
 };
 use crate::error::{Error, Result, Validator};
 use crate::store::mailboxes::{self as store, MailboxRow, SettingsChange, StatusFilter};
-use crate::store::{AnyConnection, StoreError, app_credentials, now, write_transaction};
+use crate::store::{AnyConnection, StoreError, app_credentials, now};
 
 /// A mailbox connected (or to be connected) through an app credential.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -182,23 +186,21 @@ impl Services {
             created_at: at,
             updated_at: at,
         };
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         let row = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    ensure_app_credential(c, &org, row.app_credential_id)?;
-                    store::insert(c, &row).map_err(|e| refusal(e, &row.email))?;
-                    Audit::mailbox(&org, actor, AuditAction::MailboxCreated, row.id).record(c)?;
-                    let created = Event::MailboxCreated {
-                        id: row.id,
-                        email: row.email.clone(),
-                        access_mode: row.access_mode,
-                        status: row.status,
-                    };
-                    events::record(c, &org, &created)?;
-                    with_expiry(c, &org, row)
-                })
+            .write(move |c| {
+                ensure_app_credential(c, &org, row.app_credential_id)?;
+                store::insert(c, &row).map_err(|e| refusal(e, &row.email))?;
+                Audit::mailbox(&org, actor, AuditAction::MailboxCreated, row.id).record(c)?;
+                let created = Event::MailboxCreated {
+                    id: row.id,
+                    email: row.email.clone(),
+                    access_mode: row.access_mode,
+                    status: row.status,
+                };
+                events::record(c, &org, &created)?;
+                with_expiry(c, &org, row)
             })
             .await?;
         tracing::info!(mailbox_id = %row.0.id, "mailbox created");
@@ -263,8 +265,7 @@ impl Services {
             .into_iter()
             .map(|r| self.mailbox_view(r, &expiry))
             .collect::<Result<Vec<_>>>()?;
-        let next_cursor = next_cursor(&items, limit, |m| m.id.to_string());
-        Ok(MailboxPage { items, next_cursor })
+        Ok(MailboxPage::new(items, limit))
     }
 
     pub async fn mailbox_update(
@@ -282,44 +283,41 @@ impl Services {
             )
             .flatten();
         v.finish()?;
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         let row = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let current = store::get(c, &org, id)?;
-                    if let Some(app) = input.app_credential_id {
-                        ensure_app_credential(c, &org, app)?;
-                    }
-                    let changes = SettingsChange {
-                        email: email
-                            .map(|e| e.as_str().to_owned())
-                            .filter(|e| *e != current.email),
-                        app_credential_id: input
-                            .app_credential_id
-                            .filter(|a| *a != current.app_credential_id),
-                        access_mode: input.access_mode.filter(|m| *m != current.access_mode),
-                        shared: input.shared.filter(|s| *s != current.shared),
-                        updated_at: Some(now()),
-                    };
-                    // The authorization belongs to the settings it was made for:
-                    // another address, app, mode, or shared flag needs a new sign-in
-                    // (the identity pin depends on `shared`).
-                    let reset = changes.email.is_some()
-                        || changes.app_credential_id.is_some()
-                        || changes.access_mode.is_some()
-                        || changes.shared.is_some();
-                    let email = changes.email.clone().unwrap_or_default();
-                    store::update_settings(c, &org, id, &changes)
-                        .map_err(|e| refusal(e, &email))?;
-                    if reset {
-                        let mode = changes.access_mode.unwrap_or(current.access_mode);
-                        lifecycle::transition(c, &org, id, Change::GrantEnded { mode }, None)?;
-                    }
-                    Audit::mailbox(&org, actor, AuditAction::MailboxUpdated, id).record(c)?;
-                    let row = store::get(c, &org, id)?;
-                    with_expiry(c, &org, row)
-                })
+            .write(move |c| {
+                let current = store::get(c, &org, id)?;
+                if let Some(app) = input.app_credential_id {
+                    ensure_app_credential(c, &org, app)?;
+                }
+                let changes = SettingsChange {
+                    email: email
+                        .map(|e| e.as_str().to_owned())
+                        .filter(|e| *e != current.email),
+                    app_credential_id: input
+                        .app_credential_id
+                        .filter(|a| *a != current.app_credential_id),
+                    access_mode: input.access_mode.filter(|m| *m != current.access_mode),
+                    shared: input.shared.filter(|s| *s != current.shared),
+                    updated_at: Some(now()),
+                };
+                // The authorization belongs to the settings it was made for:
+                // another address, app, mode, or shared flag needs a new sign-in
+                // (the identity pin depends on `shared`).
+                let reset = changes.email.is_some()
+                    || changes.app_credential_id.is_some()
+                    || changes.access_mode.is_some()
+                    || changes.shared.is_some();
+                let email = changes.email.clone().unwrap_or_default();
+                store::update_settings(c, &org, id, &changes).map_err(|e| refusal(e, &email))?;
+                if reset {
+                    let mode = changes.access_mode.unwrap_or(current.access_mode);
+                    lifecycle::transition(c, &org, id, Change::GrantEnded { mode }, None)?;
+                }
+                Audit::mailbox(&org, actor, AuditAction::MailboxUpdated, id).record(c)?;
+                let row = store::get(c, &org, id)?;
+                with_expiry(c, &org, row)
             })
             .await?;
         tracing::info!(mailbox_id = %row.0.id, "mailbox updated");
@@ -328,16 +326,14 @@ impl Services {
 
     pub async fn mailbox_delete(&self, who: &Principal, id: MailboxId) -> Result<()> {
         let org = who.require(Permission::MailboxesDelete)?.clone();
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         self.store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let email = store::get(c, &org, id)?.email;
-                    store::delete(c, &org, id)?;
-                    Audit::mailbox(&org, actor, AuditAction::MailboxDeleted, id).record(c)?;
-                    events::record(c, &org, &Event::MailboxDeleted { id, email })?;
-                    Ok::<_, Error>(())
-                })
+            .write(move |c| {
+                let email = store::get(c, &org, id)?.email;
+                store::delete(c, &org, id)?;
+                Audit::mailbox(&org, actor, AuditAction::MailboxDeleted, id).record(c)?;
+                events::record(c, &org, &Event::MailboxDeleted { id, email })?;
+                Ok::<_, Error>(())
             })
             .await?;
         tracing::info!(mailbox_id = %id, "mailbox deleted");

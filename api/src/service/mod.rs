@@ -2,6 +2,7 @@
 //! validated input, talks to the [`Store`], and returns contract types that
 //! serialize as the API's JSON.
 
+pub mod access_token;
 pub mod alert_text;
 pub mod app_credentials;
 pub mod audit;

@@ -66,7 +66,8 @@ pub fn next_cursor<T>(items: &[T], limit: i64, id: impl Fn(&T) -> String) -> Opt
 }
 
 /// Declares the page type of a list operation (a concrete type, so the spec
-/// and the SDK name the item type instead of inlining it).
+/// and the SDK name the item type instead of inlining it), made by
+/// `Page::new(items, limit)` from items with an `id`.
 macro_rules! page_type {
     ($(#[$doc:meta])* $name:ident of $item:ty) => {
         $(#[$doc])*
@@ -75,6 +76,15 @@ macro_rules! page_type {
             pub items: Vec<$item>,
             /// Pass as `cursor` to get the next page; `null` on the last page.
             pub next_cursor: Option<String>,
+        }
+
+        impl $name {
+            /// A page of at most `limit` items; when it is full, the cursor
+            /// of the next one is its last item's id.
+            pub(crate) fn new(items: Vec<$item>, limit: i64) -> Self {
+                let next_cursor = $crate::service::next_cursor(&items, limit, |i| i.id.to_string());
+                Self { items, next_cursor }
+            }
         }
     };
 }

@@ -14,11 +14,11 @@ use super::consent::AdminConsent;
 use super::lifecycle::{self, CredentialChange, Detail};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
-use crate::domain::{AccessMode, Actor, AppCredentialId, AuditAction, EmailAddress, TenantId};
+use crate::domain::{AccessMode, AppCredentialId, AuditAction, EmailAddress, TenantId};
 use crate::error::{Error, Result};
 use crate::idp::AppIdentity;
 use crate::limits::Limited;
-use crate::store::{app_credentials, mailboxes, now, write_transaction};
+use crate::store::{app_credentials, mailboxes, now};
 
 /// The result of verifying an app credential against Microsoft.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -86,12 +86,7 @@ impl Services {
         let org = who.require(Permission::AppCredentialsWrite)?.clone();
         self.limits.check(who, Limited::Verify)?;
         let (app, secret) = self.app_credential_with_secret(&org, id).await?;
-        let identity = AppIdentity {
-            client_id: &app.client_id,
-            tenant: &app.tenant_id,
-            client_secret: &secret,
-            redirect_uri: &self.redirect_uri,
-        };
+        let identity = self.identity(&app, &secret);
         let outcome = self.idp.client_credentials(&identity).await;
         let org2 = org.clone();
         let state = self
@@ -150,27 +145,25 @@ impl Services {
         };
         let learn_guid = established.clone().filter(|_| !by_guid);
         let confirmed = established.is_some();
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         let state = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    if let Some(change) = change {
-                        lifecycle::transition_credential(c, &org, id, change)?;
+            .write(move |c| {
+                if let Some(change) = change {
+                    lifecycle::transition_credential(c, &org, id, change)?;
+                }
+                let mut audit =
+                    Audit::app_credential(&org, actor, AuditAction::AppCredentialVerified, id)
+                        .outcome(outcome_code);
+                if confirmed {
+                    if let Some(guid) = &learn_guid {
+                        app_credentials::learn_tenant_guid(c, &org, id, guid)?;
                     }
-                    let mut audit =
-                        Audit::app_credential(&org, actor, AuditAction::AppCredentialVerified, id)
-                            .outcome(outcome_code);
-                    if confirmed {
-                        if let Some(guid) = &learn_guid {
-                            app_credentials::learn_tenant_guid(c, &org, id, guid)?;
-                        }
-                        app_credentials::record_consent_established(c, &org, id, now())?;
-                        audit = audit.detail(serde_json::json!({ "admin_consent": "established" }));
-                    }
-                    audit.record(c)?;
-                    Ok::<_, Error>(app_credentials::state(c, &org, id)?)
-                })
+                    app_credentials::record_consent_established(c, &org, id, now())?;
+                    audit = audit.detail(serde_json::json!({ "admin_consent": "established" }));
+                }
+                audit.record(c)?;
+                Ok::<_, Error>(app_credentials::state(c, &org, id)?)
             })
             .await?;
         Ok(VerifyResult {

@@ -20,14 +20,14 @@ use crate::auth::{Permission, Principal};
 use crate::codes::Code;
 use crate::crypto::Slot;
 use crate::domain::{
-    AccessMode, Actor, AppCredentialId, AuditAction, AuthorizationId, AuthorizationKind, Invalid,
+    AccessMode, AppCredentialId, AuditAction, AuthorizationId, AuthorizationKind, Invalid,
     MailboxId, OrgId,
 };
 use crate::error::{Error, Result};
 use crate::idp::{AppIdentity, Class};
 use crate::limits::Limited;
 use crate::store::authorizations::{self, AuthorizationRow};
-use crate::store::{AnyConnection, now, tokens, write_transaction};
+use crate::store::{AnyConnection, now, tokens};
 
 /// How long a started sign-in may take.
 pub const AUTHORIZATION_TTL_MINUTES: i64 = 10;
@@ -91,12 +91,7 @@ impl Services {
         let (app, secret) = self
             .app_credential_with_secret(org, mailbox.app_credential_id)
             .await?;
-        let identity = AppIdentity {
-            client_id: &app.client_id,
-            tenant: &app.tenant_id,
-            client_secret: &secret,
-            redirect_uri: &self.redirect_uri,
-        };
+        let identity = self.identity(&app, &secret);
         if mailbox.access_mode == AccessMode::AppOnly {
             return self.refresh_app_only(who, mailbox, &identity).await;
         }
@@ -130,24 +125,22 @@ impl Services {
             created_at: at,
             token_version: None,
         };
-        let (org2, actor) = (org.clone(), Actor::Caller(who.subject.clone()));
+        let (org2, actor) = (org.clone(), who.actor());
         let (email, app_id) = (mailbox.email.clone(), app.id);
         self.store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    // The sign-in is for the settings the URL was made from; it
-                    // completes only onto the token version they have now.
-                    let current = tokens::get(c, &org2, id)?;
-                    if current.email != email
-                        || current.app_credential_id != app_id
-                        || current.access_mode != AccessMode::Delegated
-                    {
-                        return Err(settings_changed());
-                    }
-                    row.token_version = Some(current.token_version);
-                    authorizations::insert(c, &row)?;
-                    Audit::mailbox(&org2, actor, AuditAction::SignInStarted, id).record(c)
-                })
+            .write(move |c| {
+                // The sign-in is for the settings the URL was made from; it
+                // completes only onto the token version they have now.
+                let current = tokens::get(c, &org2, id)?;
+                if current.email != email
+                    || current.app_credential_id != app_id
+                    || current.access_mode != AccessMode::Delegated
+                {
+                    return Err(settings_changed());
+                }
+                row.token_version = Some(current.token_version);
+                authorizations::insert(c, &row)?;
+                Audit::mailbox(&org2, actor, AuditAction::SignInStarted, id).record(c)
             })
             .await?;
         Ok(RefreshResult {
@@ -178,7 +171,7 @@ impl Services {
             Ok(_) => crate::metrics::RefreshOutcome::Ok,
             Err(e) => crate::metrics::RefreshOutcome::Failed(e.class()),
         });
-        let actor = Actor::Caller(who.subject.clone());
+        let actor = who.actor();
         match outcome {
             Ok(set) => {
                 let change = Change::Authorized {
@@ -207,13 +200,11 @@ impl Services {
                 let x = e.explanation.clone();
                 let (class, detail) = (e.class(), Detail::new(x.code, x.message, x.hint));
                 self.store
-                    .run(move |c| {
-                        write_transaction(c, |c| {
-                            record_refusal(c, &org, id, app_id, class, detail.clone())?;
-                            Audit::mailbox(&org, actor, AuditAction::AppOnlyTokenFailed, id)
-                                .outcome(detail.code)
-                                .record(c)
-                        })
+                    .write(move |c| {
+                        record_refusal(c, &org, id, app_id, class, detail.clone())?;
+                        Audit::mailbox(&org, actor, AuditAction::AppOnlyTokenFailed, id)
+                            .outcome(detail.code)
+                            .record(c)
                     })
                     .await?;
                 Err(super::keeper::token_error(&e))

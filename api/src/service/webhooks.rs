@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::events::{self, Event, webhook_default};
-use super::{PageRequest, Services, double_option, next_cursor, page_type, utc};
+use super::{PageRequest, Services, double_option, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
 use crate::crypto::Slot;
@@ -19,8 +19,8 @@ use crate::domain::{AttemptId, DeliveryId, DeliveryState, EventId, EventType, In
 use crate::error::{Error, Result, Validator};
 use crate::hooks::signing;
 use crate::store::deliveries::{self, AttemptRow};
+use crate::store::now;
 use crate::store::targets::{self, WebhookChanges, WebhookRow};
-use crate::store::{now, write_transaction};
 
 /// How long the previous secret keeps signing after a rotation.
 pub const ROTATION_OVERLAP: chrono::Duration = chrono::Duration::hours(24);
@@ -364,11 +364,10 @@ impl Services {
             .store
             .query(move |c| targets::list_webhooks(c, &org, after, limit))
             .await?;
-        let next_cursor = next_cursor(&rows, limit, |r| r.id.to_string());
-        Ok(WebhookPage {
-            items: rows.into_iter().map(webhook_view).collect(),
-            next_cursor,
-        })
+        Ok(WebhookPage::new(
+            rows.into_iter().map(webhook_view).collect(),
+            limit,
+        ))
     }
 
     pub async fn webhook_get(&self, who: &Principal, id: WebhookId) -> Result<Webhook> {
@@ -417,15 +416,13 @@ impl Services {
         }
         let row = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    targets::get_webhook(c, &org, id)?;
-                    targets::update_webhook(c, &org, id, &changes)?;
-                    if changes.enabled == Some(false) {
-                        deliveries::cancel_pending(c, &id.to_string())?;
-                    }
-                    targets::get_webhook(c, &org, id)
-                })
+            .write(move |c| {
+                targets::get_webhook(c, &org, id)?;
+                targets::update_webhook(c, &org, id, &changes)?;
+                if changes.enabled == Some(false) {
+                    deliveries::cancel_pending(c, &id.to_string())?;
+                }
+                targets::get_webhook(c, &org, id)
             })
             .await?;
         Ok(webhook_view(row))
@@ -434,7 +431,7 @@ impl Services {
     pub async fn webhook_delete(&self, who: &Principal, id: WebhookId) -> Result<()> {
         let org = who.require(Permission::NotificationsWrite)?.clone();
         self.store
-            .run(move |c| write_transaction(c, |c| targets::delete_webhook(c, &org, id)))
+            .write(move |c| targets::delete_webhook(c, &org, id))
             .await?;
         tracing::info!(webhook_id = %id, "webhook deleted");
         Ok(())
@@ -451,30 +448,28 @@ impl Services {
         let services = self.clone();
         let until = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let row = targets::get_webhook(c, &org, id)?;
-                    let at = now();
-                    let current = services
-                        .webhook_secrets(&row, at)?
-                        .into_iter()
-                        .next()
-                        .expect("the current secret");
-                    let until = at + ROTATION_OVERLAP;
-                    let changes = WebhookChanges {
-                        secret: Some(sealed),
-                        previous_secret: Some(Some(services.seal_webhook_secret(
-                            id,
-                            "previous_secret",
-                            &current,
-                        ))),
-                        previous_secret_until: Some(Some(until)),
-                        updated_at: Some(at),
-                        ..WebhookChanges::default()
-                    };
-                    targets::update_webhook(c, &org, id, &changes)?;
-                    Ok::<_, Error>(until)
-                })
+            .write(move |c| {
+                let row = targets::get_webhook(c, &org, id)?;
+                let at = now();
+                let current = services
+                    .webhook_secrets(&row, at)?
+                    .into_iter()
+                    .next()
+                    .expect("the current secret");
+                let until = at + ROTATION_OVERLAP;
+                let changes = WebhookChanges {
+                    secret: Some(sealed),
+                    previous_secret: Some(Some(services.seal_webhook_secret(
+                        id,
+                        "previous_secret",
+                        &current,
+                    ))),
+                    previous_secret_until: Some(Some(until)),
+                    updated_at: Some(at),
+                    ..WebhookChanges::default()
+                };
+                targets::update_webhook(c, &org, id, &changes)?;
+                Ok::<_, Error>(until)
             })
             .await?;
         tracing::info!(webhook_id = %id, "webhook secret rotated");
@@ -489,17 +484,15 @@ impl Services {
         let org = who.require(Permission::NotificationsWrite)?.clone();
         let event_id = self
             .store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let row = targets::get_webhook(c, &org, id)?;
-                    if !row.enabled {
-                        return Err(Error::refused(
-                            Code::WebhookDisabled,
-                            "the webhook is disabled; enable it first (PATCH with enabled: true)",
-                        ));
-                    }
-                    Ok(events::record(c, &org, &Event::WebhookTest { id })?)
-                })
+            .write(move |c| {
+                let row = targets::get_webhook(c, &org, id)?;
+                if !row.enabled {
+                    return Err(Error::refused(
+                        Code::WebhookDisabled,
+                        "the webhook is disabled; enable it first (PATCH with enabled: true)",
+                    ));
+                }
+                Ok(events::record(c, &org, &Event::WebhookTest { id })?)
             })
             .await?;
         Ok(QueuedEvent { event_id })
@@ -520,11 +513,10 @@ impl Services {
                 deliveries::list_attempts(c, &org, &id.to_string(), before, limit)
             })
             .await?;
-        let next_cursor = next_cursor(&rows, limit, |r| r.id.to_string());
-        Ok(DeliveryAttemptPage {
-            items: rows.into_iter().map(DeliveryAttempt::from).collect(),
-            next_cursor,
-        })
+        Ok(DeliveryAttemptPage::new(
+            rows.into_iter().map(DeliveryAttempt::from).collect(),
+            limit,
+        ))
     }
 
     pub async fn webhook_retry(
@@ -535,22 +527,20 @@ impl Services {
     ) -> Result<RetriedDelivery> {
         let org = who.require(Permission::NotificationsWrite)?.clone();
         self.store
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let hook = targets::get_webhook(c, &org, id)?;
-                    let d = deliveries::get_delivery(c, &org, delivery)?;
-                    if d.target_id != id.to_string() {
-                        return Err(Error::not_found("delivery"));
-                    }
-                    if !hook.enabled {
-                        return Err(Error::refused(
-                            Code::WebhookDisabled,
-                            "the webhook is disabled; enable it first (PATCH with enabled: true)",
-                        ));
-                    }
-                    deliveries::retry_delivery(c, &org, delivery, now())?;
-                    Ok(())
-                })
+            .write(move |c| {
+                let hook = targets::get_webhook(c, &org, id)?;
+                let d = deliveries::get_delivery(c, &org, delivery)?;
+                if d.target_id != id.to_string() {
+                    return Err(Error::not_found("delivery"));
+                }
+                if !hook.enabled {
+                    return Err(Error::refused(
+                        Code::WebhookDisabled,
+                        "the webhook is disabled; enable it first (PATCH with enabled: true)",
+                    ));
+                }
+                deliveries::retry_delivery(c, &org, delivery, now())?;
+                Ok(())
             })
             .await?;
         Ok(RetriedDelivery {

@@ -167,6 +167,17 @@ impl Store {
             .map_err(|e| StoreError::Other(anyhow::anyhow!("database task failed: {e}")))?
     }
 
+    /// [`Store::run`] inside a [`write_transaction`]: a use case's writes and
+    /// their audit row commit together, or not at all.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+    {
+        self.run(move |c| write_transaction(c, f)).await
+    }
+
     /// [`Store::run`] for work that fails only with the store's own errors.
     pub async fn query<T, F>(&self, f: F) -> StoreResult<T>
     where
