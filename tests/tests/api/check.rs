@@ -12,14 +12,14 @@ use crate::helpers::{Api, MAILBOX, TestApp, TestAppBuilder, backend_tests, logs}
 
 /// The service with the fake Entra ID and [`MAILBOX`], a Dovecot validating
 /// its tokens, and an SMTP sink as relay.
-struct Rig {
-    app: TestApp,
+pub(crate) struct Rig {
+    pub(crate) app: TestApp,
     dovecot: Dovecot,
-    sink: SmtpSink,
+    pub(crate) sink: SmtpSink,
     _dir: tempfile::TempDir,
 }
 
-async fn rig(
+pub(crate) async fn rig(
     app: TestAppBuilder,
     endpoints: impl FnOnce(&Dovecot, &SmtpSink, &std::path::Path) -> (String, String),
 ) -> Rig {
@@ -58,12 +58,12 @@ fn endpoint(host_port: &str) -> Endpoint {
     }
 }
 
-fn real_servers(d: &Dovecot, _: &SmtpSink, _: &std::path::Path) -> (String, String) {
+pub(crate) fn real_servers(d: &Dovecot, _: &SmtpSink, _: &std::path::Path) -> (String, String) {
     (d.imap_endpoint(), d.submission_endpoint())
 }
 
 impl Rig {
-    async fn sign_in(&self) {
+    pub(crate) async fn sign_in(&self) {
         self.app.sign_in_ok(self.app.mailbox_id()).await;
     }
 
