@@ -12,6 +12,7 @@ mod app_only;
 mod callback;
 mod check;
 mod consent;
+mod crash;
 mod email_alerts;
 mod errors;
 mod events;

@@ -481,3 +481,33 @@ async fn two_instances_deliver_each_event_once() {
     let b = value(&scrape(&second).await, delivered);
     assert_eq!(a + b, 500.0, "attempts of both instances: {a} + {b}");
 }
+
+backend_tests!(a_graceful_stop_finishes_the_delivery_in_flight);
+async fn a_graceful_stop_finishes_the_delivery_in_flight(app: TestAppBuilder) {
+    let app = app.with_app_credential().start().await;
+    let receiver = Receiver::start().await;
+    receiver.set_delay(Duration::from_secs(2));
+    let hook = app.new_webhook(&receiver.url("/hook"), None).await;
+    create_mailbox(&app, "podatelna@contoso.cz").await;
+    // Stopped while the receiver is still answering.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.stop(true).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = app.restart().start().await;
+    let page = after
+        .admin_call("GET", &format!("/webhooks/{}/deliveries", hook.id), None)
+        .await;
+    let items = page.body["items"].as_array().expect("items");
+    assert_eq!(
+        items.len(),
+        1,
+        "recorded by the stopping instance: {items:?}"
+    );
+    assert_eq!(items[0]["status_code"], 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        receiver.received_on("/hook").len(),
+        1,
+        "not delivered again"
+    );
+}

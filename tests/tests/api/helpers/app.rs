@@ -156,6 +156,13 @@ impl TestApp {
         self.handle.stop(graceful)
     }
 
+    /// The configuration of this instance's database, keys and JWT as the
+    /// contract's variables (for a service started as a process); the
+    /// typed settings of `with_settings` are not among them.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        self.origin.vars.clone()
+    }
+
     /// The fake Entra ID of `with_fake_entra`.
     pub fn fake(&self) -> &FakeEntra {
         self.fake.as_ref().expect("started `with_fake_entra()`")
