@@ -125,6 +125,14 @@ named! {
         TokenRefreshFailed => "mailbox.token_refresh_failed",
         AccessTokenIssued => "mailbox.access_token_issued",
         Checked => "mailbox.checked",
+        WebhookCreated => "webhook.created",
+        WebhookUpdated => "webhook.updated",
+        WebhookDeleted => "webhook.deleted",
+        WebhookSecretRotated => "webhook.secret_rotated",
+        WebhookDeliveryRetried => "webhook.delivery_retried",
+        EmailAlertCreated => "email_alert.created",
+        EmailAlertUpdated => "email_alert.updated",
+        EmailAlertDeleted => "email_alert.deleted",
         RequestForbidden => "request.forbidden",
     }
 }
@@ -134,6 +142,8 @@ named! {
     pub enum TargetType {
         Mailbox => "mailbox",
         AppCredential => "app_credential",
+        Webhook => "webhook",
+        EmailAlert => "email_alert",
         Route => "route",
     }
 }

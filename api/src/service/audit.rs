@@ -11,7 +11,8 @@ use super::{PageRequest, Services, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
 use crate::domain::{
-    Actor, AppCredentialId, AuditAction, AuditEventId, MailboxId, OrgId, TargetType,
+    Actor, AppCredentialId, AuditAction, AuditEventId, EmailAlertId, MailboxId, OrgId, TargetType,
+    WebhookId,
 };
 use crate::error::Result;
 use crate::store::audit::{self as store, AuditRow};
@@ -46,6 +47,8 @@ page_type!(
 pub enum Target {
     Mailbox(MailboxId),
     AppCredential(AppCredentialId),
+    Webhook(WebhookId),
+    EmailAlert(EmailAlertId),
     /// A route pattern (requests refused with 403).
     Route(String),
 }
@@ -91,6 +94,18 @@ impl<'a> Audit<'a> {
         }
     }
 
+    /// A change of a webhook or an e-mail alert (`target`), which succeeded.
+    pub fn notification(org: &'a OrgId, actor: Actor, action: AuditAction, target: Target) -> Self {
+        Self {
+            org,
+            actor,
+            action,
+            target,
+            outcome: Code::Ok,
+            detail: None,
+        }
+    }
+
     pub fn outcome(mut self, outcome: Code) -> Self {
         self.outcome = outcome;
         self
@@ -106,6 +121,8 @@ impl<'a> Audit<'a> {
         let (target_type, target_id) = match self.target {
             Target::Mailbox(id) => (TargetType::Mailbox, id.to_string()),
             Target::AppCredential(id) => (TargetType::AppCredential, id.to_string()),
+            Target::Webhook(id) => (TargetType::Webhook, id.to_string()),
+            Target::EmailAlert(id) => (TargetType::EmailAlert, id.to_string()),
             Target::Route(route) => (TargetType::Route, route),
         };
         store::insert(

@@ -13,13 +13,16 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::audit::{Audit, Target};
 use super::delivery::Attempted;
 use super::events::{self, Event, alert_default};
 use super::webhooks::{event_types, shown_types, stored_types};
 use super::{PageRequest, Services, double_option, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
-use crate::domain::{EmailAddress, EmailAlertId, Invalid, Language, MailboxId};
+use crate::domain::{
+    Actor, AuditAction, EmailAddress, EmailAlertId, Invalid, Language, MailboxId, OrgId,
+};
 use crate::error::{Error, Result, Validator};
 use crate::mail::Login;
 use crate::store::deliveries::DeliveryRow;
@@ -185,11 +188,13 @@ impl Services {
             created_at: at,
             updated_at: at,
         };
+        let actor = who.actor();
         let row = self
             .store
             .write(move |c| {
                 known_sender(c, &org, row.sender_mailbox_id)?;
                 targets::insert_email_alert(c, &row)?;
+                audit(&org, actor, AuditAction::EmailAlertCreated, row.id).record(c)?;
                 Ok::<_, Error>(row)
             })
             .await?;
@@ -246,6 +251,7 @@ impl Services {
             updated_at: Some(now()),
             ..EmailAlertChanges::default()
         };
+        let actor = who.actor();
         let row = self
             .store
             .write(move |c| {
@@ -257,6 +263,7 @@ impl Services {
                 if changes.enabled == Some(false) {
                     crate::store::deliveries::cancel_pending(c, &id.to_string())?;
                 }
+                audit(&org, actor, AuditAction::EmailAlertUpdated, id).record(c)?;
                 Ok::<_, Error>(targets::get_email_alert(c, &org, id)?)
             })
             .await?;
@@ -265,8 +272,12 @@ impl Services {
 
     pub async fn email_alert_delete(&self, who: &Principal, id: EmailAlertId) -> Result<()> {
         let org = who.require(Permission::NotificationsWrite)?.clone();
+        let actor = who.actor();
         self.store
-            .write(move |c| targets::delete_email_alert(c, &org, id))
+            .write(move |c| {
+                targets::delete_email_alert(c, &org, id)?;
+                audit(&org, actor, AuditAction::EmailAlertDeleted, id).record(c)
+            })
             .await?;
         tracing::info!(email_alert_id = %id, "e-mail alert deleted");
         Ok(())
@@ -399,6 +410,11 @@ impl Services {
         }
         Ok(())
     }
+}
+
+/// The audit row of a change of e-mail alert `id`.
+fn audit(org: &OrgId, actor: Actor, action: AuditAction, id: EmailAlertId) -> Audit<'_> {
+    Audit::notification(org, actor, action, Target::EmailAlert(id))
 }
 
 /// The envelope and the formatted message of an alert.

@@ -10,12 +10,16 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::audit::{Audit, Target};
 use super::events::{self, Event, webhook_default};
 use super::{PageRequest, Services, double_option, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
 use crate::crypto::Slot;
-use crate::domain::{AttemptId, DeliveryId, DeliveryState, EventId, EventType, Invalid, WebhookId};
+use crate::domain::{
+    Actor, AttemptId, AuditAction, DeliveryId, DeliveryState, EventId, EventType, Invalid, OrgId,
+    WebhookId,
+};
 use crate::error::{Error, Result, Validator};
 use crate::hooks::signing;
 use crate::store::deliveries::{self, AttemptRow};
@@ -346,9 +350,14 @@ impl Services {
             created_at: at,
             updated_at: at,
         };
+        let actor = who.actor();
         let row = self
             .store
-            .query(move |c| targets::insert_webhook(c, &row).map(|()| row))
+            .write(move |c| {
+                targets::insert_webhook(c, &row)?;
+                audit(&org, actor, AuditAction::WebhookCreated, row.id).record(c)?;
+                Ok::<_, Error>(row)
+            })
             .await?;
         tracing::info!(webhook_id = %row.id, "webhook created");
         Ok(WebhookWithSecret {
@@ -414,6 +423,7 @@ impl Services {
             changes.failing_since = Some(None);
             changes.disabled_reason = Some(None);
         }
+        let actor = who.actor();
         let row = self
             .store
             .write(move |c| {
@@ -422,7 +432,8 @@ impl Services {
                 if changes.enabled == Some(false) {
                     deliveries::cancel_pending(c, &id.to_string())?;
                 }
-                targets::get_webhook(c, &org, id)
+                audit(&org, actor, AuditAction::WebhookUpdated, id).record(c)?;
+                Ok::<_, Error>(targets::get_webhook(c, &org, id)?)
             })
             .await?;
         Ok(webhook_view(row))
@@ -430,8 +441,12 @@ impl Services {
 
     pub async fn webhook_delete(&self, who: &Principal, id: WebhookId) -> Result<()> {
         let org = who.require(Permission::NotificationsWrite)?.clone();
+        let actor = who.actor();
         self.store
-            .write(move |c| targets::delete_webhook(c, &org, id))
+            .write(move |c| {
+                targets::delete_webhook(c, &org, id)?;
+                audit(&org, actor, AuditAction::WebhookDeleted, id).record(c)
+            })
             .await?;
         tracing::info!(webhook_id = %id, "webhook deleted");
         Ok(())
@@ -446,6 +461,7 @@ impl Services {
         let secret = signing::new_secret();
         let sealed = self.seal_webhook_secret(id, "secret", &secret);
         let services = self.clone();
+        let actor = who.actor();
         let until = self
             .store
             .write(move |c| {
@@ -469,6 +485,7 @@ impl Services {
                     ..WebhookChanges::default()
                 };
                 targets::update_webhook(c, &org, id, &changes)?;
+                audit(&org, actor, AuditAction::WebhookSecretRotated, id).record(c)?;
                 Ok::<_, Error>(until)
             })
             .await?;
@@ -526,6 +543,7 @@ impl Services {
         delivery: DeliveryId,
     ) -> Result<RetriedDelivery> {
         let org = who.require(Permission::NotificationsWrite)?.clone();
+        let actor = who.actor();
         self.store
             .write(move |c| {
                 let hook = targets::get_webhook(c, &org, id)?;
@@ -540,7 +558,9 @@ impl Services {
                     ));
                 }
                 deliveries::retry_delivery(c, &org, delivery, now())?;
-                Ok(())
+                audit(&org, actor, AuditAction::WebhookDeliveryRetried, id)
+                    .detail(serde_json::json!({ "delivery_id": delivery }))
+                    .record(c)
             })
             .await?;
         Ok(RetriedDelivery {
@@ -548,6 +568,11 @@ impl Services {
             state: DeliveryState::Pending,
         })
     }
+}
+
+/// The audit row of a change of webhook `id` (never its secret).
+fn audit(org: &OrgId, actor: Actor, action: AuditAction, id: WebhookId) -> Audit<'_> {
+    Audit::notification(org, actor, action, Target::Webhook(id))
 }
 
 fn webhook_view(row: WebhookRow) -> Webhook {

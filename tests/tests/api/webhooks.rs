@@ -238,6 +238,18 @@ async fn signatures_need_the_right_secret_and_a_rotation_signs_with_both(app: Te
     let view = app.webhook(&hook.id).await;
     assert!(view.get("secret").is_none());
     assert!(!view.to_string().contains(&new[6..]));
+    // Audited, without the secrets.
+    let audit = app.admin_call("GET", "/audit-events?limit=200", None).await;
+    let rows = audit.body["items"].as_array().expect("items");
+    for action in ["webhook.created", "webhook.secret_rotated"] {
+        assert!(
+            rows.iter()
+                .any(|r| r["action"] == action && r["target_id"] == hook.id.as_str()),
+            "{action} in {rows:?}"
+        );
+    }
+    let text = audit.body.to_string();
+    assert!(!text.contains(&new[6..]) && !text.contains(&hook.secret[6..]));
 }
 
 fn base64_len(secret: &str) -> usize {
