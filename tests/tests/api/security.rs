@@ -25,6 +25,12 @@ async fn with_entra(app: TestAppBuilder) -> TestApp {
 }
 
 /// A new app-only mailbox of `app`'s app credential.
+/// Another app-only mailbox.
+async fn robot_named(app: &TestApp, email: &str) -> uuid::Uuid {
+    app.new_mailbox_with(email, |b| b.access_mode(AccessMode::AppOnly))
+        .await
+}
+
 async fn robot(app: &TestApp) -> uuid::Uuid {
     app.new_mailbox_with("robot@contoso.cz", |b| b.access_mode(AccessMode::AppOnly))
         .await
@@ -81,6 +87,8 @@ async fn stored_addresses_from_before_the_strict_parse_are_marked_and_never_hand
     let app = with_entra(app).await;
     let evil = "robot\" -AccessRights FullAccess; Remove-Mailbox -Identity \"ceo@contoso.cz";
     let id = tampered_app_only_mailbox(&app, evil).await;
+    // A valid one beside it keeps its line, quoted.
+    robot_named(&app, "robot2@contoso.cz").await;
 
     // Even before anything marked it: no token, no PowerShell with its text.
     let err = app.service().access_token(id).await.expect_err("refused");
@@ -89,6 +97,7 @@ async fn stored_addresses_from_before_the_strict_parse_are_marked_and_never_hand
     let text = setup.powershell.join("\n");
     assert!(!text.contains("Remove-Mailbox"), "{text}");
     assert!(text.contains("# 1 mailbox(es) left out"), "{text}");
+    assert!(text.contains("-Identity 'robot2@contoso.cz'"), "{text}");
     for line in &setup.powershell {
         // Every value but the placeholder for the administrator to replace.
         for v in quoted_values(line) {
@@ -415,6 +424,10 @@ async fn a_change_is_never_without_its_audit_row(app: TestAppBuilder) {
         .send();
     let err = err.await.expect_err("the audit row cannot be written");
     assert_eq!(err.http_status(), Some(500));
+    assert!(
+        admin.mailboxes(None).await.is_empty(),
+        "rolled back at once"
+    );
     let err = admin.app_credential_delete().id(cred).send().await;
     let err = err.expect_err("the audit row cannot be written");
     assert_eq!(err.http_status(), Some(500));
@@ -454,12 +467,12 @@ async fn token_requests_follow_no_redirect() {
         });
     }
     let err = app.admin().refresh(id).await.expect_err("no token");
-    assert_eq!(err.http_status(), Some(503), "{err:?}");
     assert_eq!(
         hits.load(std::sync::atomic::Ordering::SeqCst),
         0,
         "nothing was re-posted"
     );
+    assert_eq!(err.http_status(), Some(503), "{err:?}");
     assert_eq!(app.fake().token_calls("client_credentials"), 3);
     // Microsoft answering normally again works.
     app.admin().refresh(id).await.expect("refresh");
@@ -469,7 +482,7 @@ async fn token_requests_follow_no_redirect() {
 async fn absurd_token_lifetimes_are_clamped() {
     let app = with_entra(TestApp::new()).await;
     let id = robot(&app).await;
-    for absurd in [1_000_000_000_000_000_u64, u64::MAX, 0] {
+    for absurd in [1_000_000_000_000_000_u64, u64::MAX, 10 * 365 * 24 * 3600, 0] {
         app.fake().report_expires_in(Some(absurd));
         let refreshed = app.admin().refresh(id).await;
         let refreshed = refreshed.unwrap_or_else(|e| panic!("expires_in {absurd}: {e:?}"));
@@ -484,4 +497,22 @@ async fn absurd_token_lifetimes_are_clamped() {
     app.fake().report_expires_in(None);
     // The service is still serving (no worker died).
     assert_eq!(app.call("GET", "/healthz", None).await.status, 200);
+}
+
+backend_tests!(a_stored_authorized_as_from_before_the_strict_parse_is_never_handed_out);
+async fn a_stored_authorized_as_from_before_the_strict_parse_is_never_handed_out(
+    app: TestAppBuilder,
+) {
+    let app = app.with_fake_entra().with_app_credential().start().await;
+    let id = app.signed_in_mailbox(MAILBOX).await;
+    app.service()
+        .access_token(id)
+        .await
+        .expect("a token while it is bare");
+    app.execute(format!(
+        "UPDATE mailboxes SET authorized_as = 'Podatelna <{MAILBOX}>' WHERE id = '{id}'"
+    ))
+    .await;
+    let err = app.service().access_token(id).await.expect_err("refused");
+    assert_eq!(err.code(), Some("mailbox_address_invalid"));
 }
