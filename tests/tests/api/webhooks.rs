@@ -56,6 +56,12 @@ async fn a_failing_receiver_gets_every_attempt_with_one_id_on_the_schedule(app: 
         .await;
     let id = create_mailbox(&app, "podatelna@contoso.cz").await;
 
+    // While it waits for its retry, the queue shows it.
+    receiver.wait_for("/hook", 1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let metrics = scrape(&app).await;
+    assert_eq!(value(&metrics, "inboxlink_delivery_queue_depth"), 1.0);
+    assert!(value(&metrics, "inboxlink_delivery_oldest_pending_seconds") > 0.0);
     let got = receiver.wait_for("/hook", 4, WAIT).await;
     assert_eq!(got.len(), 4, "three failures, then the success");
     let event = &app.events("mailbox.created").await[0];
@@ -137,6 +143,10 @@ async fn gone_disables_the_webhook_and_an_event_says_so(app: TestAppBuilder) {
         (&view["enabled"], &view["disabled_reason"]),
         (&json!(false), &json!("webhook_gone"))
     );
+    let metrics = scrape(&app).await;
+    assert_eq!(value(&metrics, "inboxlink_webhooks_disabled"), 1.0);
+    let gone_series = r#"inboxlink_deliveries_total{channel="webhook",outcome="gone"}"#;
+    assert_eq!(value(&metrics, gone_series), 1.0);
     // A disabled endpoint gets nothing, until it is enabled again.
     create_mailbox(&app, "info@contoso.cz").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
