@@ -57,7 +57,8 @@ cargo build -q -p inboxlink-tests --bin inboxlink-sandbox >&2
 env_file="$work/sandbox.postman_environment.json"
 sandbox_log="$work/sandbox.log"
 echo "== starting the sandbox (log: $sandbox_log)" >&2
-scripts/sandbox.sh --port 0 --env-file "$env_file" "$@" >"$sandbox_log" 2>&1 &
+# --receiver: the log shows each webhook delivery the walk causes.
+scripts/sandbox.sh --port 0 --receiver --env-file "$env_file" "$@" >"$sandbox_log" 2>&1 &
 sandbox_pid=$!
 
 sandbox_failed() {

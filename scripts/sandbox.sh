@@ -2,11 +2,13 @@
 # The sandbox, in one command: the real service on http://127.0.0.1:8080 with
 # a fake Microsoft sign-in (fake Entra ID), a private Dovecot (IMAP + SMTP)
 # and a fresh SQLite database. Prints the tokens, the fake app registration
-# and the mailboxes to use; Ctrl-C stops it all. Not for production.
+# and the mailboxes to use, and runs a webhook receiver webhooks may point at;
+# Ctrl-C stops it all. Not for production.
 #
 #   scripts/sandbox.sh                 # port 8080, Dovecot (needs root and
 #                                      # sudo scripts/install-test-deps.sh once)
 #   scripts/sandbox.sh --no-mail       # without Dovecot
+#   scripts/sandbox.sh --receiver      # print what its webhook receiver gets
 #   scripts/sandbox.sh --port 9090 --data-dir ./sandbox-data
 #   scripts/sandbox.sh --help
 set -euo pipefail

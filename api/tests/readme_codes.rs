@@ -52,6 +52,14 @@ fn column(table: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// The heads (before `: `) of a Markdown list's items.
+fn item_heads(list: &str) -> String {
+    list.split("\n- ")
+        .map(|item| item.split(": ").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn catalogue(use_: Use) -> BTreeSet<String> {
     Code::of(use_).map(|c| c.as_str().to_owned()).collect()
 }
@@ -61,15 +69,15 @@ fn the_readme_lists_the_catalogue() {
     let text = readme();
     let check = codes_in(&column(section(&text, "check"), 0).join(" "));
     assert_eq!(check, catalogue(Use::Check), "check codes");
-    let detail: String = section(&text, "detail")
-        .split("\n- ")
-        .map(|item| item.split(": ").next().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join(" ");
     assert_eq!(
-        codes_in(&detail),
+        codes_in(&item_heads(section(&text, "detail"))),
         catalogue(Use::Detail),
         "status detail codes"
+    );
+    assert_eq!(
+        codes_in(&item_heads(section(&text, "delivery"))),
+        catalogue(Use::Delivery),
+        "delivery codes"
     );
     assert_eq!(
         codes_in(section(&text, "field")),

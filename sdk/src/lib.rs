@@ -11,6 +11,9 @@
 //! struct literal (`types::MailboxCreate { .. }`) names every field and does
 //! break. The SDK re-exports the [`uuid`] and [`chrono`] it uses in its types.
 //!
+//! [`webhooks::verify`] checks a webhook delivery's Standard Webhooks
+//! signature for a Rust receiver (`examples/webhook_receiver.rs`).
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use inboxlink_sdk::uuid::Uuid;
@@ -46,6 +49,8 @@
 mod generated;
 
 pub use generated::*;
+
+pub mod webhooks;
 
 /// The `uuid` crate of the ids in [`types`] (`mailbox_get().id(..)` takes a [`uuid::Uuid`]).
 pub use uuid;

@@ -92,11 +92,15 @@ async fn receive(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if s.print {
+        // The headers a signature check needs, then the body as received.
+        let header = |name| received.header(name).unwrap_or("-");
         println!(
-            "{} {} webhook-id={} {}",
-            status,
+            "webhook {} {} -> {status}\n  webhook-id: {}\n  webhook-timestamp: {}\n  webhook-signature: {}\n  {}",
+            req.method(),
             received.path,
-            received.header("webhook-id").unwrap_or("-"),
+            header("webhook-id"),
+            header("webhook-timestamp"),
+            header("webhook-signature"),
             String::from_utf8_lossy(&received.body)
         );
     }
@@ -114,8 +118,15 @@ impl Receiver {
 
     /// Starts on `addr`; `print`: print each request to stdout.
     pub async fn start_on(addr: &str, print: bool) -> Receiver {
-        let listener = TcpListener::bind(addr).expect("receiver: bind");
-        let port = listener.local_addr().expect("receiver: address").port();
+        Self::try_start_on(addr, print)
+            .await
+            .expect("receiver: bind and listen")
+    }
+
+    /// [`Receiver::start_on`], with the error when `addr` cannot be bound.
+    pub async fn try_start_on(addr: &str, print: bool) -> std::io::Result<Receiver> {
+        let listener = TcpListener::bind(addr)?;
+        let port = listener.local_addr()?.port();
         let state = Arc::new(Mutex::new(State {
             print,
             ..State::default()
@@ -130,16 +141,15 @@ impl Receiver {
         .workers(4)
         .disable_signals()
         .shutdown_timeout(1)
-        .listen(listener)
-        .expect("receiver: listen")
+        .listen(listener)?
         .run();
         let handle = server.handle();
         tokio::spawn(server);
-        Receiver {
+        Ok(Receiver {
             state,
             port,
             _server: Arc::new(StopOnDrop(handle)),
-        }
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -10,12 +10,18 @@
 //! - unless `--no-mail`: a private Dovecot (IMAP with TLS, SMTP submission with
 //!   STARTTLS) that validates tokens through the fake's introspection endpoint,
 //!   an SMTP sink as its relay, and the test CA the service trusts;
+//! - a webhook receiver ([`Receiver`]) on a free port of `127.0.0.1` (or
+//!   `--receiver-port`) that answers 200 to everything and, with
+//!   `--receiver`, prints each delivery;
 //! - the real service ([`inboxlink::Application`]) on `127.0.0.1:8080` (or
-//!   `--port`) with a fresh SQLite data dir, pointed at all of the above.
+//!   `--port`) with a fresh SQLite data dir, pointed at all of the above, and
+//!   allowing `http://` and local webhook URLs
+//!   (`INBOXLINK_WEBHOOK_ALLOW_PRIVATE=true`) so that webhooks can reach the
+//!   receiver.
 //!
 //! It prints the base URL, tokens for every role of the organisation
-//! [`ORG`], the fake app registration's values and the mailbox addresses to
-//! use, and writes the same values as a Postman environment
+//! [`ORG`], the fake app registration's values, the mailbox addresses to
+//! use and how to point a webhook at the receiver, and writes the same values as a Postman environment
 //! ([`Sandbox::env_file`]) for newman.
 //!
 //! This lives in the test crate only: the production binary never contains
@@ -33,6 +39,7 @@ use tokio::task::JoinHandle;
 
 use crate::fake_entra::FakeEntra;
 use crate::mail_servers::{Dovecot, SmtpSink, TestCa};
+use crate::receiver::Receiver;
 
 /// The organisation the sandbox's tokens act for.
 pub const ORG: &str = "sandbox";
@@ -66,7 +73,7 @@ const DEFAULT_RETURN_URLS: [&str; 4] = [
 
 /// The keys of the Postman environment the sandbox writes, in order.
 /// `postman/inboxlink.postman_environment.json` has exactly these keys.
-pub const ENVIRONMENT_KEYS: [&str; 12] = [
+pub const ENVIRONMENT_KEYS: [&str; 13] = [
     "baseUrl",
     "org",
     "adminToken",
@@ -79,7 +86,10 @@ pub const ENVIRONMENT_KEYS: [&str; 12] = [
     "clientSecret",
     "mailbox",
     "mailServers",
+    "receiverUrl",
 ];
+/// The path of the receiver's URL that the banner and the environment give.
+pub const RECEIVER_PATH: &str = "/webhook";
 
 /// How to start the sandbox (the command-line options).
 #[derive(Debug, Clone)]
@@ -98,6 +108,10 @@ pub struct Options {
     pub return_urls: Vec<String>,
     /// The service's log filter; `None`: `INBOXLINK_LOG` or `info`.
     pub log: Option<String>,
+    /// Print each request the webhook receiver gets (`--receiver`).
+    pub print_deliveries: bool,
+    /// The webhook receiver's port on 127.0.0.1 (0: a free one).
+    pub receiver_port: u16,
 }
 
 impl Default for Options {
@@ -110,6 +124,8 @@ impl Default for Options {
             token_ttl: Duration::from_secs(12 * 3600),
             return_urls: Vec::new(),
             log: None,
+            print_deliveries: false,
+            receiver_port: 0,
         }
     }
 }
@@ -132,6 +148,9 @@ options:
                        the sandbox's service accepts tokens that long)
   --return-url URL     also allow URL as a refresh `return_url` (repeatable;
                        http://localhost:3000/ and :5173/ are allowed already)
+  --receiver           print every request the sandbox's webhook receiver gets
+                       (it always runs and answers 200; the banner gives its URL)
+  --receiver-port PORT the webhook receiver's port on 127.0.0.1 (default: a free one)
   -h, --help           this text
 
 Dovecot needs root and the packages dovecot-imapd and dovecot-submissiond:
@@ -176,6 +195,13 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Optio
                 options.token_ttl = Duration::from_secs(hours * 3600);
             }
             "--return-url" => options.return_urls.push(value("a URL")?),
+            "--receiver" => options.print_deliveries = true,
+            "--receiver-port" => {
+                let v = value("a port")?;
+                options.receiver_port = v
+                    .parse()
+                    .map_err(|_| format!("--receiver-port: not a port number: {v}"))?;
+            }
             other => return Err(format!("unknown option `{other}` (see --help)")),
         }
     }
@@ -220,6 +246,8 @@ pub struct Sandbox {
     metrics_token: String,
     fake: FakeEntra,
     mail: Option<Mail>,
+    receiver: Receiver,
+    print_deliveries: bool,
     server: Option<JoinHandle<std::io::Result<()>>>,
     // Last: removed after Dovecot stopped (its config and mail live elsewhere,
     // but the CA it was started with is in here).
@@ -278,6 +306,18 @@ impl Sandbox {
             None => (NO_MAIL_ENDPOINT.to_owned(), NO_MAIL_ENDPOINT.to_owned()),
         };
 
+        let receiver = Receiver::try_start_on(
+            &format!("127.0.0.1:{}", options.receiver_port),
+            options.print_deliveries,
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "the webhook receiver did not start on 127.0.0.1:{}: {e} (pick another with --receiver-port)",
+                options.receiver_port
+            )
+        })?;
+
         let (data_dir, data_dir_is_temp) = match &options.data_dir {
             Some(d) => (d.clone(), false),
             None => (dir.path().join("data"), true),
@@ -301,6 +341,8 @@ impl Sandbox {
             ("INBOXLINK_CHECK_TIMEOUT_SECONDS", "5".to_owned()),
             ("INBOXLINK_RETURN_URL_ALLOWLIST", return_urls.join(",")),
             ("INBOXLINK_METRICS_TOKEN", metrics_token.clone()),
+            // Webhooks may go to the receiver (http://127.0.0.1:…).
+            ("INBOXLINK_WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
             // The service accepts the tokens printed (up to --token-ttl).
             (
                 "INBOXLINK_JWT_MAX_LIFETIME_SECONDS",
@@ -373,6 +415,8 @@ impl Sandbox {
             metrics_token,
             fake,
             mail,
+            receiver,
+            print_deliveries: options.print_deliveries,
             server: Some(server),
             dir,
         };
@@ -410,6 +454,16 @@ impl Sandbox {
         self.dir.path()
     }
 
+    /// The webhook receiver (records every request; prints them with `--receiver`).
+    pub fn receiver(&self) -> &Receiver {
+        &self.receiver
+    }
+
+    /// The receiver's URL that webhooks can point at.
+    pub fn receiver_url(&self) -> String {
+        self.receiver.url(RECEIVER_PATH)
+    }
+
     /// Whether Dovecot runs.
     pub fn has_mail(&self) -> bool {
         self.mail.is_some()
@@ -423,6 +477,7 @@ impl Sandbox {
     /// The Postman environment with the live values (keys: [`ENVIRONMENT_KEYS`]).
     pub fn postman_environment(&self) -> Value {
         let t = &self.tokens;
+        let receiver_url = self.receiver_url();
         let values: Vec<Value> = [
             ("baseUrl", self.base_url.as_str(), "default"),
             ("org", ORG, "default"),
@@ -440,6 +495,7 @@ impl Sandbox {
                 if self.has_mail() { "dovecot" } else { "none" },
                 "default",
             ),
+            ("receiverUrl", receiver_url.as_str(), "default"),
         ]
         .into_iter()
         .map(|(key, value, kind)| json!({ "key": key, "value": value, "type": kind, "enabled": true }))
@@ -540,6 +596,25 @@ impl Sandbox {
         let _ = writeln!(
             s,
             "\nSign-in: POST {base}/mailboxes/{{id}}/refresh, open its authorization_url in a browser\n  (or follow the redirects): it ends on {base}/oauth/callback saying the mailbox is connected."
+        );
+        let receiver = self.receiver_url();
+        let printing = if self.print_deliveries {
+            "prints each delivery here"
+        } else {
+            "records silently; --receiver prints each delivery"
+        };
+        let _ = writeln!(
+            s,
+            "\nWebhooks: a receiver runs at {receiver} (answers 200; {printing}).\n  \
+             The sandbox allows http:// and local webhook URLs (INBOXLINK_WEBHOOK_ALLOW_PRIVATE=true).\n  \
+             Point a webhook at it (the answer holds its secret, whsec_…, shown once):\n    \
+             curl -s {base}/webhooks -H \"Authorization: Bearer $ADMIN_TOKEN\" \\\n      \
+             -H 'Content-Type: application/json' -d '{{\"url\":\"{receiver}\"}}'\n  \
+             Send it a test event, then see the attempts:\n    \
+             curl -s -X POST {base}/webhooks/<id>/test -H \"Authorization: Bearer $ADMIN_TOKEN\"\n    \
+             curl -s {base}/webhooks/<id>/deliveries -H \"Authorization: Bearer $ADMIN_TOKEN\"\n  \
+             A receiver that checks the signatures: point a webhook at http://127.0.0.1:9000/ and run\n    \
+             WEBHOOK_SECRET=<secret> cargo run -p inboxlink-sdk --example webhook_receiver -- 127.0.0.1:9000"
         );
         let _ = writeln!(
             s,

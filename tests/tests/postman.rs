@@ -408,6 +408,58 @@ async fn the_sandbox_writes_an_environment_the_service_accepts() {
     for (token, expected) in [("metricsToken", 200), ("adminToken", 401)] {
         assert_eq!(status("/metrics", token).await, expected, "{token}");
     }
+
+    // A webhook may point at the sandbox's receiver (http://127.0.0.1:…),
+    // and its test event arrives there, signed with the webhook's secret.
+    assert_eq!(values["receiverUrl"], sandbox.receiver_url());
+    assert!(banner.contains(&sandbox.receiver_url()));
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{}/webhooks", values["baseUrl"]))
+        .bearer_auth(values["adminToken"])
+        .json(&serde_json::json!({ "url": values["receiverUrl"] }))
+        .send()
+        .await
+        .expect("the service answers")
+        .error_for_status()
+        .expect("201: the sandbox allows a local receiver")
+        .json()
+        .await
+        .expect("JSON");
+    let id = created["id"].as_str().expect("an id");
+    let secret = created["secret"].as_str().expect("a secret");
+    let queued: Value = http
+        .post(format!("{}/webhooks/{id}/test", values["baseUrl"]))
+        .bearer_auth(values["adminToken"])
+        .send()
+        .await
+        .expect("the service answers")
+        .error_for_status()
+        .expect("202")
+        .json()
+        .await
+        .expect("JSON");
+    let got = sandbox
+        .receiver()
+        .wait_for(
+            sandbox::RECEIVER_PATH,
+            1,
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+    let delivery = got.first().expect("the test event reaches the receiver");
+    let event = inboxlink_sdk::webhooks::verify_pairs(
+        secret,
+        delivery
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str())),
+        &delivery.body,
+    )
+    .expect("signed with the webhook's secret");
+    assert_eq!(event.event_type, "webhook.test");
+    assert_eq!(event.id, queued["event_id"].as_str().expect("an event id"));
+    assert_eq!(event.data["webhook_id"], id);
     sandbox.stop();
 }
 

@@ -64,3 +64,31 @@ pub async fn imap_xoauth2(
         token.imap_user, token.access_token
     ))
 }
+
+use std::collections::HashSet;
+
+use inboxlink_sdk::webhooks::{self, HeaderMap, VerifyError};
+
+/// Handles one delivery. `Ok`: answer 2xx (a repeated one too); `Err`: answer 401.
+pub fn on_delivery(
+    secret: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    handled: &mut HashSet<String>,
+) -> Result<(), VerifyError> {
+    let event = webhooks::verify(secret, headers, body)?;
+    if !handled.insert(event.id.clone()) {
+        return Ok(()); // delivered again: done already
+    }
+    match event.event_type.as_str() {
+        "mailbox.status_changed" => println!(
+            "{} is now {} ({})",
+            event.data["email"], event.data["to"], event.data["status_code"]
+        ),
+        "mailbox.check_failed" => {
+            println!("{}: {} failed", event.data["email"], event.data["step"]);
+        }
+        _ => {} // other types, and those a newer version adds
+    }
+    Ok(())
+}
