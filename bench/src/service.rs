@@ -81,6 +81,12 @@ impl Launch {
         self
     }
 
+    /// Back to the service's default for `key`.
+    pub fn unset(&mut self, key: &str) -> &mut Self {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
     /// The instance's own log (appended), in its data dir.
     fn log_file(&self) -> Stdio {
         std::fs::OpenOptions::new()
