@@ -186,6 +186,22 @@ impl Service {
             .map_or(f64::NAN, |kib| kib / 1024.0)
     }
 
+    /// CPU time the process has used (user and system), in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // After the command name in parentheses: utime and stime are the
+        // 12th and 13th fields, in USER_HZ ticks (100 a second on Linux).
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+        match (ticks(11), ticks(12)) {
+            (Some(u), Some(s)) => (u + s) / 100.0,
+            _ => f64::NAN,
+        }
+    }
+
     /// One sample of a metric without labels from `/metrics`.
     pub async fn metric(&self, name: &str) -> Option<f64> {
         let text = reqwest::Client::new()

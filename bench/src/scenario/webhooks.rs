@@ -412,9 +412,11 @@ async fn throughput(a: &Args, fake: &FakeEntra, t: &mut Table) {
 
     l.unset("INBOXLINK_DELIVERY_POLL_MS");
     let s = l.start().await;
+    let cpu_before = s.cpu_seconds();
     receiver
         .wait_for("/hook", n, Duration::from_secs(900))
         .await;
+    let cpu = s.cpu_seconds() - cpu_before;
     drop(s);
     let (delivered, again) = distinct(&receiver, "/hook");
     let delivered_rate = rate(&delivered);
@@ -446,6 +448,12 @@ async fn throughput(a: &Args, fake: &FakeEntra, t: &mut Table) {
         format!("deliveries of a queue of {n}, default concurrency {concurrency}"),
         delivered_rate,
         "req/s",
+    );
+    t.add(
+        SECTION,
+        "service CPU time per delivery while draining the queue",
+        cpu * 1000.0 / n as f64,
+        "ms",
     );
     t.goal(
         SECTION,
