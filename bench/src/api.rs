@@ -51,6 +51,18 @@ pub async fn create_mailboxes(
     n: usize,
     prefix: &str,
 ) -> Vec<String> {
+    create_mailboxes_as(http, s, credential, n, prefix, "delegated").await
+}
+
+/// [`create_mailboxes`] with an access mode (`delegated`, `app_only`).
+pub async fn create_mailboxes_as(
+    http: &reqwest::Client,
+    s: &Service,
+    credential: &str,
+    n: usize,
+    prefix: &str,
+    access_mode: &'static str,
+) -> Vec<String> {
     futures_util::stream::iter(0..n)
         .map(|i| {
             let (http, base, token, credential) = (
@@ -61,7 +73,9 @@ pub async fn create_mailboxes(
             );
             let email = format!("{prefix}{i}@contoso.cz");
             async move {
-                let body = json!({ "email": email, "app_credential_id": credential });
+                let body = json!({
+                    "email": email, "app_credential_id": credential, "access_mode": access_mode,
+                });
                 let r = post_json(&http, &format!("{base}/mailboxes"), &token, &body).await;
                 r["id"].as_str().expect("id").to_owned()
             }

@@ -9,10 +9,12 @@
 //! this process (and `wrk`) to core 1.
 //!
 //! Here: the arguments and the run. Each measurement is a module of
-//! [`scenario`]; [`api`] drives the service and the fake as a client does.
+//! [`scenario`]; [`api`] drives the service and the fake as a client does;
+//! [`post`] is the direct webhook POST the delivery figures are read against.
 
 mod api;
 mod load;
+mod post;
 mod scenario;
 mod service;
 mod table;
@@ -34,6 +36,10 @@ inboxlink-bench: the benchmark. Run it through scripts/bench.sh, which builds
 the release service, starts a throw-away PostgreSQL and pins the cores.
 
   --quick            1,000 mailboxes and shorter loads: a smoke test
+  --only PARTS       only these parts, comma-separated: resources, http, sign-in,
+                     refresh, check, webhooks, crypto (default: all)
+  --webhook-changes N  status changes timed from the transition to the receiver (10,000)
+  --webhook-burst N  queued deliveries the delivery rate is measured on (10,000)
   --binary PATH      the service to start (target/release/inboxlink)
   --criterion DIR    criterion's output to read the crypto figures from (target/criterion)
   --out FILE         the table as JSON (bench.json)
@@ -47,6 +53,13 @@ struct Args {
     checks: usize,
     seconds: u64,
     concurrencies: Vec<usize>,
+    /// Status changes in the webhook latency run, and the mailboxes they go round.
+    webhook_changes: usize,
+    webhook_mailboxes: usize,
+    /// Deliveries queued for the webhook throughput run.
+    webhook_burst: usize,
+    /// The parts to run (`None`: all).
+    only: Option<Vec<String>>,
     out: PathBuf,
     markdown: Option<PathBuf>,
     binary: PathBuf,
@@ -60,6 +73,10 @@ fn args() -> Args {
         checks: 200,
         seconds: 10,
         concurrencies: vec![16, 64],
+        webhook_changes: 10_000,
+        webhook_mailboxes: 1_000,
+        webhook_burst: 10_000,
+        only: None,
         out: "bench.json".into(),
         markdown: None,
         binary: "target/release/inboxlink".into(),
@@ -78,7 +95,13 @@ fn args() -> Args {
                 a.sign_ins = 50;
                 a.checks = 30;
                 a.seconds = 3;
+                a.webhook_changes = 1_000;
+                a.webhook_mailboxes = 100;
+                a.webhook_burst = 1_000;
             }
+            "--only" => a.only = Some(value().split(',').map(str::to_owned).collect()),
+            "--webhook-changes" => a.webhook_changes = value().parse().expect("a number"),
+            "--webhook-burst" => a.webhook_burst = value().parse().expect("a number"),
             "--out" => a.out = value().into(),
             "--markdown" => a.markdown = Some(value().into()),
             "--binary" => a.binary = value().into(),
@@ -89,19 +112,47 @@ fn args() -> Args {
     a
 }
 
+impl Args {
+    /// Whether `--only` leaves this part in.
+    fn runs(&self, part: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|parts| parts.iter().any(|p| p == part))
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
+    // The direct POSTs of the webhook baseline, as a child process (see `post`).
+    if std::env::args().nth(1).as_deref() == Some("post") {
+        return post::main(std::env::args().skip(2)).await;
+    }
     let a = args();
     let mut t = Table::default();
     let fake = FakeEntra::start().await;
     fake.register_app(TENANT, CLIENT_ID, SECRET);
 
-    scenario::resources::resources_at_start(&a, &fake, &mut t).await;
-    scenario::http_reads::http_reads(&a, &fake, &mut t).await;
-    scenario::sign_in::sign_in_path(&a, &fake, &mut t).await;
-    scenario::refresh::refresh_at_scale(&a, &fake, &mut t).await;
-    scenario::check::check(&a, &fake, &mut t).await;
-    scenario::crypto::crypto(&a, &mut t);
+    if a.runs("resources") {
+        scenario::resources::resources_at_start(&a, &fake, &mut t).await;
+    }
+    if a.runs("http") {
+        scenario::http_reads::http_reads(&a, &fake, &mut t).await;
+    }
+    if a.runs("sign-in") {
+        scenario::sign_in::sign_in_path(&a, &fake, &mut t).await;
+    }
+    if a.runs("refresh") {
+        scenario::refresh::refresh_at_scale(&a, &fake, &mut t).await;
+    }
+    if a.runs("check") {
+        scenario::check::check(&a, &fake, &mut t).await;
+    }
+    if a.runs("webhooks") {
+        scenario::webhooks::webhooks(&a, &fake, &mut t).await;
+    }
+    if a.runs("crypto") {
+        scenario::crypto::crypto(&a, &mut t);
+    }
 
     let machine = table::machine();
     let markdown = t.markdown(&machine);

@@ -192,16 +192,22 @@ impl Receiver {
             .collect()
     }
 
+    /// How many requests arrived on one path (without copying them).
+    pub fn count_on(&self, path: &str) -> usize {
+        self.lock()
+            .received
+            .iter()
+            .filter(|r| r.path == path)
+            .count()
+    }
+
     /// Waits until `n` requests arrived on `path` (or `timeout` passed) and
     /// returns what arrived there.
     pub async fn wait_for(&self, path: &str, n: usize, timeout: Duration) -> Vec<Received> {
         let deadline = Instant::now() + timeout;
-        loop {
-            let got = self.received_on(path);
-            if got.len() >= n || Instant::now() >= deadline {
-                return got;
-            }
+        while self.count_on(path) < n && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        self.received_on(path)
     }
 }

@@ -7,3 +7,4 @@ pub mod http_reads;
 pub mod refresh;
 pub mod resources;
 pub mod sign_in;
+pub mod webhooks;
