@@ -30,6 +30,38 @@ fn verify(secret: &str, r: &Received) -> Result<(), standardwebhooks::WebhookErr
     standardwebhooks::Webhook::new(secret)?.verify(&r.body, &headers)
 }
 
+/// Verifies a delivery with the README's Python receiver check
+/// (`docs/verify_webhook.py`, the standard library's `hmac` only): true when
+/// it exits 0.
+fn verify_with_python(secret: &str, r: &Received) -> bool {
+    use std::io::Write;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/verify_webhook.py");
+    let header = |name: &str| r.header(name).unwrap_or_default().to_owned();
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .arg(secret)
+        .env("WEBHOOK_ID", header("webhook-id"))
+        .env("WEBHOOK_TIMESTAMP", header("webhook-timestamp"))
+        .env("WEBHOOK_SIGNATURE", header("webhook-signature"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 docs/verify_webhook.py");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&r.body)
+        .expect("the body to the verifier");
+    let status = child.wait().expect("the verifier's exit");
+    assert!(
+        matches!(status.code(), Some(0 | 1)),
+        "usage error: {status}"
+    );
+    status.success()
+}
+
 fn schedule(
     text: &'static str,
 ) -> impl Fn(&mut inboxlink::config::Settings) + Send + Sync + 'static {
@@ -206,11 +238,16 @@ async fn signatures_need_the_right_secret_and_a_rotation_signs_with_both(app: Te
     create_mailbox(&app, "a@contoso.cz").await;
     let first = receiver.wait_for("/hook", 1, WAIT).await;
     verify(&hook.secret, &first[0]).expect("the webhook's secret");
+    assert!(
+        verify_with_python(&hook.secret, &first[0]),
+        "the README's verifier"
+    );
     let other = app.new_webhook(&receiver.url("/other"), None).await;
     assert!(
         verify(&other.secret, &first[0]).is_err(),
         "another secret fails"
     );
+    assert!(!verify_with_python(&other.secret, &first[0]));
     let mut tampered = first[0].clone();
     tampered.body = tampered
         .body
@@ -221,6 +258,7 @@ async fn signatures_need_the_right_secret_and_a_rotation_signs_with_both(app: Te
         verify(&hook.secret, &tampered).is_err(),
         "a changed body fails"
     );
+    assert!(!verify_with_python(&hook.secret, &tampered));
 
     let rotated = app
         .admin_call(
@@ -244,6 +282,7 @@ async fn signatures_need_the_right_secret_and_a_rotation_signs_with_both(app: Te
     assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
     verify(&new, &both[1]).expect("the new secret");
     verify(&hook.secret, &both[1]).expect("the previous secret, during the overlap");
+    assert!(verify_with_python(&new, &both[1]) && verify_with_python(&hook.secret, &both[1]));
     // Never shown again.
     let view = app.webhook(&hook.id).await;
     assert!(view.get("secret").is_none());
