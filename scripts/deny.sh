@@ -4,8 +4,9 @@
 # HTTP and TLS stacks. Part of the test command (scripts/test.sh).
 #
 # cargo-deny is installed from crates.io into .tools/ (gitignored) when
-# missing or not the pinned version: `cargo install --locked`, about 4
-# minutes on 2 cores; later runs reuse it. Advisories are not checked (their
+# missing or not the pinned version: `cargo install --locked --debug`, about
+# a minute on 2 cores (its release profile, fat LTO with one codegen unit,
+# takes over three; the checks run in seconds either way); later runs reuse it. Advisories are not checked (their
 # database cannot be fetched from the machines this runs on), and cargo-deny
 # runs --offline: cargo fetches the crates first, cargo-deny fetches nothing.
 # Findings are printed without the inclusion graphs; to see why a crate is in
@@ -19,7 +20,7 @@ export PATH="$PWD/.tools/bin:$PATH"
 
 if [ "$(cargo-deny --version 2>/dev/null || true)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
   echo "== installing cargo-deny $CARGO_DENY_VERSION into .tools/ (cargo install, a few minutes)" >&2
-  cargo install --locked --quiet --root .tools --version "$CARGO_DENY_VERSION" cargo-deny >&2
+  cargo install --locked --debug --quiet --root .tools --version "$CARGO_DENY_VERSION" cargo-deny >&2
 fi
 
 # Every platform's crates (cargo-deny checks them all), from the lockfile.

@@ -12,6 +12,9 @@
 # The last line is `newman: N passed, M failed` (assertions); with
 # NEWMAN_TOTALS_FILE set, "N M" is also written there (scripts/test.sh adds
 # them to its summary). Extra arguments go to the sandbox (e.g. --no-mail).
+# With INBOXLINK_PREBUILT_DIR (scripts/test.sh sets it to target/debug after
+# `cargo test --workspace`, which builds both), the sandbox and the example
+# are taken from there instead of being built again with other features.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,8 +54,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== building the sandbox" >&2
-cargo build -q -p inboxlink-tests --bin inboxlink-sandbox >&2
+prebuilt=${INBOXLINK_PREBUILT_DIR:-}
+if [ -n "$prebuilt" ]; then
+  for bin in "$prebuilt/inboxlink-sandbox" "$prebuilt/examples/connect_mailbox"; do
+    [ -x "$bin" ] || { echo "newman.sh: INBOXLINK_PREBUILT_DIR has no $bin" >&2; exit 1; }
+  done
+  export INBOXLINK_SANDBOX_BIN="$prebuilt/inboxlink-sandbox"
+else
+  echo "== building the sandbox" >&2
+  cargo build -q -p inboxlink-tests --bin inboxlink-sandbox >&2
+fi
 
 env_file="$work/sandbox.postman_environment.json"
 sandbox_log="$work/sandbox.log"
@@ -109,11 +120,18 @@ env_value() {
     console.log(env.values.find(v => v.key === process.argv[2]).value);
   ' "$env_file" "$1"
 }
+run_example() {
+  if [ -n "$prebuilt" ]; then
+    "$prebuilt/examples/connect_mailbox" "$@"
+  else
+    cargo run -q -p inboxlink-sdk --example connect_mailbox -- "$@"
+  fi
+}
 INBOXLINK_URL=$base_url INBOXLINK_TOKEN=$(env_value adminToken) \
   INBOXLINK_SERVICE_TOKEN=$(env_value serviceToken) \
   ENTRA_TENANT_ID=$(env_value tenantId) ENTRA_CLIENT_ID=$(env_value clientId) \
   ENTRA_CLIENT_SECRET=$(env_value clientSecret) MAILBOX=$(env_value mailbox) \
-  cargo run -q -p inboxlink-sdk --example connect_mailbox -- --open-sign-in-url || example_status=$?
+  run_example --open-sign-in-url || example_status=$?
 stop_sandbox
 
 if [ ! -f "$report" ]; then

@@ -13,5 +13,8 @@
 #   scripts/sandbox.sh --help
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# INBOXLINK_SANDBOX_BIN: a sandbox binary already built (scripts/newman.sh
+# under scripts/test.sh) instead of `cargo run`.
+[ -z "${INBOXLINK_SANDBOX_BIN:-}" ] || exec "$INBOXLINK_SANDBOX_BIN" "$@"
 # cargo run replaces itself with the sandbox (exec), so signals reach it directly.
 exec cargo run -q -p inboxlink-tests --bin inboxlink-sandbox -- "$@"

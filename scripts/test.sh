@@ -53,7 +53,9 @@ echo "== newman (the Postman collection against the sandbox)" >&2
 newman_totals=$(mktemp)
 trap 'postgres_stop; rm -f "$log" "$newman_totals"' EXIT
 newman_status=0
-NEWMAN_TOTALS_FILE="$newman_totals" scripts/newman.sh || newman_status=$?
+# The sandbox and the SDK example as `cargo test --workspace` built them.
+NEWMAN_TOTALS_FILE="$newman_totals" \
+  INBOXLINK_PREBUILT_DIR="${CARGO_TARGET_DIR:-$PWD/target}/debug" scripts/newman.sh || newman_status=$?
 if [ "$newman_status" -ne 0 ]; then
   [ "$status" -ne 0 ] || status=$newman_status
   # newman failed before counting anything: still one failure in the summary.
