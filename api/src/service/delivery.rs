@@ -1,7 +1,11 @@
 //! The delivery worker, in every instance: claims due deliveries (leased, so
 //! each attempt is one instance's; see [`crate::store::deliveries`]), makes
 //! the attempt (a signed POST for a webhook, a message for an e-mail alert),
-//! and records its outcome and the attempt in one transaction.
+//! and records its outcome and the attempt in one transaction. The claim
+//! reads what the webhook attempts need (the webhook, the event) in the same
+//! trip to the database, and the outcomes that are ready are recorded
+//! together, one transaction for many (each alone again if that one fails):
+//! the database, not the POST, is what a delivery costs the service.
 //!
 //! A 2xx is delivered. Anything else is tried again after the schedule's next
 //! delay, until the schedule is used up (`failed`). `410 Gone` disables the
@@ -13,18 +17,19 @@
 //! lets the attempts in flight finish (they end within the 10 s deadline),
 //! and gives back any lease it still holds.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use serde_json::json;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::Services;
 use super::events::{self, Event};
 use crate::codes::Code;
-use crate::domain::{AttemptId, Channel, DeliveryState, WebhookId};
+use crate::domain::{AttemptId, Channel, DeliveryState, EventId, WebhookId};
 use crate::error::Result;
 use crate::hooks::client::{Answer, Message};
 use crate::store::deliveries::{self, AttemptOutcome, AttemptRow, DeliveryRow};
@@ -34,6 +39,23 @@ use crate::store::{AnyConnection, StoreResult, now, write_transaction};
 
 /// How long a stopping worker waits for its attempts in flight.
 const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// At most this many outcomes are recorded in one transaction.
+const RECORD_BATCH: usize = 256;
+
+/// A claimed delivery, with the webhook and the event its attempt needs when
+/// the claim could read them (otherwise the attempt reads them itself, and
+/// says what went wrong).
+struct Claimed {
+    delivery: DeliveryRow,
+    webhook: Option<(WebhookRow, EventRow)>,
+}
+
+/// An attempt made, waiting for its outcome to be recorded, with its place
+/// among the attempts in flight: given back once recorded, so at most the
+/// concurrency's worth of attempts is ever made and not yet written down (what
+/// a crash can deliver twice).
+type Done = (DeliveryRow, Attempted, OwnedSemaphorePermit);
 
 /// The body of a delivery: Standard Webhooks' `{type, timestamp, data}`.
 pub fn body(event: &EventRow) -> Vec<u8> {
@@ -95,6 +117,8 @@ pub async fn run(services: Services, mut stop: watch::Receiver<bool>) {
     let settings = services.notify.clone();
     let permits = Arc::new(Semaphore::new(settings.concurrency));
     let mut tasks = JoinSet::new();
+    let (done, outcomes) = mpsc::unbounded_channel::<Done>();
+    let recorder = tokio::spawn(record_outcomes(services.clone(), owner.clone(), outcomes));
     tracing::debug!(%owner, "delivery worker started");
     loop {
         while tasks.try_join_next().is_some() {}
@@ -109,7 +133,8 @@ pub async fn run(services: Services, mut stop: watch::Receiver<bool>) {
                 .store
                 .query(move |c| {
                     let at = now();
-                    deliveries::claim_due(c, &owner, at, at + lease, limit)
+                    let due = deliveries::claim_due(c, &owner, at, at + lease, limit)?;
+                    Ok(with_what_they_need(c, due))
                 })
                 .await
             {
@@ -127,10 +152,11 @@ pub async fn run(services: Services, mut stop: watch::Receiver<bool>) {
                 .await
                 .expect("the semaphore is never closed");
             let services = services.clone();
-            let owner = owner.clone();
+            let done = done.clone();
             tasks.spawn(async move {
-                services.attempt(d, &owner).await;
-                drop(permit);
+                let attempted = services.attempt(&d).await;
+                // The recorder ends only after every sender is gone.
+                let _ = done.send((d.delivery, attempted, permit));
             });
         }
         // More may be due at once: claim again as soon as a slot is free.
@@ -154,6 +180,12 @@ pub async fn run(services: Services, mut stop: watch::Receiver<bool>) {
     .await;
     if finished.is_err() {
         tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    // What the finished attempts sent is recorded before the leases go back.
+    drop(done);
+    if let Err(e) = recorder.await {
+        tracing::warn!(error = %e, "recording delivery outcomes stopped early");
     }
     let released = {
         let owner = owner.clone();
@@ -170,13 +202,80 @@ pub async fn run(services: Services, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Reads, for the claimed webhook deliveries, their webhooks (each once) and
+/// events. A row that cannot be read is left for the attempt to read again.
+fn with_what_they_need(c: &mut AnyConnection, due: Vec<DeliveryRow>) -> Vec<Claimed> {
+    let mut hooks: HashMap<WebhookId, Option<WebhookRow>> = HashMap::new();
+    let mut events: HashMap<EventId, Option<EventRow>> = HashMap::new();
+    due.into_iter()
+        .map(|delivery| {
+            let webhook = match (delivery.channel, delivery.target_id.parse::<WebhookId>()) {
+                (Channel::Webhook, Ok(id)) => {
+                    let hook = hooks
+                        .entry(id)
+                        .or_insert_with(|| targets::get_webhook(c, &delivery.org, id).ok())
+                        .clone();
+                    let event = events
+                        .entry(delivery.event_id)
+                        .or_insert_with(|| {
+                            crate::store::events::get_event(c, delivery.event_id).ok()
+                        })
+                        .clone();
+                    hook.zip(event)
+                }
+                _ => None,
+            };
+            Claimed { delivery, webhook }
+        })
+        .collect()
+}
+
+/// Records the outcomes the attempts send, as many as are ready in one
+/// transaction; ends when every sender is gone and all is recorded.
+async fn record_outcomes(
+    services: Services,
+    owner: String,
+    mut outcomes: mpsc::UnboundedReceiver<Done>,
+) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let ready = std::mem::take(&mut batch);
+        let s = services.clone();
+        let owner = owner.clone();
+        let recorded = services
+            .store
+            .run(move |c| {
+                let together = write_transaction(c, |c| {
+                    ready
+                        .iter()
+                        .try_for_each(|(d, a, _)| s.record_attempt(c, d, &owner, a))
+                });
+                if together.is_ok() || ready.len() == 1 {
+                    return together;
+                }
+                // One outcome that cannot be written must not hold back the rest.
+                for (d, a, _) in &ready {
+                    if let Err(e) = write_transaction(c, |c| s.record_attempt(c, d, &owner, a)) {
+                        tracing::warn!(delivery_id = %d.id, error = %e, "a delivery attempt could not be recorded; it is tried again when its lease lapses");
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "a delivery attempt could not be recorded; it is tried again when its lease lapses");
+        }
+    }
+}
+
 impl Services {
-    /// Makes one attempt of a claimed delivery and records it.
-    async fn attempt(&self, d: DeliveryRow, owner: &str) {
+    /// Makes one attempt of a claimed delivery; the recorder writes it down.
+    async fn attempt(&self, claimed: &Claimed) -> Attempted {
         let started = Instant::now();
+        let d = &claimed.delivery;
         let outcome = match d.channel {
-            Channel::Webhook => self.attempt_webhook(&d).await,
-            Channel::EmailAlert => self.attempt_email_alert(&d).await,
+            Channel::Webhook => self.attempt_webhook(d, claimed.webhook.clone()).await,
+            Channel::EmailAlert => self.attempt_email_alert(d).await,
         };
         let attempted = match outcome {
             Ok(a) => a,
@@ -194,35 +293,33 @@ impl Services {
         };
         self.metrics
             .delivery(d.channel.as_str(), label, attempted.duration);
-        let services = self.clone();
-        let owner = owner.to_owned();
-        let recorded = self
-            .store
-            .run(move |c| {
-                write_transaction(c, |c| services.record_attempt(c, &d, &owner, &attempted))
-            })
-            .await;
-        if let Err(e) = recorded {
-            tracing::warn!(error = %e, "a delivery attempt could not be recorded; it is tried again when its lease lapses");
-        }
+        attempted
     }
 
-    async fn attempt_webhook(&self, d: &DeliveryRow) -> Result<Attempted> {
+    async fn attempt_webhook(
+        &self,
+        d: &DeliveryRow,
+        read: Option<(WebhookRow, EventRow)>,
+    ) -> Result<Attempted> {
         let (org, target, event_id) = (d.org.clone(), d.target_id.clone(), d.event_id);
-        let (hook, event) = self
-            .store
-            .query(move |c| {
-                let id: WebhookId = target.parse().map_err(|_| {
-                    crate::store::StoreError::Other(anyhow::anyhow!(
-                        "a delivery's target is not a webhook id"
-                    ))
-                })?;
-                Ok((
-                    targets::get_webhook(c, &org, id)?,
-                    crate::store::events::get_event(c, event_id)?,
-                ))
-            })
-            .await?;
+        let (hook, event) = match read {
+            Some(read) => read,
+            None => {
+                self.store
+                    .query(move |c| {
+                        let id: WebhookId = target.parse().map_err(|_| {
+                            crate::store::StoreError::Other(anyhow::anyhow!(
+                                "a delivery's target is not a webhook id"
+                            ))
+                        })?;
+                        Ok((
+                            targets::get_webhook(c, &org, id)?,
+                            crate::store::events::get_event(c, event_id)?,
+                        ))
+                    })
+                    .await?
+            }
+        };
         let started = Instant::now();
         if !hook.enabled {
             return Ok(Attempted::failed("the webhook is disabled", started));

@@ -72,8 +72,12 @@ CREATE TABLE deliveries (
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL
 );
-CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
-CREATE INDEX deliveries_order ON deliveries (target_id, subject_id, event_id);
+-- The claim walks the pending deliveries in event order and stops at its
+-- limit (an index on next_attempt_at made it sort every pending row at each
+-- claim); the order rule looks up an earlier pending delivery of the same
+-- target and subject without reading the delivered ones.
+CREATE INDEX deliveries_due ON deliveries (state, event_id);
+CREATE INDEX deliveries_order ON deliveries (target_id, subject_id, state, event_id);
 
 -- Each attempt of a delivery, for the deliveries list.
 CREATE TABLE delivery_attempts (
