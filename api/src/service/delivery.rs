@@ -122,10 +122,23 @@ pub async fn run(services: Services, mut stop: watch::Receiver<bool>) {
     tracing::debug!(%owner, "delivery worker started");
     loop {
         while tasks.try_join_next().is_some() {}
+        if *stop.borrow() {
+            break;
+        }
+        if permits.available_permits() == 0 {
+            // Every slot is taken: claim again as soon as one is given back.
+            tokio::select! {
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        break;
+                    }
+                }
+                freed = permits.acquire() => drop(freed),
+            }
+            continue;
+        }
         let free = permits.available_permits();
-        let claimed = if free == 0 {
-            Vec::new()
-        } else {
+        let claimed = {
             let owner = owner.clone();
             let lease = chrono::Duration::from_std(settings.lease).unwrap_or_default();
             let limit = i64::try_from(free).unwrap_or(i64::MAX);
@@ -145,7 +158,7 @@ pub async fn run(services: Services, mut stop: watch::Receiver<bool>) {
                 }
             }
         };
-        let full = free > 0 && claimed.len() == free;
+        let full = claimed.len() == free;
         for d in claimed {
             let permit = Arc::clone(&permits)
                 .acquire_owned()
@@ -160,18 +173,16 @@ pub async fn run(services: Services, mut stop: watch::Receiver<bool>) {
             });
         }
         // More may be due at once: claim again as soon as a slot is free.
-        let wait = if full || free == 0 {
-            Duration::from_millis(5)
-        } else {
-            settings.poll
-        };
+        if full {
+            continue;
+        }
         tokio::select! {
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() {
                     break;
                 }
             }
-            () = tokio::time::sleep(wait) => {}
+            () = tokio::time::sleep(settings.poll) => {}
         }
     }
     let finished = tokio::time::timeout(STOP_GRACE, async {
