@@ -6,6 +6,7 @@ pub mod access_token;
 pub mod alert_text;
 pub mod app_credentials;
 pub mod audit;
+pub mod bridge_passwords;
 pub mod callback;
 pub mod check;
 pub mod consent;

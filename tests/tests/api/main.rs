@@ -9,6 +9,7 @@ mod helpers;
 
 mod app_credentials;
 mod app_only;
+mod bridge;
 mod callback;
 mod check;
 mod consent;
