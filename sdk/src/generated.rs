@@ -348,6 +348,41 @@ pub mod types {
             Default::default()
         }
     }
+    ///The bridge's listeners and their certificate.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct BridgeInfo {
+        ///IMAP over implicit TLS (`INBOXLINK_BRIDGE_IMAP_BIND`, like port 993).
+        pub imap: BridgeListener,
+        /**Whether the certificate is the self-signed one Inboxlink generated
+        (clients must be told to trust it, or pin the fingerprint).*/
+        pub self_signed: bool,
+        ///SMTP submission with STARTTLS (`INBOXLINK_BRIDGE_SMTP_BIND`, like port 587).
+        pub smtp: BridgeListener,
+        ///SMTP submission over implicit TLS (`INBOXLINK_BRIDGE_SMTPS_BIND`, like port 465).
+        pub smtps: BridgeListener,
+        /**SHA-256 fingerprint of the certificate the listeners present
+        (`AB:CD:…`), to pin or compare in a client; `null` when no listener runs.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tls_fingerprint_sha256: ::std::option::Option<::std::string::String>,
+    }
+    impl BridgeInfo {
+        pub fn builder() -> builder::BridgeInfo {
+            Default::default()
+        }
+    }
+    ///One listener.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct BridgeListener {
+        ///The address it listens on (`host:port`), when enabled.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub address: ::std::option::Option<::std::string::String>,
+        pub enabled: bool,
+    }
+    impl BridgeListener {
+        pub fn builder() -> builder::BridgeListener {
+            Default::default()
+        }
+    }
     ///A bridge password (never the password itself).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct BridgePassword {
@@ -2472,6 +2507,162 @@ pub mod types {
                 Self {
                     items: Ok(value.items),
                     next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct BridgeInfo {
+            imap: ::std::result::Result<super::BridgeListener, ::std::string::String>,
+            self_signed: ::std::result::Result<bool, ::std::string::String>,
+            smtp: ::std::result::Result<super::BridgeListener, ::std::string::String>,
+            smtps: ::std::result::Result<super::BridgeListener, ::std::string::String>,
+            tls_fingerprint_sha256: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for BridgeInfo {
+            fn default() -> Self {
+                Self {
+                    imap: Err("no value supplied for imap".to_string()),
+                    self_signed: Err("no value supplied for self_signed".to_string()),
+                    smtp: Err("no value supplied for smtp".to_string()),
+                    smtps: Err("no value supplied for smtps".to_string()),
+                    tls_fingerprint_sha256: Ok(Default::default()),
+                }
+            }
+        }
+        impl BridgeInfo {
+            pub fn imap<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::BridgeListener>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.imap = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for imap: {e}"));
+                self
+            }
+            pub fn self_signed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.self_signed = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for self_signed: {e}"));
+                self
+            }
+            pub fn smtp<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::BridgeListener>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.smtp = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for smtp: {e}"));
+                self
+            }
+            pub fn smtps<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::BridgeListener>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.smtps = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for smtps: {e}"));
+                self
+            }
+            pub fn tls_fingerprint_sha256<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tls_fingerprint_sha256 = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for tls_fingerprint_sha256: {e}")
+                });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BridgeInfo> for super::BridgeInfo {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BridgeInfo,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    imap: value.imap?,
+                    self_signed: value.self_signed?,
+                    smtp: value.smtp?,
+                    smtps: value.smtps?,
+                    tls_fingerprint_sha256: value.tls_fingerprint_sha256?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BridgeInfo> for BridgeInfo {
+            fn from(value: super::BridgeInfo) -> Self {
+                Self {
+                    imap: Ok(value.imap),
+                    self_signed: Ok(value.self_signed),
+                    smtp: Ok(value.smtp),
+                    smtps: Ok(value.smtps),
+                    tls_fingerprint_sha256: Ok(value.tls_fingerprint_sha256),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct BridgeListener {
+            address: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            enabled: ::std::result::Result<bool, ::std::string::String>,
+        }
+        impl ::std::default::Default for BridgeListener {
+            fn default() -> Self {
+                Self {
+                    address: Ok(Default::default()),
+                    enabled: Err("no value supplied for enabled".to_string()),
+                }
+            }
+        }
+        impl BridgeListener {
+            pub fn address<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.address = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for address: {e}"));
+                self
+            }
+            pub fn enabled<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enabled = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for enabled: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BridgeListener> for super::BridgeListener {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BridgeListener,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    address: value.address?,
+                    enabled: value.enabled?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BridgeListener> for BridgeListener {
+            fn from(value: super::BridgeListener) -> Self {
+                Self {
+                    address: Ok(value.address),
+                    enabled: Ok(value.enabled),
                 }
             }
         }
@@ -6074,6 +6265,21 @@ impl Client {
     pub fn audit_event_list(&self) -> builder::AuditEventList<'_> {
         builder::AuditEventList::new(self)
     }
+    /**The bridge's listeners
+
+    Where legacy IMAP and SMTP clients connect, and the SHA-256 fingerprint
+    of the certificate they are shown (self-signed unless one is configured).
+
+    Sends a `GET` request to `/bridge`
+
+    ```ignore
+    let response = client.bridge_get()
+        .send()
+        .await;
+    ```*/
+    pub fn bridge_get(&self) -> builder::BridgeGet<'_> {
+        builder::BridgeGet::new(self)
+    }
     /**List e-mail alerts
 
     Sends a `GET` request to `/email-alerts`
@@ -7453,6 +7659,61 @@ pub mod builder {
                     ResponseValue::from_response(response).await?,
                 )),
                 422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::bridge_get`]
+
+    [`Client::bridge_get`]: super::Client::bridge_get*/
+    #[derive(Debug, Clone)]
+    pub struct BridgeGet<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> BridgeGet<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/bridge`
+        pub async fn send(self) -> Result<ResponseValue<types::BridgeInfo>, Error<types::Problem>> {
+            let Self { client } = self;
+            let url = format!("{}/bridge", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "bridge_get",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(

@@ -7,15 +7,31 @@ use crate::domain::{BridgePasswordId, MailboxId};
 use crate::error::Result;
 use crate::http::caller::Caller;
 use crate::service::PageRequest;
+use crate::service::bridge::BridgeInfo;
 use crate::service::bridge_passwords::{
     BridgePasswordCreate, BridgePasswordPage, BridgePasswordWithSecret,
 };
 
 /// The operations of this resource.
 pub fn services(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(bridge_password_list)
+    cfg.service(bridge_get)
+        .service(bridge_password_list)
         .service(bridge_password_create)
         .service(bridge_password_delete);
+}
+
+/// The bridge's listeners
+///
+/// Where legacy IMAP and SMTP clients connect, and the SHA-256 fingerprint
+/// of the certificate they are shown (self-signed unless one is configured).
+#[utoipa::path(
+    tag = "bridge", operation_id = "bridge_get",
+    responses((status = 200, description = "The listeners and the certificate", body = BridgeInfo)),
+    security(("bearer" = []))
+)]
+#[get("/bridge")]
+pub async fn bridge_get(Caller(who, services): Caller) -> Result<web::Json<BridgeInfo>> {
+    Ok(web::Json(services.bridge_get(&who).await?))
 }
 
 /// List a mailbox's bridge passwords

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 
 pub use connect::connect_failure;
+pub use imap::{Relay as ImapRelay, open_relay as open_imap_relay};
 pub use redact::sanitize;
 pub use tls::TlsTrust;
 

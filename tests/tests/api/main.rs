@@ -10,6 +10,7 @@ mod helpers;
 mod app_credentials;
 mod app_only;
 mod bridge;
+mod bridge_imap;
 mod callback;
 mod check;
 mod consent;

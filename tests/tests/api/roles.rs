@@ -42,6 +42,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("email_alert_get", &["admin"]),
     ("email_alert_update", &["admin"]),
     ("email_alert_delete", &["admin"]),
+    ("bridge_get", &["admin", "operator", "viewer", "service"]),
     ("bridge_password_list", &["admin", "operator"]),
     ("bridge_password_create", &["admin", "operator"]),
     ("bridge_password_delete", &["admin", "operator"]),
