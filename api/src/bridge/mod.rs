@@ -7,10 +7,12 @@
 //!
 //! Here: binding the listeners at start-up, and running them beside the
 //! HTTP server. [`imap`] is the IMAP listener, [`sessions`] the per-mailbox
-//! session limit, [`tls`] the certificate.
+//! session limit, [`smtp`] the SMTP submission listeners, [`tls`] the
+//! certificate.
 
 mod imap;
 mod sessions;
+mod smtp;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -25,6 +27,8 @@ use crate::service::bridge::BridgeStatus;
 /// The bridge's listeners, bound, with their certificate.
 pub struct Bridge {
     imap: Option<tokio::net::TcpListener>,
+    smtp: Option<tokio::net::TcpListener>,
+    smtps: Option<tokio::net::TcpListener>,
     tls: Arc<tls::BridgeTls>,
     settings: BridgeSettings,
     status: BridgeStatus,
@@ -64,20 +68,19 @@ impl Bridge {
             Ok(Some((tokio::net::TcpListener::from_std(listener)?, local)))
         };
         let imap = bind(settings.imap_bind, "INBOXLINK_BRIDGE_IMAP_BIND")?;
-        if settings.smtp_bind.is_some() || settings.smtps_bind.is_some() {
-            tracing::warn!(
-                "the bridge's SMTP listeners are not available in this version: INBOXLINK_BRIDGE_SMTP_BIND and INBOXLINK_BRIDGE_SMTPS_BIND are ignored"
-            );
-        }
+        let smtp = bind(settings.smtp_bind, "INBOXLINK_BRIDGE_SMTP_BIND")?;
+        let smtps = bind(settings.smtps_bind, "INBOXLINK_BRIDGE_SMTPS_BIND")?;
         let status = BridgeStatus {
             imap: imap.as_ref().map(|(_, a)| *a),
-            smtp: None,
-            smtps: None,
+            smtp: smtp.as_ref().map(|(_, a)| *a),
+            smtps: smtps.as_ref().map(|(_, a)| *a),
             fingerprint: Some(tls.fingerprint.clone()),
             self_signed: tls.generated,
         };
         tracing::info!(
             imap = ?status.imap,
+            smtp = ?status.smtp,
+            smtps = ?status.smtps,
             certificate = %tls.cert_path.display(),
             fingerprint_sha256 = %tls.fingerprint,
             self_signed = tls.generated,
@@ -85,6 +88,8 @@ impl Bridge {
         );
         Ok(Some(Self {
             imap: imap.map(|(l, _)| l),
+            smtp: smtp.map(|(l, _)| l),
+            smtps: smtps.map(|(l, _)| l),
             tls: Arc::new(tls),
             settings: settings.clone(),
             status,
@@ -112,6 +117,17 @@ impl Bridge {
                 sessions.clone(),
                 limits,
             ));
+        }
+        for (listener, implicit) in [(self.smtp, false), (self.smtps, true)] {
+            if let Some(listener) = listener {
+                tasks.spawn(smtp::serve(
+                    listener,
+                    acceptor.clone(),
+                    services.clone(),
+                    sessions.clone(),
+                    implicit,
+                ));
+            }
         }
         while tasks.join_next().await.is_some() {}
     }

@@ -14,7 +14,7 @@ use crate::check::{Rig, real_servers, rig};
 use crate::helpers::{MAILBOX, ORG, TestApp, TestAppBuilder, backend_tests, logs};
 
 /// The rig with the bridge's IMAP listener on a free port.
-async fn bridge_rig(
+pub(crate) async fn bridge_rig(
     app: TestAppBuilder,
     tune: impl Fn(&mut inboxlink::config::Settings) + Send + Sync + 'static,
 ) -> Rig {
@@ -33,7 +33,6 @@ async fn listener(app: &TestApp) -> (u16, String) {
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     let b = &answer.body;
     assert_eq!(b["imap"]["enabled"], true, "{b}");
-    assert_eq!(b["smtp"]["enabled"], false, "{b}");
     assert_eq!(b["self_signed"], true, "{b}");
     let address = b["imap"]["address"].as_str().expect("address");
     let port = address
@@ -73,7 +72,7 @@ async fn imaplib(mode: &str, port: u16, user: &str, password: &str, extra: &[&st
 }
 
 /// A signed-in mailbox with 3 messages and a bridge password for it.
-async fn ready(rig: &Rig) -> String {
+pub(crate) async fn ready(rig: &Rig) -> String {
     rig.sign_in().await;
     rig.dovecot.deliver(MAILBOX, 3);
     let created = new_password_of(&rig.app, ORG, rig.app.mailbox_id(), "Scanner").await;

@@ -11,6 +11,7 @@ mod app_credentials;
 mod app_only;
 mod bridge;
 mod bridge_imap;
+mod bridge_smtp;
 mod callback;
 mod check;
 mod consent;
