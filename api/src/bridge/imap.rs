@@ -39,6 +39,8 @@ const MAX_FAILURES: usize = 3;
 pub struct Limits {
     /// A relayed session in which neither side sent anything this long ends.
     pub idle: Duration,
+    /// How often a relayed session checks that its password still stands.
+    pub password_recheck: Duration,
 }
 
 /// Accepts connections until the task is dropped; each is a task of its own.
@@ -182,12 +184,18 @@ async fn session(
         match services.bridge_login(&user, &pass, peer.ip()).await {
             Ok(login) => {
                 let mailbox = login.mailbox_id;
-                let outcome =
-                    relay_login(&mut client, &tag, login, &services, &sessions, limits).await;
-                return Ended {
-                    mailbox: Some(mailbox),
-                    outcome,
-                };
+                match relay_login(&mut client, &tag, login, &services, &sessions, limits).await {
+                    Ok(outcome) => {
+                        return Ended {
+                            mailbox: Some(mailbox),
+                            outcome,
+                        };
+                    }
+                    // Refused after the password (told why): the client may go on.
+                    Err(outcome) => {
+                        tracing::info!(peer = %peer.ip(), mailbox_id = %mailbox, outcome, "bridge IMAP: login not relayed");
+                    }
+                }
             }
             Err(BridgeRefusal::Unavailable) => {
                 let text = format!(
@@ -216,7 +224,8 @@ async fn session(
 }
 
 /// After the bridge password was accepted: the session limit, the token,
-/// the upstream login; then the relay.
+/// the upstream login; then the relay. `Ok`: how the session ended; `Err`:
+/// why the login was refused (the client was told, and may go on).
 async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut BufReader<S>,
     tag: &str,
@@ -224,21 +233,21 @@ async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
     services: &Services,
     sessions: &Arc<Sessions>,
     limits: Limits,
-) -> &'static str {
+) -> Result<&'static str, &'static str> {
     let Some(_permit) = sessions.open(login.mailbox_id) else {
         let text = format!(
             "{tag} NO [LIMIT] This mailbox has {} sessions through the bridge already; close one first\r\n",
             sessions.limit()
         );
         let _ = send(client, &text).await;
-        return "session_limit";
+        return Err("session_limit");
     };
     let token = match services.access_token(&login.org, login.mailbox_id).await {
         Ok(token) => token,
         Err(e) => {
             let code = e.code();
             let _ = send(client, &format!("{tag} {}\r\n", token_refusal(code))).await;
-            return "no_token";
+            return Err("no_token");
         }
     };
     let upstream_login = Login {
@@ -257,14 +266,14 @@ async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(Ok(relay)) => relay,
         Ok(Err(failure)) => {
             let _ = send(client, &format!("{tag} {}\r\n", upstream_refusal(&failure))).await;
-            return "upstream_refused";
+            return Err("upstream_refused");
         }
         Err(_) => {
             let text = format!(
                 "{tag} NO [UNAVAILABLE] The mailbox's IMAP server did not answer in time; try again later\r\n"
             );
             let _ = send(client, &text).await;
-            return "upstream_timeout";
+            return Err("upstream_timeout");
         }
     };
     let ok = format!(
@@ -272,9 +281,18 @@ async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
         one_line(&relay.capabilities)
     );
     if send(client, &ok).await.is_err() {
-        return "closed";
+        return Ok("closed");
     }
-    relay_bytes(client, &mut relay.stream, limits.idle).await
+    let password = login.password_id;
+    let revoked = async {
+        loop {
+            tokio::time::sleep(limits.password_recheck).await;
+            if services.bridge_password_usable(password).await == Some(false) {
+                return;
+            }
+        }
+    };
+    Ok(relay_bytes(client, &mut relay.stream, limits.idle, revoked).await)
 }
 
 /// The answer when the token keeper has no token for the mailbox.
@@ -611,9 +629,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<'_, S> {
     }
 }
 
-/// Both ways, unchanged, until either side closes or the session is idle.
-/// Bytes already read into either buffer go first.
-async fn relay_bytes<C, U>(client: &mut C, upstream: &mut U, idle: Duration) -> &'static str
+/// Both ways, unchanged, until either side closes, the session is idle, or
+/// `revoked` completes (its password was revoked or expired). Bytes already
+/// read into either buffer go first.
+async fn relay_bytes<C, U>(
+    client: &mut C,
+    upstream: &mut U,
+    idle: Duration,
+    revoked: impl std::future::Future<Output = ()>,
+) -> &'static str
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
@@ -637,13 +661,20 @@ where
                 Err(_) => "relay_broken",
             },
             () = activity.idle_for(idle) => "idle",
+            () = revoked => "password_revoked",
         }
     };
-    if outcome == "idle" {
-        let text = format!(
+    let bye = match outcome {
+        "idle" => Some(format!(
             "* BYE Nothing was sent for {} minutes; log in again\r\n",
             idle.as_secs().div_ceil(60)
-        );
+        )),
+        "password_revoked" => Some(
+            "* BYE The bridge password of this session was revoked or has expired\r\n".to_owned(),
+        ),
+        _ => None,
+    };
+    if let Some(text) = bye {
         let _ = send(client, &text).await;
         let _ = client.shutdown().await;
         let _ = upstream.shutdown().await;

@@ -109,6 +109,7 @@ impl Bridge {
         if let Some(listener) = self.imap {
             let limits = imap::Limits {
                 idle: self.settings.imap_idle,
+                password_recheck: self.settings.password_recheck,
             };
             tasks.spawn(imap::serve(
                 listener,

@@ -35,6 +35,9 @@ pub struct BridgeSettings {
     /// `INBOXLINK_BRIDGE_IMAP_IDLE_SECONDS` (default 1800, RFC 3501's 30
     /// minutes): a session in which neither side sent anything this long ends.
     pub imap_idle: Duration,
+    /// How often an open session checks that its bridge password was not
+    /// revoked and has not expired (fixed; tests shorten it).
+    pub password_recheck: Duration,
 }
 
 impl BridgeSettings {
@@ -53,6 +56,7 @@ impl Default for BridgeSettings {
             certificate: BridgeCertificate::Generated,
             sessions_per_mailbox: 10,
             imap_idle: Duration::from_secs(1800),
+            password_recheck: Duration::from_secs(30),
         }
     }
 }
@@ -118,5 +122,6 @@ pub(super) fn validate(raw: &RawSettings, api: SocketAddr) -> Result<BridgeSetti
             number_in(1..=1000, ""),
         )?,
         imap_idle: seconds(given!(raw.bridge_imap_idle_seconds), "1800", 1..=86_400)?,
+        password_recheck: BridgeSettings::default().password_recheck,
     })
 }

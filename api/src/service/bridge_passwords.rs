@@ -289,6 +289,15 @@ impl Services {
         Ok(())
     }
 
+    /// Whether an open session's password still stands (`None`: the
+    /// database did not answer; the session goes on).
+    pub async fn bridge_password_usable(&self, id: BridgePasswordId) -> Option<bool> {
+        self.store
+            .query(move |c| store::usable(c, id, now()))
+            .await
+            .ok()
+    }
+
     /// Checks a bridge login: the mailbox to act as, or why not. One hash
     /// is verified whatever the outcome (an unknown user name takes as long
     /// as a wrong password), and only the right password learns that it is

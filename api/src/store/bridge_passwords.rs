@@ -108,6 +108,21 @@ pub fn by_selector(
         .optional()?)
 }
 
+/// Whether the password is neither revoked nor expired at `at` (`false`
+/// for one that is gone with its mailbox).
+pub fn usable(
+    conn: &mut AnyConnection,
+    id: BridgePasswordId,
+    at: NaiveDateTime,
+) -> StoreResult<bool> {
+    let found: Option<(Option<NaiveDateTime>, Option<NaiveDateTime>)> = bridge_passwords::table
+        .filter(bridge_passwords::id.eq(id))
+        .select((bridge_passwords::revoked_at, bridge_passwords::expires_at))
+        .first(conn)
+        .optional()?;
+    Ok(found.is_some_and(|(revoked, expires)| revoked.is_none() && expires.is_none_or(|e| e > at)))
+}
+
 /// Records a login with the password: when and from where.
 pub fn record_use(
     conn: &mut AnyConnection,

@@ -259,3 +259,38 @@ async fn a_mailbox_has_a_session_limit_and_idle_sessions_end(app: TestAppBuilder
         "{after}"
     );
 }
+
+backend_tests!(a_revoked_passwords_open_session_ends);
+async fn a_revoked_passwords_open_session_ends(app: TestAppBuilder) {
+    let rig = bridge_rig(app, |s| {
+        s.bridge.password_recheck = Duration::from_millis(200);
+    })
+    .await;
+    let password = ready(&rig).await;
+    let (port, _) = listener(&rig.app).await;
+    let list = rig
+        .app
+        .admin_call(
+            "GET",
+            &format!("/mailboxes/{}/bridge-passwords", rig.app.mailbox_id()),
+            None,
+        )
+        .await;
+    let id = list.body["items"][0]["id"].as_str().expect("id").to_owned();
+    // The client logs in and waits 4 s before its next command; meanwhile
+    // the password is revoked.
+    let client = {
+        let password = password.clone();
+        tokio::spawn(async move { imaplib("idle", port, MAILBOX, &password, &["4"]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let path = format!("/mailboxes/{}/bridge-passwords/{id}", rig.app.mailbox_id());
+    assert_eq!(rig.app.admin_call("DELETE", &path, None).await.status, 204);
+    let got = client.await.expect("the client");
+    let after = got["after"].as_str().expect("after");
+    assert!(
+        after.contains("revoked") || after.contains("EOF"),
+        "the session ended: {after}"
+    );
+    assert_ne!(after, "OK");
+}
