@@ -62,7 +62,10 @@ pub async fn serve(
         };
         let (acceptor, services, sessions) = (acceptor.clone(), services.clone(), sessions.clone());
         tokio::spawn(async move {
+            let metrics = services.metrics.clone();
+            metrics.bridge_session("imap", None);
             let ended = session(tcp, peer, acceptor, services, sessions, limits).await;
+            metrics.bridge_session("imap", Some(ended.outcome));
             tracing::info!(
                 peer = %peer.ip(),
                 mailbox_id = ended.mailbox.map(|m| m.to_string()),
@@ -193,11 +196,15 @@ async fn session(
                     }
                     // Refused after the password (told why): the client may go on.
                     Err(outcome) => {
+                        services.metrics.bridge_login_refused("imap", outcome);
                         tracing::info!(peer = %peer.ip(), mailbox_id = %mailbox, outcome, "bridge IMAP: login not relayed");
                     }
                 }
             }
             Err(BridgeRefusal::Unavailable) => {
+                services
+                    .metrics
+                    .bridge_login_refused("imap", BridgeRefusal::Unavailable.as_str());
                 let text = format!(
                     "{tag} NO [UNAVAILABLE] The bridge cannot check passwords now; try again later\r\n"
                 );
@@ -205,6 +212,9 @@ async fn session(
             }
             Err(refusal) => {
                 failures += 1;
+                services
+                    .metrics
+                    .bridge_login_refused("imap", refusal.as_str());
                 tracing::info!(peer = %peer.ip(), refusal = refusal.as_str(), "bridge IMAP: login refused");
                 let text = format!(
                     "{tag} NO [AUTHENTICATIONFAILED] Invalid user name or bridge password\r\n"

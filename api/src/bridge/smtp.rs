@@ -54,10 +54,12 @@ pub async fn serve(
         let (acceptor, services, sessions) = (acceptor.clone(), services.clone(), sessions.clone());
         tokio::spawn(async move {
             let mut ended = Ended::default();
+            services.metrics.bridge_session("smtp", None);
             session(
                 tcp, peer, &acceptor, &services, &sessions, implicit, &mut ended,
             )
             .await;
+            services.metrics.bridge_session("smtp", Some(ended.outcome));
             tracing::info!(
                 peer = %peer.ip(),
                 mailbox_id = ended.mailbox.map(|m| m.to_string()),
@@ -222,14 +224,21 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
                             return Next::Done;
                         }
                         // Refused after the password (told why): the client may try again.
+                        services.metrics.bridge_login_refused("smtp", ended.outcome);
                         continue;
                     }
                     Err(BridgeRefusal::Unavailable) => {
+                        services
+                            .metrics
+                            .bridge_login_refused("smtp", BridgeRefusal::Unavailable.as_str());
                         "454 4.7.0 The bridge cannot check passwords now; try again later\r\n"
                             .into()
                     }
                     Err(refusal) => {
                         failures += 1;
+                        services
+                            .metrics
+                            .bridge_login_refused("smtp", refusal.as_str());
                         tracing::info!(peer = %peer.ip(), refusal = refusal.as_str(), "bridge SMTP: login refused");
                         if failures >= MAX_FAILURES {
                             let _ = send(

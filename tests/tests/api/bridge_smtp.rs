@@ -180,6 +180,24 @@ async fn smtplib_sends_through_the_bridge_with_its_envelope_and_bytes(app: TestA
         "{why}"
     );
 
+    // Counted by outcome and reason (smtplib tries PLAIN, then LOGIN).
+    let metrics = crate::operations::scrape(&rig.app).await;
+    let value = |series: &str| crate::operations::value(&metrics, series);
+    assert!(
+        value(r#"inboxlink_bridge_sessions_total{outcome="quit",protocol="smtp"}"#) >= 3.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value(r#"inboxlink_bridge_logins_refused_total{protocol="smtp",reason="wrong"}"#),
+        2.0
+    );
+    assert_eq!(
+        value(
+            r#"inboxlink_bridge_logins_refused_total{protocol="smtp",reason="upstream_refused"}"#
+        ),
+        2.0
+    );
+
     // Nothing a client sent reached the log, nor a password.
     let log = crate::helpers::logs();
     assert!(!log.contains(&password) && !log.contains("Scan 42"));
