@@ -26,7 +26,8 @@
 //!   (`imap`, `smtp`), by how they ended (`relayed`, `logout`, `quit`,
 //!   `refused`, `no_token`, `upstream_refused`, `idle`, …), and those open;
 //! - `inboxlink_bridge_logins_refused_total{protocol,reason}`: bridge logins
-//!   refused (`unknown`, `wrong`, `expired`, `revoked`, `unavailable`), or
+//!   refused (`unknown`, `wrong`, `expired`, `revoked`, `unavailable`,
+//!   `limited`), or
 //!   accepted and not relayed (`no_token`, `upstream_refused`,
 //!   `upstream_timeout`, `session_limit`).
 
@@ -296,7 +297,7 @@ impl Metrics {
             IntCounterVec::new(
                 Opts::new(
                     "inboxlink_bridge_logins_refused_total",
-                    "Bridge logins refused by protocol and reason (unknown, wrong, expired, revoked, unavailable; no_token, upstream_refused, upstream_timeout, session_limit)",
+                    "Bridge logins refused by protocol and reason (unknown, wrong, expired, revoked, unavailable, limited; no_token, upstream_refused, upstream_timeout, session_limit)",
                 ),
                 &["protocol", "reason"],
             ),

@@ -19,6 +19,7 @@ use base64::Engine;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::Refused;
 use super::sessions::Sessions;
 use crate::codes::Code;
 use crate::mail::{Login, StepFailure};
@@ -184,7 +185,7 @@ async fn session(
             .await;
             continue;
         };
-        match services.bridge_login(&user, &pass, peer.ip()).await {
+        match super::login(&services, &sessions, "imap", &user, &pass, peer.ip()).await {
             Ok(login) => {
                 let mailbox = login.mailbox_id;
                 match relay_login(&mut client, &tag, login, &services, &sessions, limits).await {
@@ -201,24 +202,23 @@ async fn session(
                     }
                 }
             }
-            Err(BridgeRefusal::Unavailable) => {
-                services
-                    .metrics
-                    .bridge_login_refused("imap", BridgeRefusal::Unavailable.as_str());
+            Err(Refused::Password(BridgeRefusal::Unavailable)) => {
                 let text = format!(
                     "{tag} NO [UNAVAILABLE] The bridge cannot check passwords now; try again later\r\n"
                 );
                 reply(&mut client, &text).await;
             }
-            Err(refusal) => {
+            Err(refused) => {
                 failures += 1;
-                services
-                    .metrics
-                    .bridge_login_refused("imap", refusal.as_str());
-                tracing::info!(peer = %peer.ip(), refusal = refusal.as_str(), "bridge IMAP: login refused");
-                let text = format!(
-                    "{tag} NO [AUTHENTICATIONFAILED] Invalid user name or bridge password\r\n"
-                );
+                let text = match refused {
+                    Refused::Limited(wait) => format!(
+                        "{tag} NO [AUTHENTICATIONFAILED] Too many failed logins for this user name or from this address; try again in {} s\r\n",
+                        wait.as_secs().max(1)
+                    ),
+                    Refused::Password(_) => format!(
+                        "{tag} NO [AUTHENTICATIONFAILED] Invalid user name or bridge password\r\n"
+                    ),
+                };
                 if failures >= MAX_FAILURES {
                     let _ = send(
                         &mut client,

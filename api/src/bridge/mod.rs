@@ -10,6 +10,7 @@
 //! session limit, [`smtp`] the SMTP submission listeners, [`tls`] the
 //! certificate.
 
+mod failures;
 mod imap;
 mod sessions;
 mod smtp;
@@ -23,6 +24,7 @@ use anyhow::Context;
 use crate::config::bridge::BridgeSettings;
 use crate::service::Services;
 use crate::service::bridge::BridgeStatus;
+use crate::service::bridge_passwords::{BridgeLogin, BridgeRefusal};
 
 /// The bridge's listeners, bound, with their certificate.
 pub struct Bridge {
@@ -131,5 +133,47 @@ impl Bridge {
             }
         }
         while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Why a listener refuses a login.
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    Password(BridgeRefusal),
+    /// Too many failed logins of the user name or from the address: for this long.
+    Limited(std::time::Duration),
+}
+
+/// A login through the failed-login limits: refused without a check while
+/// the user name or the address is limited; a refusal counts, a success
+/// clears the user name. Each refusal is counted in the metrics.
+async fn login(
+    services: &Services,
+    sessions: &sessions::Sessions,
+    protocol: &str,
+    user: &str,
+    password: &str,
+    peer: std::net::IpAddr,
+) -> Result<BridgeLogin, Refused> {
+    if let Some(wait) = sessions.failures.refused_for(user, peer) {
+        services.metrics.bridge_login_refused(protocol, "limited");
+        tracing::info!(peer = %peer, protocol, "bridge: login refused, too many failed logins");
+        return Err(Refused::Limited(wait));
+    }
+    match services.bridge_login(user, password, peer).await {
+        Ok(login) => {
+            sessions.failures.succeeded(user);
+            Ok(login)
+        }
+        Err(refusal) => {
+            if refusal != BridgeRefusal::Unavailable {
+                sessions.failures.failed(user, peer);
+            }
+            services
+                .metrics
+                .bridge_login_refused(protocol, refusal.as_str());
+            tracing::info!(peer = %peer, protocol, refusal = refusal.as_str(), "bridge: login refused");
+            Err(Refused::Password(refusal))
+        }
     }
 }

@@ -7,9 +7,12 @@ use std::sync::{Arc, Mutex};
 
 use crate::domain::MailboxId;
 
+/// What the listeners of one instance share: the open sessions per
+/// mailbox, and the failed logins ([`super::failures`]).
 pub struct Sessions {
     per_mailbox: usize,
     open: Mutex<HashMap<MailboxId, usize>>,
+    pub failures: super::failures::Failures,
 }
 
 /// One open session; dropping it frees its place.
@@ -23,6 +26,7 @@ impl Sessions {
         Self {
             per_mailbox,
             open: Mutex::default(),
+            failures: super::failures::Failures::default(),
         }
     }
 

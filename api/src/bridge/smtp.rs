@@ -17,6 +17,7 @@ use base64::Engine;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::Refused;
 use super::sessions::Sessions;
 use crate::codes::Code;
 use crate::mail::{Login, SmtpRelay, StepFailure, read_smtp_reply};
@@ -217,7 +218,7 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                 };
                 let (user, pass) = credentials;
-                match services.bridge_login(&user, &pass, peer.ip()).await {
+                match super::login(services, sessions, "smtp", &user, &pass, peer.ip()).await {
                     Ok(login) => {
                         ended.mailbox = Some(login.mailbox_id);
                         if relay_login(client, login, services, sessions, ended).await {
@@ -227,29 +228,31 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
                         services.metrics.bridge_login_refused("smtp", ended.outcome);
                         continue;
                     }
-                    Err(BridgeRefusal::Unavailable) => {
-                        services
-                            .metrics
-                            .bridge_login_refused("smtp", BridgeRefusal::Unavailable.as_str());
+                    Err(Refused::Password(BridgeRefusal::Unavailable)) => {
                         "454 4.7.0 The bridge cannot check passwords now; try again later\r\n"
                             .into()
                     }
-                    Err(refusal) => {
+                    Err(refused) => {
                         failures += 1;
-                        services
-                            .metrics
-                            .bridge_login_refused("smtp", refusal.as_str());
-                        tracing::info!(peer = %peer.ip(), refusal = refusal.as_str(), "bridge SMTP: login refused");
+                        let text = match refused {
+                            Refused::Limited(wait) => format!(
+                                "454 4.7.0 Too many failed logins for this user name or from this address; try again in {} s\r\n",
+                                wait.as_secs().max(1)
+                            ),
+                            Refused::Password(_) => {
+                                "535 5.7.8 Invalid user name or bridge password\r\n".to_owned()
+                            }
+                        };
                         if failures >= MAX_FAILURES {
                             let _ = send(
                                 client,
-                                "535 5.7.8 Invalid user name or bridge password\r\n421 4.7.0 Too many failed logins\r\n",
+                                &format!("{text}421 4.7.0 Too many failed logins\r\n"),
                             )
                             .await;
                             ended.outcome = "refused";
                             return Next::Done;
                         }
-                        "535 5.7.8 Invalid user name or bridge password\r\n".into()
+                        text
                     }
                 }
             }

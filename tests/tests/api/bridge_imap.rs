@@ -294,3 +294,35 @@ async fn a_revoked_passwords_open_session_ends(app: TestAppBuilder) {
     );
     assert_ne!(after, "OK");
 }
+
+backend_tests!(failed_logins_are_limited_and_the_limit_lifts);
+async fn failed_logins_are_limited_and_the_limit_lifts(app: TestAppBuilder) {
+    let rig = bridge_rig(app, |_| {}).await;
+    let password = ready(&rig).await;
+    let (port, _) = listener(&rig.app).await;
+    let mut wrong = password.clone();
+    wrong.replace_range(password.len() - 4.., "aaaa");
+    // Five wrong passwords for the user name (one connection each)…
+    for _ in 0..5 {
+        let got = imaplib("refused", port, MAILBOX, &wrong, &[]).await;
+        let error = got["error"].as_str().expect("refused");
+        assert!(
+            error.contains("Invalid user name or bridge password"),
+            "{error}"
+        );
+    }
+    // …and even the right one is refused for a while, without a check.
+    let got = imaplib("refused", port, MAILBOX, &password, &[]).await;
+    let error = got["error"].as_str().expect("refused");
+    assert!(
+        error.contains("[AUTHENTICATIONFAILED] Too many failed logins"),
+        "{error}"
+    );
+    let metrics = crate::operations::scrape(&rig.app).await;
+    let limited = r#"inboxlink_bridge_logins_refused_total{protocol="imap",reason="limited"}"#;
+    assert_eq!(crate::operations::value(&metrics, limited), 1.0);
+    // The limit lifts after its time; the right password works again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let got = imaplib("refused", port, MAILBOX, &password, &[]).await;
+    assert_eq!(got["error"], "OK", "{got}");
+}
