@@ -463,6 +463,19 @@ fn reverse_path(rest: &str) -> Option<String> {
     Some(inner[..end].to_owned())
 }
 
+/// RFC 5321's wait for the reply to the message's final dot.
+const DATA_REPLY: Duration = Duration::from_secs(600);
+
+/// The server's next reply, within `wait`.
+async fn upstream_reply(
+    relay: &mut SmtpRelay,
+    wait: Duration,
+) -> std::io::Result<crate::mail::SmtpReply> {
+    tokio::time::timeout(wait, read_smtp_reply(&mut relay.stream))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
 async fn forward<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut BufReader<S>,
     relay: &mut SmtpRelay,
@@ -471,7 +484,7 @@ async fn forward<S: AsyncRead + AsyncWrite + Unpin>(
     relay.stream.write_all(line).await?;
     relay.stream.write_all(b"\r\n").await?;
     relay.stream.flush().await?;
-    let reply = read_smtp_reply(&mut relay.stream).await?;
+    let reply = upstream_reply(relay, IDLE).await?;
     client.write_all(&reply.raw).await?;
     client.flush().await?;
     Ok(reply.code)
@@ -571,7 +584,7 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 return why;
             }
-            let reply = match read_smtp_reply(&mut relay.stream).await {
+            let reply = match upstream_reply(relay, DATA_REPLY).await {
                 Ok(reply) => reply,
                 Err(_) => return "relay_broken",
             };
@@ -590,7 +603,7 @@ async fn forward_silently(relay: &mut SmtpRelay, line: &[u8]) -> std::io::Result
     relay.stream.write_all(line).await?;
     relay.stream.write_all(b"\r\n").await?;
     relay.stream.flush().await?;
-    read_smtp_reply(&mut relay.stream).await.map(drop)
+    upstream_reply(relay, IDLE).await.map(drop)
 }
 
 #[cfg(test)]
