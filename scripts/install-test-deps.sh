@@ -4,7 +4,8 @@
 # inboxlink has none; the test crate turns on its feature `postgres`),
 # PostgreSQL's server binaries for the throw-away test cluster, Dovecot (IMAP + SMTP
 # submission) for the mail-server tests and the sandbox, which start their own
-# private Dovecot on high ports, and Node.js + npm for newman (installed by
+# private Dovecot on high ports, Python and curl (the clients of the webhook
+# and bridge tests), and Node.js + npm for newman (installed by
 # scripts/newman.sh into .tools/). Does nothing when all is there.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 command -v python3 >/dev/null || missing+=(python3)
+# The bridge's tests log in with curl (imaps://, smtp:// with --ssl-reqd), as administrators do.
+command -v curl >/dev/null || missing+=(curl)
 # Node.js and npm for newman (scripts/newman.sh installs newman itself into .tools/).
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)

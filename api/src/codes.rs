@@ -182,6 +182,7 @@ codes! {
     InvalidDescription "invalid_description" => Info { uses: &[Field], en: "a description must be at most 500 characters without control characters", ..NONE },
     InvalidRecipients "invalid_recipients" => Info { uses: &[Field], en: "give 1-20 recipient addresses", ..NONE },
     UnknownMailbox "unknown_mailbox" => Info { uses: &[Field], en: "no mailbox of the organisation has this id", ..NONE },
+    InvalidExpiry "invalid_expiry" => Info { uses: &[Field], en: "an expiry time must lie in the future (and before 3000)", ..NONE },
 
     // Webhooks and e-mail alerts.
     WebhookUrlNotAllowed "webhook_url_not_allowed" => Info {

@@ -7,6 +7,7 @@
 //! the operator commands (`doctor`, `rekey`) over the same store and cipher.
 
 pub mod auth;
+pub mod bridge;
 pub mod cli;
 pub mod codes;
 pub mod config;

@@ -20,7 +20,16 @@
 //!   instance (`webhook` or `email_alert`; `delivered`, `failed` or `gone`);
 //! - `inboxlink_delivery_queue_depth`, `inboxlink_delivery_oldest_pending_seconds`
 //!   and `inboxlink_webhooks_disabled`: the queue and the disabled endpoints,
-//!   over all organisations, counted in the database at scrape time.
+//!   over all organisations, counted in the database at scrape time;
+//! - `inboxlink_bridge_sessions_total{protocol,outcome}` and
+//!   `inboxlink_bridge_sessions_active{protocol}`: the bridge's sessions
+//!   (`imap`, `smtp`), by how they ended (`relayed`, `logout`, `quit`,
+//!   `refused`, `no_token`, `upstream_refused`, `idle`, …), and those open;
+//! - `inboxlink_bridge_logins_refused_total{protocol,reason}`: bridge logins
+//!   refused (`unknown`, `wrong`, `expired`, `revoked`, `unavailable`,
+//!   `limited`), or
+//!   accepted and not relayed (`no_token`, `upstream_refused`,
+//!   `upstream_timeout`, `session_limit`).
 
 use std::time::Duration;
 
@@ -94,6 +103,9 @@ pub struct Metrics {
     queue_depth: prometheus::IntGauge,
     oldest_pending: prometheus::Gauge,
     webhooks_disabled: prometheus::IntGauge,
+    bridge_sessions: IntCounterVec,
+    bridge_active: IntGaugeVec,
+    bridge_refused: IntCounterVec,
     /// Serialises scrapes: each sets the mailbox gauge, then renders.
     scrape: std::sync::Mutex<()>,
 }
@@ -260,6 +272,39 @@ impl Metrics {
                 "Disabled webhook endpoints, over all organisations",
             ),
         );
+        let bridge_sessions = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "inboxlink_bridge_sessions_total",
+                    "Bridge sessions by protocol (imap, smtp) and how they ended",
+                ),
+                &["protocol", "outcome"],
+            ),
+        );
+        let bridge_active = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "inboxlink_bridge_sessions_active",
+                    "Bridge sessions open on this instance, by protocol",
+                ),
+                &["protocol"],
+            ),
+        );
+        let bridge_refused = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "inboxlink_bridge_logins_refused_total",
+                    "Bridge logins refused by protocol and reason (unknown, wrong, expired, revoked, unavailable, limited; no_token, upstream_refused, upstream_timeout, session_limit)",
+                ),
+                &["protocol", "reason"],
+            ),
+        );
+        for protocol in ["imap", "smtp"] {
+            bridge_active.with_label_values(&[protocol]);
+        }
         // Every outcome and status is shown from the start, at zero.
         for outcome in [
             RefreshOutcome::Ok,
@@ -292,8 +337,31 @@ impl Metrics {
             queue_depth,
             oldest_pending,
             webhooks_disabled,
+            bridge_sessions,
+            bridge_active,
+            bridge_refused,
             scrape: std::sync::Mutex::new(()),
         }
+    }
+
+    /// A bridge session opened (`opened`) or ended with `outcome`.
+    pub fn bridge_session(&self, protocol: &str, ended: Option<&str>) {
+        match ended {
+            None => self.bridge_active.with_label_values(&[protocol]).inc(),
+            Some(outcome) => {
+                self.bridge_active.with_label_values(&[protocol]).dec();
+                self.bridge_sessions
+                    .with_label_values(&[protocol, outcome])
+                    .inc();
+            }
+        }
+    }
+
+    /// A bridge login refused for `reason`.
+    pub fn bridge_login_refused(&self, protocol: &str, reason: &str) {
+        self.bridge_refused
+            .with_label_values(&[protocol, reason])
+            .inc();
     }
 
     /// Counts one answered request. `route` is the matched pattern, or `None`.

@@ -41,6 +41,7 @@ pub use downgrade::downgrade_to_30;
         (name = "events", description = "What changed that a person or a system may have to act on"),
         (name = "webhooks", description = "Signed deliveries of the events to receivers (Standard Webhooks)"),
         (name = "email-alerts", description = "The events as messages to people"),
+        (name = "bridge", description = "Password logins for legacy IMAP and SMTP clients, relayed to the mailbox with OAuth"),
         (name = "operations", description = "Health and readiness"),
     )
 )]

@@ -29,6 +29,8 @@ pub struct Application {
     /// The listener serving only `/metrics` (`INBOXLINK_METRICS_BIND`), and its port.
     metrics_server: Option<(Server, u16)>,
     services: Services,
+    /// The bridge's listeners, when configured.
+    bridge: Option<crate::bridge::Bridge>,
 }
 
 impl Application {
@@ -60,6 +62,11 @@ impl Application {
             Ok(store)
         })
         .await??;
+        let bridge = crate::bridge::Bridge::bind(
+            &settings.bridge,
+            &settings.data_dir,
+            &settings.public_url,
+        )?;
         let http_client = http_client(&settings)?;
         let verifier = Verifier::new(&settings.jwt, http_client.clone())?;
         let services = Services {
@@ -88,6 +95,12 @@ impl Application {
             limits: Arc::new(crate::limits::Limits::new(&settings.protection.rate_limits)),
             notify: Arc::new(settings.notify.clone()),
             webhook_sender: webhook_sender(&settings)?,
+            bridge: Arc::new(
+                bridge
+                    .as_ref()
+                    .map(|b| b.status().clone())
+                    .unwrap_or_default(),
+            ),
         };
         let port = local.port();
         let services_data = web::Data::new(services.clone());
@@ -123,6 +136,7 @@ impl Application {
             server,
             metrics_server,
             services,
+            bridge,
         })
     }
 
@@ -171,6 +185,9 @@ impl Application {
             self.services.clone(),
             stopping,
         ));
+        let bridge = self
+            .bridge
+            .map(|b| tokio::spawn(b.run(self.services.clone())));
         let metrics = self.metrics_server.map(|(server, _)| {
             let handle = server.handle();
             (handle, tokio::spawn(server))
@@ -180,6 +197,9 @@ impl Application {
             task.abort();
         }
         housekeeping.abort();
+        if let Some(task) = bridge {
+            task.abort();
+        }
         // Attempts in flight finish, leases still held are given back.
         stop_delivery.send_replace(true);
         drop(delivery.await);

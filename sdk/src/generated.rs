@@ -348,6 +348,114 @@ pub mod types {
             Default::default()
         }
     }
+    ///The bridge's listeners and their certificate.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct BridgeInfo {
+        ///IMAP over implicit TLS (`INBOXLINK_BRIDGE_IMAP_BIND`, like port 993).
+        pub imap: BridgeListener,
+        /**Whether the certificate is the self-signed one Inboxlink generated
+        (clients must be told to trust it, or pin the fingerprint).*/
+        pub self_signed: bool,
+        ///SMTP submission with STARTTLS (`INBOXLINK_BRIDGE_SMTP_BIND`, like port 587).
+        pub smtp: BridgeListener,
+        ///SMTP submission over implicit TLS (`INBOXLINK_BRIDGE_SMTPS_BIND`, like port 465).
+        pub smtps: BridgeListener,
+        /**SHA-256 fingerprint of the certificate the listeners present
+        (`AB:CD:…`), to pin or compare in a client; `null` when no listener runs.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tls_fingerprint_sha256: ::std::option::Option<::std::string::String>,
+    }
+    impl BridgeInfo {
+        pub fn builder() -> builder::BridgeInfo {
+            Default::default()
+        }
+    }
+    ///One listener.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct BridgeListener {
+        ///The address it listens on (`host:port`), when enabled.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub address: ::std::option::Option<::std::string::String>,
+        pub enabled: bool,
+    }
+    impl BridgeListener {
+        pub fn builder() -> builder::BridgeListener {
+            Default::default()
+        }
+    }
+    ///A bridge password (never the password itself).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct BridgePassword {
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///After this the password is refused (`null`: never).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub expires_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        pub id: ::uuid::Uuid,
+        ///The last login with it (`null`: never used).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_used_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        ///Which client it is for, as its creator named it.
+        pub name: ::std::string::String,
+        ///The user name the client logs in with.
+        pub username: ::std::string::String,
+    }
+    impl BridgePassword {
+        pub fn builder() -> builder::BridgePassword {
+            Default::default()
+        }
+    }
+    ///`BridgePasswordCreate`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct BridgePasswordCreate {
+        ///When it stops working; leave out for never.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub expires_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        ///Which client it is for (e.g. "Scanner, 2nd floor").
+        pub name: ::std::string::String,
+    }
+    impl BridgePasswordCreate {
+        pub fn builder() -> builder::BridgePasswordCreate {
+            Default::default()
+        }
+    }
+    ///One page of a mailbox's bridge passwords, oldest first.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct BridgePasswordPage {
+        pub items: ::std::vec::Vec<BridgePassword>,
+        ///Pass as `cursor` to get the next page; `null` on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    impl BridgePasswordPage {
+        pub fn builder() -> builder::BridgePasswordPage {
+            Default::default()
+        }
+    }
+    ///A new bridge password, the only answer that shows it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct BridgePasswordWithSecret {
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///After this the password is refused (`null`: never).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub expires_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        pub id: ::uuid::Uuid,
+        ///The last login with it (`null`: never used).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_used_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        ///Which client it is for, as its creator named it.
+        pub name: ::std::string::String,
+        /**The password, in groups of four (dashes, spaces and case do not
+        matter when typed). Shown only here: store it in the client now.*/
+        pub password: ::std::string::String,
+        ///The user name the client logs in with.
+        pub username: ::std::string::String,
+    }
+    impl BridgePasswordWithSecret {
+        pub fn builder() -> builder::BridgePasswordWithSecret {
+            Default::default()
+        }
+    }
     ///A connection check: token, IMAP and SMTP, step by step.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct CheckReport {
@@ -917,7 +1025,7 @@ pub mod types {
     ///One invalid field of a request.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ProblemField {
-        ///Known values (more may come; treat an unknown one as a failure of its kind): `invalid_email`, `invalid_client_id`, `invalid_tenant_id`, `client_secret_is_secret_id`, `invalid_name`, `invalid_date`, `unknown_app_credential`, `return_url_not_allowed`, `invalid_limit`, `invalid_cursor`, `invalid_org`, `invalid_url`, `invalid_event_type`, `invalid_description`, `invalid_recipients`, `unknown_mailbox`, `invalid_client_secret`.
+        ///Known values (more may come; treat an unknown one as a failure of its kind): `invalid_email`, `invalid_client_id`, `invalid_tenant_id`, `client_secret_is_secret_id`, `invalid_name`, `invalid_date`, `unknown_app_credential`, `return_url_not_allowed`, `invalid_limit`, `invalid_cursor`, `invalid_org`, `invalid_url`, `invalid_event_type`, `invalid_description`, `invalid_recipients`, `unknown_mailbox`, `invalid_expiry`, `invalid_client_secret`.
         pub code: ::std::string::String,
         ///The field name, as in the request body or query.
         pub field: ::std::string::String,
@@ -2399,6 +2507,541 @@ pub mod types {
                 Self {
                     items: Ok(value.items),
                     next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct BridgeInfo {
+            imap: ::std::result::Result<super::BridgeListener, ::std::string::String>,
+            self_signed: ::std::result::Result<bool, ::std::string::String>,
+            smtp: ::std::result::Result<super::BridgeListener, ::std::string::String>,
+            smtps: ::std::result::Result<super::BridgeListener, ::std::string::String>,
+            tls_fingerprint_sha256: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for BridgeInfo {
+            fn default() -> Self {
+                Self {
+                    imap: Err("no value supplied for imap".to_string()),
+                    self_signed: Err("no value supplied for self_signed".to_string()),
+                    smtp: Err("no value supplied for smtp".to_string()),
+                    smtps: Err("no value supplied for smtps".to_string()),
+                    tls_fingerprint_sha256: Ok(Default::default()),
+                }
+            }
+        }
+        impl BridgeInfo {
+            pub fn imap<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::BridgeListener>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.imap = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for imap: {e}"));
+                self
+            }
+            pub fn self_signed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.self_signed = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for self_signed: {e}"));
+                self
+            }
+            pub fn smtp<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::BridgeListener>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.smtp = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for smtp: {e}"));
+                self
+            }
+            pub fn smtps<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::BridgeListener>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.smtps = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for smtps: {e}"));
+                self
+            }
+            pub fn tls_fingerprint_sha256<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tls_fingerprint_sha256 = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for tls_fingerprint_sha256: {e}")
+                });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BridgeInfo> for super::BridgeInfo {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BridgeInfo,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    imap: value.imap?,
+                    self_signed: value.self_signed?,
+                    smtp: value.smtp?,
+                    smtps: value.smtps?,
+                    tls_fingerprint_sha256: value.tls_fingerprint_sha256?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BridgeInfo> for BridgeInfo {
+            fn from(value: super::BridgeInfo) -> Self {
+                Self {
+                    imap: Ok(value.imap),
+                    self_signed: Ok(value.self_signed),
+                    smtp: Ok(value.smtp),
+                    smtps: Ok(value.smtps),
+                    tls_fingerprint_sha256: Ok(value.tls_fingerprint_sha256),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct BridgeListener {
+            address: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            enabled: ::std::result::Result<bool, ::std::string::String>,
+        }
+        impl ::std::default::Default for BridgeListener {
+            fn default() -> Self {
+                Self {
+                    address: Ok(Default::default()),
+                    enabled: Err("no value supplied for enabled".to_string()),
+                }
+            }
+        }
+        impl BridgeListener {
+            pub fn address<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.address = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for address: {e}"));
+                self
+            }
+            pub fn enabled<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enabled = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for enabled: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BridgeListener> for super::BridgeListener {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BridgeListener,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    address: value.address?,
+                    enabled: value.enabled?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BridgeListener> for BridgeListener {
+            fn from(value: super::BridgeListener) -> Self {
+                Self {
+                    address: Ok(value.address),
+                    enabled: Ok(value.enabled),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct BridgePassword {
+            created_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            expires_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            last_used_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            username: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for BridgePassword {
+            fn default() -> Self {
+                Self {
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    expires_at: Ok(Default::default()),
+                    id: Err("no value supplied for id".to_string()),
+                    last_used_at: Ok(Default::default()),
+                    name: Err("no value supplied for name".to_string()),
+                    username: Err("no value supplied for username".to_string()),
+                }
+            }
+        }
+        impl BridgePassword {
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for created_at: {e}"));
+                self
+            }
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for expires_at: {e}"));
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn last_used_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.last_used_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for last_used_at: {e}"));
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for name: {e}"));
+                self
+            }
+            pub fn username<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.username = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for username: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BridgePassword> for super::BridgePassword {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BridgePassword,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    created_at: value.created_at?,
+                    expires_at: value.expires_at?,
+                    id: value.id?,
+                    last_used_at: value.last_used_at?,
+                    name: value.name?,
+                    username: value.username?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BridgePassword> for BridgePassword {
+            fn from(value: super::BridgePassword) -> Self {
+                Self {
+                    created_at: Ok(value.created_at),
+                    expires_at: Ok(value.expires_at),
+                    id: Ok(value.id),
+                    last_used_at: Ok(value.last_used_at),
+                    name: Ok(value.name),
+                    username: Ok(value.username),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct BridgePasswordCreate {
+            expires_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for BridgePasswordCreate {
+            fn default() -> Self {
+                Self {
+                    expires_at: Ok(Default::default()),
+                    name: Err("no value supplied for name".to_string()),
+                }
+            }
+        }
+        impl BridgePasswordCreate {
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for expires_at: {e}"));
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for name: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BridgePasswordCreate> for super::BridgePasswordCreate {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BridgePasswordCreate,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    expires_at: value.expires_at?,
+                    name: value.name?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BridgePasswordCreate> for BridgePasswordCreate {
+            fn from(value: super::BridgePasswordCreate) -> Self {
+                Self {
+                    expires_at: Ok(value.expires_at),
+                    name: Ok(value.name),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct BridgePasswordPage {
+            items: ::std::result::Result<
+                ::std::vec::Vec<super::BridgePassword>,
+                ::std::string::String,
+            >,
+            next_cursor: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for BridgePasswordPage {
+            fn default() -> Self {
+                Self {
+                    items: Err("no value supplied for items".to_string()),
+                    next_cursor: Ok(Default::default()),
+                }
+            }
+        }
+        impl BridgePasswordPage {
+            pub fn items<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::BridgePassword>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.items = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for items: {e}"));
+                self
+            }
+            pub fn next_cursor<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.next_cursor = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for next_cursor: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BridgePasswordPage> for super::BridgePasswordPage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BridgePasswordPage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    items: value.items?,
+                    next_cursor: value.next_cursor?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BridgePasswordPage> for BridgePasswordPage {
+            fn from(value: super::BridgePasswordPage) -> Self {
+                Self {
+                    items: Ok(value.items),
+                    next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct BridgePasswordWithSecret {
+            created_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            expires_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            last_used_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            password: ::std::result::Result<::std::string::String, ::std::string::String>,
+            username: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for BridgePasswordWithSecret {
+            fn default() -> Self {
+                Self {
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    expires_at: Ok(Default::default()),
+                    id: Err("no value supplied for id".to_string()),
+                    last_used_at: Ok(Default::default()),
+                    name: Err("no value supplied for name".to_string()),
+                    password: Err("no value supplied for password".to_string()),
+                    username: Err("no value supplied for username".to_string()),
+                }
+            }
+        }
+        impl BridgePasswordWithSecret {
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for created_at: {e}"));
+                self
+            }
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for expires_at: {e}"));
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn last_used_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.last_used_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for last_used_at: {e}"));
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for name: {e}"));
+                self
+            }
+            pub fn password<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.password = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for password: {e}"));
+                self
+            }
+            pub fn username<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.username = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for username: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BridgePasswordWithSecret> for super::BridgePasswordWithSecret {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BridgePasswordWithSecret,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    created_at: value.created_at?,
+                    expires_at: value.expires_at?,
+                    id: value.id?,
+                    last_used_at: value.last_used_at?,
+                    name: value.name?,
+                    password: value.password?,
+                    username: value.username?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BridgePasswordWithSecret> for BridgePasswordWithSecret {
+            fn from(value: super::BridgePasswordWithSecret) -> Self {
+                Self {
+                    created_at: Ok(value.created_at),
+                    expires_at: Ok(value.expires_at),
+                    id: Ok(value.id),
+                    last_used_at: Ok(value.last_used_at),
+                    name: Ok(value.name),
+                    password: Ok(value.password),
+                    username: Ok(value.username),
                 }
             }
         }
@@ -5622,6 +6265,21 @@ impl Client {
     pub fn audit_event_list(&self) -> builder::AuditEventList<'_> {
         builder::AuditEventList::new(self)
     }
+    /**The bridge's listeners
+
+    Where legacy IMAP and SMTP clients connect, and the SHA-256 fingerprint
+    of the certificate they are shown (self-signed unless one is configured).
+
+    Sends a `GET` request to `/bridge`
+
+    ```ignore
+    let response = client.bridge_get()
+        .send()
+        .await;
+    ```*/
+    pub fn bridge_get(&self) -> builder::BridgeGet<'_> {
+        builder::BridgeGet::new(self)
+    }
     /**List e-mail alerts
 
     Sends a `GET` request to `/email-alerts`
@@ -5853,6 +6511,67 @@ impl Client {
     ```*/
     pub fn mailbox_access_token(&self) -> builder::MailboxAccessToken<'_> {
         builder::MailboxAccessToken::new(self)
+    }
+    /**List a mailbox's bridge passwords
+
+    Never the passwords themselves: they are shown once, when created.
+
+    Sends a `GET` request to `/mailboxes/{id}/bridge-passwords`
+
+    Arguments:
+    - `id`: Mailbox id
+    - `cursor`: `next_cursor` of the previous page.
+    - `limit`: Items per page, 1-200 (default 50).
+    ```ignore
+    let response = client.bridge_password_list()
+        .id(id)
+        .cursor(cursor)
+        .limit(limit)
+        .send()
+        .await;
+    ```*/
+    pub fn bridge_password_list(&self) -> builder::BridgePasswordList<'_> {
+        builder::BridgePasswordList::new(self)
+    }
+    /**Create a bridge password
+
+    A password for one legacy IMAP or SMTP client of the mailbox, with the
+    user name to log in with. The `password` is shown only in this answer
+    and stored only as an Argon2id hash.
+
+    Sends a `POST` request to `/mailboxes/{id}/bridge-passwords`
+
+    Arguments:
+    - `id`: Mailbox id
+    - `body`
+    ```ignore
+    let response = client.bridge_password_create()
+        .id(id)
+        .body(body)
+        .send()
+        .await;
+    ```*/
+    pub fn bridge_password_create(&self) -> builder::BridgePasswordCreate<'_> {
+        builder::BridgePasswordCreate::new(self)
+    }
+    /**Revoke a bridge password
+
+    At once: the next login with it is refused.
+
+    Sends a `DELETE` request to `/mailboxes/{id}/bridge-passwords/{password_id}`
+
+    Arguments:
+    - `id`: Mailbox id
+    - `password_id`: Bridge password id
+    ```ignore
+    let response = client.bridge_password_delete()
+        .id(id)
+        .password_id(password_id)
+        .send()
+        .await;
+    ```*/
+    pub fn bridge_password_delete(&self) -> builder::BridgePasswordDelete<'_> {
+        builder::BridgePasswordDelete::new(self)
     }
     /**Check the connection
 
@@ -6940,6 +7659,61 @@ pub mod builder {
                     ResponseValue::from_response(response).await?,
                 )),
                 422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::bridge_get`]
+
+    [`Client::bridge_get`]: super::Client::bridge_get*/
+    #[derive(Debug, Clone)]
+    pub struct BridgeGet<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> BridgeGet<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/bridge`
+        pub async fn send(self) -> Result<ResponseValue<types::BridgeInfo>, Error<types::Problem>> {
+            let Self { client } = self;
+            let url = format!("{}/bridge", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "bridge_get",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(
@@ -8138,6 +8912,335 @@ pub mod builder {
                     ResponseValue::from_response(response).await?,
                 )),
                 429u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::bridge_password_list`]
+
+    [`Client::bridge_password_list`]: super::Client::bridge_password_list*/
+    #[derive(Debug, Clone)]
+    pub struct BridgePasswordList<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+        cursor: Result<Option<::std::string::String>, String>,
+        limit: Result<Option<::std::num::NonZeroU32>, String>,
+    }
+    impl<'a> BridgePasswordList<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                cursor: Ok(None),
+                limit: Ok(None),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
+            self
+        }
+        pub fn cursor<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.cursor = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: string :: String` for cursor failed".to_string()
+            });
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU32>,
+        {
+            self.limit = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: num :: NonZeroU32` for limit failed".to_string()
+            });
+            self
+        }
+        ///Sends a `GET` request to `/mailboxes/{id}/bridge-passwords`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::BridgePasswordPage>, Error<types::Problem>> {
+            let Self {
+                client,
+                id,
+                cursor,
+                limit,
+            } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let cursor = cursor.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/mailboxes/{}/bridge-passwords",
+                client.baseurl,
+                encode_path(&id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "bridge_password_list",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::bridge_password_create`]
+
+    [`Client::bridge_password_create`]: super::Client::bridge_password_create*/
+    #[derive(Debug, Clone)]
+    pub struct BridgePasswordCreate<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+        body: Result<types::builder::BridgePasswordCreate, String>,
+    }
+    impl<'a> BridgePasswordCreate<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::BridgePasswordCreate>,
+            <V as std::convert::TryInto<types::BridgePasswordCreate>>::Error: std::fmt::Display,
+        {
+            self.body = value.try_into().map(From::from).map_err(|s| {
+                format!(
+                    "conversion to `BridgePasswordCreate` for body failed: {}",
+                    s
+                )
+            });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                    types::builder::BridgePasswordCreate,
+                ) -> types::builder::BridgePasswordCreate,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/mailboxes/{id}/bridge-passwords`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::BridgePasswordWithSecret>, Error<types::Problem>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| types::BridgePasswordCreate::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/mailboxes/{}/bridge-passwords",
+                client.baseurl,
+                encode_path(&id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "bridge_password_create",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                413u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                415u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::bridge_password_delete`]
+
+    [`Client::bridge_password_delete`]: super::Client::bridge_password_delete*/
+    #[derive(Debug, Clone)]
+    pub struct BridgePasswordDelete<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+        password_id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> BridgePasswordDelete<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                password_id: Err("password_id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
+            self
+        }
+        pub fn password_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.password_id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for password_id failed".to_string());
+            self
+        }
+        ///Sends a `DELETE` request to `/mailboxes/{id}/bridge-passwords/{password_id}`
+        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Problem>> {
+            let Self {
+                client,
+                id,
+                password_id,
+            } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let password_id = password_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/mailboxes/{}/bridge-passwords/{}",
+                client.baseurl,
+                encode_path(&id.to_string()),
+                encode_path(&password_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .delete(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "bridge_password_delete",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                204u16 => Ok(ResponseValue::empty(response)),
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(

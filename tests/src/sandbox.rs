@@ -248,6 +248,8 @@ pub struct Sandbox {
     mail: Option<Mail>,
     receiver: Receiver,
     print_deliveries: bool,
+    /// The bridge's listeners (with the mail servers only).
+    bridge: inboxlink::service::bridge::BridgeStatus,
     server: Option<JoinHandle<std::io::Result<()>>>,
     // Last: removed after Dovecot stopped (its config and mail live elsewhere,
     // but the CA it was started with is in here).
@@ -353,6 +355,11 @@ impl Sandbox {
                     .to_string(),
             ),
         ];
+        if mail.is_some() {
+            // The bridge for legacy IMAP and SMTP clients, on free ports.
+            vars.push(("INBOXLINK_BRIDGE_IMAP_BIND", "127.0.0.1:0".to_owned()));
+            vars.push(("INBOXLINK_BRIDGE_SMTP_BIND", "127.0.0.1:0".to_owned()));
+        }
         if let Some(filter) = options
             .log
             .clone()
@@ -399,6 +406,7 @@ impl Sandbox {
                 text
             })?;
         let base_url = app.public_url().as_str().trim_end_matches('/').to_owned();
+        let bridge = app.services().bridge.as_ref().clone();
         fake.add_redirect_uri(CLIENT_ID, &format!("{base_url}/oauth/callback"));
         let server = tokio::spawn(app.run_until_stopped());
 
@@ -417,6 +425,7 @@ impl Sandbox {
             mail,
             receiver,
             print_deliveries: options.print_deliveries,
+            bridge,
             server: Some(server),
             dir,
         };
@@ -616,6 +625,24 @@ impl Sandbox {
              A receiver that checks the signatures: point a webhook at http://127.0.0.1:9000/ and run\n    \
              WEBHOOK_SECRET=<secret> cargo run -p inboxlink-sdk --example webhook_receiver -- 127.0.0.1:9000"
         );
+        if let (Some(imap), Some(smtp)) = (self.bridge.imap, self.bridge.smtp) {
+            let fingerprint = self.bridge.fingerprint.as_deref().unwrap_or_default();
+            let m = MAILBOXES[0];
+            let _ = writeln!(
+                s,
+                "\nBridge for legacy IMAP and SMTP clients (user name and password instead of OAuth):\n  \
+                 IMAP {imap} (TLS), SMTP {smtp} (STARTTLS); a self-signed certificate,\n  \
+                 SHA-256 {fingerprint} (GET {base}/bridge)\n  \
+                 Once {m} is signed in, create a bridge password (shown once):\n    \
+                 curl -s {base}/mailboxes/<id>/bridge-passwords -H \"Authorization: Bearer $ADMIN_TOKEN\" \\\n      \
+                 -H 'Content-Type: application/json' -d '{{\"name\":\"Mail client\"}}'\n  \
+                 then log in with its username and password, e.g.:\n    \
+                 curl --insecure 'imaps://{imap}/INBOX;MAILINDEX=1' -u '{m}:<password>'\n    \
+                 curl --insecure --ssl-reqd smtp://{smtp} -u '{m}:<password>' --mail-from {m} --mail-rcpt {m} -T message.eml\n  \
+                 In a mail client: the server 127.0.0.1, those ports, SSL/TLS (IMAP) and STARTTLS (SMTP),\n  \
+                 normal password; accept the certificate after comparing its fingerprint."
+            );
+        }
         let _ = writeln!(
             s,
             "\nPostman environment with these values: {}\n  Postman: import postman/inboxlink.postman_collection.json and this file.\n  newman:  scripts/newman.sh (starts its own sandbox)",

@@ -61,6 +61,10 @@ pub enum Permission {
     EventsRead,
     /// Webhooks and e-mail alerts.
     NotificationsWrite,
+    /// Creating, listing and revoking a mailbox's bridge passwords.
+    BridgePasswords,
+    /// The bridge's listeners and certificate fingerprint.
+    BridgeRead,
 }
 
 impl Permission {
@@ -71,10 +75,18 @@ impl Permission {
             Role::Admin => true,
             Role::Operator => matches!(
                 self,
-                AppCredentialsRead | MailboxesRead | MailboxesWrite | EventsRead
+                AppCredentialsRead
+                    | MailboxesRead
+                    | MailboxesWrite
+                    | EventsRead
+                    | BridgePasswords
+                    | BridgeRead
             ),
-            Role::Viewer => matches!(self, AppCredentialsRead | MailboxesRead | EventsRead),
-            Role::Service => matches!(self, MailboxesRead | AccessTokens | EventsRead),
+            Role::Viewer => matches!(
+                self,
+                AppCredentialsRead | MailboxesRead | EventsRead | BridgeRead
+            ),
+            Role::Service => matches!(self, MailboxesRead | AccessTokens | EventsRead | BridgeRead),
         }
     }
 
@@ -91,6 +103,8 @@ impl Permission {
             AuditRead => "audit.read",
             EventsRead => "events.read",
             NotificationsWrite => "notifications.write",
+            BridgePasswords => "bridge_passwords",
+            BridgeRead => "bridge.read",
         }
     }
 
@@ -107,6 +121,8 @@ impl Permission {
             AuditRead => "reading the audit log",
             EventsRead => "reading the event feed",
             NotificationsWrite => "managing webhooks and e-mail alerts",
+            BridgePasswords => "managing bridge passwords",
+            BridgeRead => "reading the bridge's settings",
         }
     }
 }

@@ -9,6 +9,7 @@
 //! production settings (given keys, PostgreSQL) never generate anything.
 
 pub mod bootstrap;
+pub mod bridge;
 mod de;
 mod jwt;
 pub mod notify;
@@ -83,6 +84,8 @@ pub struct Settings {
     pub secret_files: Vec<(String, PathBuf)>,
     /// Events, webhooks and e-mail alerts.
     pub notify: notify::NotifySettings,
+    /// The bridge's listeners for legacy IMAP and SMTP clients.
+    pub bridge: bridge::BridgeSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

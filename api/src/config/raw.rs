@@ -74,6 +74,14 @@ pub struct RawSettings {
     pub(super) delivery_concurrency: Option<String>,
     pub(super) delivery_lease_seconds: Option<String>,
     pub(super) frontend_url: Option<String>,
+    pub(super) bridge_imap_bind: Option<String>,
+    pub(super) bridge_smtp_bind: Option<String>,
+    pub(super) bridge_smtps_bind: Option<String>,
+    /// PEM paths, read at start-up (the key is not a `_FILE` secret form).
+    pub(super) bridge_tls_cert_file: Option<String>,
+    pub(super) bridge_tls_key_file: Option<String>,
+    pub(super) bridge_sessions_per_mailbox: Option<String>,
+    pub(super) bridge_imap_idle_seconds: Option<String>,
 }
 
 /// A value with the key it was given under (a field name of [`RawSettings`]),

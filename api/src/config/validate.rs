@@ -16,7 +16,7 @@ use url::Url;
 use super::raw::{Given, RawSettings, Secrets, given};
 use super::{
     Backend, ConfigError, DatabaseSettings, Endpoint, LogFormat, LogSettings, Settings,
-    TokenSettings, bootstrap, defaults, jwt, notify, protection,
+    TokenSettings, bootstrap, bridge, defaults, jwt, notify, protection,
 };
 
 /// Checks every value (reading the `_FILE` secrets), generating the keys of
@@ -31,13 +31,17 @@ pub(super) fn validate(raw: &RawSettings) -> Result<Settings, ConfigError> {
     let return_url_allowlist = return_urls(raw)?;
     let protection = protection::validate(raw, secrets.metrics_token.as_ref(), listener.bind)?;
     let notify = notify::validate(raw)?;
+    let bridge = bridge::validate(raw, listener.bind)?;
     let database = database(raw, secrets.database_url.as_ref(), &data_dir)?;
     let mut boot = bootstrap::Bootstrap::new(&data_dir, database.backend);
     let master_keys = boot.master_keys(secrets.master_key.as_ref())?;
     let jwt_key = boot.jwt_key(raw, secrets.jwt_hs256_secret.as_ref())?;
     let jwt = jwt::validate(raw, jwt_key)?;
     let generated = boot.generated;
-    let Secrets { files, .. } = secrets;
+    let Secrets { mut files, .. } = secrets;
+    if let bridge::BridgeCertificate::Files { key, .. } = &bridge.certificate {
+        files.push(("INBOXLINK_BRIDGE_TLS_KEY_FILE".to_owned(), key.clone()));
+    }
     Ok(Settings {
         bind: listener.bind,
         public_url: listener.public_url,
@@ -58,6 +62,7 @@ pub(super) fn validate(raw: &RawSettings) -> Result<Settings, ConfigError> {
         protection,
         secret_files: files,
         notify,
+        bridge,
     })
 }
 

@@ -4,6 +4,7 @@
 use crate::codes::Code;
 
 mod actor;
+mod bridge_secret;
 mod email;
 mod ids;
 mod kinds;
@@ -11,6 +12,7 @@ pub(crate) mod sql;
 mod typed_ids;
 
 pub use actor::{Actor, RESERVED_ACTOR_PREFIX, RESERVED_ACTORS, is_reserved_actor};
+pub use bridge_secret::{BridgeSecret, verify_nothing};
 pub use email::EmailAddress;
 pub use ids::{ClientId, ClientSecret, DisplayName, OrgId, TenantId};
 pub use kinds::{
@@ -18,8 +20,8 @@ pub use kinds::{
     Language, MailboxStatus, Provider, TargetType,
 };
 pub use typed_ids::{
-    AppCredentialId, AttemptId, AuditEventId, AuthorizationId, DeliveryId, EmailAlertId, EventId,
-    MailboxId, WebhookId,
+    AppCredentialId, AttemptId, AuditEventId, AuthorizationId, BridgePasswordId, DeliveryId,
+    EmailAlertId, EventId, MailboxId, WebhookId,
 };
 
 /// Why a value was refused: a stable code and a message for people.

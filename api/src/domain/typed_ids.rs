@@ -116,6 +116,10 @@ typed_id!(
     /// One attempt of a delivery.
     AttemptId
 );
+typed_id!(
+    /// A bridge password (one legacy client's login to one mailbox).
+    BridgePasswordId
+);
 
 #[cfg(test)]
 mod tests {

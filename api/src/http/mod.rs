@@ -9,6 +9,7 @@
 
 pub mod app_credentials;
 pub mod audit;
+pub mod bridge;
 pub mod caller;
 pub mod email_alerts;
 pub mod events;
@@ -37,6 +38,7 @@ pub fn api(cfg: &mut ServiceConfig) {
     health::services(cfg);
     app_credentials::services(cfg);
     mailboxes::services(cfg);
+    bridge::services(cfg);
     audit::services(cfg);
     events::services(cfg);
     webhooks::services(cfg);

@@ -72,7 +72,8 @@ pub async fn check(servers: &MailServers, steps: &mut Steps<'_>, login: &Login<'
         .await;
 }
 
-async fn connect(servers: &MailServers) -> Result<(Client, Option<String>), StepFailure> {
+/// A TLS connection to the IMAP endpoint (implicit TLS), nothing read yet.
+async fn connect_tls(servers: &MailServers) -> Result<TlsStream<TcpStream>, StepFailure> {
     let endpoint = &servers.imap;
     let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
         .await
@@ -85,10 +86,15 @@ async fn connect(servers: &MailServers) -> Result<(Client, Option<String>), Step
             "The IMAP endpoint host is not a valid name.",
         )
     })?;
-    let tls = TlsConnector::from(servers.trust.rustls())
+    TlsConnector::from(servers.trust.rustls())
         .connect(name, tcp)
         .await
-        .map_err(|e| connect_failure("IMAP", endpoint, &e))?;
+        .map_err(|e| connect_failure("IMAP", endpoint, &e))
+}
+
+async fn connect(servers: &MailServers) -> Result<(Client, Option<String>), StepFailure> {
+    let endpoint = &servers.imap;
+    let tls = connect_tls(servers).await?;
     let mut client = async_imap::Client::new(tls);
     let greeting = client
         .read_response()
@@ -188,6 +194,130 @@ fn imap_classified(text: String) -> StepFailure {
         Some(text),
         "The IMAP server refused the request; see its response.",
     )
+}
+
+/// An IMAP session authenticated with XOAUTH2, ready to carry a client's
+/// commands (the bridge relays its bytes from here on).
+pub struct Relay {
+    /// The connection, with what the server sent beyond the login's answer
+    /// still in its buffer.
+    pub stream: tokio::io::BufReader<TlsStream<TcpStream>>,
+    /// The server's capabilities after the login (`IMAP4rev1 IDLE …`).
+    pub capabilities: String,
+}
+
+/// Longest line read from the server during the login.
+const RELAY_LINE_MAX: u64 = 64 * 1024;
+
+async fn relay_line<S: AsyncRead + Unpin>(
+    stream: &mut tokio::io::BufReader<S>,
+) -> Result<String, StepFailure> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut line = Vec::new();
+    (&mut *stream)
+        .take(RELAY_LINE_MAX)
+        .read_until(b'\n', &mut line)
+        .await
+        .map_err(|e| imap_classified(format!("the IMAP server's connection failed: {e}")))?;
+    if line.is_empty() {
+        return Err(StepFailure::new(
+            Code::ImapError,
+            None,
+            "The IMAP server closed the connection.",
+        ));
+    }
+    Ok(String::from_utf8_lossy(&line).trim_end().to_owned())
+}
+
+/// The words after `CAPABILITY` in a `* CAPABILITY …` line or an `[CAPABILITY …]` code.
+fn capabilities_in(line: &str) -> Option<String> {
+    let upper = line.to_ascii_uppercase();
+    let start = upper.find("CAPABILITY ")? + "CAPABILITY ".len();
+    let rest = &line[start..];
+    let end = if upper[..start].ends_with("[CAPABILITY ") {
+        rest.find(']')?
+    } else {
+        rest.len()
+    };
+    Some(rest[..end].trim().to_owned())
+}
+
+/// Opens an IMAP session for `login` (the check's connection and XOAUTH2,
+/// the response sent after the continuation) and learns the server's
+/// capabilities, for the bridge to relay a client over. A refusal of the
+/// token is `imap_auth_failed` with the check's hint.
+pub async fn open_relay(servers: &MailServers, login: &Login<'_>) -> Result<Relay, StepFailure> {
+    use base64::Engine;
+    use tokio::io::AsyncWriteExt;
+    let tls = connect_tls(servers).await?;
+    let mut stream = tokio::io::BufReader::new(tls);
+    let greeting = relay_line(&mut stream).await?;
+    if !greeting.starts_with("* OK") && !greeting.starts_with("* PREAUTH") {
+        return Err(StepFailure::new(
+            Code::ImapNoGreeting,
+            Some(greeting),
+            "The IMAP server did not greet with OK.",
+        ));
+    }
+    let response = base64::engine::general_purpose::STANDARD
+        .encode(xoauth2(login.mailbox, login.token.expose_secret()));
+    let io =
+        |e: std::io::Error| imap_classified(format!("the IMAP server's connection failed: {e}"));
+    stream
+        .write_all(b"IB1 AUTHENTICATE XOAUTH2\r\n")
+        .await
+        .map_err(io)?;
+    let mut capabilities = None;
+    let mut sent = false;
+    loop {
+        let line = relay_line(&mut stream).await?;
+        if line.starts_with('+') {
+            // The continuation for the response; after it, a failure's challenge.
+            let answer = if sent {
+                String::new()
+            } else {
+                response.clone()
+            };
+            sent = true;
+            stream
+                .write_all(format!("{answer}\r\n").as_bytes())
+                .await
+                .map_err(io)?;
+        } else if line.starts_with("* ") {
+            capabilities = capabilities.or_else(|| capabilities_in(&line));
+        } else if let Some(rest) = line.strip_prefix("IB1 ") {
+            if rest.starts_with("OK") {
+                capabilities = capabilities.or_else(|| capabilities_in(rest));
+                break;
+            }
+            let refused = async_imap::error::Error::No(rest.to_owned());
+            return Err(auth_failure(&refused, login.access_mode));
+        }
+    }
+    let capabilities = match capabilities {
+        Some(c) => c,
+        None => {
+            stream.write_all(b"IB2 CAPABILITY\r\n").await.map_err(io)?;
+            let mut found = String::new();
+            loop {
+                let line = relay_line(&mut stream).await?;
+                if let Some(c) = line
+                    .starts_with("* ")
+                    .then(|| capabilities_in(&line))
+                    .flatten()
+                {
+                    found = c;
+                } else if line.starts_with("IB2 ") {
+                    break;
+                }
+            }
+            found
+        }
+    };
+    Ok(Relay {
+        stream,
+        capabilities,
+    })
 }
 
 #[cfg(test)]

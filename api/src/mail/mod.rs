@@ -14,6 +14,7 @@ mod redact;
 #[cfg(test)]
 pub(crate) mod script;
 mod smtp;
+mod smtp_relay;
 mod tls;
 
 use crate::codes::Code;
@@ -22,7 +23,12 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 
 pub use connect::connect_failure;
+pub use imap::{Relay as ImapRelay, open_relay as open_imap_relay};
 pub use redact::sanitize;
+pub use smtp_relay::{
+    Relay as SmtpRelay, Reply as SmtpReply, open_relay as open_smtp_relay,
+    read_reply as read_smtp_reply,
+};
 pub use tls::TlsTrust;
 
 use crate::config::Endpoint;

@@ -326,7 +326,12 @@ fn smtp_failure(e: &lettre::transport::smtp::Error, mode: AccessMode) -> StepFai
 
 /// Classifies a failed SMTP command from its reply code (none for a network
 /// error), the error's text and whether it timed out.
-fn classify(code: Option<&str>, text: String, timed_out: bool, mode: AccessMode) -> StepFailure {
+pub(super) fn classify(
+    code: Option<&str>,
+    text: String,
+    timed_out: bool,
+    mode: AccessMode,
+) -> StepFailure {
     if timed_out {
         return StepFailure::new(
             Code::Timeout,

@@ -6,6 +6,8 @@ pub mod access_token;
 pub mod alert_text;
 pub mod app_credentials;
 pub mod audit;
+pub mod bridge;
+pub mod bridge_passwords;
 pub mod callback;
 pub mod check;
 pub mod consent;
@@ -58,6 +60,8 @@ pub struct Services {
     pub notify: Arc<crate::config::notify::NotifySettings>,
     /// Posts webhook deliveries (the URL guard at every connection).
     pub webhook_sender: crate::hooks::client::Sender,
+    /// The bridge's listeners and certificate on this instance.
+    pub bridge: Arc<bridge::BridgeStatus>,
 }
 
 /// Serde helper: tells an absent field (`None`) from an explicit `null` (`Some(None)`).

@@ -17,6 +17,7 @@ pub mod addresses;
 pub mod app_credentials;
 pub mod audit;
 pub mod authorizations;
+pub mod bridge_passwords;
 mod connection;
 pub mod deliveries;
 pub mod events;

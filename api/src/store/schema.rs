@@ -178,6 +178,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    bridge_passwords (id) {
+        id -> Text,
+        org -> Text,
+        mailbox_id -> Text,
+        name -> Text,
+        selector -> Text,
+        hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        last_used_from -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(bridge_passwords -> mailboxes (mailbox_id));
 diesel::joinable!(deliveries -> events (event_id));
 diesel::joinable!(mailboxes -> app_credentials (app_credential_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -191,4 +208,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     deliveries,
     delivery_attempts,
     credential_notices,
+    bridge_passwords,
 );

@@ -14,7 +14,7 @@ use crate::helpers::{Api, MAILBOX, TestApp, TestAppBuilder, backend_tests, logs}
 /// its tokens, and an SMTP sink as relay.
 pub(crate) struct Rig {
     pub(crate) app: TestApp,
-    dovecot: Dovecot,
+    pub(crate) dovecot: Dovecot,
     pub(crate) sink: SmtpSink,
     _dir: tempfile::TempDir,
 }

@@ -55,6 +55,8 @@ async fn other_orgs_ids_are_not_found_on_every_route(app: TestAppBuilder) {
         .parse()
         .expect("uuid");
     let hook_id: uuid::Uuid = hook.id.parse().expect("uuid");
+    let password = crate::bridge::new_password_of(&app, "acme", app.mailbox_id(), "Scanner").await;
+    let password_id = password["id"].as_str().expect("id").to_owned();
     let before = acme_view(&app).await;
     let hook_before = app.webhook(&hook.id).await;
 
@@ -69,12 +71,18 @@ async fn other_orgs_ids_are_not_found_on_every_route(app: TestAppBuilder) {
         } else {
             app.mailbox_id()
         };
-        let body = (method != "GET" && method != "DELETE").then(|| json!({}));
+        let body = if template.ends_with("/bridge-passwords") {
+            // A valid body: the answer must not be the body's refusal.
+            Some(json!({ "name": "Scanner" }))
+        } else {
+            (method != "GET" && method != "DELETE").then(|| json!({}))
+        };
         let mut answers = Vec::new();
         for id in [acme_id, uuid::Uuid::now_v7()] {
             let path = template
                 .replace("{id}", &id.to_string())
-                .replace("{delivery_id}", &uuid::Uuid::now_v7().to_string());
+                .replace("{delivery_id}", &uuid::Uuid::now_v7().to_string())
+                .replace("{password_id}", &password_id);
             let answer = app.call_as(&globex, &method, &path, body.as_ref());
             let answer = answer.await;
             assert!(answer.body.is_object(), "problem json");
@@ -95,6 +103,20 @@ async fn other_orgs_ids_are_not_found_on_every_route(app: TestAppBuilder) {
     }
     assert_eq!(before, acme_view(&app).await, "nothing changed");
     assert_eq!(hook_before, app.webhook(&hook.id).await, "nothing changed");
+    let passwords = app
+        .admin_call(
+            "GET",
+            &format!("/mailboxes/{}/bridge-passwords", app.mailbox_id()),
+            None,
+        )
+        .await;
+    let items = passwords.body["items"].as_array().expect("items");
+    assert_eq!(
+        items.len(),
+        1,
+        "globex created none and revoked none: {items:?}"
+    );
+    assert_eq!(items[0]["id"], password["id"]);
     assert!(
         app.events_of("globex", None).await.is_empty(),
         "globex sees no event of acme"

@@ -9,6 +9,9 @@ mod helpers;
 
 mod app_credentials;
 mod app_only;
+mod bridge;
+mod bridge_imap;
+mod bridge_smtp;
 mod callback;
 mod check;
 mod consent;

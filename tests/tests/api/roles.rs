@@ -42,6 +42,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("email_alert_get", &["admin"]),
     ("email_alert_update", &["admin"]),
     ("email_alert_delete", &["admin"]),
+    ("bridge_get", &["admin", "operator", "viewer", "service"]),
+    ("bridge_password_list", &["admin", "operator"]),
+    ("bridge_password_create", &["admin", "operator"]),
+    ("bridge_password_delete", &["admin", "operator"]),
 ];
 
 /// Where webhooks of this test go: nothing listens there, so a delivery fails.
@@ -124,14 +128,22 @@ async fn every_role_against_every_operation(app: TestAppBuilder) {
             } else {
                 id.clone()
             };
+            let password = if op.id == "bridge_password_delete" {
+                let path = format!("/mailboxes/{mailbox}/bridge-passwords");
+                create(&app, &admin, &path, json!({ "name": "Scanner" })).await
+            } else {
+                String::new()
+            };
             let path = op
                 .path
                 .replace("{id}", &target)
-                .replace("{delivery_id}", &delivery);
+                .replace("{delivery_id}", &delivery)
+                .replace("{password_id}", &password);
             let body = match op.id.as_str() {
                 "app_credential_create" => Some(credential_body()),
                 "mailbox_create" => Some(mailbox_body(&cred)),
                 "webhook_create" => Some(json!({ "url": NOWHERE })),
+                "bridge_password_create" => Some(json!({ "name": "Scanner" })),
                 "email_alert_create" => {
                     Some(json!({ "to": ["it@contoso.cz"], "sender_mailbox_id": mailbox }))
                 }

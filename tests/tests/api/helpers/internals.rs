@@ -14,6 +14,34 @@ use uuid::Uuid;
 use super::{ORG, TestApp};
 
 impl TestApp {
+    /// The bridge's login check, as its listeners call it.
+    pub async fn bridge_login(
+        &self,
+        username: &str,
+        password: &str,
+        peer: std::net::IpAddr,
+    ) -> Result<
+        inboxlink::service::bridge_passwords::BridgeLogin,
+        inboxlink::service::bridge_passwords::BridgeRefusal,
+    > {
+        self.services.bridge_login(username, password, peer).await
+    }
+
+    /// Every stored bridge password (id, name, selector, hash), as text.
+    pub async fn stored_bridge_passwords(&self) -> String {
+        use inboxlink::store::schema::bridge_passwords::dsl::*;
+        self.services
+            .store
+            .query(|c| {
+                let rows: Vec<(String, String, String, String)> = bridge_passwords
+                    .select((id, name, selector, hash))
+                    .load(c)?;
+                Ok(format!("{rows:?}"))
+            })
+            .await
+            .expect("rows")
+    }
+
     /// Runs one SQL statement on the app's database.
     pub async fn execute(&self, sql: impl Into<String>) {
         let sql = sql.into();

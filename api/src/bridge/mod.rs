@@ -1,0 +1,179 @@
+//! The bridge: a second front door beside HTTP, for legacy clients that can
+//! only log in with a user name and a password. A listener takes a bridge
+//! password ([`crate::service::bridge_passwords`]), asks the token keeper
+//! for the mailbox's token exactly as the access-token endpoint does, opens
+//! the upstream session through the same `mail` adapter the check uses
+//! (XOAUTH2), and from then on relays the session's bytes unchanged.
+//!
+//! Here: binding the listeners at start-up, and running them beside the
+//! HTTP server. [`imap`] is the IMAP listener, [`sessions`] the per-mailbox
+//! session limit, [`smtp`] the SMTP submission listeners, [`tls`] the
+//! certificate.
+
+mod failures;
+mod imap;
+mod sessions;
+mod smtp;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::bridge::BridgeSettings;
+use crate::service::Services;
+use crate::service::bridge::BridgeStatus;
+use crate::service::bridge_passwords::{BridgeLogin, BridgeRefusal};
+
+/// The bridge's listeners, bound, with their certificate.
+pub struct Bridge {
+    imap: Option<tokio::net::TcpListener>,
+    smtp: Option<tokio::net::TcpListener>,
+    smtps: Option<tokio::net::TcpListener>,
+    tls: Arc<tls::BridgeTls>,
+    settings: BridgeSettings,
+    status: BridgeStatus,
+}
+
+impl Bridge {
+    /// Loads (or generates) the certificate and binds the configured
+    /// listeners; `None` when no listener is configured.
+    pub fn bind(
+        settings: &BridgeSettings,
+        data_dir: &std::path::Path,
+        public_url: &url::Url,
+    ) -> anyhow::Result<Option<Self>> {
+        if !settings.enabled() {
+            return Ok(None);
+        }
+        let mut names = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
+        if let Some(host) = public_url.host_str() {
+            let host = host.trim_matches(['[', ']']).to_owned();
+            if !names.contains(&host) {
+                names.push(host);
+            }
+        }
+        let tls = tls::BridgeTls::load(&settings.certificate, data_dir, &names)?;
+        let bind = |addr: Option<SocketAddr>, var: &str| -> anyhow::Result<_> {
+            let Some(addr) = addr else {
+                return Ok(None);
+            };
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("{var}: cannot listen on {addr}"))?;
+            listener.set_nonblocking(true)?;
+            let local = listener.local_addr()?;
+            Ok(Some((tokio::net::TcpListener::from_std(listener)?, local)))
+        };
+        let imap = bind(settings.imap_bind, "INBOXLINK_BRIDGE_IMAP_BIND")?;
+        let smtp = bind(settings.smtp_bind, "INBOXLINK_BRIDGE_SMTP_BIND")?;
+        let smtps = bind(settings.smtps_bind, "INBOXLINK_BRIDGE_SMTPS_BIND")?;
+        let status = BridgeStatus {
+            imap: imap.as_ref().map(|(_, a)| *a),
+            smtp: smtp.as_ref().map(|(_, a)| *a),
+            smtps: smtps.as_ref().map(|(_, a)| *a),
+            fingerprint: Some(tls.fingerprint.clone()),
+            self_signed: tls.generated,
+        };
+        tracing::info!(
+            imap = ?status.imap,
+            smtp = ?status.smtp,
+            smtps = ?status.smtps,
+            certificate = %tls.cert_path.display(),
+            fingerprint_sha256 = %tls.fingerprint,
+            self_signed = tls.generated,
+            "bridge listening"
+        );
+        Ok(Some(Self {
+            imap: imap.map(|(l, _)| l),
+            smtp: smtp.map(|(l, _)| l),
+            smtps: smtps.map(|(l, _)| l),
+            tls: Arc::new(tls),
+            settings: settings.clone(),
+            status,
+        }))
+    }
+
+    /// What `GET /bridge` shows.
+    pub fn status(&self) -> &BridgeStatus {
+        &self.status
+    }
+
+    /// Serves the listeners until the task is dropped (with the server).
+    pub async fn run(self, services: Services) {
+        let sessions = Arc::new(sessions::Sessions::new(self.settings.sessions_per_mailbox));
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.config.clone());
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(listener) = self.imap {
+            let limits = imap::Limits {
+                idle: self.settings.imap_idle,
+                password_recheck: self.settings.password_recheck,
+            };
+            tasks.spawn(imap::serve(
+                listener,
+                acceptor.clone(),
+                services.clone(),
+                sessions.clone(),
+                limits,
+            ));
+        }
+        for (listener, implicit) in [(self.smtp, false), (self.smtps, true)] {
+            if let Some(listener) = listener {
+                tasks.spawn(smtp::serve(
+                    listener,
+                    acceptor.clone(),
+                    services.clone(),
+                    sessions.clone(),
+                    implicit,
+                ));
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Why a listener refuses a login.
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    Password(BridgeRefusal),
+    /// Too many failed logins of the user name or from the address: for this long.
+    Limited(std::time::Duration),
+}
+
+/// A login through the failed-login limits: refused without a check while
+/// the user name or the address is limited; a refusal counts, a success
+/// clears the user name. Each refusal is counted in the metrics.
+async fn login(
+    services: &Services,
+    sessions: &sessions::Sessions,
+    protocol: &str,
+    user: &str,
+    password: &str,
+    peer: std::net::IpAddr,
+) -> Result<BridgeLogin, Refused> {
+    if let Some(wait) = sessions.failures.refused_for(user, peer) {
+        services.metrics.bridge_login_refused(protocol, "limited");
+        tracing::info!(peer = %peer, protocol, "bridge: login refused, too many failed logins");
+        return Err(Refused::Limited(wait));
+    }
+    match services.bridge_login(user, password, peer).await {
+        Ok(login) => {
+            sessions.failures.succeeded(user);
+            Ok(login)
+        }
+        Err(refusal) => {
+            if refusal != BridgeRefusal::Unavailable {
+                sessions.failures.failed(user, peer);
+            }
+            services
+                .metrics
+                .bridge_login_refused(protocol, refusal.as_str());
+            tracing::info!(peer = %peer, protocol, refusal = refusal.as_str(), "bridge: login refused");
+            Err(Refused::Password(refusal))
+        }
+    }
+}

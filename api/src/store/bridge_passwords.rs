@@ -1,0 +1,149 @@
+//! Bridge passwords: rows of an organisation's mailbox, each an Argon2id
+//! hash and the non-secret selector that finds it. The bridge's login looks
+//! a password up by its selector alone ([`by_selector`]), before anyone
+//! knows the organisation: the one exception to "every query takes the
+//! caller's organisation" here, and it returns the row's own.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{bridge_passwords, mailboxes};
+use super::{AnyConnection, StoreResult, found, touched};
+use crate::domain::{BridgePasswordId, MailboxId, OrgId};
+
+const WHAT: &str = "bridge password";
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = bridge_passwords)]
+pub struct BridgePasswordRow {
+    pub id: BridgePasswordId,
+    pub org: OrgId,
+    pub mailbox_id: MailboxId,
+    pub name: String,
+    /// The password's first characters: finds the row, proves nothing.
+    pub selector: String,
+    /// The Argon2id PHC string of the whole password.
+    pub hash: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub last_used_at: Option<NaiveDateTime>,
+    /// The peer address of the last login.
+    pub last_used_from: Option<String>,
+}
+
+pub fn insert(conn: &mut AnyConnection, row: &BridgePasswordRow) -> StoreResult<()> {
+    diesel::insert_into(bridge_passwords::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The mailbox's passwords that are not revoked, oldest first, after `after`.
+pub fn list(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    mailbox: MailboxId,
+    after: Option<BridgePasswordId>,
+    limit: i64,
+) -> StoreResult<Vec<BridgePasswordRow>> {
+    let mut query = bridge_passwords::table
+        .filter(bridge_passwords::org.eq(org))
+        .filter(bridge_passwords::mailbox_id.eq(mailbox))
+        .filter(bridge_passwords::revoked_at.is_null())
+        .select(BridgePasswordRow::as_select())
+        .order(bridge_passwords::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(bridge_passwords::id.gt(after));
+    }
+    Ok(query.load(conn)?)
+}
+
+/// Revokes a password of the mailbox that is not revoked yet.
+pub fn revoke(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    mailbox: MailboxId,
+    id: BridgePasswordId,
+    at: NaiveDateTime,
+) -> StoreResult<BridgePasswordRow> {
+    let row = found(
+        bridge_passwords::table
+            .filter(bridge_passwords::org.eq(org))
+            .filter(bridge_passwords::mailbox_id.eq(mailbox))
+            .filter(bridge_passwords::id.eq(id))
+            .filter(bridge_passwords::revoked_at.is_null())
+            .select(BridgePasswordRow::as_select())
+            .first(conn)
+            .optional(),
+        WHAT,
+    )?;
+    touched(
+        diesel::update(
+            bridge_passwords::table
+                .filter(bridge_passwords::id.eq(id))
+                .filter(bridge_passwords::revoked_at.is_null()),
+        )
+        .set(bridge_passwords::revoked_at.eq(at))
+        .execute(conn),
+        WHAT,
+    )?;
+    Ok(row)
+}
+
+/// A password by its selector, with its mailbox's current address (the
+/// bridge's login; any organisation, see the module documentation).
+pub fn by_selector(
+    conn: &mut AnyConnection,
+    selector: &str,
+) -> StoreResult<Option<(BridgePasswordRow, String)>> {
+    Ok(bridge_passwords::table
+        .inner_join(mailboxes::table)
+        .filter(bridge_passwords::selector.eq(selector))
+        .filter(mailboxes::org.eq(bridge_passwords::org))
+        .select((BridgePasswordRow::as_select(), mailboxes::email))
+        .first(conn)
+        .optional()?)
+}
+
+/// Whether the password is neither revoked nor expired at `at` (`false`
+/// for one that is gone with its mailbox).
+pub fn usable(
+    conn: &mut AnyConnection,
+    id: BridgePasswordId,
+    at: NaiveDateTime,
+) -> StoreResult<bool> {
+    let found: Option<(Option<NaiveDateTime>, Option<NaiveDateTime>)> = bridge_passwords::table
+        .filter(bridge_passwords::id.eq(id))
+        .select((bridge_passwords::revoked_at, bridge_passwords::expires_at))
+        .first(conn)
+        .optional()?;
+    Ok(found.is_some_and(|(revoked, expires)| revoked.is_none() && expires.is_none_or(|e| e > at)))
+}
+
+/// Records a login with the password: when and from where.
+pub fn record_use(
+    conn: &mut AnyConnection,
+    id: BridgePasswordId,
+    at: NaiveDateTime,
+    from: &str,
+) -> StoreResult<()> {
+    diesel::update(bridge_passwords::table.filter(bridge_passwords::id.eq(id)))
+        .set((
+            bridge_passwords::last_used_at.eq(at),
+            bridge_passwords::last_used_from.eq(from),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// How many mailboxes of any organisation have this address (whether the
+/// address alone names one mailbox).
+pub fn mailboxes_with_address(conn: &mut AnyConnection, email: &str) -> StoreResult<i64> {
+    Ok(mailboxes::table
+        .filter(mailboxes::email.eq(email))
+        .count()
+        .get_result(conn)?)
+}

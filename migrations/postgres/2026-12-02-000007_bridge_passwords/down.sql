@@ -1,0 +1,1 @@
+../../sqlite/2026-12-02-000007_bridge_passwords/down.sql

@@ -1,0 +1,2 @@
+DROP INDEX mailboxes_email;
+DROP TABLE bridge_passwords;

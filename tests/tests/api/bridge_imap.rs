@@ -1,0 +1,328 @@
+//! The bridge's IMAP listener with a real client (Python's `imaplib`,
+//! `bridge_imap.py`) against the private Dovecot as the mailbox's server:
+//! LOGIN and AUTHENTICATE PLAIN, SELECT, FETCH, LOGOUT through the relay;
+//! wrong and revoked passwords; a token the server refuses and a mailbox
+//! that must sign in again, each explained; the session limit; the idle
+//! time-out; no password and no protocol line in the log.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::bridge::new_password_of;
+use crate::check::{Rig, real_servers, rig};
+use crate::helpers::{MAILBOX, ORG, TestApp, TestAppBuilder, backend_tests, logs};
+
+/// The rig with the bridge's IMAP listener on a free port.
+pub(crate) async fn bridge_rig(
+    app: TestAppBuilder,
+    tune: impl Fn(&mut inboxlink::config::Settings) + Send + Sync + 'static,
+) -> Rig {
+    let app = app.with_settings(move |s| {
+        s.bridge.imap_bind = Some("127.0.0.1:0".parse().expect("address"));
+        tune(s);
+    });
+    rig(app, real_servers).await
+}
+
+/// `GET /bridge`: the IMAP listener's port and the certificate's fingerprint.
+async fn listener(app: &TestApp) -> (u16, String) {
+    let answer = app
+        .call_as(&app.token(ORG, &["viewer"]), "GET", "/bridge", None)
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let b = &answer.body;
+    assert_eq!(b["imap"]["enabled"], true, "{b}");
+    assert_eq!(b["self_signed"], true, "{b}");
+    let address = b["imap"]["address"].as_str().expect("address");
+    let port = address
+        .rsplit_once(':')
+        .expect("host:port")
+        .1
+        .parse()
+        .expect("port");
+    (
+        port,
+        b["tls_fingerprint_sha256"]
+            .as_str()
+            .expect("fingerprint")
+            .to_owned(),
+    )
+}
+
+/// Runs the Python client; its JSON answer.
+async fn imaplib(mode: &str, port: u16, user: &str, password: &str, extra: &[&str]) -> Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/bridge_imap.py");
+    let mut command = std::process::Command::new("python3");
+    command
+        .arg(script)
+        .args([mode, &port.to_string(), user, password])
+        .args(extra);
+    // A blocking wait, off the runtime that serves the bridge.
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("the client's task")
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "imaplib {mode}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the script's JSON")
+}
+
+/// A signed-in mailbox with 3 messages and a bridge password for it.
+pub(crate) async fn ready(rig: &Rig) -> String {
+    rig.sign_in().await;
+    rig.dovecot.deliver(MAILBOX, 3);
+    let created = new_password_of(&rig.app, ORG, rig.app.mailbox_id(), "Scanner").await;
+    created["password"].as_str().expect("password").to_owned()
+}
+
+backend_tests!(imaplib_logs_in_selects_fetches_and_logs_out_through_the_bridge);
+async fn imaplib_logs_in_selects_fetches_and_logs_out_through_the_bridge(app: TestAppBuilder) {
+    let rig = bridge_rig(app, |_| {}).await;
+    let password = ready(&rig).await;
+    let (port, fingerprint) = listener(&rig.app).await;
+
+    let got = imaplib("session", port, MAILBOX, &password, &[]).await;
+    assert_eq!(
+        got["fingerprint"],
+        fingerprint.as_str(),
+        "GET /bridge names the certificate shown"
+    );
+    assert!(
+        got["greeting"]
+            .as_str()
+            .expect("greeting")
+            .contains("Inboxlink bridge")
+    );
+    let before: Vec<&str> = got["capabilities_before"]
+        .as_array()
+        .expect("caps")
+        .iter()
+        .map(|c| c.as_str().expect("cap"))
+        .collect();
+    assert!(
+        before.contains(&"AUTH=PLAIN") && !before.contains(&"IDLE"),
+        "{before:?}"
+    );
+    assert_eq!(got["login"][0], "OK", "{got}");
+    // After the login the capabilities are the upstream's (Dovecot's).
+    let after = got["capabilities_after"].to_string();
+    assert!(
+        after.contains("IDLE") && !after.contains("AUTH=PLAIN"),
+        "{after}"
+    );
+    assert_eq!(got["exists"], 3, "Dovecot's INBOX, through the relay");
+    let message = got["message"].as_str().expect("message");
+    assert!(message.contains("Subject: Test message 1"), "{message}");
+    assert!(message.contains(&format!("To: <{MAILBOX}>")), "{message}");
+    assert_eq!(got["logout"], "BYE");
+    assert_eq!(
+        (&got["plain"], &got["plain_exists"]),
+        (&Value::from("OK"), &Value::from(3))
+    );
+
+    // curl, as an administrator tries it (AUTHENTICATE PLAIN with an initial response).
+    let url = format!("imaps://127.0.0.1:{port}/INBOX;MAILINDEX=2");
+    let user = format!("{MAILBOX}:{password}");
+    let mut command = std::process::Command::new("curl");
+    command.args([
+        "--silent",
+        "--show-error",
+        "--insecure",
+        "--max-time",
+        "30",
+        "--user",
+        &user,
+        &url,
+    ]);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("the client's task")
+        .expect("curl runs");
+    let fetched = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(fetched.contains("Subject: Test message 2"), "{fetched}");
+
+    // Wrong and unknown credentials: the same answer, AUTHENTICATIONFAILED.
+    let mut wrong = password.clone();
+    wrong.replace_range(password.len() - 4.., "aaaa");
+    for (user, pass) in [
+        (MAILBOX, wrong.as_str()),
+        ("nobody@contoso.cz", password.as_str()),
+        (MAILBOX, "hunter2"),
+    ] {
+        let got = imaplib("refused", port, user, pass, &[]).await;
+        let error = got["error"].as_str().expect("refused");
+        assert!(error.contains("[AUTHENTICATIONFAILED]"), "{user}: {error}");
+    }
+    // Revoked: refused at once.
+    let list = rig
+        .app
+        .admin_call(
+            "GET",
+            &format!("/mailboxes/{}/bridge-passwords", rig.app.mailbox_id()),
+            None,
+        )
+        .await;
+    let id = list.body["items"][0]["id"].as_str().expect("id").to_owned();
+    let path = format!("/mailboxes/{}/bridge-passwords/{id}", rig.app.mailbox_id());
+    assert_eq!(rig.app.admin_call("DELETE", &path, None).await.status, 204);
+    let got = imaplib("refused", port, MAILBOX, &password, &[]).await;
+    assert!(
+        got["error"]
+            .as_str()
+            .expect("refused")
+            .contains("[AUTHENTICATIONFAILED]"),
+        "{got}"
+    );
+
+    // Neither the password nor a protocol line reached the log.
+    let log = logs();
+    let bare = password.replace('-', "");
+    assert!(
+        !log.contains(&password) && !log.contains(&bare[8..]),
+        "a password in the log"
+    );
+    let bridge_lines: Vec<&str> = log.lines().filter(|l| l.contains("bridge IMAP")).collect();
+    assert!(
+        bridge_lines
+            .iter()
+            .any(|l| l.contains("bridge IMAP session ended")),
+        "sessions are logged"
+    );
+    for line in bridge_lines {
+        assert!(
+            !line.contains("SELECT") && !line.contains("Test message") && !line.contains("LOGIN"),
+            "a protocol line in the log: {line}"
+        );
+    }
+}
+
+backend_tests!(a_refused_token_and_a_mailbox_to_sign_in_again_are_explained);
+async fn a_refused_token_and_a_mailbox_to_sign_in_again_are_explained(app: TestAppBuilder) {
+    let rig = bridge_rig(app, |_| {}).await;
+    let password = ready(&rig).await;
+    let (port, _) = listener(&rig.app).await;
+    // The grant is revoked at Microsoft: the stored token is refused upstream.
+    rig.app.fake().revoke_user(MAILBOX);
+    let got = imaplib("refused", port, MAILBOX, &password, &[]).await;
+    let error = got["error"].as_str().expect("refused");
+    assert!(
+        error.contains("[AUTHENTICATIONFAILED]") && error.contains("refused Inboxlink's token"),
+        "{error}"
+    );
+    assert!(error.contains("sign in again"), "the fix: {error}");
+
+    // Its token runs out: the keeper's refresh is refused, the mailbox must sign in again.
+    rig.app
+        .execute("UPDATE mailboxes SET access_token_expires_at = '2001-01-01 00:00:00'")
+        .await;
+    let got = imaplib("refused", port, MAILBOX, &password, &[]).await;
+    let error = got["error"].as_str().expect("refused");
+    assert!(
+        error.contains("[AUTHENTICATIONFAILED]") && error.contains("reauth_required"),
+        "{error}"
+    );
+    assert!(error.contains("Sign in again"), "the fix: {error}");
+    let mailbox = rig.app.mailbox(rig.app.mailbox_id()).await;
+    assert_eq!(
+        mailbox.status,
+        inboxlink_sdk::types::MailboxStatus::ReauthRequired
+    );
+}
+
+backend_tests!(a_mailbox_has_a_session_limit_and_idle_sessions_end);
+async fn a_mailbox_has_a_session_limit_and_idle_sessions_end(app: TestAppBuilder) {
+    let rig = bridge_rig(app, |s| {
+        s.bridge.sessions_per_mailbox = 1;
+        s.bridge.imap_idle = Duration::from_secs(1);
+    })
+    .await;
+    let password = ready(&rig).await;
+    let (port, _) = listener(&rig.app).await;
+    let got = imaplib("two", port, MAILBOX, &password, &[]).await;
+    let second = got["second"].as_str().expect("second");
+    assert!(second.contains("[LIMIT]"), "{second}");
+    assert_eq!(got["after_logout"], "OK", "the place is free again: {got}");
+
+    let got = imaplib("idle", port, MAILBOX, &password, &["3"]).await;
+    let after = got["after"].as_str().expect("after");
+    assert!(
+        after.contains("Nothing was sent") || after.contains("EOF"),
+        "{after}"
+    );
+}
+
+backend_tests!(a_revoked_passwords_open_session_ends);
+async fn a_revoked_passwords_open_session_ends(app: TestAppBuilder) {
+    let rig = bridge_rig(app, |s| {
+        s.bridge.password_recheck = Duration::from_millis(200);
+    })
+    .await;
+    let password = ready(&rig).await;
+    let (port, _) = listener(&rig.app).await;
+    let list = rig
+        .app
+        .admin_call(
+            "GET",
+            &format!("/mailboxes/{}/bridge-passwords", rig.app.mailbox_id()),
+            None,
+        )
+        .await;
+    let id = list.body["items"][0]["id"].as_str().expect("id").to_owned();
+    // The client logs in and waits 4 s before its next command; meanwhile
+    // the password is revoked.
+    let client = {
+        let password = password.clone();
+        tokio::spawn(async move { imaplib("idle", port, MAILBOX, &password, &["4"]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let path = format!("/mailboxes/{}/bridge-passwords/{id}", rig.app.mailbox_id());
+    assert_eq!(rig.app.admin_call("DELETE", &path, None).await.status, 204);
+    let got = client.await.expect("the client");
+    let after = got["after"].as_str().expect("after");
+    assert!(
+        after.contains("revoked") || after.contains("EOF"),
+        "the session ended: {after}"
+    );
+    assert_ne!(after, "OK");
+}
+
+backend_tests!(failed_logins_are_limited_and_the_limit_lifts);
+async fn failed_logins_are_limited_and_the_limit_lifts(app: TestAppBuilder) {
+    let rig = bridge_rig(app, |_| {}).await;
+    let password = ready(&rig).await;
+    let (port, _) = listener(&rig.app).await;
+    let mut wrong = password.clone();
+    wrong.replace_range(password.len() - 4.., "aaaa");
+    // Five wrong passwords for the user name (one connection each)…
+    for _ in 0..5 {
+        let got = imaplib("refused", port, MAILBOX, &wrong, &[]).await;
+        let error = got["error"].as_str().expect("refused");
+        assert!(
+            error.contains("Invalid user name or bridge password"),
+            "{error}"
+        );
+    }
+    // …and even the right one is refused for a while, without a check.
+    let got = imaplib("refused", port, MAILBOX, &password, &[]).await;
+    let error = got["error"].as_str().expect("refused");
+    assert!(
+        error.contains("[AUTHENTICATIONFAILED] Too many failed logins"),
+        "{error}"
+    );
+    let metrics = crate::operations::scrape(&rig.app).await;
+    let limited = r#"inboxlink_bridge_logins_refused_total{protocol="imap",reason="limited"}"#;
+    assert_eq!(crate::operations::value(&metrics, limited), 1.0);
+    // The limit lifts after its time; the right password works again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let got = imaplib("refused", port, MAILBOX, &password, &[]).await;
+    assert_eq!(got["error"], "OK", "{got}");
+}
