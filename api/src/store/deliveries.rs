@@ -87,13 +87,14 @@ pub fn claim_due(
     lease_until: NaiveDateTime,
     limit: i64,
 ) -> StoreResult<Vec<DeliveryRow>> {
-    use diesel::sql_types::{BigInt, Timestamp};
-    // The same query on both backends, but for the row locks PostgreSQL takes.
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    // The same query on both backends, but for the row locks PostgreSQL
+    // takes; $3 is the state `pending`.
     const DUE: &str = "SELECT * FROM deliveries d \
-        WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
+        WHERE d.state = $3 AND d.next_attempt_at <= $1 \
         AND (d.lease_until IS NULL OR d.lease_until < $1) \
         AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.target_id = d.target_id \
-            AND e.subject_id = d.subject_id AND e.state = 'pending' AND e.event_id < d.event_id) \
+            AND e.subject_id = d.subject_id AND e.state = $3 AND e.event_id < d.event_id) \
         ORDER BY d.event_id LIMIT $2";
     super::write_transaction(conn, |c| {
         let due: Vec<DeliveryRow> = match c {
@@ -102,14 +103,18 @@ pub fn claim_due(
                 diesel::sql_query(format!("{DUE} FOR UPDATE SKIP LOCKED"))
                     .bind::<Timestamp, _>(now)
                     .bind::<BigInt, _>(limit)
+                    .bind::<Text, _>(DeliveryState::Pending)
                     .load(pg)?
             }
-            AnyConnection::Sqlite(sq) => {
-                diesel::sql_query(DUE.replace("$1", "?1").replace("$2", "?2"))
-                    .bind::<Timestamp, _>(now)
-                    .bind::<BigInt, _>(limit)
-                    .load(sq)?
-            }
+            AnyConnection::Sqlite(sq) => diesel::sql_query(
+                DUE.replace("$1", "?1")
+                    .replace("$2", "?2")
+                    .replace("$3", "?3"),
+            )
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+            .bind::<Text, _>(DeliveryState::Pending)
+            .load(sq)?,
         };
         for d in &due {
             diesel::update(deliveries::table.filter(deliveries::id.eq(d.id)))
