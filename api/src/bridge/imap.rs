@@ -52,17 +52,9 @@ pub async fn serve(
     sessions: Arc<Sessions>,
     limits: Limits,
 ) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "bridge IMAP: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    super::accept_each(listener, "IMAP", move |tcp, peer| {
         let (acceptor, services, sessions) = (acceptor.clone(), services.clone(), sessions.clone());
-        tokio::spawn(async move {
+        async move {
             let metrics = services.metrics.clone();
             metrics.bridge_session("imap", None);
             let ended = session(tcp, peer, acceptor, services, sessions, limits).await;
@@ -73,8 +65,9 @@ pub async fn serve(
                 outcome = ended.outcome,
                 "bridge IMAP session ended"
             );
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// How a session ended, for its log line.

@@ -20,11 +20,35 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::bridge::BridgeSettings;
 use crate::service::Services;
 use crate::service::bridge::BridgeStatus;
 use crate::service::bridge_passwords::{BridgeLogin, BridgeRefusal};
+
+/// Accepts connections on `listener` until the task is dropped, each handled
+/// by `handle` as a task of its own; a failed accept (out of file
+/// descriptors, say) is logged and tried again after a moment.
+async fn accept_each<Fut>(
+    listener: TcpListener,
+    protocol: &'static str,
+    handle: impl Fn(TcpStream, SocketAddr) -> Fut,
+) where
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                tokio::spawn(handle(tcp, peer));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "bridge {protocol}: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
 
 /// The bridge's listeners, bound, with their certificate.
 pub struct Bridge {

@@ -43,17 +43,9 @@ pub async fn serve(
     sessions: Arc<Sessions>,
     implicit: bool,
 ) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "bridge SMTP: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    super::accept_each(listener, "SMTP", move |tcp, peer| {
         let (acceptor, services, sessions) = (acceptor.clone(), services.clone(), sessions.clone());
-        tokio::spawn(async move {
+        async move {
             let mut ended = Ended::default();
             services.metrics.bridge_session("smtp", None);
             session(
@@ -68,8 +60,9 @@ pub async fn serve(
                 messages = ended.messages,
                 "bridge SMTP session ended"
             );
-        });
-    }
+        }
+    })
+    .await;
 }
 
 #[derive(Default)]
