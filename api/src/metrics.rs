@@ -29,7 +29,12 @@
 //!   refused (`unknown`, `wrong`, `expired`, `revoked`, `unavailable`,
 //!   `limited`), or
 //!   accepted and not relayed (`no_token`, `upstream_refused`,
-//!   `upstream_timeout`, `session_limit`).
+//!   `upstream_timeout`, `session_limit`);
+//! - `inboxlink_bridge_bytes_total{protocol,direction}`: bytes the bridge
+//!   relayed after a login, `to_upstream` (from the clients) and `to_client`;
+//! - `inboxlink_bridge_upstream_failures_total{protocol,code}`: upstream
+//!   logins of the bridge that failed, by the check's code
+//!   (`imap_auth_failed`, `smtp_auth_disabled`, `unreachable`, `timeout`, …).
 
 use std::time::Duration;
 
@@ -106,6 +111,8 @@ pub struct Metrics {
     bridge_sessions: IntCounterVec,
     bridge_active: IntGaugeVec,
     bridge_refused: IntCounterVec,
+    bridge_bytes: IntCounterVec,
+    bridge_upstream_failures: IntCounterVec,
     /// Serialises scrapes: each sets the mailbox gauge, then renders.
     scrape: std::sync::Mutex<()>,
 }
@@ -302,8 +309,31 @@ impl Metrics {
                 &["protocol", "reason"],
             ),
         );
+        let bridge_bytes = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "inboxlink_bridge_bytes_total",
+                    "Bytes the bridge relayed after a login, by protocol and direction (to_upstream, to_client)",
+                ),
+                &["protocol", "direction"],
+            ),
+        );
+        let bridge_upstream_failures = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "inboxlink_bridge_upstream_failures_total",
+                    "Upstream logins of the bridge that failed, by protocol and the check's code",
+                ),
+                &["protocol", "code"],
+            ),
+        );
         for protocol in ["imap", "smtp"] {
             bridge_active.with_label_values(&[protocol]);
+            for direction in ["to_upstream", "to_client"] {
+                bridge_bytes.with_label_values(&[protocol, direction]);
+            }
         }
         // Every outcome and status is shown from the start, at zero.
         for outcome in [
@@ -340,6 +370,8 @@ impl Metrics {
             bridge_sessions,
             bridge_active,
             bridge_refused,
+            bridge_bytes,
+            bridge_upstream_failures,
             scrape: std::sync::Mutex::new(()),
         }
     }
@@ -361,6 +393,24 @@ impl Metrics {
     pub fn bridge_login_refused(&self, protocol: &str, reason: &str) {
         self.bridge_refused
             .with_label_values(&[protocol, reason])
+            .inc();
+    }
+
+    /// Bytes relayed by a bridge session: from its client, and to it.
+    pub fn bridge_bytes(&self, protocol: &str, to_upstream: u64, to_client: u64) {
+        let count = |direction, n| {
+            self.bridge_bytes
+                .with_label_values(&[protocol, direction])
+                .inc_by(n);
+        };
+        count("to_upstream", to_upstream);
+        count("to_client", to_client);
+    }
+
+    /// A bridge login the mailbox's server refused or did not answer, by the check's code.
+    pub fn bridge_upstream_failure(&self, protocol: &str, code: &str) {
+        self.bridge_upstream_failures
+            .with_label_values(&[protocol, code])
             .inc();
     }
 

@@ -840,7 +840,7 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct LastError {
         pub at: ::chrono::DateTime<::chrono::offset::Utc>,
-        ///Known values (more may come; treat an unknown one as a failure of its kind): `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`.
+        ///Known values (more may come; treat an unknown one as a failure of its kind): `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`, `imap_auth_failed`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`.
         pub code: ::std::string::String,
         pub message: ::std::string::String,
     }
@@ -1151,7 +1151,7 @@ pub mod types {
     ///A machine code, a message and what to do about it.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct StatusDetail {
-        ///Known values (more may come; treat an unknown one as a failure of its kind): `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`.
+        ///Known values (more may come; treat an unknown one as a failure of its kind): `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`, `imap_auth_failed`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`.
         pub code: ::std::string::String,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub hint: ::std::option::Option<::std::string::String>,
@@ -1174,7 +1174,7 @@ pub mod types {
         pub checked_at: ::chrono::DateTime<::chrono::offset::Utc>,
         /**`verified`, or what is wrong (e.g. `invalid_client_secret`, `client_secret_expired`, `app_not_found`).
 
-        Known values (more may come; treat an unknown one as a failure of its kind): `verified`, `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`.*/
+        Known values (more may come; treat an unknown one as a failure of its kind): `verified`, `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`, `imap_auth_failed`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`.*/
         pub code: ::std::string::String,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub hint: ::std::option::Option<::std::string::String>,

@@ -24,6 +24,7 @@ use super::sessions::Sessions;
 use crate::codes::Code;
 use crate::mail::{Login, StepFailure};
 use crate::service::Services;
+use crate::service::bridge::Upstream;
 use crate::service::bridge_passwords::BridgeRefusal;
 
 /// What the pre-login state offers (LOGIN is allowed: the connection is TLS).
@@ -266,12 +267,27 @@ async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
     )
     .await;
     let mut relay = match opened {
-        Ok(Ok(relay)) => relay,
+        Ok(Ok(relay)) => {
+            // Off the login's path: it only matters to a mailbox a server refused before.
+            let (services, org, id) = (services.clone(), login.org.clone(), login.mailbox_id);
+            tokio::spawn(async move {
+                services
+                    .bridge_upstream(&org, id, Upstream::Imap, Ok(()))
+                    .await;
+            });
+            relay
+        }
         Ok(Err(failure)) => {
+            services
+                .bridge_upstream(&login.org, login.mailbox_id, Upstream::Imap, Err(&failure))
+                .await;
             let _ = send(client, &format!("{tag} {}\r\n", upstream_refusal(&failure))).await;
             return Err("upstream_refused");
         }
         Err(_) => {
+            services
+                .metrics
+                .bridge_upstream_failure("imap", Code::Timeout.as_str());
             let text = format!(
                 "{tag} NO [UNAVAILABLE] The mailbox's IMAP server did not answer in time; try again later\r\n"
             );
@@ -295,7 +311,18 @@ async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     };
-    Ok(relay_bytes(client, &mut relay.stream, limits.idle, revoked).await)
+    let relayed = relay_bytes(
+        client,
+        &mut relay.stream,
+        limits.idle,
+        revoked,
+        token.expires_at,
+    )
+    .await;
+    services
+        .metrics
+        .bridge_bytes("imap", relayed.to_upstream, relayed.to_client);
+    Ok(relayed.outcome)
 }
 
 /// The answer when the token keeper has no token for the mailbox.
@@ -570,6 +597,13 @@ struct Activity {
 }
 
 impl Activity {
+    fn new() -> Self {
+        Self {
+            base: tokio::time::Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
     fn touch(&self) {
         let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.store(ms, Ordering::Relaxed);
@@ -587,86 +621,138 @@ impl Activity {
     }
 }
 
-/// A stream that notes when data arrives on it.
-struct Watched<'a, S> {
-    inner: &'a mut S,
+/// How much of the end of the server's output a relay keeps, to tell how
+/// the session ended.
+const TAIL: usize = 256;
+
+/// The read side of one direction: notes activity, counts bytes, and keeps
+/// the last [`TAIL`] bytes read.
+struct Watched<'a, R> {
+    inner: R,
     activity: &'a Activity,
+    bytes: u64,
+    tail: Vec<u8>,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<'_, S> {
+impl<'a, R> Watched<'a, R> {
+    fn new(inner: R, activity: &'a Activity) -> Self {
+        Self {
+            inner,
+            activity,
+            bytes: 0,
+            tail: Vec::new(),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Watched<'_, R> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         let before = buf.filled().len();
-        let polled = std::pin::Pin::new(&mut *self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = &buf.filled()[before..];
+        if !read.is_empty() {
             self.activity.touch();
+            self.bytes += read.len() as u64;
+            let keep = read.len().min(TAIL);
+            let tail = &mut self.tail;
+            tail.extend_from_slice(&read[read.len() - keep..]);
+            if tail.len() > TAIL {
+                tail.drain(..tail.len() - TAIL);
+            }
         }
         polled
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<'_, S> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut *self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut *self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut *self.inner).poll_shutdown(cx)
-    }
+/// Whether the server's last line was a tagged answer (`a7 OK LOGOUT
+/// completed`): the session ended as the client asked, not by the server's
+/// own decision (an untagged `* BYE`, or nothing at all).
+fn ended_by_the_client(tail: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(tail);
+    let last = text
+        .trim_end_matches(['\r', '\n'])
+        .rsplit("\r\n")
+        .next()
+        .unwrap_or("");
+    !last.is_empty() && !last.starts_with('*') && !last.starts_with('+')
 }
 
-/// Both ways, unchanged, until either side closes, the session is idle, or
-/// `revoked` completes (its password was revoked or expired). Bytes already
-/// read into either buffer go first.
+/// How long the server may take to close after the client closed its side.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+/// What a relay did.
+pub(crate) struct Relayed {
+    pub outcome: &'static str,
+    pub to_upstream: u64,
+    pub to_client: u64,
+}
+
+/// Both ways, unchanged, until the server closes, the session is idle, or
+/// `revoked` completes (its password was revoked or expired); a client that
+/// closes its side still gets what the server sends until the server
+/// closes. Bytes already read into either buffer go first. When the server
+/// ends the session on its own after `token_expires_at` (Exchange Online
+/// does when the access token runs out, about an hour after the login), the
+/// client is told so with a `* BYE` of the bridge's and can log in again:
+/// the bridge then takes a fresh token.
 async fn relay_bytes<C, U>(
     client: &mut C,
     upstream: &mut U,
     idle: Duration,
     revoked: impl std::future::Future<Output = ()>,
-) -> &'static str
+    token_expires_at: chrono::DateTime<chrono::Utc>,
+) -> Relayed
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    let activity = Activity {
-        base: tokio::time::Instant::now(),
-        last_ms: AtomicU64::new(0),
-    };
-    let outcome = {
-        let mut c = Watched {
-            inner: &mut *client,
-            activity: &activity,
+    let activity = Activity::new();
+    let (client_read, mut client_write) = tokio::io::split(&mut *client);
+    let (upstream_read, mut upstream_write) = tokio::io::split(&mut *upstream);
+    let mut from_client = Watched::new(client_read, &activity);
+    let mut from_upstream = Watched::new(upstream_read, &activity);
+    let mut outcome = {
+        let up = tokio::io::copy(&mut from_upstream, &mut client_write);
+        let down = async {
+            let copied = tokio::io::copy(&mut from_client, &mut upstream_write).await;
+            let _ = upstream_write.shutdown().await;
+            copied
         };
-        let mut u = Watched {
-            inner: &mut *upstream,
-            activity: &activity,
-        };
-        tokio::select! {
-            done = tokio::io::copy_bidirectional(&mut c, &mut u) => match done {
-                Ok(_) => "relayed",
-                Err(_) => "relay_broken",
-            },
-            () = activity.idle_for(idle) => "idle",
-            () = revoked => "password_revoked",
+        let idle = activity.idle_for(idle);
+        // Armed once the client closed its side: how long the server may take to close.
+        let grace = tokio::time::sleep(CLOSE_GRACE);
+        tokio::pin!(up, down, idle, revoked, grace);
+        let mut client_done = false;
+        loop {
+            tokio::select! {
+                copied = &mut up => break match copied {
+                    Ok(_) => "relayed",
+                    Err(_) => "relay_broken",
+                },
+                copied = &mut down, if !client_done => match copied {
+                    // The client closed its side: the server's answer still goes to it.
+                    Ok(_) => {
+                        client_done = true;
+                        grace.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE);
+                    }
+                    Err(_) => break "relay_broken",
+                },
+                () = &mut grace, if client_done => break "relayed",
+                () = &mut idle => break "idle",
+                () = &mut revoked => break "password_revoked",
+            }
         }
     };
+    if outcome == "relayed"
+        && chrono::Utc::now() >= token_expires_at
+        && !ended_by_the_client(&from_upstream.tail)
+    {
+        outcome = "token_expired";
+    }
     let bye = match outcome {
         "idle" => Some(format!(
             "* BYE Nothing was sent for {} minutes; log in again\r\n",
@@ -675,14 +761,23 @@ where
         "password_revoked" => Some(
             "* BYE The bridge password of this session was revoked or has expired\r\n".to_owned(),
         ),
+        "token_expired" => Some(
+            "* BYE The mailbox's server ended the session because its access token expired; log in again and the bridge uses a fresh one\r\n"
+                .to_owned(),
+        ),
         _ => None,
     };
     if let Some(text) = bye {
-        let _ = send(client, &text).await;
-        let _ = client.shutdown().await;
-        let _ = upstream.shutdown().await;
+        let _ = client_write.write_all(text.as_bytes()).await;
+        let _ = client_write.flush().await;
     }
-    outcome
+    let _ = client_write.shutdown().await;
+    let _ = upstream_write.shutdown().await;
+    Relayed {
+        outcome,
+        to_upstream: from_client.bytes,
+        to_client: from_upstream.bytes,
+    }
 }
 
 #[cfg(test)]
@@ -749,5 +844,73 @@ mod tests {
             text.starts_with("NO [AUTHENTICATIONFAILED] ") && !text.contains('\n'),
             "{text}"
         );
+    }
+
+    /// The client's end and the server's end of a relay, its outcome.
+    async fn relay_with(
+        server_says: &'static [u8],
+        expires_in: chrono::Duration,
+    ) -> (Relayed, Vec<u8>) {
+        let (mut client, mut client_far) = tokio::io::duplex(4096);
+        let (mut upstream, mut server) = tokio::io::duplex(4096);
+        let server = tokio::spawn(async move {
+            let mut command = [0u8; 8];
+            server.read_exact(&mut command).await.expect("a command");
+            assert_eq!(&command, b"a NOOP\r\n");
+            server.write_all(server_says).await.expect("written");
+            // The server closes.
+        });
+        let client_task = tokio::spawn(async move {
+            client_far.write_all(b"a NOOP\r\n").await.expect("sent");
+            let mut got = Vec::new();
+            client_far.read_to_end(&mut got).await.expect("read");
+            got
+        });
+        let relayed = relay_bytes(
+            &mut client,
+            &mut upstream,
+            Duration::from_secs(30),
+            std::future::pending(),
+            chrono::Utc::now() + expires_in,
+        )
+        .await;
+        drop(client);
+        server.await.expect("server");
+        (relayed, client_task.await.expect("client"))
+    }
+
+    #[tokio::test]
+    async fn a_session_the_server_ends_after_the_token_expired_is_explained() {
+        let bye = b"* BYE Session invalidated - AccessTokenExpired\r\n";
+        let (relayed, got) = relay_with(bye, chrono::Duration::seconds(-1)).await;
+        assert_eq!(relayed.outcome, "token_expired");
+        let got = String::from_utf8(got).expect("text");
+        assert!(
+            got.starts_with("* BYE Session invalidated"),
+            "unchanged first: {got}"
+        );
+        assert!(got.contains("access token expired; log in again"), "{got}");
+        assert_eq!(
+            (relayed.to_upstream, relayed.to_client),
+            (8, bye.len() as u64)
+        );
+
+        // Before the expiry, the server's own reasons stand alone.
+        let (relayed, got) = relay_with(bye, chrono::Duration::minutes(30)).await;
+        assert_eq!((relayed.outcome, got.as_slice()), ("relayed", &bye[..]));
+
+        // A logout the client asked for is not a token's end.
+        let logout = b"* BYE Logging out\r\na OK Logout completed.\r\n";
+        let (relayed, got) = relay_with(logout, chrono::Duration::seconds(-1)).await;
+        assert_eq!((relayed.outcome, got.as_slice()), ("relayed", &logout[..]));
+    }
+
+    #[test]
+    fn the_last_line_tells_who_ended_the_session() {
+        assert!(ended_by_the_client(b"* BYE x\r\na1 OK LOGOUT done\r\n"));
+        assert!(!ended_by_the_client(
+            b"a1 OK done\r\n* BYE Session invalidated\r\n"
+        ));
+        assert!(!ended_by_the_client(b""));
     }
 }

@@ -22,6 +22,7 @@ use super::sessions::Sessions;
 use crate::codes::Code;
 use crate::mail::{Login, SmtpRelay, StepFailure, read_smtp_reply};
 use crate::service::Services;
+use crate::service::bridge::Upstream;
 use crate::service::bridge_passwords::{BridgeLogin, BridgeRefusal};
 
 /// Exchange Online's message size limit, advertised as `SIZE`.
@@ -70,6 +71,10 @@ struct Ended {
     mailbox: Option<crate::domain::MailboxId>,
     outcome: &'static str,
     messages: usize,
+    /// Bytes relayed after the login: the client's commands and messages,
+    /// and the server's replies.
+    to_upstream: u64,
+    to_client: u64,
 }
 
 async fn session(
@@ -419,13 +424,28 @@ async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
     )
     .await;
     let mut relay = match opened {
-        Ok(Ok(relay)) => relay,
+        Ok(Ok(relay)) => {
+            // Off the login's path: it only matters to a mailbox a server refused before.
+            let (services, org, id) = (services.clone(), login.org.clone(), login.mailbox_id);
+            tokio::spawn(async move {
+                services
+                    .bridge_upstream(&org, id, Upstream::Smtp, Ok(()))
+                    .await;
+            });
+            relay
+        }
         Ok(Err(failure)) => {
+            services
+                .bridge_upstream(&login.org, login.mailbox_id, Upstream::Smtp, Err(&failure))
+                .await;
             let _ = send(client, &upstream_refusal(&failure)).await;
             ended.outcome = "upstream_refused";
             return false;
         }
         Err(_) => {
+            services
+                .metrics
+                .bridge_upstream_failure("smtp", Code::Timeout.as_str());
             let _ = send(
                 client,
                 "454 4.7.0 The mailbox's SMTP server did not answer in time; try again later\r\n",
@@ -443,6 +463,9 @@ async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
         return true;
     }
     ended.outcome = transaction(client, &mut relay, &token.mailbox, ended).await;
+    services
+        .metrics
+        .bridge_bytes("smtp", ended.to_upstream, ended.to_client);
     true
 }
 
@@ -473,13 +496,16 @@ async fn forward<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut BufReader<S>,
     relay: &mut SmtpRelay,
     line: &[u8],
+    ended: &mut Ended,
 ) -> std::io::Result<u16> {
     relay.stream.write_all(line).await?;
     relay.stream.write_all(b"\r\n").await?;
     relay.stream.flush().await?;
+    ended.to_upstream += line.len() as u64 + 2;
     let reply = upstream_reply(relay, IDLE).await?;
     client.write_all(&reply.raw).await?;
     client.flush().await?;
+    ended.to_client += reply.raw.len() as u64;
     Ok(reply.code)
 }
 
@@ -488,6 +514,7 @@ async fn forward<S: AsyncRead + AsyncWrite + Unpin>(
 async fn copy_data<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut BufReader<S>,
     relay: &mut SmtpRelay,
+    ended: &mut Ended,
 ) -> Result<(), &'static str> {
     let mut size = 0usize;
     let mut line = Vec::new();
@@ -509,6 +536,7 @@ async fn copy_data<S: AsyncRead + AsyncWrite + Unpin>(
             .write_all(&line)
             .await
             .map_err(|_| "relay_broken")?;
+        ended.to_upstream += line.len() as u64;
         if line_start && (line == b".\r\n" || line == b".\n") {
             relay.stream.flush().await.map_err(|_| "relay_broken")?;
             return Ok(());
@@ -561,7 +589,7 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
             continue;
         }
         let upper = verb.to_ascii_uppercase();
-        let code = match forward(client, relay, &line).await {
+        let code = match forward(client, relay, &line, ended).await {
             Ok(code) => code,
             Err(_) => return "relay_broken",
         };
@@ -569,7 +597,7 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
             return "quit";
         }
         if upper == "DATA" && code == 354 {
-            if let Err(why) = copy_data(client, relay).await {
+            if let Err(why) = copy_data(client, relay, ended).await {
                 if why == "too_large" {
                     let text =
                         format!("552 5.3.4 The message is larger than {MESSAGE_MAX} bytes\r\n");
@@ -584,6 +612,7 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
             if reply.code / 100 == 2 {
                 ended.messages += 1;
             }
+            ended.to_client += reply.raw.len() as u64;
             if client.write_all(&reply.raw).await.is_err() || client.flush().await.is_err() {
                 return "closed";
             }

@@ -128,6 +128,8 @@ named! {
         BridgePasswordCreated => "mailbox.bridge_password_created",
         BridgePasswordRevoked => "mailbox.bridge_password_revoked",
         BridgePasswordUsedFromNewAddress => "mailbox.bridge_login_from_new_address",
+        BridgeLogin => "mailbox.bridge_login",
+        BridgeUpstreamRefused => "mailbox.bridge_upstream_refused",
         WebhookCreated => "webhook.created",
         WebhookUpdated => "webhook.updated",
         WebhookDeleted => "webhook.deleted",

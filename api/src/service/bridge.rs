@@ -7,8 +7,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Services;
+use super::audit::Audit;
+use super::lifecycle::{self, Change, Detail};
 use crate::auth::{Permission, Principal};
+use crate::domain::{Actor, AuditAction, MailboxId, OrgId};
 use crate::error::Result;
+use crate::mail::StepFailure;
+use crate::service::bridge_passwords::BRIDGE_ACTOR;
 
 /// What the bridge runs with on this instance (set at start-up).
 #[derive(Debug, Clone, Default)]
@@ -67,5 +72,93 @@ impl Services {
             tls_fingerprint_sha256: s.fingerprint.clone(),
             self_signed: s.self_signed && s.fingerprint.is_some(),
         })
+    }
+}
+
+/// Which of the mailbox's servers a bridge session logs in to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    Imap,
+    Smtp,
+}
+
+impl Upstream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Upstream::Imap => "IMAP",
+            Upstream::Smtp => "SMTP",
+        }
+    }
+
+    /// The metrics' `protocol` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Upstream::Imap => "imap",
+            Upstream::Smtp => "smtp",
+        }
+    }
+}
+
+impl Services {
+    /// What a bridge login learnt of the mailbox's server: it accepted the
+    /// token (`Ok`), or answered (`Err`). A refusal of the token turns an
+    /// `active` mailbox `error`, with the server's answer and the fix, and
+    /// is audited; an acceptance turns such a mailbox `active` again. Other
+    /// failures (the server unreachable, busy) change nothing. Counted in
+    /// the metrics either way.
+    pub(crate) async fn bridge_upstream(
+        &self,
+        org: &OrgId,
+        id: MailboxId,
+        upstream: Upstream,
+        result: std::result::Result<(), &StepFailure>,
+    ) {
+        let change = match result {
+            Ok(()) => Change::UpstreamAccepted,
+            Err(failure) => {
+                self.metrics
+                    .bridge_upstream_failure(upstream.label(), failure.code.as_str());
+                if !lifecycle::upstream_refusal(failure.code) {
+                    return;
+                }
+                let said = failure
+                    .response
+                    .as_deref()
+                    .map(|r| format!(" It answered: {r}"))
+                    .unwrap_or_default();
+                Change::UpstreamRefused {
+                    detail: Detail::new(
+                        failure.code,
+                        format!(
+                            "The mailbox's {} server refused Inboxlink's token at a bridge login.{said}",
+                            upstream.as_str()
+                        ),
+                        failure.hint.clone(),
+                    ),
+                }
+            }
+        };
+        let refused = matches!(change, Change::UpstreamRefused { .. });
+        let code = result.err().map(|f| f.code);
+        let org = org.clone();
+        let written = self
+            .store
+            .write(move |c| {
+                let audit = code.map(|code| {
+                    Audit::mailbox(
+                        &org,
+                        Actor::Caller(BRIDGE_ACTOR.to_owned()),
+                        AuditAction::BridgeUpstreamRefused,
+                        id,
+                    )
+                    .outcome(code)
+                    .detail(serde_json::json!({ "server": upstream.as_str() }))
+                });
+                lifecycle::transition(c, &org, id, change, audit).map(drop)
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(mailbox_id = %id, refused, error = %e, "bridge: the mailbox's state was not updated");
+        }
     }
 }

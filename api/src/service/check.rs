@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::Services;
 use super::audit::Audit;
 use super::events::{self, Event};
+use super::lifecycle::{self, Change};
 use super::mailboxes::{CheckReport, CheckStep, CheckStepStatus};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
@@ -157,6 +158,11 @@ impl Services {
                 mailboxes::record_check(c, &org, id, &json, now())?;
                 if let Some(event) = check_event(&before, ok, failed_step) {
                     events::record(c, &org, &event)?;
+                }
+                if ok {
+                    // The servers accept the token: a mailbox a bridge login
+                    // found refused works again.
+                    lifecycle::transition(c, &org, id, Change::UpstreamAccepted, None)?;
                 }
                 Audit::mailbox(&org, actor, AuditAction::Checked, id)
                     .outcome(outcome)

@@ -95,6 +95,15 @@ pub(crate) enum Change {
     /// Its app credential was accepted again: a mailbox in `error` for that
     /// very problem, with a grant, is `active` again.
     CredentialAccepted { code: Code },
+    /// The mailbox's IMAP or SMTP server refused its token at a bridge
+    /// login: an `active` mailbox turns `error`, the detail names the
+    /// server's answer and the fix. The tokens stay (Microsoft still
+    /// issues them; the server is what refuses).
+    UpstreamRefused { detail: Detail },
+    /// The mailbox's server accepted its token (a bridge login, a passing
+    /// check): a mailbox in `error` because a server refused it is
+    /// `active` again.
+    UpstreamAccepted,
     /// The stored address does not parse (an older version stored it).
     AddressInvalid,
 }
@@ -290,6 +299,16 @@ pub(crate) fn plan(
             plan(Active, cleared(), None, false)
         }
         Change::CredentialAccepted { .. } => Ok(None),
+        Change::UpstreamRefused { detail: d } if from == Active => {
+            plan(Error, detail(d), None, false)
+        }
+        Change::UpstreamRefused { .. } => Ok(None),
+        Change::UpstreamAccepted
+            if from == Error && row.status_code.is_some_and(upstream_refusal) =>
+        {
+            plan(Active, cleared(), None, false)
+        }
+        Change::UpstreamAccepted => Ok(None),
         Change::AddressInvalid => plan(
             Error,
             detail(&Detail::new(
@@ -301,6 +320,17 @@ pub(crate) fn plan(
             false,
         ),
     }
+}
+
+/// The codes of [`Change::UpstreamRefused`]: a mail server refused the token.
+pub(crate) fn upstream_refusal(code: Code) -> bool {
+    matches!(
+        code,
+        Code::ImapAuthFailed
+            | Code::SmtpAuthFailed
+            | Code::SmtpAuthDisabled
+            | Code::SmtpSendAsDenied
+    )
 }
 
 fn has_tokens(row: &TokenRow) -> bool {
@@ -538,6 +568,24 @@ mod tests {
         broken.refresh_token = None;
         broken.access_token = None;
         assert_eq!(to(&broken, accepted(Code::ClientSecretExpired)), None);
+    }
+
+    #[test]
+    fn a_servers_refusal_is_cleared_only_by_a_servers_acceptance() {
+        use MailboxStatus::*;
+        let refused = || Change::UpstreamRefused {
+            detail: d(Code::ImapAuthFailed),
+        };
+        assert_eq!(to(&row(Active), refused()), Some(Error));
+        assert_eq!(to(&row(ReauthRequired), refused()), None);
+        assert_eq!(to(&row(Inactive), refused()), None);
+        let mut refused_row = row(Error);
+        refused_row.status_code = Some(Code::ImapAuthFailed);
+        assert_eq!(to(&refused_row, Change::UpstreamAccepted), Some(Active));
+        let mut other = row(Error);
+        other.status_code = Some(Code::ClientSecretExpired);
+        assert_eq!(to(&other, Change::UpstreamAccepted), None);
+        assert_eq!(to(&row(Active), Change::UpstreamAccepted), None);
     }
 
     #[test]

@@ -55,7 +55,7 @@ async fn list(app: &TestApp, mailbox: uuid::Uuid) -> Vec<Value> {
 }
 
 /// The audit rows of `action`, newest first.
-async fn audited(app: &TestApp, action: &str) -> Vec<Value> {
+pub(crate) async fn audited(app: &TestApp, action: &str) -> Vec<Value> {
     let answer = app.admin_call("GET", "/audit-events?limit=200", None).await;
     assert_eq!(answer.status, 200);
     let items = answer.body["items"].as_array().expect("items").clone();

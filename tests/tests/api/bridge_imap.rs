@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use inboxlink_sdk::types::MailboxStatus;
 use serde_json::Value;
 
 use crate::bridge::new_password_of;
@@ -210,6 +211,23 @@ async fn a_refused_token_and_a_mailbox_to_sign_in_again_are_explained(app: TestA
     let rig = bridge_rig(app, |_| {}).await;
     let password = ready(&rig).await;
     let (port, _) = listener(&rig.app).await;
+    let id = rig.app.mailbox_id();
+    // A mailbox a server refused before works again once a login is accepted.
+    rig.app
+        .execute("UPDATE mailboxes SET status = 'error', status_code = 'imap_auth_failed'")
+        .await;
+    let got = imaplib("refused", port, MAILBOX, &password, &[]).await;
+    assert_eq!(got["error"], "OK", "{got}");
+    let mut status = rig.app.mailbox(id).await.status;
+    for _ in 0..50 {
+        if status == MailboxStatus::Active {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = rig.app.mailbox(id).await.status;
+    }
+    assert_eq!(status, MailboxStatus::Active, "the acceptance is recorded");
+
     // The grant is revoked at Microsoft: the stored token is refused upstream.
     rig.app.fake().revoke_user(MAILBOX);
     let got = imaplib("refused", port, MAILBOX, &password, &[]).await;
@@ -219,6 +237,28 @@ async fn a_refused_token_and_a_mailbox_to_sign_in_again_are_explained(app: TestA
         "{error}"
     );
     assert!(error.contains("sign in again"), "the fix: {error}");
+    // The mailbox's status says the same, once (a second refusal changes nothing).
+    let _ = imaplib("refused", port, MAILBOX, &password, &[]).await;
+    let mailbox = rig.app.mailbox(id).await;
+    assert_eq!(mailbox.status, MailboxStatus::Error);
+    let detail = mailbox.status_detail.expect("a detail");
+    assert_eq!(detail.code, "imap_auth_failed");
+    assert!(detail.message.contains("IMAP server refused"), "{detail:?}");
+    assert!(
+        detail
+            .hint
+            .as_deref()
+            .unwrap_or_default()
+            .contains("sign in again"),
+        "{detail:?}"
+    );
+    let rows = crate::bridge::audited(&rig.app, "mailbox.bridge_upstream_refused").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["outcome"], "imap_auth_failed");
+    let metrics = crate::operations::scrape(&rig.app).await;
+    let failures =
+        r#"inboxlink_bridge_upstream_failures_total{code="imap_auth_failed",protocol="imap"}"#;
+    assert_eq!(crate::operations::value(&metrics, failures), 2.0);
 
     // Its token runs out: the keeper's refresh is refused, the mailbox must sign in again.
     rig.app
@@ -231,11 +271,8 @@ async fn a_refused_token_and_a_mailbox_to_sign_in_again_are_explained(app: TestA
         "{error}"
     );
     assert!(error.contains("Sign in again"), "the fix: {error}");
-    let mailbox = rig.app.mailbox(rig.app.mailbox_id()).await;
-    assert_eq!(
-        mailbox.status,
-        inboxlink_sdk::types::MailboxStatus::ReauthRequired
-    );
+    let mailbox = rig.app.mailbox(id).await;
+    assert_eq!(mailbox.status, MailboxStatus::ReauthRequired);
 }
 
 backend_tests!(a_mailbox_has_a_session_limit_and_idle_sessions_end);
