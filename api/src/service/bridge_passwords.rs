@@ -24,7 +24,7 @@ use crate::domain::{
     verify_nothing,
 };
 use crate::error::{Error, Result, Validator};
-use crate::store::bridge_passwords::{self as store, BridgePasswordRow};
+use crate::store::bridge_passwords::{self as store, BridgePasswordRow, LoginNews};
 use crate::store::{mailboxes, now};
 
 /// The audit log's actor for what the bridge's listeners do.
@@ -301,8 +301,10 @@ impl Services {
     /// Checks a bridge login: the mailbox to act as, or why not. One hash
     /// is verified whatever the outcome (an unknown user name takes as long
     /// as a wrong password), and only the right password learns that it is
-    /// revoked or expired. A login records `last_used_at` and, from an
-    /// address the password was not last used from, an audit row.
+    /// revoked or expired. A login records `last_used_at`, and an audit
+    /// row the first time the password logs in from an address
+    /// (`mailbox.bridge_login_from_new_address`), then once per address
+    /// and UTC day (`mailbox.bridge_login`): not once per session.
     pub async fn bridge_login(
         &self,
         username: &str,
@@ -340,33 +342,41 @@ impl Services {
             return Err(BridgeRefusal::Expired);
         }
         let from = peer.to_string();
-        let new_address = row.last_used_from.as_deref() != Some(from.as_str());
         let login = BridgeLogin {
             org: row.org.clone(),
             mailbox_id: row.mailbox_id,
             password_id: row.id,
         };
-        self.store
-            .write(move |c| {
-                store::record_use(c, row.id, at, &from)?;
-                if new_address {
-                    Audit::mailbox(
-                        &row.org,
-                        Actor::Caller(BRIDGE_ACTOR.to_owned()),
-                        AuditAction::BridgePasswordUsedFromNewAddress,
-                        row.mailbox_id,
-                    )
-                    .detail(serde_json::json!({
-                        "bridge_password_id": row.id,
-                        "name": row.name,
-                        "from": from,
-                    }))
-                    .record(c)?;
-                }
-                Ok::<_, Error>(())
-            })
-            .await
-            .map_err(|_| BridgeRefusal::Unavailable)?;
+        let record = move |c: &mut crate::store::AnyConnection| {
+            store::record_use(c, row.id, at, &from)?;
+            let action = match store::note_login(c, row.id, &from, at)? {
+                LoginNews::NewAddress => AuditAction::BridgePasswordUsedFromNewAddress,
+                LoginNews::FirstToday => AuditAction::BridgeLogin,
+                LoginNews::Known => return Ok(()),
+            };
+            Audit::mailbox(
+                &row.org,
+                Actor::Caller(BRIDGE_ACTOR.to_owned()),
+                action,
+                row.mailbox_id,
+            )
+            .detail(serde_json::json!({
+                "bridge_password_id": row.id,
+                "name": row.name,
+                "from": from,
+            }))
+            .record(c)
+        };
+        // Two first logins from one address at once (a client opening
+        // several connections): the one that loses the insert tries again
+        // and finds the row.
+        let first = self.store.write(record.clone()).await;
+        if first.is_err() {
+            self.store
+                .write(record)
+                .await
+                .map_err(|_: Error| BridgeRefusal::Unavailable)?;
+        }
         Ok(login)
     }
 }

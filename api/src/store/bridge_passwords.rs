@@ -7,7 +7,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{bridge_passwords, mailboxes};
+use super::schema::{bridge_logins, bridge_passwords, mailboxes};
 use super::{AnyConnection, StoreResult, found, touched};
 use crate::domain::{BridgePasswordId, MailboxId, OrgId};
 
@@ -137,6 +137,51 @@ pub fn record_use(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// What a login is to the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginNews {
+    /// The first login of the password from this address.
+    NewAddress,
+    /// The first login from this address on this UTC day.
+    FirstToday,
+    /// Audited already today.
+    Known,
+}
+
+/// Notes a login of the password from `from` at `at`, and tells whether
+/// the audit log must hear of it: once per address, then once per address
+/// and UTC day.
+pub fn note_login(
+    conn: &mut AnyConnection,
+    id: BridgePasswordId,
+    from: &str,
+    at: NaiveDateTime,
+) -> StoreResult<LoginNews> {
+    let midnight = at.date().and_hms_opt(0, 0, 0).unwrap_or(at);
+    let here = bridge_logins::table
+        .filter(bridge_logins::password_id.eq(id))
+        .filter(bridge_logins::address.eq(from));
+    let renewed = diesel::update(here.filter(bridge_logins::last_audited_at.lt(midnight)))
+        .set(bridge_logins::last_audited_at.eq(at))
+        .execute(conn)?;
+    if renewed > 0 {
+        return Ok(LoginNews::FirstToday);
+    }
+    let known: i64 = here.count().get_result(conn)?;
+    if known > 0 {
+        return Ok(LoginNews::Known);
+    }
+    diesel::insert_into(bridge_logins::table)
+        .values((
+            bridge_logins::password_id.eq(id),
+            bridge_logins::address.eq(from),
+            bridge_logins::first_at.eq(at),
+            bridge_logins::last_audited_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(LoginNews::NewAddress)
 }
 
 /// How many mailboxes of any organisation have this address (whether the

@@ -194,7 +194,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    bridge_logins (password_id, address) {
+        password_id -> Text,
+        address -> Text,
+        first_at -> Timestamp,
+        last_audited_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(bridge_passwords -> mailboxes (mailbox_id));
+diesel::joinable!(bridge_logins -> bridge_passwords (password_id));
 diesel::joinable!(deliveries -> events (event_id));
 diesel::joinable!(mailboxes -> app_credentials (app_credential_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -209,4 +219,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     delivery_attempts,
     credential_notices,
     bridge_passwords,
+    bridge_logins,
 );

@@ -131,6 +131,31 @@ async fn a_password_is_shown_once_and_revoked_at_once(app: TestAppBuilder) {
     assert_eq!(from[0]["detail"]["from"], "2001:db8::7");
     assert_eq!(from[0]["actor"], "system:bridge");
     assert_eq!(from[0]["target_id"], json!(mailbox));
+    // Back at the first address, and again the same day: nothing more.
+    for _ in 0..2 {
+        login(&app, SCANNER, &password, "192.0.2.10")
+            .await
+            .expect("accepted");
+    }
+    assert_eq!(
+        audited(&app, "mailbox.bridge_login_from_new_address")
+            .await
+            .len(),
+        2
+    );
+    assert!(audited(&app, "mailbox.bridge_login").await.is_empty());
+    // The next day, the first login from each address is audited, once.
+    app.execute("UPDATE bridge_logins SET last_audited_at = '2001-01-01 12:00:00'")
+        .await;
+    for _ in 0..2 {
+        login(&app, SCANNER, &password, "192.0.2.10")
+            .await
+            .expect("accepted");
+    }
+    let daily = audited(&app, "mailbox.bridge_login").await;
+    assert_eq!(daily.len(), 1, "{daily:?}");
+    assert_eq!(daily[0]["detail"]["from"], "192.0.2.10");
+    assert_eq!(daily[0]["detail"]["bridge_password_id"], json!(password_id));
 
     // Refusals: each told apart for the listeners.
     let other = second["password"].as_str().expect("password");

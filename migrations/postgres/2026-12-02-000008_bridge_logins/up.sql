@@ -1,0 +1,1 @@
+../../sqlite/2026-12-02-000008_bridge_logins/up.sql
