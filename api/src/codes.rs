@@ -369,6 +369,7 @@ codes! {
     SmtpUnavailable "smtp_unavailable" => Info { uses: &[Check], en: "`454` and other temporary answers", ..NONE },
     SmtpError "smtp_error" => Info { uses: &[Check], en: "the SMTP server answered an error", ..NONE },
     InvalidMessage "invalid_message" => Info { uses: &[Check], en: "the test message could not be built", ..NONE },
+    BridgeLoginFailed "bridge_login_failed" => Info { uses: &[Check], en: "a login through the bridge's own IMAP listener failed (the response is the bridge's answer)", ..NONE },
 }
 
 impl Code {

@@ -484,7 +484,7 @@ pub mod types {
     ///One step of a connection check.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct CheckStep {
-        ///Known values (more may come; treat an unknown one as a failure of its kind): `unavailable`, `mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`, `sign_in_setup`, `mailbox_address_invalid`, `invalid_address`, `unreachable`, `timeout`, `invalid_endpoint`, `tls_certificate_untrusted`, `tls_name_mismatch`, `tls_failed`, `imap_no_greeting`, `imap_auth_failed`, `imap_unavailable`, `imap_throttled`, `imap_error`, `smtp_starttls_unavailable`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`, `smtp_throttled`, `smtp_unavailable`, `smtp_error`, `invalid_message`.
+        ///Known values (more may come; treat an unknown one as a failure of its kind): `unavailable`, `mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`, `sign_in_setup`, `mailbox_address_invalid`, `invalid_address`, `unreachable`, `timeout`, `invalid_endpoint`, `tls_certificate_untrusted`, `tls_name_mismatch`, `tls_failed`, `imap_no_greeting`, `imap_auth_failed`, `imap_unavailable`, `imap_throttled`, `imap_error`, `smtp_starttls_unavailable`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`, `smtp_throttled`, `smtp_unavailable`, `smtp_error`, `invalid_message`, `bridge_login_failed`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub code: ::std::option::Option<::std::string::String>,
         pub duration_ms: i64,

@@ -15,7 +15,6 @@ pub const USER_FAILURES: u32 = 5;
 /// Failures from one address before it is refused for a time (several
 /// clients may share an address).
 pub const ADDRESS_FAILURES: u32 = 20;
-const FIRST_WAIT: Duration = Duration::from_secs(1);
 const LONGEST_WAIT: Duration = Duration::from_secs(15 * 60);
 const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Keys kept at most; past it, the forgotten ones are swept out.
@@ -29,9 +28,16 @@ struct Entry {
     last: Instant,
 }
 
-#[derive(Default)]
 pub struct Failures {
     keys: Mutex<HashMap<String, Entry>>,
+    /// The first refusal's time (then doubling).
+    first_wait: Duration,
+}
+
+impl Default for Failures {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(1))
+    }
 }
 
 fn user_key(user: &str) -> String {
@@ -43,6 +49,13 @@ fn address_key(peer: IpAddr) -> String {
 }
 
 impl Failures {
+    pub fn new(first_wait: Duration) -> Self {
+        Self {
+            keys: Mutex::default(),
+            first_wait,
+        }
+    }
+
     /// How long the user name or the address is still refused, if it is.
     pub fn refused_for(&self, user: &str, peer: IpAddr) -> Option<Duration> {
         let keys = self.keys.lock().expect("failures lock");
@@ -79,7 +92,10 @@ impl Failures {
             entry.last = now;
             if entry.failures >= threshold {
                 let doublings = (entry.failures - threshold).min(20);
-                let wait = FIRST_WAIT.saturating_mul(1 << doublings).min(LONGEST_WAIT);
+                let wait = self
+                    .first_wait
+                    .saturating_mul(1 << doublings)
+                    .min(LONGEST_WAIT);
                 entry.until = Some(now + wait);
             }
         }
@@ -97,6 +113,8 @@ impl Failures {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const FIRST_WAIT: Duration = Duration::from_secs(1);
 
     #[test]
     fn a_user_name_is_refused_after_its_failures_for_a_doubling_time() {

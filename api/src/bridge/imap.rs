@@ -304,6 +304,10 @@ async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let password = login.password_id;
     let revoked = async {
+        let Some(password) = password else {
+            // The check's one-time login has no password to revoke.
+            return std::future::pending().await;
+        };
         loop {
             tokio::time::sleep(limits.password_recheck).await;
             if services.bridge_password_usable(password).await == Some(false) {

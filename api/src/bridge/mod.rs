@@ -102,6 +102,7 @@ impl Bridge {
             smtps: smtps.as_ref().map(|(_, a)| *a),
             fingerprint: Some(tls.fingerprint.clone()),
             self_signed: tls.generated,
+            probes: Arc::default(),
         };
         tracing::info!(
             imap = ?status.imap,
@@ -129,7 +130,10 @@ impl Bridge {
 
     /// Serves the listeners until the task is dropped (with the server).
     pub async fn run(self, services: Services) {
-        let sessions = Arc::new(sessions::Sessions::new(self.settings.sessions_per_mailbox));
+        let sessions = Arc::new(sessions::Sessions::new(
+            self.settings.sessions_per_mailbox,
+            self.settings.failed_login_wait,
+        ));
         let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.config.clone());
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(listener) = self.imap {

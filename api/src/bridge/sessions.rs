@@ -22,11 +22,11 @@ pub struct Permit {
 }
 
 impl Sessions {
-    pub fn new(per_mailbox: usize) -> Self {
+    pub fn new(per_mailbox: usize, failed_login_wait: std::time::Duration) -> Self {
         Self {
             per_mailbox,
             open: Mutex::default(),
-            failures: super::failures::Failures::default(),
+            failures: super::failures::Failures::new(failed_login_wait),
         }
     }
 
@@ -67,7 +67,7 @@ mod tests {
 
     #[test]
     fn places_are_counted_per_mailbox_and_freed_on_drop() {
-        let sessions = Arc::new(Sessions::new(2));
+        let sessions = Arc::new(Sessions::new(2, std::time::Duration::from_secs(1)));
         let (a, b) = (MailboxId::new(), MailboxId::new());
         let first = sessions.open(a).expect("one");
         let second = sessions.open(a).expect("two");

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use sha2::{Digest, Sha256};
 
 use crate::config::bridge::BridgeCertificate;
 
@@ -91,14 +90,8 @@ impl BridgeTls {
     }
 }
 
-/// `AB:CD:…`, the SHA-256 of `der`.
-pub fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
+/// `AB:CD:…`, the SHA-256 of a certificate (the check trusts it by this).
+pub use crate::mail::bridge_fingerprint as fingerprint;
 
 /// A self-signed certificate for `names` (host names and IP addresses),
 /// written with `create_new`: an existing file is never overwritten. The key

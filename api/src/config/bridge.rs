@@ -38,6 +38,9 @@ pub struct BridgeSettings {
     /// How often an open session checks that its bridge password was not
     /// revoked and has not expired (fixed; tests shorten it).
     pub password_recheck: Duration,
+    /// How long a user name or an address is first refused after its
+    /// failed logins (fixed at 1 s, doubling; tests lengthen it).
+    pub failed_login_wait: Duration,
 }
 
 impl BridgeSettings {
@@ -57,6 +60,7 @@ impl Default for BridgeSettings {
             sessions_per_mailbox: 10,
             imap_idle: Duration::from_secs(1800),
             password_recheck: Duration::from_secs(30),
+            failed_login_wait: Duration::from_secs(1),
         }
     }
 }
@@ -123,5 +127,6 @@ pub(super) fn validate(raw: &RawSettings, api: SocketAddr) -> Result<BridgeSetti
         )?,
         imap_idle: seconds(given!(raw.bridge_imap_idle_seconds), "1800", 1..=86_400)?,
         password_recheck: BridgeSettings::default().password_recheck,
+        failed_login_wait: BridgeSettings::default().failed_login_wait,
     })
 }

@@ -168,6 +168,7 @@ named! {
         SmtpAuth => "smtp_auth",
         SmtpSend => "smtp_send",
         SmtpQuit => "smtp_quit",
+        Bridge => "bridge",
     }
 }
 

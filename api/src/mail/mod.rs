@@ -8,6 +8,7 @@
 //! of every server answer a step reports, `script` is the tests' scripted
 //! server.
 
+mod bridge_probe;
 mod connect;
 mod imap;
 mod redact;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 
+pub use bridge_probe::{fingerprint as bridge_fingerprint, imap_login as bridge_imap_login};
 pub use connect::connect_failure;
 pub use imap::{Relay as ImapRelay, open_relay as open_imap_relay};
 pub use redact::sanitize;

@@ -1,7 +1,12 @@
 //! `GET /bridge` (any role): where the bridge's listeners are and which
 //! certificate they present, for the people who set up the clients.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -25,6 +30,66 @@ pub struct BridgeStatus {
     pub fingerprint: Option<String>,
     /// The certificate was generated into the data dir (self-signed).
     pub self_signed: bool,
+    /// The check's one-time logins through the listeners.
+    pub probes: Arc<BridgeProbes>,
+}
+
+/// One-time credentials with which the connection check logs in through
+/// the bridge's own IMAP listener: issued for one mailbox, good for one
+/// login within [`PROBE_LIFETIME`], kept only in this instance's memory
+/// (the check connects to this instance's listener).
+#[derive(Debug, Default)]
+pub struct BridgeProbes {
+    issued: Mutex<HashMap<String, Probe>>,
+}
+
+#[derive(Debug)]
+struct Probe {
+    username: String,
+    org: OrgId,
+    mailbox: MailboxId,
+    until: Instant,
+}
+
+/// How long a probe's credential is good for.
+pub const PROBE_LIFETIME: Duration = Duration::from_secs(60);
+/// What every probe's password starts with; a bridge password cannot (it
+/// is in groups of four letters and digits).
+const PROBE_PREFIX: &str = "inboxlink-check-";
+
+impl BridgeProbes {
+    /// A new one-time password for `username` naming the mailbox.
+    pub fn issue(&self, username: &str, org: &OrgId, mailbox: MailboxId) -> SecretString {
+        use rand::distr::{Alphanumeric, SampleString};
+        let secret = format!(
+            "{PROBE_PREFIX}{}",
+            Alphanumeric.sample_string(&mut rand::rng(), 32)
+        );
+        let mut issued = self.issued.lock().expect("probe lock");
+        let now = Instant::now();
+        issued.retain(|_, p| p.until > now);
+        issued.insert(
+            secret.clone(),
+            Probe {
+                username: username.to_owned(),
+                org: org.clone(),
+                mailbox,
+                until: now + PROBE_LIFETIME,
+            },
+        );
+        SecretString::from(secret)
+    }
+
+    /// The mailbox a probe's login is for, once: `None` for any other
+    /// password (which is then checked as a bridge password).
+    pub fn take(&self, username: &str, password: &str) -> Option<(OrgId, MailboxId)> {
+        if !password.starts_with(PROBE_PREFIX) {
+            return None;
+        }
+        let probe = self.issued.lock().expect("probe lock").remove(password)?;
+        let good = probe.until > Instant::now() && probe.username == username;
+        good.then_some((probe.org, probe.mailbox))
+    }
 }
 
 /// One listener.

@@ -103,7 +103,8 @@ impl BridgeRefusal {
 pub struct BridgeLogin {
     pub org: OrgId,
     pub mailbox_id: MailboxId,
-    pub password_id: BridgePasswordId,
+    /// The bridge password used (`None`: the check's one-time login).
+    pub password_id: Option<BridgePasswordId>,
 }
 
 /// The user name's suffix naming the mailbox: the last 8 hex digits of its
@@ -113,12 +114,19 @@ fn mailbox_tag(id: MailboxId) -> String {
     hex[hex.len() - 8..].to_owned()
 }
 
+/// The user name that names the mailbox whatever other organisations hold
+/// (shown where the address alone is ambiguous; the check's one-time login
+/// always uses it).
+pub(crate) fn probe_username(address: &str, mailbox: MailboxId) -> String {
+    format!("{address}#{}", mailbox_tag(mailbox))
+}
+
 /// The user name shown for a mailbox's passwords.
 fn username(address: &str, mailbox: MailboxId, same_address: i64) -> String {
     if same_address <= 1 {
         address.to_owned()
     } else {
-        format!("{address}#{}", mailbox_tag(mailbox))
+        probe_username(address, mailbox)
     }
 }
 
@@ -311,6 +319,13 @@ impl Services {
         password: &str,
         peer: IpAddr,
     ) -> std::result::Result<BridgeLogin, BridgeRefusal> {
+        if let Some((org, mailbox_id)) = self.bridge.probes.take(username, password) {
+            return Ok(BridgeLogin {
+                org,
+                mailbox_id,
+                password_id: None,
+            });
+        }
         let secret = BridgeSecret::parse(password);
         let found = match &secret {
             Some(s) => {
@@ -345,7 +360,7 @@ impl Services {
         let login = BridgeLogin {
             org: row.org.clone(),
             mailbox_id: row.mailbox_id,
-            password_id: row.id,
+            password_id: Some(row.id),
         };
         let record = move |c: &mut crate::store::AnyConnection| {
             store::record_use(c, row.id, at, &from)?;

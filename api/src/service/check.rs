@@ -14,7 +14,7 @@ use super::lifecycle::{self, Change};
 use super::mailboxes::{CheckReport, CheckStep, CheckStepStatus};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
-use crate::domain::{AuditAction, CheckStepName, MailboxId};
+use crate::domain::{AuditAction, CheckStepName, MailboxId, OrgId};
 use crate::error::{Error, Result};
 use crate::limits::Limited;
 use crate::mail::{Login, StepResult, StepStatus, Steps};
@@ -101,6 +101,7 @@ impl Services {
                 self.mail
                     .check(&mut steps, &login, input.send_test_message)
                     .await;
+                self.check_bridge(&mut steps, &org, id, &t.mailbox).await;
             }
             Err(e) => {
                 report.push(token_failure(e, elapsed));
@@ -124,6 +125,9 @@ impl Services {
                     ]
                 };
                 smtp.iter().for_each(|n| steps.skip(*n));
+                if self.bridge.imap.is_some() {
+                    steps.skip(CheckStepName::Bridge);
+                }
             }
         }
         let failed = steps.failed();
@@ -170,6 +174,25 @@ impl Services {
             })
             .await?;
         Ok(report)
+    }
+}
+
+impl Services {
+    /// The `bridge` step, where this instance runs the bridge's IMAP
+    /// listener: a login through it with a one-time credential
+    /// (`crate::mail::bridge_imap_login`).
+    async fn check_bridge(&self, steps: &mut Steps<'_>, org: &OrgId, id: MailboxId, address: &str) {
+        let (Some(bind), Some(fingerprint)) =
+            (self.bridge.imap, self.bridge.fingerprint.as_deref())
+        else {
+            return;
+        };
+        let username = super::bridge_passwords::probe_username(address, id);
+        let password = self.bridge.probes.issue(&username, org, id);
+        let login = crate::mail::bridge_imap_login(bind, fingerprint, &username, &password);
+        steps
+            .run(CheckStepName::Bridge, self.mail.step_timeout, login)
+            .await;
     }
 }
 

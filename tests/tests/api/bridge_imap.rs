@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
-use inboxlink_sdk::types::MailboxStatus;
+use inboxlink_sdk::types::{CheckStepStatus, MailboxStatus};
 use serde_json::Value;
 
 use crate::bridge::new_password_of;
 use crate::check::{Rig, real_servers, rig};
-use crate::helpers::{MAILBOX, ORG, TestApp, TestAppBuilder, backend_tests, logs};
+use crate::helpers::{Api, MAILBOX, ORG, TestApp, TestAppBuilder, backend_tests, logs};
 
 /// The rig with the bridge's IMAP listener on a free port.
 pub(crate) async fn bridge_rig(
@@ -334,7 +334,9 @@ async fn a_revoked_passwords_open_session_ends(app: TestAppBuilder) {
 
 backend_tests!(failed_logins_are_limited_and_the_limit_lifts);
 async fn failed_logins_are_limited_and_the_limit_lifts(app: TestAppBuilder) {
-    let rig = bridge_rig(app, |_| {}).await;
+    // Long enough for a client started under load to meet the refusal.
+    let wait = Duration::from_secs(5);
+    let rig = bridge_rig(app, move |s| s.bridge.failed_login_wait = wait).await;
     let password = ready(&rig).await;
     let (port, _) = listener(&rig.app).await;
     let mut wrong = password.clone();
@@ -359,7 +361,65 @@ async fn failed_logins_are_limited_and_the_limit_lifts(app: TestAppBuilder) {
     let limited = r#"inboxlink_bridge_logins_refused_total{protocol="imap",reason="limited"}"#;
     assert_eq!(crate::operations::value(&metrics, limited), 1.0);
     // The limit lifts after its time; the right password works again.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(wait + Duration::from_millis(500)).await;
     let got = imaplib("refused", port, MAILBOX, &password, &[]).await;
     assert_eq!(got["error"], "OK", "{got}");
+}
+
+backend_tests!(the_check_logs_in_through_the_bridge);
+async fn the_check_logs_in_through_the_bridge(app: TestAppBuilder) {
+    let rig = bridge_rig(app, |s| {
+        s.bridge.sessions_per_mailbox = 1;
+    })
+    .await;
+    let password = ready(&rig).await;
+    let (port, _) = listener(&rig.app).await;
+    let bridge_step = |report: &inboxlink_sdk::types::CheckReport| {
+        let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names.last(), Some(&"bridge"), "the last step: {names:?}");
+        report.steps.last().expect("a step").clone()
+    };
+    let report = rig.app.admin().check(rig.app.mailbox_id(), false).await;
+    let step = bridge_step(&report);
+    assert!(report.ok, "{report:?}");
+    assert_eq!(step.status, CheckStepStatus::Ok, "{step:?}");
+    assert!(
+        step.response
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Logged in through the Inboxlink bridge"),
+        "{step:?}"
+    );
+
+    // The mailbox's one place is taken by a client: the bridge's own login
+    // is refused, and the step says why in the bridge's words.
+    let client = {
+        let password = password.clone();
+        tokio::spawn(async move { imaplib("idle", port, MAILBOX, &password, &["3"]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let report = rig.app.admin().check(rig.app.mailbox_id(), false).await;
+    let step = bridge_step(&report);
+    assert!(!report.ok);
+    assert_eq!(step.status, CheckStepStatus::Failed, "{step:?}");
+    assert_eq!(step.code.as_deref(), Some("bridge_login_failed"));
+    assert!(
+        step.response
+            .as_deref()
+            .unwrap_or_default()
+            .contains("[LIMIT]"),
+        "{step:?}"
+    );
+    assert_eq!(client.await.expect("the client")["after"], "OK");
+
+    // A token the server refuses fails the IMAP steps; the bridge's is skipped.
+    rig.app.fake().revoke_user(MAILBOX);
+    let report = rig.app.admin().check(rig.app.mailbox_id(), false).await;
+    assert_eq!(bridge_step(&report).status, CheckStepStatus::Skipped);
+    // A one-time credential is good for nothing else.
+    let log = logs();
+    assert!(
+        !log.contains("inboxlink-check-"),
+        "the probe's password in the log"
+    );
 }
