@@ -636,6 +636,9 @@ struct Watched<'a, R> {
     activity: &'a Activity,
     bytes: u64,
     tail: Vec<u8>,
+    /// Whether `COMPRESS DEFLATE` went by (RFC 4978): from then on the
+    /// stream is compressed, and the bridge writes no line of its own into it.
+    compress_seen: bool,
 }
 
 impl<'a, R> Watched<'a, R> {
@@ -645,8 +648,16 @@ impl<'a, R> Watched<'a, R> {
             activity,
             bytes: 0,
             tail: Vec::new(),
+            compress_seen: false,
         }
     }
+}
+
+fn asks_for_compression(bytes: &[u8]) -> bool {
+    const COMMAND: &[u8] = b"COMPRESS DEFLATE";
+    bytes
+        .windows(COMMAND.len())
+        .any(|w| w.eq_ignore_ascii_case(COMMAND))
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Watched<'_, R> {
@@ -661,6 +672,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for Watched<'_, R> {
         if !read.is_empty() {
             self.activity.touch();
             self.bytes += read.len() as u64;
+            if !self.compress_seen && asks_for_compression(read) {
+                self.compress_seen = true;
+            }
             let keep = read.len().min(TAIL);
             let tail = &mut self.tail;
             tail.extend_from_slice(&read[read.len() - keep..]);
@@ -702,7 +716,8 @@ pub(crate) struct Relayed {
 /// ends the session on its own after `token_expires_at` (Exchange Online
 /// does when the access token runs out, about an hour after the login), the
 /// client is told so with a `* BYE` of the bridge's and can log in again:
-/// the bridge then takes a fresh token.
+/// the bridge then takes a fresh token. `COMPRESS` passes through as the
+/// server offers it; once a client turned it on, the bridge adds no line.
 async fn relay_bytes<C, U>(
     client: &mut C,
     upstream: &mut U,
@@ -758,6 +773,9 @@ where
         outcome = "token_expired";
     }
     let bye = match outcome {
+        // A compressed stream (the client turned on the server's COMPRESS)
+        // has no room for a plain line: the connection just closes.
+        _ if from_client.compress_seen => None,
         "idle" => Some(format!(
             "* BYE Nothing was sent for {} minutes; log in again\r\n",
             idle.as_secs().div_ceil(60)
@@ -907,6 +925,12 @@ mod tests {
         let logout = b"* BYE Logging out\r\na OK Logout completed.\r\n";
         let (relayed, got) = relay_with(logout, chrono::Duration::seconds(-1)).await;
         assert_eq!((relayed.outcome, got.as_slice()), ("relayed", &logout[..]));
+    }
+
+    #[test]
+    fn a_compressed_stream_is_noticed() {
+        assert!(asks_for_compression(b"c1 compress deflate\r\n"));
+        assert!(!asks_for_compression(b"c1 NOOP\r\n"));
     }
 
     #[test]
