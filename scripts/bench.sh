@@ -44,8 +44,16 @@ postgres_start
 echo "== release build" >&2
 cargo build --release --locked -p inboxlink -p inboxlink-bench --features inboxlink/postgres \
   --bin inboxlink --bin inboxlink-bench
-echo "== encryption per value (criterion)" >&2
-cargo bench --locked -p inboxlink --features postgres --bench crypto -- --warm-up-time 1 --measurement-time 3 >&2
+# The criterion run (its own build) only when the crypto part runs.
+crypto=yes previous=""
+for arg in "$@"; do
+  if [ "$previous" = --only ] && [[ ",$arg," != *,crypto,* ]]; then crypto=no; fi
+  previous=$arg
+done
+if [ "$crypto" = yes ]; then
+  echo "== encryption per value (criterion)" >&2
+  cargo bench --locked -p inboxlink --features postgres --bench crypto -- --warm-up-time 1 --measurement-time 3 >&2
+fi
 echo "== the service" >&2
 taskset -c 1 target/release/inboxlink-bench --binary target/release/inboxlink \
   --criterion target/criterion --emailproxy "$emailproxy_venv/bin/python" \
