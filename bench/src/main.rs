@@ -13,7 +13,9 @@
 //! [`post`] is the direct webhook POST the delivery figures are read against.
 
 mod api;
+mod emailproxy;
 mod load;
+mod mail_client;
 mod post;
 mod scenario;
 mod service;
@@ -37,9 +39,12 @@ the release service, starts a throw-away PostgreSQL and pins the cores.
 
   --quick            1,000 mailboxes and shorter loads: a smoke test
   --only PARTS       only these parts, comma-separated: resources, http, sign-in,
-                     refresh, check, webhooks, crypto (default: all)
+                     refresh, check, webhooks, bridge, crypto (default: all)
   --webhook-changes N  status changes timed from the transition to the receiver (10,000)
   --webhook-burst N  queued deliveries the delivery rate is measured on (10,000)
+  --bridge-sessions N  idle IMAP sessions held open through each bridge (1,000)
+  --emailproxy PYTHON  the Python that runs email-oauth2-proxy, for the bridge's
+                     second baseline (scripts/bench.sh installs it)
   --binary PATH      the service to start (target/release/inboxlink)
   --criterion DIR    criterion's output to read the crypto figures from (target/criterion)
   --out FILE         the table as JSON (bench.json)
@@ -58,6 +63,13 @@ struct Args {
     webhook_mailboxes: usize,
     /// Deliveries queued for the webhook throughput run.
     webhook_burst: usize,
+    /// Repetitions of each IMAP and SMTP workload through each bridge, of
+    /// the 10 MB FETCH, and the idle sessions held open.
+    bridge_reps: usize,
+    bridge_big_reps: usize,
+    bridge_sessions: usize,
+    /// The virtualenv's Python with email-oauth2-proxy (`None`: not measured).
+    emailproxy: Option<PathBuf>,
     /// The parts to run (`None`: all).
     only: Option<Vec<String>>,
     out: PathBuf,
@@ -76,6 +88,10 @@ fn args() -> Args {
         webhook_changes: 10_000,
         webhook_mailboxes: 1_000,
         webhook_burst: 10_000,
+        bridge_reps: 100,
+        bridge_big_reps: 20,
+        bridge_sessions: 1_000,
+        emailproxy: None,
         only: None,
         out: "bench.json".into(),
         markdown: None,
@@ -98,10 +114,15 @@ fn args() -> Args {
                 a.webhook_changes = 1_000;
                 a.webhook_mailboxes = 100;
                 a.webhook_burst = 1_000;
+                a.bridge_reps = 20;
+                a.bridge_big_reps = 5;
+                a.bridge_sessions = 200;
             }
             "--only" => a.only = Some(value().split(',').map(str::to_owned).collect()),
             "--webhook-changes" => a.webhook_changes = value().parse().expect("a number"),
             "--webhook-burst" => a.webhook_burst = value().parse().expect("a number"),
+            "--bridge-sessions" => a.bridge_sessions = value().parse().expect("a number"),
+            "--emailproxy" => a.emailproxy = Some(value().into()),
             "--out" => a.out = value().into(),
             "--markdown" => a.markdown = Some(value().into()),
             "--binary" => a.binary = value().into(),
@@ -149,6 +170,9 @@ async fn main() {
     }
     if a.runs("webhooks") {
         scenario::webhooks::webhooks(&a, &fake, &mut t).await;
+    }
+    if a.runs("bridge") {
+        scenario::bridge::bridge(&a, &fake, &mut t).await;
     }
     if a.runs("crypto") {
         scenario::crypto::crypto(&a, &mut t);
