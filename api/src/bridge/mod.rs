@@ -40,6 +40,8 @@ async fn accept_each<Fut>(
     loop {
         match listener.accept().await {
             Ok((tcp, peer)) => {
+                // An interactive protocol of small writes: none waits for a delayed ACK.
+                let _ = tcp.set_nodelay(true);
                 tokio::spawn(handle(tcp, peer));
             }
             Err(e) => {

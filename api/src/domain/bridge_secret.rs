@@ -6,8 +6,8 @@
 //! (140 bits). Dashes, spaces and case do not matter when it is typed. Only
 //! an Argon2id PHC hash of the whole password is stored.
 
-use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -17,6 +17,22 @@ pub const SECRET_LEN: usize = 28;
 const LEN: usize = SELECTOR_LEN + SECRET_LEN;
 // 5 bits a character: at least 128 bits of secret.
 const _: () = assert!(SECRET_LEN * 5 >= 128);
+
+/// Argon2id's memory for a new hash, in KiB (2 passes, 1 lane).
+///
+/// Not the 19 MiB OWASP recommends for passwords people choose: a bridge
+/// password is 140 random bits, so no cost buys anything against guessing
+/// it from a stolen hash (2^140 tries), and 19 MiB per login would cost the
+/// bridge's logins ~20 ms of CPU and leave the allocator holding tens of MiB
+/// (glibc keeps blocks that large once freed). Each hash names its own cost,
+/// so hashes stored with another one still verify.
+pub const M_COST_KIB: u32 = 1024;
+const T_COST: u32 = 2;
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(M_COST_KIB, T_COST, 1, None).expect("valid Argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
 
 /// A bridge password, as typed (normalised). Never printed by `Debug`.
 pub struct BridgeSecret(SecretString);
@@ -62,11 +78,10 @@ impl BridgeSecret {
             .join("-")
     }
 
-    /// The Argon2id PHC string to store (a random salt; the crate's
-    /// default cost: 19 MiB, 2 passes, as OWASP recommends). CPU work: call
-    /// it off the async workers.
+    /// The Argon2id PHC string to store (a random salt, [`M_COST_KIB`]).
+    /// CPU work: call it off the async workers.
     pub fn hash(&self) -> String {
-        Argon2::default()
+        argon2()
             .hash_password(self.0.expose_secret().as_bytes())
             .map(|h| h.to_string())
             .expect("argon2 with its default parameters hashes")
@@ -74,7 +89,7 @@ impl BridgeSecret {
 
     /// Whether this is the password of `phc`. CPU work, like [`Self::hash`].
     pub fn verify(&self, phc: &str) -> bool {
-        Argon2::default()
+        argon2()
             .verify_password(self.0.expose_secret().as_bytes(), phc)
             .is_ok()
     }
@@ -92,6 +107,22 @@ pub fn verify_nothing(typed: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_hashes_name_their_cost_and_older_costs_still_verify() {
+        let secret = BridgeSecret::generate();
+        let phc = secret.hash();
+        assert!(phc.starts_with("$argon2id$v=19$m=1024,t=2,p=1$"), "{phc}");
+        assert!(secret.verify(&phc));
+        // A hash stored with the crate's default cost (19 MiB) before.
+        let older = Argon2::default()
+            .hash_password(secret.0.expose_secret().as_bytes())
+            .expect("hashed")
+            .to_string();
+        assert!(older.contains("m=19456"), "{older}");
+        assert!(secret.verify(&older));
+        assert!(!BridgeSecret::generate().verify(&older));
+    }
 
     #[test]
     fn generated_passwords_are_typeable_and_read_back() {

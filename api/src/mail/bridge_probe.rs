@@ -126,6 +126,7 @@ pub async fn imap_login(
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(unreachable)?;
+    let _ = tcp.set_nodelay(true);
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let verifier = Pinned {
         fingerprint: fingerprint.to_owned(),

@@ -78,6 +78,8 @@ async fn connect_tls(servers: &MailServers) -> Result<TlsStream<TcpStream>, Step
     let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
         .await
         .map_err(|e| connect_failure("IMAP", endpoint, &e))?;
+    // Commands and answers are small writes: none waits for a delayed ACK.
+    let _ = tcp.set_nodelay(true);
     // The TLS name comes from the configured endpoint, never from the server.
     let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone()).map_err(|_| {
         StepFailure::new(

@@ -111,6 +111,8 @@ pub async fn open_relay(servers: &MailServers, login: &Login<'_>) -> Result<Rela
     let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
         .await
         .map_err(|e| connect_failure("SMTP", endpoint, &e))?;
+    // Commands and replies are small writes: none waits for a delayed ACK.
+    let _ = tcp.set_nodelay(true);
     let mut plain = BufReader::new(tcp);
     let greeting = read_reply(&mut plain).await.map_err(|e| io_failure(&e))?;
     if greeting.code != 220 {
