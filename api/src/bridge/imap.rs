@@ -268,13 +268,7 @@ async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
     .await;
     let mut relay = match opened {
         Ok(Ok(relay)) => {
-            // Off the login's path: it only matters to a mailbox a server refused before.
-            let (services, org, id) = (services.clone(), login.org.clone(), login.mailbox_id);
-            tokio::spawn(async move {
-                services
-                    .bridge_upstream(&org, id, Upstream::Imap, Ok(()))
-                    .await;
-            });
+            services.bridge_upstream_accepted(&login.org, login.mailbox_id);
             relay
         }
         Ok(Err(failure)) => {

@@ -165,6 +165,18 @@ impl Upstream {
 }
 
 impl Services {
+    /// [`Self::bridge_upstream`] of a server that accepted the token, off
+    /// the login's path (it only matters to a mailbox a server refused before).
+    pub(crate) fn bridge_upstream_accepted(&self, org: &OrgId, id: MailboxId) {
+        let (services, org) = (self.clone(), org.clone());
+        tokio::spawn(async move {
+            // Which server accepted does not matter to the change.
+            services
+                .bridge_upstream(&org, id, Upstream::Imap, Ok(()))
+                .await;
+        });
+    }
+
     /// What a bridge login learnt of the mailbox's server: it accepted the
     /// token (`Ok`), or answered (`Err`). A refusal of the token turns an
     /// `active` mailbox `error`, with the server's answer and the fix, and
