@@ -15,7 +15,7 @@ const TO: &str = "spisovna@contoso.cz";
 const MESSAGE: &str = "From: <podatelna@contoso.cz>\r\nTo: <spisovna@contoso.cz>\r\nSubject: Scan 42\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nDokument naskenován: příloha.\r\n.a line that starts with a dot\r\n";
 
 /// The ports of `GET /bridge`: SMTP (STARTTLS) and SMTPS.
-async fn ports(app: &TestApp) -> (u16, u16) {
+pub(crate) async fn ports(app: &TestApp) -> (u16, u16) {
     let answer = app
         .call_as(&app.token(ORG, &["service"]), "GET", "/bridge", None)
         .await;
