@@ -5,7 +5,8 @@
 //! (`mail::open_smtp_relay`) and forwards the client's transaction command
 //! by command: the envelope and the message's bytes go upstream unchanged,
 //! the upstream's replies come back unchanged. A `MAIL FROM` that is not
-//! the mailbox's address is refused here with `550 5.7.1`.
+//! the mailbox's address is refused here with `550 5.7.1`, and one that
+//! declares a `SIZE` above the advertised one with `552 5.3.4` (RFC 1870).
 //!
 //! No protocol line and no password is logged.
 
@@ -473,6 +474,16 @@ fn reverse_path(rest: &str) -> Option<String> {
     Some(inner[..end].to_owned())
 }
 
+/// The `SIZE=` parameter of `MAIL FROM:<address> …` (RFC 1870), if any.
+fn declared_size(rest: &str) -> Option<usize> {
+    let params = &rest[rest.find('>')? + 1..];
+    params.split_whitespace().find_map(|p| {
+        let (key, value) = p.split_once('=')?;
+        key.eq_ignore_ascii_case("SIZE")
+            .then(|| value.parse().unwrap_or(usize::MAX))
+    })
+}
+
 /// RFC 5321's wait for the reply to the message's final dot.
 const DATA_REPLY: Duration = Duration::from_secs(600);
 
@@ -556,6 +567,10 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
         let (verb, rest) = text.split_once(' ').unwrap_or((text.as_str(), ""));
         let local = match verb.to_ascii_uppercase().as_str() {
             "MAIL" => match reverse_path(rest) {
+                // RFC 1870: a declared size above the advertised one is refused at once.
+                _ if declared_size(rest).is_some_and(|n| n > MESSAGE_MAX) => Some(format!(
+                    "552 5.3.4 The message is larger than {MESSAGE_MAX} bytes\r\n"
+                )),
                 Some(from) if from.eq_ignore_ascii_case(mailbox) => None,
                 Some(from) => Some(format!(
                     "550 5.7.1 The bridge sends as {mailbox} only: <{}> is not this mailbox's address\r\n",
@@ -636,6 +651,21 @@ mod tests {
         assert_eq!(reverse_path("FROM:<>").as_deref(), Some(""));
         assert_eq!(reverse_path("TO:<a@b.cz>"), None);
         assert_eq!(reverse_path("FROM:a@b.cz"), None);
+    }
+
+    #[test]
+    fn the_declared_size_is_read() {
+        assert_eq!(
+            declared_size("FROM:<a@b.cz> SIZE=100 BODY=8BITMIME"),
+            Some(100)
+        );
+        assert_eq!(declared_size("FROM:<a@b.cz> body=8bitmime size=7"), Some(7));
+        assert_eq!(declared_size("FROM:<a@b.cz>"), None);
+        assert_eq!(declared_size("FROM:<size=5@b.cz>"), None);
+        assert_eq!(
+            declared_size("FROM:<a@b.cz> SIZE=99999999999999999999999"),
+            Some(usize::MAX)
+        );
     }
 
     #[test]

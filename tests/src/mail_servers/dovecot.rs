@@ -237,6 +237,30 @@ impl Dovecot {
     /// # Panics
     /// If the maildir cannot be written.
     pub fn deliver(&self, mailbox: &str, count: usize) {
+        for i in 1..=count {
+            let n = DELIVERED.load(Ordering::SeqCst);
+            let message = format!(
+                "From: Test Sender <sender@example.test>\r\n\
+                 To: <{mailbox}>\r\n\
+                 Subject: Test message {i}\r\n\
+                 Date: Mon, 01 Jan 2024 00:00:00 +0000\r\n\
+                 Message-ID: <{n}.{}@inboxlink.test>\r\n\
+                 MIME-Version: 1.0\r\n\
+                 Content-Type: text/plain; charset=us-ascii\r\n\
+                 \r\n\
+                 Test message {i} for {mailbox}.\r\n",
+                uuid::Uuid::new_v4().simple()
+            );
+            self.deliver_raw(mailbox, message.as_bytes());
+        }
+    }
+
+    /// Puts one message, exactly these bytes (CRLF line ends, so that IMAP
+    /// serves them unchanged), into `mailbox`'s INBOX, as [`Self::deliver`] does.
+    ///
+    /// # Panics
+    /// If the maildir cannot be written.
+    pub fn deliver_raw(&self, mailbox: &str, message: &[u8]) {
         let user = mailbox.to_lowercase();
         assert!(
             !user.is_empty() && !user.contains('/') && user != "." && user != "..",
@@ -257,33 +281,19 @@ impl Dovecot {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        for i in 1..=count {
-            let n = DELIVERED.fetch_add(1, Ordering::SeqCst);
-            let name = format!(
-                "{}.M{}P{}Q{n}.inboxlink-test",
-                now.as_secs(),
-                now.subsec_micros(),
-                std::process::id()
-            );
-            let message = format!(
-                "From: Test Sender <sender@example.test>\r\n\
-                 To: <{mailbox}>\r\n\
-                 Subject: Test message {i}\r\n\
-                 Date: Mon, 01 Jan 2024 00:00:00 +0000\r\n\
-                 Message-ID: <{n}.{}@inboxlink.test>\r\n\
-                 MIME-Version: 1.0\r\n\
-                 Content-Type: text/plain; charset=us-ascii\r\n\
-                 \r\n\
-                 Test message {i} for {mailbox}.\r\n",
-                uuid::Uuid::new_v4().simple()
-            );
-            // Write in tmp/, then rename into new/: Dovecot never sees half a file.
-            let tmp = maildir.join("tmp").join(&name);
-            fs::write(&tmp, message).expect("Dovecot::deliver: write a message");
-            self.own(&tmp);
-            fs::rename(&tmp, maildir.join("new").join(&name))
-                .expect("Dovecot::deliver: move the message into new/");
-        }
+        let n = DELIVERED.fetch_add(1, Ordering::SeqCst);
+        let name = format!(
+            "{}.M{}P{}Q{n}.inboxlink-test",
+            now.as_secs(),
+            now.subsec_micros(),
+            std::process::id()
+        );
+        // Write in tmp/, then rename into new/: Dovecot never sees half a file.
+        let tmp = maildir.join("tmp").join(&name);
+        fs::write(&tmp, message).expect("Dovecot::deliver: write a message");
+        self.own(&tmp);
+        fs::rename(&tmp, maildir.join("new").join(&name))
+            .expect("Dovecot::deliver: move the message into new/");
     }
 
     /// Stops Dovecot: `SIGTERM` to the master (its pid is in
@@ -503,6 +513,12 @@ namespace inbox {{
 submission_relay_host = {LOCAL_IP}
 submission_relay_port = {relay_port}
 submission_relay_ssl = no
+
+# The bridge's tests open many sessions of one user from 127.0.0.1 at once
+# (default: 10 per user and address).
+protocol imap {{
+  mail_max_userip_connections = 100
+}}
 
 # Failed logins must not slow down the next ones (default penalty: up to 15 s).
 service anvil {{

@@ -1,7 +1,9 @@
 //! Bridge passwords: created (shown once, stored as an Argon2id hash),
 //! listed without the password, revoked at once; the bridge's login check
 //! (unknown, wrong, expired, revoked; `last_used_at`; an audit row per new
-//! source address); the user name when two organisations have the address.
+//! source address); the user name when two organisations have the address
+//! (through the IMAP listener, each password reaching its own mailbox:
+//! `bridge_imap.rs`).
 
 use std::net::IpAddr;
 

@@ -1,6 +1,8 @@
 """A legacy IMAP client of the bridge: Python's imaplib, as a script would use it.
 
-Usage: bridge_imap.py MODE PORT USER PASSWORD [SECONDS]; prints one JSON object.
+Usage: bridge_imap.py MODE PORT USER PASSWORD [SECONDS]; prints one JSON object
+(mode `idle_wake` first prints `{"idling": true}` on a line of its own, once
+the server has accepted IDLE, and waits for a new message).
 The bridge's certificate is self-signed: the client does not verify it and
 reports its SHA-256 fingerprint instead, to compare with GET /bridge.
 """
@@ -72,6 +74,44 @@ def main():
             out["after"] = "OK"
         except imaplib.IMAP4.abort as e:
             out["after"] = str(e)
+    elif mode == "select":
+        client = connect(port)
+        client.login(user, password)
+        out["exists"] = int(client.select("INBOX")[1][0])
+        out["logout"] = client.logout()[0]
+    elif mode == "large":
+        # The newest message, whole, as the server holds it.
+        client = connect(port)
+        client.login(user, password)
+        exists = int(client.select("INBOX", readonly=True)[1][0])
+        typ, data = client.fetch(str(exists), "(RFC822.SIZE BODY.PEEK[])")
+        body = data[0][1]
+        out["fetch"] = typ
+        out["size"] = int(data[0][0].split(b"RFC822.SIZE ")[1].split()[0])
+        out["length"] = len(body)
+        out["sha256"] = hashlib.sha256(body).hexdigest()
+        client.logout()
+    elif mode == "idle_wake":
+        # IDLE (RFC 2177) by hand: imaplib has no idle() before Python 3.14.
+        client = connect(port)
+        client.login(user, password)
+        out["exists_before"] = int(client.select("INBOX")[1][0])
+        tag = client._new_tag()
+        client.send(tag + b" IDLE\r\n")
+        out["continuation"] = client._get_line().decode()
+        print(json.dumps({"idling": True}), flush=True)
+        while True:
+            line = client._get_line().decode()
+            if line.endswith(" EXISTS"):
+                out["woken_by"] = line
+                break
+        client.send(b"DONE\r\n")
+        while True:
+            line = client._get_line()
+            if line.startswith(tag):
+                out["done"] = line[len(tag) :].decode().strip()
+                break
+        out["logout"] = client.logout()[0]
     print(json.dumps(out))
 
 

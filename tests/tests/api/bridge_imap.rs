@@ -1,9 +1,13 @@
 //! The bridge's IMAP listener with a real client (Python's `imaplib`,
 //! `bridge_imap.py`) against the private Dovecot as the mailbox's server:
 //! LOGIN and AUTHENTICATE PLAIN, SELECT, FETCH, LOGOUT through the relay;
-//! wrong and revoked passwords; a token the server refuses and a mailbox
-//! that must sign in again, each explained; the session limit; the idle
-//! time-out; no password and no protocol line in the log.
+//! a 10 MB message fetched byte for byte; IDLE woken by a new message; an
+//! expired access token refreshed once at login; wrong and revoked
+//! passwords; a token the server refuses and a mailbox that must sign in
+//! again, each explained; two organisations with one address, each
+//! password reaching its own mailbox; the session limit; the idle
+//! time-out; no password and no protocol line in the log. Clients that hang
+//! up mid-command: `bridge_disconnects.rs`.
 
 use std::time::Duration;
 
@@ -12,7 +16,10 @@ use serde_json::Value;
 
 use crate::bridge::new_password_of;
 use crate::check::{Rig, real_servers, rig};
-use crate::helpers::{Api, MAILBOX, ORG, TestApp, TestAppBuilder, backend_tests, logs};
+use crate::helpers::{
+    Api, MAILBOX, ORG, TestApp, TestAppBuilder, backend_tests, fake_app_credential_body, follow,
+    logs, mailbox_body,
+};
 
 /// The rig with the bridge's IMAP listener on a free port.
 pub(crate) async fn bridge_rig(
@@ -27,7 +34,7 @@ pub(crate) async fn bridge_rig(
 }
 
 /// `GET /bridge`: the IMAP listener's port and the certificate's fingerprint.
-async fn listener(app: &TestApp) -> (u16, String) {
+pub(crate) async fn listener(app: &TestApp) -> (u16, String) {
     let answer = app
         .call_as(&app.token(ORG, &["viewer"]), "GET", "/bridge", None)
         .await;
@@ -70,6 +77,24 @@ async fn imaplib(mode: &str, port: u16, user: &str, password: &str, extra: &[&st
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("the script's JSON")
+}
+
+/// Waits (at most 10 s) until no session of `protocol` is open: a session
+/// ends, and is logged and counted, just after its client saw the end.
+pub(crate) async fn no_open_sessions(app: &TestApp, protocol: &str) {
+    let series = format!(r#"inboxlink_bridge_sessions_active{{protocol="{protocol}"}}"#);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let open = crate::operations::value(&crate::operations::scrape(app).await, &series);
+        if open == 0.0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} {protocol} sessions still open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A signed-in mailbox with 3 messages and a bridge password for it.
@@ -305,14 +330,8 @@ async fn a_revoked_passwords_open_session_ends(app: TestAppBuilder) {
     .await;
     let password = ready(&rig).await;
     let (port, _) = listener(&rig.app).await;
-    let list = rig
-        .app
-        .admin_call(
-            "GET",
-            &format!("/mailboxes/{}/bridge-passwords", rig.app.mailbox_id()),
-            None,
-        )
-        .await;
+    let passwords = format!("/mailboxes/{}/bridge-passwords", rig.app.mailbox_id());
+    let list = rig.app.admin_call("GET", &passwords, None).await;
     let id = list.body["items"][0]["id"].as_str().expect("id").to_owned();
     // The client logs in and waits 4 s before its next command; meanwhile
     // the password is revoked.
@@ -320,7 +339,16 @@ async fn a_revoked_passwords_open_session_ends(app: TestAppBuilder) {
         let password = password.clone();
         tokio::spawn(async move { imaplib("idle", port, MAILBOX, &password, &["4"]).await })
     };
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Once it is logged in (its password's last use is recorded at the login).
+    for _ in 0..200 {
+        let list = rig.app.admin_call("GET", &passwords, None).await;
+        if list.body["items"][0]["last_used_at"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The login's answer is on its way; the client then waits before its next command.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let path = format!("/mailboxes/{}/bridge-passwords/{id}", rig.app.mailbox_id());
     assert_eq!(rig.app.admin_call("DELETE", &path, None).await.status, 204);
     let got = client.await.expect("the client");
@@ -421,5 +449,200 @@ async fn the_check_logs_in_through_the_bridge(app: TestAppBuilder) {
     assert!(
         !log.contains("inboxlink-check-"),
         "the probe's password in the log"
+    );
+}
+
+/// A message of at least `size` bytes as a scanner sends one: headers, then
+/// random bytes in base64 lines (CRLF, as Dovecot serves them).
+fn large_message(size: usize) -> Vec<u8> {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut message = format!(
+        "From: <scanner@contoso.cz>\r\nTo: <{MAILBOX}>\r\nSubject: Scan of the archive\r\n\
+         MIME-Version: 1.0\r\nContent-Type: application/pdf\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n"
+    )
+    .into_bytes();
+    let mut random = vec![0; size / 4 * 3];
+    rand::rng().fill_bytes(&mut random);
+    let text = base64::engine::general_purpose::STANDARD.encode(random);
+    for line in text.as_bytes().chunks(76) {
+        message.extend_from_slice(line);
+        message.extend_from_slice(b"\r\n");
+    }
+    message
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+backend_tests!(a_10_mb_message_is_fetched_through_the_bridge_byte_for_byte);
+async fn a_10_mb_message_is_fetched_through_the_bridge_byte_for_byte(app: TestAppBuilder) {
+    let rig = bridge_rig(app, |_| {}).await;
+    let password = ready(&rig).await;
+    let (port, _) = listener(&rig.app).await;
+    let message = large_message(10 * 1024 * 1024);
+    rig.dovecot.deliver_raw(MAILBOX, &message);
+
+    let got = imaplib("large", port, MAILBOX, &password, &[]).await;
+    assert_eq!(got["fetch"], "OK", "{got}");
+    assert_eq!(got["size"], message.len(), "RFC822.SIZE: {got}");
+    assert_eq!(got["length"], message.len(), "{got}");
+    assert_eq!(
+        got["sha256"],
+        sha256_hex(&message),
+        "the bytes Dovecot holds, unchanged"
+    );
+}
+
+backend_tests!(idle_through_the_bridge_is_woken_by_a_new_message);
+async fn idle_through_the_bridge_is_woken_by_a_new_message(app: TestAppBuilder) {
+    use std::io::BufRead;
+    let rig = bridge_rig(app, |_| {}).await;
+    let password = ready(&rig).await;
+    let (port, _) = listener(&rig.app).await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/bridge_imap.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .args(["idle_wake", &port.to_string(), MAILBOX, &password])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    // Blocking reads, off the runtime that serves the bridge.
+    let (mut stdout, idling) = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        stdout.read_line(&mut line).map(|_| (stdout, line))
+    })
+    .await
+    .expect("the client's task")
+    .expect("the client's first line");
+    assert_eq!(
+        idling.trim(),
+        r#"{"idling": true}"#,
+        "the server accepted IDLE"
+    );
+
+    rig.dovecot.deliver(MAILBOX, 1);
+    let output = tokio::task::spawn_blocking(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest)?;
+        child.wait_with_output().map(|o| (o, rest))
+    })
+    .await
+    .expect("the client's task");
+    let (output, rest) = output.expect("the client ends");
+    assert!(
+        output.status.success(),
+        "imaplib idle_wake: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let got: Value = serde_json::from_str(&rest).expect("the script's JSON");
+    assert_eq!(got["exists_before"], 3, "{got}");
+    assert!(
+        got["continuation"]
+            .as_str()
+            .expect("continuation")
+            .starts_with('+'),
+        "{got}"
+    );
+    assert_eq!(got["woken_by"], "* 4 EXISTS", "the new message: {got}");
+    assert!(
+        got["done"].as_str().expect("done").starts_with("OK"),
+        "IDLE ended with DONE: {got}"
+    );
+    assert_eq!(got["logout"], "BYE");
+}
+
+backend_tests!(an_expired_access_token_is_refreshed_at_login);
+async fn an_expired_access_token_is_refreshed_at_login(app: TestAppBuilder) {
+    let rig = bridge_rig(app, |_| {}).await;
+    let password = ready(&rig).await;
+    let (port, _) = listener(&rig.app).await;
+    let refreshes = || rig.app.fake().token_calls("refresh_token");
+    assert_eq!(refreshes(), 0, "a fresh sign-in needs no refresh");
+    rig.app
+        .execute("UPDATE mailboxes SET access_token_expires_at = '2001-01-01 00:00:00'")
+        .await;
+
+    let got = imaplib("select", port, MAILBOX, &password, &[]).await;
+    assert_eq!(got["exists"], 3, "logged in and selected: {got}");
+    assert_eq!(refreshes(), 1, "the keeper refreshed the token once");
+    // The next login takes the refreshed token as it is.
+    let got = imaplib("select", port, MAILBOX, &password, &[]).await;
+    assert_eq!(
+        (&got["exists"], &got["logout"]),
+        (&Value::from(3), &Value::from("BYE"))
+    );
+    assert_eq!(refreshes(), 1, "no second refresh");
+    let mailbox = rig.app.mailbox(rig.app.mailbox_id()).await;
+    assert_eq!(mailbox.status, inboxlink_sdk::types::MailboxStatus::Active);
+}
+
+backend_tests!(two_organisations_with_one_address_each_reach_their_own_over_imap);
+async fn two_organisations_with_one_address_each_reach_their_own_over_imap(app: TestAppBuilder) {
+    let rig = bridge_rig(app, |_| {}).await;
+    let acme_password = ready(&rig).await;
+    let acme_mailbox = rig.app.mailbox_id();
+    let (port, _) = listener(&rig.app).await;
+    let globex = rig.app.admin_of("globex");
+    let credential = globex
+        .create_app_credential(fake_app_credential_body("Globex"))
+        .await;
+    let globex_mailbox = globex
+        .create_mailbox(mailbox_body(MAILBOX, credential))
+        .await;
+    let created = new_password_of(&rig.app, "globex", globex_mailbox, "Scanner").await;
+    let globex_password = created["password"].as_str().expect("password").to_owned();
+    let tag = |id: uuid::Uuid| id.simple().to_string()[24..].to_owned();
+
+    // Globex's mailbox has not signed in yet: its password reaches that
+    // mailbox (no token), acme's the same address's mailbox of acme.
+    let got = imaplib("refused", port, MAILBOX, &globex_password, &[]).await;
+    let error = got["error"].as_str().expect("refused");
+    assert!(
+        error.contains("[AUTHENTICATIONFAILED]") && error.contains("mailbox_not_authorized"),
+        "{error}"
+    );
+    let got = imaplib("select", port, MAILBOX, &acme_password, &[]).await;
+    assert_eq!(got["exists"], 3, "{got}");
+
+    // Signed in, globex's reaches its own, by the address or the tagged name;
+    // acme's password with globex's tagged name reaches nothing.
+    let page = follow(&globex.sign_in_url(globex_mailbox).await).await;
+    assert_eq!(page.status, 200, "{page}");
+    for user in [
+        MAILBOX.to_owned(),
+        format!("{MAILBOX}#{}", tag(globex_mailbox)),
+    ] {
+        let got = imaplib("select", port, &user, &globex_password, &[]).await;
+        assert_eq!(got["exists"], 3, "{user}: {got}");
+    }
+    let crossed = format!("{MAILBOX}#{}", tag(globex_mailbox));
+    let got = imaplib("refused", port, &crossed, &acme_password, &[]).await;
+    let error = got["error"].as_str().expect("refused");
+    assert!(
+        error.contains("Invalid user name or bridge password"),
+        "{error}"
+    );
+
+    // Each session was the mailbox of its password.
+    no_open_sessions(&rig.app, "imap").await;
+    let log = logs();
+    let sessions_of = |mailbox: uuid::Uuid| {
+        log.lines()
+            .filter(|l| l.contains("bridge IMAP session ended"))
+            .filter(|l| l.contains(&mailbox.to_string()))
+            .count()
+    };
+    assert_eq!(
+        (sessions_of(acme_mailbox), sessions_of(globex_mailbox)),
+        (1, 2)
     );
 }

@@ -62,6 +62,40 @@ def main():
             out["login"] = "accepted"
         except smtplib.SMTPAuthenticationError as e:
             out["login"] = [e.smtp_code, e.smtp_error.decode()]
+    elif mode == "pipelined":
+        # PIPELINING (RFC 2920) as smtplib does not: bursts on the TLS socket,
+        # then each reply in order.
+        s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+        s.starttls(context=context())
+        s.ehlo("scanner.contoso.cz")
+        out["login"] = s.login(user, password)[0]
+
+        def burst(*commands, data=None):
+            text = b"".join(c.encode() + b"\r\n" for c in commands)
+            s.sock.sendall(text if data is None else data)
+            return [[code, text.decode()] for code, text in (s.getreply() for _ in range(len(commands)))]
+
+        options = "BODY=8BITMIME SIZE=%d" % len(message)
+        out["other_sender"] = burst("MAIL FROM:<someone-else@contoso.cz> " + options, "RCPT TO:<%s>" % rcpt, "DATA")
+        out["envelope"] = burst("RSET", "MAIL FROM:<%s> %s" % (sender, options), "RCPT TO:<%s>" % rcpt, "DATA")
+        stuffed = b"".join(b"." + l if l.startswith(b".") else l for l in message.splitlines(keepends=True))
+        out["message"] = burst("final dot", "QUIT", data=stuffed + b".\r\nQUIT\r\n")
+    elif mode == "too_large":
+        # smtplib declares the size (RFC 1870) when the server offers SIZE.
+        s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+        s.starttls(context=context())
+        s.ehlo()
+        out["login"] = s.login(user, password)[0]
+        limit = int(s.esmtp_features["size"])
+        line = b"x" * 76 + b"\r\n"
+        big = b"Subject: too large\r\n\r\n" + line * (limit // len(line) + 1)
+        try:
+            s.sendmail(sender, [rcpt], big)
+            out["too_large"] = "accepted"
+        except smtplib.SMTPSenderRefused as e:
+            out["too_large"] = [e.smtp_code, e.smtp_error.decode()]
+        out["then"] = s.sendmail(sender, [rcpt], message)
+        out["quit"] = s.quit()[0]
     print(json.dumps(out))
 
 

@@ -2,7 +2,9 @@
 //! `bridge_smtp.py`) against the private Dovecot's submission, which relays
 //! to the SMTP sink: STARTTLS before AUTH, AUTH PLAIN and LOGIN, a message
 //! that arrives with its envelope and bytes, another sender refused with
-//! 550 5.7.1, a wrong password, implicit TLS.
+//! 550 5.7.1, a wrong password, implicit TLS, curl with `--ssl-reqd`; a
+//! 1 MB 8-bit message in a pipelined transaction, each reply in order; a
+//! declared size above the advertised one refused with 552 5.3.4.
 
 use serde_json::{Value, json};
 
@@ -15,7 +17,7 @@ const TO: &str = "spisovna@contoso.cz";
 const MESSAGE: &str = "From: <podatelna@contoso.cz>\r\nTo: <spisovna@contoso.cz>\r\nSubject: Scan 42\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nDokument naskenován: příloha.\r\n.a line that starts with a dot\r\n";
 
 /// The ports of `GET /bridge`: SMTP (STARTTLS) and SMTPS.
-async fn ports(app: &TestApp) -> (u16, u16) {
+pub(crate) async fn ports(app: &TestApp) -> (u16, u16) {
     let answer = app
         .call_as(&app.token(ORG, &["service"]), "GET", "/bridge", None)
         .await;
@@ -35,6 +37,17 @@ async fn ports(app: &TestApp) -> (u16, u16) {
 }
 
 async fn smtplib(mode: &str, port: u16, user: &str, password: &str) -> Value {
+    smtplib_sending(mode, port, user, password, MESSAGE.as_bytes().to_vec()).await
+}
+
+/// Runs the Python client with `message` on its standard input; its JSON answer.
+async fn smtplib_sending(
+    mode: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    message: Vec<u8>,
+) -> Value {
     use std::io::Write;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/bridge_smtp.py");
     let mut command = std::process::Command::new("python3");
@@ -46,11 +59,7 @@ async fn smtplib(mode: &str, port: u16, user: &str, password: &str) -> Value {
         .stderr(std::process::Stdio::piped());
     let output = tokio::task::spawn_blocking(move || {
         let mut child = command.spawn()?;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(MESSAGE.as_bytes())?;
+        child.stdin.take().expect("stdin").write_all(&message)?;
         child.wait_with_output()
     })
     .await
@@ -201,4 +210,101 @@ async fn smtplib_sends_through_the_bridge_with_its_envelope_and_bytes(app: TestA
     // Nothing a client sent reached the log, nor a password.
     let log = crate::helpers::logs();
     assert!(!log.contains(&password) && !log.contains("Scan 42"));
+}
+
+/// A message of more than 1 MB in 8-bit UTF-8 text, some lines starting with a dot.
+fn large_8bit_message() -> String {
+    let mut message = format!(
+        "From: <{MAILBOX}>\r\nTo: <{TO}>\r\nSubject: Archiv 2026\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    );
+    let mut i = 0;
+    while message.len() <= 1024 * 1024 {
+        let dot = if i % 100 == 0 { "." } else { "" };
+        message.push_str(&format!(
+            "{dot}Řádek {i}: příliš žluťoučký kůň úpěl ďábelské ódy.\r\n"
+        ));
+        i += 1;
+    }
+    message
+}
+
+backend_tests!(a_pipelined_8bit_message_and_a_declared_size_over_the_limit);
+async fn a_pipelined_8bit_message_and_a_declared_size_over_the_limit(app: TestAppBuilder) {
+    let rig = bridge_rig(app, |s| {
+        s.bridge.smtp_bind = Some("127.0.0.1:0".parse().expect("address"));
+        s.bridge.smtps_bind = Some("127.0.0.1:0".parse().expect("address"));
+    })
+    .await;
+    let password = ready(&rig).await;
+    let (smtp, _) = ports(&rig.app).await;
+    let message = large_8bit_message();
+
+    let got = smtplib_sending(
+        "pipelined",
+        smtp,
+        MAILBOX,
+        &password,
+        message.clone().into(),
+    )
+    .await;
+    assert_eq!(got["login"], 235, "{got}");
+    let codes = |name: &str| -> Vec<u64> {
+        let replies = got[name].as_array().expect("replies");
+        replies
+            .iter()
+            .map(|r| r[0].as_u64().expect("code"))
+            .collect()
+    };
+    // Refused here, then the server's own answers to what followed, in order.
+    let other = codes("other_sender");
+    assert_eq!(other[0], 550, "{got}");
+    assert!(
+        got["other_sender"][0][1]
+            .as_str()
+            .expect("text")
+            .starts_with("5.7.1 "),
+        "{got}"
+    );
+    assert!(
+        other[1..].iter().all(|c| (500..600).contains(c)),
+        "no transaction without MAIL: {got}"
+    );
+    assert_eq!(codes("envelope"), [250, 250, 250, 354], "{got}");
+    assert_eq!(codes("message"), [250, 221], "{got}");
+
+    let messages = rig.sink.messages();
+    assert_eq!(messages.len(), 1, "only the mailbox's own message went out");
+    let m = &messages[0];
+    assert_eq!(
+        (m.mail_from.as_str(), m.rcpt_to.clone()),
+        (MAILBOX, vec![TO.to_owned()])
+    );
+    assert!(
+        m.data.ends_with(&message),
+        "the {} bytes arrived unchanged",
+        message.len()
+    );
+    assert!(
+        rig.sink
+            .commands()
+            .iter()
+            .any(|c| c.starts_with("MAIL FROM:") && c.contains("BODY=8BITMIME")),
+        "sent on as 8-bit: {:?}",
+        rig.sink.commands()
+    );
+
+    // smtplib declares a message's size when SIZE is offered: one larger than
+    // the advertised limit is refused before any of it is sent, and the session goes on.
+    let got = smtplib("too_large", smtp, MAILBOX, &password).await;
+    assert_eq!(got["too_large"][0], 552, "{got}");
+    assert!(
+        got["too_large"][1]
+            .as_str()
+            .expect("text")
+            .starts_with("5.3.4 "),
+        "{got}"
+    );
+    assert_eq!((&got["then"], &got["quit"]), (&json!({}), &json!(221)));
+    assert_eq!(rig.sink.messages().len(), 2, "only the small one went out");
 }

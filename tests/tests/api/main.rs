@@ -10,6 +10,7 @@ mod helpers;
 mod app_credentials;
 mod app_only;
 mod bridge;
+mod bridge_disconnects;
 mod bridge_imap;
 mod bridge_smtp;
 mod callback;
