@@ -52,7 +52,10 @@ def main():
         s = smtplib.SMTP_SSL("127.0.0.1", port, timeout=30, context=context())
         s.ehlo()
         out["login"] = s.login(user, password)[0]
-        out["refused_rcpts"] = s.sendmail(sender, [rcpt], message)
+        try:
+            out["refused_rcpts"] = s.sendmail(sender, [rcpt], message)
+        except smtplib.SMTPSenderRefused as e:
+            out["refused"] = [e.smtp_code, e.smtp_error.decode()]
         s.quit()
     elif mode == "refused":
         s = smtplib.SMTP("127.0.0.1", port, timeout=30)

@@ -4,10 +4,14 @@
 //! that arrives with its envelope and bytes, another sender refused with
 //! 550 5.7.1, a wrong password, implicit TLS, curl with `--ssl-reqd`; a
 //! 1 MB 8-bit message in a pipelined transaction, each reply in order; a
-//! declared size above the advertised one refused with 552 5.3.4.
+//! declared size above the advertised one refused with 552 5.3.4; a shared
+//! mailbox sending as itself through its delegate, and no other sender.
 
 use serde_json::{Value, json};
 
+use inboxlink_tests::fake_entra::SignIn;
+
+use crate::bridge::new_password_of;
 use crate::bridge_imap::{bridge_rig, ready};
 use crate::helpers::{MAILBOX, ORG, TestApp, TestAppBuilder, backend_tests};
 
@@ -40,7 +44,8 @@ async fn smtplib(mode: &str, port: u16, user: &str, password: &str) -> Value {
     smtplib_sending(mode, port, user, password, MESSAGE.as_bytes().to_vec()).await
 }
 
-/// Runs the Python client with `message` on its standard input; its JSON answer.
+/// Runs the Python client with `message` on its standard input, sending as
+/// the rig's mailbox; its JSON answer.
 async fn smtplib_sending(
     mode: &str,
     port: u16,
@@ -48,12 +53,24 @@ async fn smtplib_sending(
     password: &str,
     message: Vec<u8>,
 ) -> Value {
+    smtplib_from(mode, port, user, password, MAILBOX, message).await
+}
+
+/// [`smtplib_sending`] with `sender` as the envelope's sender.
+async fn smtplib_from(
+    mode: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    sender: &str,
+    message: Vec<u8>,
+) -> Value {
     use std::io::Write;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/bridge_smtp.py");
     let mut command = std::process::Command::new("python3");
     command
         .arg(script)
-        .args([mode, &port.to_string(), user, password, MAILBOX, TO])
+        .args([mode, &port.to_string(), user, password, sender, TO])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -307,4 +324,50 @@ async fn a_pipelined_8bit_message_and_a_declared_size_over_the_limit(app: TestAp
     );
     assert_eq!((&got["then"], &got["quit"]), (&json!({}), &json!(221)));
     assert_eq!(rig.sink.messages().len(), 2, "only the small one went out");
+}
+
+backend_tests!(a_shared_mailbox_sends_as_itself_through_its_delegate);
+/// A shared mailbox's bridge password: the bridge authenticates upstream as
+/// the delegate who signed in, and the envelope's sender is the shared
+/// address; any other sender, the delegate's own address included, is
+/// refused by the bridge.
+async fn a_shared_mailbox_sends_as_itself_through_its_delegate(app: TestAppBuilder) {
+    const SHARED: &str = "info@contoso.cz";
+    let rig = bridge_rig(app, |s| {
+        s.bridge.smtp_bind = Some("127.0.0.1:0".parse().expect("address"));
+        s.bridge.smtps_bind = Some("127.0.0.1:0".parse().expect("address"));
+    })
+    .await;
+    let shared = rig.app.new_mailbox_with(SHARED, |b| b.shared(true)).await;
+    // The delegate is the rig's mailbox user, whom Dovecot knows.
+    rig.app.fake().next_sign_in(SignIn::As(MAILBOX.into()));
+    rig.app.sign_in_ok(shared).await;
+    let created = new_password_of(&rig.app, ORG, shared, "Shared scanner").await;
+    assert_eq!(created["username"], SHARED);
+    let password = created["password"].as_str().expect("password");
+    let (_, smtps) = ports(&rig.app).await;
+
+    let message = MESSAGE.as_bytes().to_vec();
+    let got = smtplib_from("smtps", smtps, SHARED, password, SHARED, message.clone()).await;
+    assert_eq!(
+        (&got["login"], &got["refused_rcpts"]),
+        (&json!(235), &json!({})),
+        "{got}"
+    );
+    let got = smtplib_from("smtps", smtps, SHARED, password, MAILBOX, message).await;
+    assert_eq!(got["refused"][0], 550, "the delegate's own address: {got}");
+    let why = got["refused"][1].as_str().expect("text");
+    assert!(why.starts_with("5.7.1 ") && why.contains(SHARED), "{why}");
+
+    let messages = rig.sink.messages();
+    assert_eq!(
+        messages.len(),
+        1,
+        "only the shared mailbox's message went out"
+    );
+    assert_eq!(
+        (messages[0].mail_from.as_str(), messages[0].rcpt_to.clone()),
+        (SHARED, vec![TO.to_owned()])
+    );
+    assert!(messages[0].data.ends_with(MESSAGE));
 }
