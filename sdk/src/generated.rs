@@ -6554,6 +6554,26 @@ impl Client {
     pub fn bridge_password_create(&self) -> builder::BridgePasswordCreate<'_> {
         builder::BridgePasswordCreate::new(self)
     }
+    /**One bridge password
+
+    The one a `201 Location` names; never the password itself. A revoked
+    password is gone (404).
+
+    Sends a `GET` request to `/mailboxes/{id}/bridge-passwords/{password_id}`
+
+    Arguments:
+    - `id`: Mailbox id
+    - `password_id`: Bridge password id
+    ```ignore
+    let response = client.bridge_password_get()
+        .id(id)
+        .password_id(password_id)
+        .send()
+        .await;
+    ```*/
+    pub fn bridge_password_get(&self) -> builder::BridgePasswordGet<'_> {
+        builder::BridgePasswordGet::new(self)
+    }
     /**Revoke a bridge password
 
     At once: the next login with it is refused.
@@ -9145,6 +9165,104 @@ pub mod builder {
                     ResponseValue::from_response(response).await?,
                 )),
                 422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::bridge_password_get`]
+
+    [`Client::bridge_password_get`]: super::Client::bridge_password_get*/
+    #[derive(Debug, Clone)]
+    pub struct BridgePasswordGet<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+        password_id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> BridgePasswordGet<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                password_id: Err("password_id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
+            self
+        }
+        pub fn password_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.password_id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for password_id failed".to_string());
+            self
+        }
+        ///Sends a `GET` request to `/mailboxes/{id}/bridge-passwords/{password_id}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::BridgePassword>, Error<types::Problem>> {
+            let Self {
+                client,
+                id,
+                password_id,
+            } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let password_id = password_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/mailboxes/{}/bridge-passwords/{}",
+                client.baseurl,
+                encode_path(&id.to_string()),
+                encode_path(&password_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "bridge_password_get",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(

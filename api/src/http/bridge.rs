@@ -9,7 +9,7 @@ use crate::http::caller::Caller;
 use crate::service::PageRequest;
 use crate::service::bridge::BridgeInfo;
 use crate::service::bridge_passwords::{
-    BridgePasswordCreate, BridgePasswordPage, BridgePasswordWithSecret,
+    BridgePassword, BridgePasswordCreate, BridgePasswordPage, BridgePasswordWithSecret,
 };
 
 /// The operations of this resource.
@@ -17,6 +17,7 @@ pub fn services(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(bridge_get)
         .service(bridge_password_list)
         .service(bridge_password_create)
+        .service(bridge_password_get)
         .service(bridge_password_delete);
 }
 
@@ -80,6 +81,33 @@ pub async fn bridge_password_create(
         &format!("/mailboxes/{}/bridge-passwords", *id),
         created.bridge_password.id,
         created,
+    ))
+}
+
+/// One bridge password
+///
+/// The one a `201 Location` names; never the password itself. A revoked
+/// password is gone (404).
+#[utoipa::path(
+    tag = "bridge", operation_id = "bridge_password_get",
+    params(
+        ("id" = Uuid, Path, description = "Mailbox id"),
+        ("password_id" = Uuid, Path, description = "Bridge password id"),
+    ),
+    responses(
+        (status = 200, description = "The bridge password", body = BridgePassword),
+        (status = 404, description = "No such mailbox or bridge password (or it was revoked)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/mailboxes/{id}/bridge-passwords/{password_id}")]
+pub async fn bridge_password_get(
+    Caller(who, services): Caller,
+    path: web::Path<(MailboxId, BridgePasswordId)>,
+) -> Result<web::Json<BridgePassword>> {
+    let (id, password) = path.into_inner();
+    Ok(web::Json(
+        services.bridge_password_get(&who, id, password).await?,
     ))
 }
 

@@ -249,6 +249,24 @@ impl Services {
         })
     }
 
+    pub async fn bridge_password_get(
+        &self,
+        who: &Principal,
+        mailbox: MailboxId,
+        id: BridgePasswordId,
+    ) -> Result<BridgePassword> {
+        let org = who.require(Permission::BridgePasswords)?.clone();
+        let (row, address) = self
+            .store
+            .query(move |c| {
+                let mailbox_row = mailboxes::get(c, &org, mailbox)?;
+                Ok((store::get(c, &org, mailbox, id)?, mailbox_row.email))
+            })
+            .await?;
+        let username = self.bridge_username(address, mailbox).await?;
+        Ok(view(row, username))
+    }
+
     pub async fn bridge_password_list(
         &self,
         who: &Principal,

@@ -61,15 +61,14 @@ pub fn list(
     Ok(query.load(conn)?)
 }
 
-/// Revokes a password of the mailbox that is not revoked yet.
-pub fn revoke(
+/// A password of the mailbox that is not revoked.
+pub fn get(
     conn: &mut AnyConnection,
     org: &OrgId,
     mailbox: MailboxId,
     id: BridgePasswordId,
-    at: NaiveDateTime,
 ) -> StoreResult<BridgePasswordRow> {
-    let row = found(
+    found(
         bridge_passwords::table
             .filter(bridge_passwords::org.eq(org))
             .filter(bridge_passwords::mailbox_id.eq(mailbox))
@@ -79,7 +78,18 @@ pub fn revoke(
             .first(conn)
             .optional(),
         WHAT,
-    )?;
+    )
+}
+
+/// Revokes a password of the mailbox that is not revoked yet.
+pub fn revoke(
+    conn: &mut AnyConnection,
+    org: &OrgId,
+    mailbox: MailboxId,
+    id: BridgePasswordId,
+    at: NaiveDateTime,
+) -> StoreResult<BridgePasswordRow> {
+    let row = get(conn, org, mailbox, id)?;
     touched(
         diesel::update(
             bridge_passwords::table

@@ -35,9 +35,22 @@ pub async fn new_password_of(
     let token = app.token(org, &["operator"]);
     let body = json!({ "name": name });
     let answer = app
-        .call_as(&token, "POST", &passwords_path(mailbox), Some(&body))
+        .call_as(&token, "POST", &passwords_path(&mailbox), Some(&body))
         .await;
     assert_eq!(answer.status, 201, "{:?}", answer.body);
+    // The Location names the new password, which reads back without its secret.
+    let location = answer.headers["location"].to_str().expect("a Location");
+    let id = answer.body["id"].as_str().expect("id");
+    assert!(
+        location.ends_with(&format!("{}/{id}", passwords_path(&mailbox))),
+        "{location}"
+    );
+    let path = format!("{}/{id}", passwords_path(&mailbox));
+    let read = app.call_as(&token, "GET", &path, None).await;
+    assert_eq!(read.status, 200, "{:?}", read.body);
+    let mut shown = answer.body.clone();
+    shown.as_object_mut().expect("an object").remove("password");
+    assert_eq!(read.body, shown);
     answer.body
 }
 
@@ -198,6 +211,12 @@ async fn a_password_is_shown_once_and_revoked_at_once(app: TestAppBuilder) {
     assert_eq!(got.map(|l| l.mailbox_id), Err(BridgeRefusal::Revoked));
     let again = app.admin_call("DELETE", &path, None).await;
     assert_eq!((again.status, again.code()), (404, Some("not_found")));
+    let read = app.admin_call("GET", &path, None).await;
+    assert_eq!(
+        (read.status, read.code()),
+        (404, Some("not_found")),
+        "revoked is gone"
+    );
 
     // Audited, created and revoked, never with a password.
     let created_rows = audited(&app, "mailbox.bridge_password_created").await;

@@ -45,6 +45,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("bridge_get", &["admin", "operator", "viewer", "service"]),
     ("bridge_password_list", &["admin", "operator"]),
     ("bridge_password_create", &["admin", "operator"]),
+    ("bridge_password_get", &["admin", "operator"]),
     ("bridge_password_delete", &["admin", "operator"]),
 ];
 
@@ -128,12 +129,13 @@ async fn every_role_against_every_operation(app: TestAppBuilder) {
             } else {
                 id.clone()
             };
-            let password = if op.id == "bridge_password_delete" {
-                let path = format!("/mailboxes/{mailbox}/bridge-passwords");
-                create(&app, &admin, &path, json!({ "name": "Scanner" })).await
-            } else {
-                String::new()
-            };
+            let password =
+                if op.id.starts_with("bridge_password_") && op.path.contains("{password_id}") {
+                    let path = format!("/mailboxes/{mailbox}/bridge-passwords");
+                    create(&app, &admin, &path, json!({ "name": "Scanner" })).await
+                } else {
+                    String::new()
+                };
             let path = op
                 .path
                 .replace("{id}", &target)
