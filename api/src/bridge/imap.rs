@@ -29,6 +29,8 @@ use crate::service::bridge_passwords::BridgeRefusal;
 
 /// What the pre-login state offers (LOGIN is allowed: the connection is TLS).
 pub const CAPABILITIES: &str = "IMAP4rev1 ID AUTH=PLAIN SASL-IR";
+/// The read buffer of each side of a session (see `mail::open_imap_relay`).
+pub const SESSION_BUFFER: usize = crate::mail::IMAP_RELAY_BUFFER;
 /// Longest command line, and longest literal, before a login.
 const LINE_MAX: usize = 8 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -96,7 +98,9 @@ async fn session(
         Ok(Ok(tls)) => tls,
         _ => return ended("tls_failed"),
     };
-    let mut client = BufReader::new(tls);
+    // A small buffer: a session may sit idle for 30 minutes, a thousand at
+    // once; the relay's bulk reads bypass it.
+    let mut client = BufReader::with_capacity(SESSION_BUFFER, tls);
     let greeting = format!("* OK [CAPABILITY {CAPABILITIES}] Inboxlink bridge ready\r\n");
     if send(&mut client, &greeting).await.is_err() {
         return ended("closed");

@@ -198,6 +198,10 @@ fn imap_classified(text: String) -> StepFailure {
     )
 }
 
+/// The read buffer of a relayed session's upstream side: small, since
+/// idle sessions are many and the relay's bulk reads bypass it.
+pub const RELAY_BUFFER: usize = 2048;
+
 /// An IMAP session authenticated with XOAUTH2, ready to carry a client's
 /// commands (the bridge relays its bytes from here on).
 pub struct Relay {
@@ -252,7 +256,7 @@ pub async fn open_relay(servers: &MailServers, login: &Login<'_>) -> Result<Rela
     use base64::Engine;
     use tokio::io::AsyncWriteExt;
     let tls = connect_tls(servers).await?;
-    let mut stream = tokio::io::BufReader::new(tls);
+    let mut stream = tokio::io::BufReader::with_capacity(RELAY_BUFFER, tls);
     let greeting = relay_line(&mut stream).await?;
     if !greeting.starts_with("* OK") && !greeting.starts_with("* PREAUTH") {
         return Err(StepFailure::new(

@@ -25,7 +25,9 @@ use secrecy::SecretString;
 
 pub use bridge_probe::{fingerprint as bridge_fingerprint, imap_login as bridge_imap_login};
 pub use connect::connect_failure;
-pub use imap::{Relay as ImapRelay, open_relay as open_imap_relay};
+pub use imap::{
+    RELAY_BUFFER as IMAP_RELAY_BUFFER, Relay as ImapRelay, open_relay as open_imap_relay,
+};
 pub use redact::sanitize;
 pub use smtp_relay::{
     Relay as SmtpRelay, Reply as SmtpReply, open_relay as open_smtp_relay,
