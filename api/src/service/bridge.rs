@@ -15,7 +15,7 @@ use super::Services;
 use super::audit::Audit;
 use super::lifecycle::{self, Change, Detail};
 use crate::auth::{Permission, Principal};
-use crate::domain::{Actor, AuditAction, MailboxId, OrgId};
+use crate::domain::{Actor, AuditAction, MailboxId, MailboxStatus, OrgId};
 use crate::error::Result;
 use crate::mail::StepFailure;
 use crate::service::bridge_passwords::BRIDGE_ACTOR;
@@ -191,7 +191,19 @@ impl Services {
         result: std::result::Result<(), &StepFailure>,
     ) {
         let change = match result {
-            Ok(()) => Change::UpstreamAccepted,
+            Ok(()) => {
+                // Nearly always nothing to do: a read, not a write transaction per login.
+                let rorg = org.clone();
+                let read = move |c: &mut _| crate::store::tokens::get(c, &rorg, id);
+                let refused_before = self.store.query(read).await.is_ok_and(|row| {
+                    row.status == MailboxStatus::Error
+                        && row.status_code.is_some_and(lifecycle::upstream_refusal)
+                });
+                if !refused_before {
+                    return;
+                }
+                Change::UpstreamAccepted
+            }
             Err(failure) => {
                 self.metrics
                     .bridge_upstream_failure(upstream.label(), failure.code.as_str());

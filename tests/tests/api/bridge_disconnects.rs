@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::bridge_imap::{bridge_rig, listener, ready};
+use crate::bridge_imap::{bridge_rig, listener, python_client, ready};
 use crate::bridge_smtp::ports;
 use crate::helpers::{MAILBOX, TestApp};
 
@@ -43,10 +43,7 @@ const WARM_UP: usize = 50;
 
 /// Runs `count` clients of `mode`; how many reached the point where they hang up.
 async fn hang_up(mode: &str, port: u16, password: &str, count: usize) -> Value {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/bridge_disconnect.py");
-    let mut command = std::process::Command::new("python3");
-    command.arg(script).args([
+    let args = [
         mode,
         &port.to_string(),
         MAILBOX,
@@ -55,18 +52,9 @@ async fn hang_up(mode: &str, port: u16, password: &str, count: usize) -> Value {
         "spisovna@contoso.cz",
         &count.to_string(),
         &AT_ONCE.to_string(),
-    ]);
-    // A blocking wait, off the runtime that serves the bridge.
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("the client's task")
-        .expect("python3 runs");
-    assert!(
-        output.status.success(),
-        "{mode}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("the script's JSON")
+    ];
+    let args = args.iter().map(|a| (*a).to_owned()).collect();
+    python_client("bridge_disconnect.py", args).await
 }
 
 /// The process's open file descriptors and resident memory (kB).

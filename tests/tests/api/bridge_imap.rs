@@ -58,14 +58,14 @@ pub(crate) async fn listener(app: &TestApp) -> (u16, String) {
     )
 }
 
-/// Runs the Python client; its JSON answer.
-async fn imaplib(mode: &str, port: u16, user: &str, password: &str, extra: &[&str]) -> Value {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/bridge_imap.py");
+/// Runs the Python client `script` (in `tests/api/`) with `args`; the JSON
+/// object it prints.
+pub(crate) async fn python_client(script: &str, args: Vec<String>) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/api")
+        .join(script);
     let mut command = std::process::Command::new("python3");
-    command
-        .arg(script)
-        .args([mode, &port.to_string(), user, password])
-        .args(extra);
+    command.arg(path).args(&args);
     // A blocking wait, off the runtime that serves the bridge.
     let output = tokio::task::spawn_blocking(move || command.output())
         .await
@@ -73,10 +73,20 @@ async fn imaplib(mode: &str, port: u16, user: &str, password: &str, extra: &[&st
         .expect("python3 runs");
     assert!(
         output.status.success(),
-        "imaplib {mode}: {}",
+        "{script} {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("the script's JSON")
+}
+
+/// Runs the imaplib client; its JSON answer.
+async fn imaplib(mode: &str, port: u16, user: &str, password: &str, extra: &[&str]) -> Value {
+    let mut args: Vec<String> = [mode, &port.to_string(), user, password]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    python_client("bridge_imap.py", args).await
 }
 
 /// Waits (at most 10 s) until no session of `protocol` is open: a session

@@ -93,13 +93,18 @@ async fn smtplib_from(
     serde_json::from_slice(&output.stdout).expect("the script's JSON")
 }
 
-backend_tests!(smtplib_sends_through_the_bridge_with_its_envelope_and_bytes);
-async fn smtplib_sends_through_the_bridge_with_its_envelope_and_bytes(app: TestAppBuilder) {
-    let rig = bridge_rig(app, |s| {
+/// The rig with the bridge's SMTP and SMTPS listeners (and IMAP's) on free ports.
+async fn smtp_rig(app: TestAppBuilder) -> crate::check::Rig {
+    bridge_rig(app, |s| {
         s.bridge.smtp_bind = Some("127.0.0.1:0".parse().expect("address"));
         s.bridge.smtps_bind = Some("127.0.0.1:0".parse().expect("address"));
     })
-    .await;
+    .await
+}
+
+backend_tests!(smtplib_sends_through_the_bridge_with_its_envelope_and_bytes);
+async fn smtplib_sends_through_the_bridge_with_its_envelope_and_bytes(app: TestAppBuilder) {
+    let rig = smtp_rig(app).await;
     let password = ready(&rig).await;
     let (smtp, smtps) = ports(&rig.app).await;
 
@@ -248,11 +253,7 @@ fn large_8bit_message() -> String {
 
 backend_tests!(a_pipelined_8bit_message_and_a_declared_size_over_the_limit);
 async fn a_pipelined_8bit_message_and_a_declared_size_over_the_limit(app: TestAppBuilder) {
-    let rig = bridge_rig(app, |s| {
-        s.bridge.smtp_bind = Some("127.0.0.1:0".parse().expect("address"));
-        s.bridge.smtps_bind = Some("127.0.0.1:0".parse().expect("address"));
-    })
-    .await;
+    let rig = smtp_rig(app).await;
     let password = ready(&rig).await;
     let (smtp, _) = ports(&rig.app).await;
     let message = large_8bit_message();
@@ -333,11 +334,7 @@ backend_tests!(a_shared_mailbox_sends_as_itself_through_its_delegate);
 /// refused by the bridge.
 async fn a_shared_mailbox_sends_as_itself_through_its_delegate(app: TestAppBuilder) {
     const SHARED: &str = "info@contoso.cz";
-    let rig = bridge_rig(app, |s| {
-        s.bridge.smtp_bind = Some("127.0.0.1:0".parse().expect("address"));
-        s.bridge.smtps_bind = Some("127.0.0.1:0".parse().expect("address"));
-    })
-    .await;
+    let rig = smtp_rig(app).await;
     let shared = rig.app.new_mailbox_with(SHARED, |b| b.shared(true)).await;
     // The delegate is the rig's mailbox user, whom Dovecot knows.
     rig.app.fake().next_sign_in(SignIn::As(MAILBOX.into()));
