@@ -75,6 +75,20 @@ impl Launch {
         }
     }
 
+    /// The mailbox servers: the private Dovecot, trusted through the test CA.
+    pub fn mail_servers(
+        &mut self,
+        dovecot: &inboxlink_tests::mail_servers::Dovecot,
+        ca: &inboxlink_tests::mail_servers::TestCa,
+    ) -> &mut Self {
+        self.set("INBOXLINK_IMAP_ENDPOINT", dovecot.imap_endpoint())
+            .set("INBOXLINK_SMTP_ENDPOINT", dovecot.submission_endpoint())
+            .set(
+                "INBOXLINK_EXTRA_ROOT_CA",
+                ca.ca_file().display().to_string(),
+            )
+    }
+
     pub fn set(&mut self, key: &str, value: impl Into<String>) -> &mut Self {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.to_owned(), value.into()));

@@ -71,12 +71,7 @@ pub async fn bridge(a: &Args, fake: &FakeEntra, t: &mut Table) {
     let (imap_port, smtp_port) = (free_port(), free_port());
     let data = tempfile::tempdir().expect("temp dir");
     let mut l = launch(a, data.path(), None, fake);
-    l.set("INBOXLINK_IMAP_ENDPOINT", dovecot.imap_endpoint())
-        .set("INBOXLINK_SMTP_ENDPOINT", dovecot.submission_endpoint())
-        .set(
-            "INBOXLINK_EXTRA_ROOT_CA",
-            ca.ca_file().display().to_string(),
-        )
+    l.mail_servers(&dovecot, &ca)
         .set(
             "INBOXLINK_BRIDGE_IMAP_BIND",
             format!("127.0.0.1:{imap_port}"),

@@ -28,12 +28,7 @@ pub async fn check(a: &Args, fake: &FakeEntra, t: &mut Table) {
     };
     let data = tempfile::tempdir().expect("temp dir");
     let mut l = launch(a, data.path(), None, fake);
-    l.set("INBOXLINK_IMAP_ENDPOINT", dovecot.imap_endpoint())
-        .set("INBOXLINK_SMTP_ENDPOINT", dovecot.submission_endpoint())
-        .set(
-            "INBOXLINK_EXTRA_ROOT_CA",
-            ca.ca_file().display().to_string(),
-        );
+    l.mail_servers(&dovecot, &ca);
     let s = l.start().await;
     let http = reqwest::Client::new();
     let credential = create_credential(&http, &s, fake).await;
