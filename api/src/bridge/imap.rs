@@ -2,8 +2,9 @@
 //! answers CAPABILITY, NOOP, LOGOUT, ID, LOGIN and AUTHENTICATE PLAIN (SASL
 //! PLAIN, RFC 4616, with an initial response or after the continuation);
 //! a login with a bridge password takes the mailbox's token from the token
-//! keeper, opens the upstream session with XOAUTH2 (`mail::open_imap_relay`)
-//! and answers the client's tag with the upstream's capabilities. From then
+//! keeper and connects upstream (`mail::connect_imap_relay`) while the
+//! password's hash is checked, then logs in with XOAUTH2 and answers the
+//! client's tag with the upstream's capabilities. From then
 //! on the bytes go both ways unchanged until either side closes, or neither
 //! sends anything for the idle time.
 //!
@@ -19,17 +20,17 @@ use base64::Engine;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::Refused;
 use super::sessions::Sessions;
+use super::{Refused, Warmed};
 use crate::codes::Code;
 use crate::mail::{Login, StepFailure};
 use crate::service::Services;
 use crate::service::bridge::Upstream;
-use crate::service::bridge_passwords::BridgeRefusal;
+use crate::service::bridge_passwords::{BridgeLogin, BridgeRefusal};
 
 /// What the pre-login state offers (LOGIN is allowed: the connection is TLS).
 pub const CAPABILITIES: &str = "IMAP4rev1 ID AUTH=PLAIN SASL-IR";
-/// The read buffer of each side of a session (see `mail::open_imap_relay`).
+/// The read buffer of each side of a session (see `mail::connect_imap_relay`).
 pub const SESSION_BUFFER: usize = crate::mail::IMAP_RELAY_BUFFER;
 /// Longest command line, and longest literal, before a login.
 const LINE_MAX: usize = 8 * 1024;
@@ -183,10 +184,23 @@ async fn session(
             .await;
             continue;
         };
-        match super::login(&services, &sessions, "imap", &user, &pass, peer.ip()).await {
-            Ok(login) => {
+        let warm = |login: &BridgeLogin| {
+            let connect = crate::mail::connect_imap_relay(&services.mail);
+            Warmed::new(&services, login.org.clone(), login.mailbox_id, connect)
+        };
+        match super::login(&services, &sessions, "imap", &user, &pass, peer.ip(), warm).await {
+            Ok((login, warmed)) => {
                 let mailbox = login.mailbox_id;
-                match relay_login(&mut client, &tag, login, &services, &sessions, limits).await {
+                let relayed = relay_login(
+                    &mut client,
+                    &tag,
+                    login,
+                    warmed,
+                    &services,
+                    &sessions,
+                    limits,
+                );
+                match relayed.await {
                     Ok(outcome) => {
                         return Ended {
                             mailbox: Some(mailbox),
@@ -232,12 +246,14 @@ async fn session(
 }
 
 /// After the bridge password was accepted: the session limit, the token,
-/// the upstream login; then the relay. `Ok`: how the session ended; `Err`:
-/// why the login was refused (the client was told, and may go on).
+/// the upstream login on the connection warmed meanwhile; then the relay.
+/// `Ok`: how the session ended; `Err`: why the login was refused (the
+/// client was told, and may go on).
 async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut BufReader<S>,
     tag: &str,
-    login: crate::service::bridge_passwords::BridgeLogin,
+    login: BridgeLogin,
+    warmed: Warmed<Result<crate::mail::ImapGreeted, StepFailure>>,
     services: &Services,
     sessions: &Arc<Sessions>,
     limits: Limits,
@@ -250,7 +266,7 @@ async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = send(client, &text).await;
         return Err("session_limit");
     };
-    let token = match services.access_token(&login.org, login.mailbox_id).await {
+    let token = match warmed.token {
         Ok(token) => token,
         Err(e) => {
             let code = e.code();
@@ -265,11 +281,11 @@ async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
         access_mode: token.access_mode,
     };
     let timeout = services.mail.step_timeout;
-    let opened = tokio::time::timeout(
-        timeout,
-        crate::mail::open_imap_relay(&services.mail, &upstream_login),
-    )
-    .await;
+    let opened = match warmed.upstream {
+        Ok(Ok(greeted)) => tokio::time::timeout(timeout, greeted.login(&upstream_login)).await,
+        Ok(Err(failure)) => Ok(Err(failure)),
+        Err(elapsed) => Err(elapsed),
+    };
     let mut relay = match opened {
         Ok(Ok(relay)) => {
             services.bridge_upstream_accepted(&login.org, login.mailbox_id);
@@ -697,6 +713,39 @@ fn ended_by_the_client(tail: &[u8]) -> bool {
     !last.is_empty() && !last.starts_with('*') && !last.starts_with('+')
 }
 
+/// The smallest and the largest buffer of one relayed direction.
+const COPY_MIN: usize = 4 * 1024;
+const COPY_MAX: usize = 64 * 1024;
+
+/// `tokio::io::copy` with a buffer that follows the traffic: it doubles
+/// while reads fill it (a large `FETCH` or `APPEND` then moves in fewer,
+/// fuller TLS records) and goes back to [`COPY_MIN`] once reads are small
+/// again, so the many idle sessions keep small buffers. The bytes copied
+/// when `reader` ends.
+async fn copy_adaptive<R, W>(reader: &mut R, writer: &mut W) -> std::io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; COPY_MIN];
+    let mut copied = 0u64;
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            writer.flush().await?;
+            return Ok(copied);
+        }
+        writer.write_all(&buf[..n]).await?;
+        writer.flush().await?;
+        copied += n as u64;
+        if n == buf.len() && buf.len() < COPY_MAX {
+            buf = vec![0u8; buf.len() * 2];
+        } else if n < COPY_MIN / 2 && buf.len() > COPY_MIN {
+            buf = vec![0u8; COPY_MIN];
+        }
+    }
+}
+
 /// How long the server may take to close after the client closed its side.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
@@ -733,9 +782,9 @@ where
     let mut from_client = Watched::new(client_read, &activity);
     let mut from_upstream = Watched::new(upstream_read, &activity);
     let mut outcome = {
-        let up = tokio::io::copy(&mut from_upstream, &mut client_write);
+        let up = copy_adaptive(&mut from_upstream, &mut client_write);
         let down = async {
-            let copied = tokio::io::copy(&mut from_client, &mut upstream_write).await;
+            let copied = copy_adaptive(&mut from_client, &mut upstream_write).await;
             let _ = upstream_write.shutdown().await;
             copied
         };
@@ -897,6 +946,38 @@ mod tests {
         drop(client);
         server.await.expect("server");
         (relayed, client_task.await.expect("client"))
+    }
+
+    #[tokio::test]
+    async fn the_adaptive_copy_moves_every_byte_in_order() {
+        // Bursts that fill the buffer (it grows), then small writes (it shrinks back).
+        let mut sent = Vec::new();
+        for (i, size) in [3 * COPY_MAX, 10, 1, COPY_MIN + 1, 2 * COPY_MAX, 7]
+            .iter()
+            .enumerate()
+        {
+            sent.extend((0..*size).map(|j| ((i * 31 + j) % 251) as u8));
+        }
+        let (mut writer, mut reader) = tokio::io::duplex(COPY_MAX);
+        let (mut out_a, mut out_b) = tokio::io::duplex(COPY_MAX);
+        let payload = sent.clone();
+        let feed = tokio::spawn(async move {
+            for chunk in payload.chunks(5_000) {
+                writer.write_all(chunk).await.expect("write");
+            }
+        });
+        let drain = tokio::spawn(async move {
+            let mut got = Vec::new();
+            out_b.read_to_end(&mut got).await.expect("read");
+            got
+        });
+        let copied = copy_adaptive(&mut reader, &mut out_a)
+            .await
+            .expect("copied");
+        drop(out_a);
+        feed.await.expect("feed");
+        assert_eq!(copied, sent.len() as u64);
+        assert!(drain.await.expect("drain") == sent, "every byte, in order");
     }
 
     #[tokio::test]

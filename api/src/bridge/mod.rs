@@ -174,23 +174,52 @@ enum Refused {
     Limited(std::time::Duration),
 }
 
+/// What a login prepares while its password is checked
+/// ([`Services::bridge_login_with`]): the mailbox's access token and the
+/// upstream connection, opened within the mail step timeout.
+struct Warmed<G> {
+    token: crate::error::Result<crate::service::keeper::AccessToken>,
+    upstream: Result<G, tokio::time::error::Elapsed>,
+}
+
+impl<G> Warmed<G> {
+    async fn new(
+        services: &Services,
+        org: crate::domain::OrgId,
+        mailbox: crate::domain::MailboxId,
+        connect: impl std::future::Future<Output = G>,
+    ) -> Self {
+        let (token, upstream) = tokio::join!(
+            services.access_token(&org, mailbox),
+            tokio::time::timeout(services.mail.step_timeout, connect),
+        );
+        Warmed { token, upstream }
+    }
+}
+
 /// A login through the failed-login limits: refused without a check while
 /// the user name or the address is limited; a refusal counts, a success
-/// clears the user name. Each refusal is counted in the metrics.
-async fn login(
+/// clears the user name. Each refusal is counted in the metrics. `warm`
+/// runs alongside the password's check ([`Services::bridge_login_with`]).
+async fn login<W, F>(
     services: &Services,
     sessions: &sessions::Sessions,
     protocol: &str,
     user: &str,
     password: &str,
     peer: std::net::IpAddr,
-) -> Result<BridgeLogin, Refused> {
+    warm: W,
+) -> Result<(BridgeLogin, F::Output), Refused>
+where
+    W: FnOnce(&BridgeLogin) -> F,
+    F: std::future::Future,
+{
     if let Some(wait) = sessions.failures.refused_for(user, peer) {
         services.metrics.bridge_login_refused(protocol, "limited");
         tracing::info!(peer = %peer, protocol, "bridge: login refused, too many failed logins");
         return Err(Refused::Limited(wait));
     }
-    match services.bridge_login(user, password, peer).await {
+    match services.bridge_login_with(user, password, peer, warm).await {
         Ok(login) => {
             sessions.failures.succeeded(user);
             Ok(login)

@@ -1,9 +1,9 @@
 //! The SMTP submission listeners: STARTTLS (like port 587: `AUTH` is
 //! neither offered nor accepted before it) and implicit TLS (like 465).
 //! `AUTH PLAIN` and `AUTH LOGIN` take a bridge password; then the bridge
-//! opens the mailbox's submission session with XOAUTH2
-//! (`mail::open_smtp_relay`) and forwards the client's transaction command
-//! by command: the envelope and the message's bytes go upstream unchanged,
+//! connects to the mailbox's submission server while the password's hash
+//! is checked (`mail::connect_smtp_relay`), logs in with XOAUTH2 and
+//! forwards the client's transaction command by command: the envelope and the message's bytes go upstream unchanged,
 //! the upstream's replies come back unchanged. A `MAIL FROM` that is not
 //! the mailbox's address is refused here with `550 5.7.1`, and one that
 //! declares a `SIZE` above the advertised one with `552 5.3.4` (RFC 1870).
@@ -18,10 +18,10 @@ use base64::Engine;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::Refused;
 use super::sessions::Sessions;
+use super::{Refused, Warmed};
 use crate::codes::Code;
-use crate::mail::{Login, SmtpRelay, StepFailure, read_smtp_reply};
+use crate::mail::{Login, SmtpGreeted, SmtpNotGreeted, SmtpRelay, StepFailure, read_smtp_reply};
 use crate::service::Services;
 use crate::service::bridge::Upstream;
 use crate::service::bridge_passwords::{BridgeLogin, BridgeRefusal};
@@ -217,10 +217,16 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                 };
                 let (user, pass) = credentials;
-                match super::login(services, sessions, "smtp", &user, &pass, peer.ip()).await {
-                    Ok(login) => {
+                let warm = |login: &BridgeLogin| {
+                    let connect = crate::mail::connect_smtp_relay(&services.mail);
+                    Warmed::new(services, login.org.clone(), login.mailbox_id, connect)
+                };
+                let checked =
+                    super::login(services, sessions, "smtp", &user, &pass, peer.ip(), warm);
+                match checked.await {
+                    Ok((login, warmed)) => {
                         ended.mailbox = Some(login.mailbox_id);
-                        if relay_login(client, login, services, sessions, ended).await {
+                        if relay_login(client, login, warmed, services, sessions, ended).await {
                             return Next::Done;
                         }
                         // Refused after the password (told why): the client may try again.
@@ -391,6 +397,7 @@ fn upstream_refusal(failure: &StepFailure) -> String {
 async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut BufReader<S>,
     login: BridgeLogin,
+    warmed: Warmed<Result<SmtpGreeted, SmtpNotGreeted>>,
     services: &Services,
     sessions: &Arc<Sessions>,
     ended: &mut Ended,
@@ -404,7 +411,7 @@ async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
         ended.outcome = "session_limit";
         return false;
     };
-    let token = match services.access_token(&login.org, login.mailbox_id).await {
+    let token = match warmed.token {
         Ok(token) => token,
         Err(e) => {
             let _ = send(client, &token_refusal(e.code())).await;
@@ -419,11 +426,11 @@ async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
         access_mode: token.access_mode,
     };
     let timeout = services.mail.step_timeout;
-    let opened = tokio::time::timeout(
-        timeout,
-        crate::mail::open_smtp_relay(&services.mail, &upstream_login),
-    )
-    .await;
+    let opened = match warmed.upstream {
+        Ok(Ok(greeted)) => tokio::time::timeout(timeout, greeted.login(&upstream_login)).await,
+        Ok(Err(not)) => Ok(Err(not.failure(&upstream_login))),
+        Err(elapsed) => Err(elapsed),
+    };
     let mut relay = match opened {
         Ok(Ok(relay)) => {
             services.bridge_upstream_accepted(&login.org, login.mailbox_id);
@@ -484,6 +491,9 @@ fn declared_size(rest: &str) -> Option<usize> {
     })
 }
 
+/// Most of a message written upstream at once (one TLS record).
+const COPY_BATCH: usize = 16 * 1024;
+
 /// RFC 5321's wait for the reply to the message's final dot.
 const DATA_REPLY: Duration = Duration::from_secs(600);
 
@@ -516,6 +526,9 @@ async fn forward<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Copies the message from the client to the server up to and including
 /// its final `.` line, unchanged. `false` when it was too large or broke.
+/// Lines are read one by one (to find the end) but written upstream in
+/// batches: what one read from the client brought, up to [`COPY_BATCH`],
+/// so a message does not become a TLS record per line.
 async fn copy_data<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut BufReader<S>,
     relay: &mut SmtpRelay,
@@ -523,6 +536,7 @@ async fn copy_data<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), &'static str> {
     let mut size = 0usize;
     let mut line = Vec::new();
+    let mut batch = Vec::with_capacity(COPY_BATCH);
     let mut line_start = true;
     loop {
         line.clear();
@@ -536,18 +550,23 @@ async fn copy_data<S: AsyncRead + AsyncWrite + Unpin>(
         if size > MESSAGE_MAX + 5 {
             return Err("too_large");
         }
-        relay
-            .stream
-            .write_all(&line)
-            .await
-            .map_err(|_| "relay_broken")?;
-        ended.to_upstream += line.len() as u64;
-        if line_start && (line == b".\r\n" || line == b".\n") {
+        batch.extend_from_slice(&line);
+        let last = line_start && (line == b".\r\n" || line == b".\n");
+        // A line longer than the read's limit comes in pieces.
+        line_start = line.last() == Some(&b'\n');
+        if last || batch.len() >= COPY_BATCH || client.buffer().is_empty() {
+            relay
+                .stream
+                .write_all(&batch)
+                .await
+                .map_err(|_| "relay_broken")?;
+            ended.to_upstream += batch.len() as u64;
+            batch.clear();
+        }
+        if last {
             relay.stream.flush().await.map_err(|_| "relay_broken")?;
             return Ok(());
         }
-        // A line longer than the read's limit comes in pieces.
-        line_start = line.last() == Some(&b'\n');
     }
 }
 

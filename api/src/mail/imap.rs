@@ -248,13 +248,18 @@ fn capabilities_in(line: &str) -> Option<String> {
     Some(rest[..end].trim().to_owned())
 }
 
-/// Opens an IMAP session for `login` (the check's connection and XOAUTH2,
-/// the response sent after the continuation) and learns the server's
-/// capabilities, for the bridge to relay a client over. A refusal of the
-/// token is `imap_auth_failed` with the check's hint.
-pub async fn open_relay(servers: &MailServers, login: &Login<'_>) -> Result<Relay, StepFailure> {
-    use base64::Engine;
-    use tokio::io::AsyncWriteExt;
+/// An upstream IMAP connection that greeted and is not logged in yet: the
+/// bridge opens it while it checks the client's password, so the two waits
+/// overlap (see [`connect_relay`]).
+pub struct Greeted {
+    stream: tokio::io::BufReader<TlsStream<TcpStream>>,
+    /// The capabilities in the greeting, if it named them.
+    capabilities: Option<String>,
+}
+
+/// Connects to the mailbox's IMAP server (implicit TLS, the check's
+/// trust) and reads its greeting.
+pub async fn connect_relay(servers: &MailServers) -> Result<Greeted, StepFailure> {
     let tls = connect_tls(servers).await?;
     let mut stream = tokio::io::BufReader::with_capacity(RELAY_BUFFER, tls);
     let greeting = relay_line(&mut stream).await?;
@@ -265,65 +270,88 @@ pub async fn open_relay(servers: &MailServers, login: &Login<'_>) -> Result<Rela
             "The IMAP server did not greet with OK.",
         ));
     }
-    let response = base64::engine::general_purpose::STANDARD
-        .encode(xoauth2(login.mailbox, login.token.expose_secret()));
-    let io =
-        |e: std::io::Error| imap_classified(format!("the IMAP server's connection failed: {e}"));
-    stream
-        .write_all(b"IB1 AUTHENTICATE XOAUTH2\r\n")
-        .await
-        .map_err(io)?;
-    let mut capabilities = None;
-    let mut sent = false;
-    loop {
-        let line = relay_line(&mut stream).await?;
-        if line.starts_with('+') {
-            // The continuation for the response; after it, a failure's challenge.
-            let answer = if sent {
-                String::new()
-            } else {
-                response.clone()
-            };
-            sent = true;
-            stream
-                .write_all(format!("{answer}\r\n").as_bytes())
-                .await
-                .map_err(io)?;
-        } else if line.starts_with("* ") {
-            capabilities = capabilities.or_else(|| capabilities_in(&line));
-        } else if let Some(rest) = line.strip_prefix("IB1 ") {
-            if rest.starts_with("OK") {
-                capabilities = capabilities.or_else(|| capabilities_in(rest));
-                break;
-            }
-            let refused = async_imap::error::Error::No(rest.to_owned());
-            return Err(auth_failure(&refused, login.access_mode));
-        }
-    }
-    let capabilities = match capabilities {
-        Some(c) => c,
-        None => {
-            stream.write_all(b"IB2 CAPABILITY\r\n").await.map_err(io)?;
-            let mut found = String::new();
-            loop {
-                let line = relay_line(&mut stream).await?;
-                if let Some(c) = line
-                    .starts_with("* ")
-                    .then(|| capabilities_in(&line))
-                    .flatten()
-                {
-                    found = c;
-                } else if line.starts_with("IB2 ") {
+    Ok(Greeted {
+        capabilities: capabilities_in(&greeting),
+        stream,
+    })
+}
+
+impl Greeted {
+    /// Authenticates with XOAUTH2 and learns the server's capabilities, for
+    /// the bridge to relay a client over. The response goes on the command
+    /// line where the greeting offers `SASL-IR` (RFC 4959; Exchange Online
+    /// does), else after the continuation. A refusal of the token is
+    /// `imap_auth_failed` with the check's hint.
+    pub async fn login(self, login: &Login<'_>) -> Result<Relay, StepFailure> {
+        use base64::Engine;
+        use tokio::io::AsyncWriteExt;
+        let Greeted {
+            mut stream,
+            capabilities: greeted,
+        } = self;
+        let response = base64::engine::general_purpose::STANDARD
+            .encode(xoauth2(login.mailbox, login.token.expose_secret()));
+        let io = |e: std::io::Error| {
+            imap_classified(format!("the IMAP server's connection failed: {e}"))
+        };
+        let initial = greeted.as_deref().is_some_and(|c| {
+            c.split_whitespace()
+                .any(|w| w.eq_ignore_ascii_case("SASL-IR"))
+        });
+        let command = if initial {
+            format!("IB1 AUTHENTICATE XOAUTH2 {response}\r\n")
+        } else {
+            "IB1 AUTHENTICATE XOAUTH2\r\n".to_owned()
+        };
+        stream.write_all(command.as_bytes()).await.map_err(io)?;
+        let mut capabilities = None;
+        // A continuation after the response is a failure's challenge: it gets an empty line.
+        let mut sent = initial;
+        loop {
+            let line = relay_line(&mut stream).await?;
+            if line.starts_with('+') {
+                let answer = if sent { "" } else { response.as_str() };
+                sent = true;
+                stream
+                    .write_all(format!("{answer}\r\n").as_bytes())
+                    .await
+                    .map_err(io)?;
+            } else if line.starts_with("* ") {
+                capabilities = capabilities.or_else(|| capabilities_in(&line));
+            } else if let Some(rest) = line.strip_prefix("IB1 ") {
+                if rest.starts_with("OK") {
+                    capabilities = capabilities.or_else(|| capabilities_in(rest));
                     break;
                 }
+                let refused = async_imap::error::Error::No(rest.to_owned());
+                return Err(auth_failure(&refused, login.access_mode));
             }
-            found
         }
-    };
-    Ok(Relay {
-        stream,
-        capabilities,
-    })
+        let capabilities = match capabilities {
+            Some(c) => c,
+            None => {
+                stream.write_all(b"IB2 CAPABILITY\r\n").await.map_err(io)?;
+                let mut found = String::new();
+                loop {
+                    let line = relay_line(&mut stream).await?;
+                    if let Some(c) = line
+                        .starts_with("* ")
+                        .then(|| capabilities_in(&line))
+                        .flatten()
+                    {
+                        found = c;
+                    } else if line.starts_with("IB2 ") {
+                        break;
+                    }
+                }
+                found
+            }
+        };
+        Ok(Relay {
+            stream,
+            capabilities,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -26,12 +26,13 @@ use secrecy::SecretString;
 pub use bridge_probe::{fingerprint as bridge_fingerprint, imap_login as bridge_imap_login};
 pub use connect::connect_failure;
 pub use imap::{
-    RELAY_BUFFER as IMAP_RELAY_BUFFER, Relay as ImapRelay, open_relay as open_imap_relay,
+    Greeted as ImapGreeted, RELAY_BUFFER as IMAP_RELAY_BUFFER, Relay as ImapRelay,
+    connect_relay as connect_imap_relay,
 };
 pub use redact::sanitize;
 pub use smtp_relay::{
-    Relay as SmtpRelay, Reply as SmtpReply, open_relay as open_smtp_relay,
-    read_reply as read_smtp_reply,
+    Greeted as SmtpGreeted, NotGreeted as SmtpNotGreeted, Relay as SmtpRelay, Reply as SmtpReply,
+    connect_relay as connect_smtp_relay, read_reply as read_smtp_reply,
 };
 pub use tls::TlsTrust;
 

@@ -105,8 +105,41 @@ fn refused(reply: &Reply, login: &Login<'_>) -> StepFailure {
     classify(Some(&code), reply.text(), false, login.access_mode)
 }
 
-/// Opens a submission session as `login.smtp_user` for the bridge.
-pub async fn open_relay(servers: &MailServers, login: &Login<'_>) -> Result<Relay, StepFailure> {
+/// An upstream submission session that is secured (`STARTTLS`, then
+/// `EHLO` again) and not logged in yet: the bridge opens it while it checks
+/// the client's password, so the two waits overlap (see [`connect_relay`]).
+pub struct Greeted {
+    stream: BufReader<TlsStream<TcpStream>>,
+    /// The server's EHLO keywords after STARTTLS.
+    extensions: Vec<String>,
+}
+
+/// Why [`connect_relay`] did not get as far as the login: a failure, or
+/// the server's refusal, which is told once the login's access mode is
+/// known ([`NotGreeted::failure`]).
+pub enum NotGreeted {
+    Failed(StepFailure),
+    Refused(Reply),
+}
+
+impl NotGreeted {
+    pub fn failure(self, login: &Login<'_>) -> StepFailure {
+        match self {
+            NotGreeted::Failed(failure) => failure,
+            NotGreeted::Refused(reply) => refused(&reply, login),
+        }
+    }
+}
+
+impl From<StepFailure> for NotGreeted {
+    fn from(failure: StepFailure) -> Self {
+        NotGreeted::Failed(failure)
+    }
+}
+
+/// Connects to the mailbox's submission server: greeting, `EHLO`,
+/// mandatory `STARTTLS` (the check's trust), `EHLO` again.
+pub async fn connect_relay(servers: &MailServers) -> Result<Greeted, NotGreeted> {
     let endpoint = &servers.smtp;
     let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
         .await
@@ -116,27 +149,27 @@ pub async fn open_relay(servers: &MailServers, login: &Login<'_>) -> Result<Rela
     let mut plain = BufReader::new(tcp);
     let greeting = read_reply(&mut plain).await.map_err(|e| io_failure(&e))?;
     if greeting.code != 220 {
-        return Err(refused(&greeting, login));
+        return Err(NotGreeted::Refused(greeting));
     }
     let hello = command(&mut plain, "EHLO inboxlink.local\r\n")
         .await
         .map_err(|e| io_failure(&e))?;
     if hello.code != 250 {
-        return Err(refused(&hello, login));
+        return Err(NotGreeted::Refused(hello));
     }
     if !hello.keywords().iter().any(|k| k == "STARTTLS") {
         // Never authenticate in the clear, even where the server would allow it.
-        return Err(StepFailure::new(
+        return Err(NotGreeted::Failed(StepFailure::new(
             Code::SmtpStarttlsUnavailable,
             Some(hello.text()),
             "The SMTP server does not offer STARTTLS, so no credentials were sent. Use the submission endpoint (smtp.office365.com:587).",
-        ));
+        )));
     }
     let ready = command(&mut plain, "STARTTLS\r\n")
         .await
         .map_err(|e| io_failure(&e))?;
     if ready.code != 220 {
-        return Err(refused(&ready, login));
+        return Err(NotGreeted::Refused(ready));
     }
     // The TLS name comes from the configured endpoint, never from the server.
     let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone()).map_err(|_| {
@@ -155,30 +188,43 @@ pub async fn open_relay(servers: &MailServers, login: &Login<'_>) -> Result<Rela
         .await
         .map_err(|e| io_failure(&e))?;
     if hello.code != 250 {
-        return Err(refused(&hello, login));
+        return Err(NotGreeted::Refused(hello));
     }
-    let go = command(&mut stream, "AUTH XOAUTH2\r\n")
-        .await
-        .map_err(|e| io_failure(&e))?;
-    if go.code != 334 {
-        return Err(refused(&go, login));
-    }
-    let response = base64::engine::general_purpose::STANDARD
-        .encode(xoauth2(login.smtp_user, login.token.expose_secret()));
-    let mut answer = command(&mut stream, &format!("{response}\r\n"))
-        .await
-        .map_err(|e| io_failure(&e))?;
-    if answer.code == 334 {
-        // A failure's JSON challenge: an empty line gets the refusal itself.
-        answer = command(&mut stream, "\r\n")
+    Ok(Greeted {
+        extensions: hello.keywords(),
+        stream,
+    })
+}
+
+impl Greeted {
+    /// `AUTH XOAUTH2` with the response after the `334` (Dovecot refuses a
+    /// long initial response; FACTS.md), answering a failure's challenge
+    /// with an empty line.
+    pub async fn login(self, login: &Login<'_>) -> Result<Relay, StepFailure> {
+        let Greeted {
+            mut stream,
+            extensions,
+        } = self;
+        let go = command(&mut stream, "AUTH XOAUTH2\r\n")
             .await
             .map_err(|e| io_failure(&e))?;
+        if go.code != 334 {
+            return Err(refused(&go, login));
+        }
+        let response = base64::engine::general_purpose::STANDARD
+            .encode(xoauth2(login.smtp_user, login.token.expose_secret()));
+        let mut answer = command(&mut stream, &format!("{response}\r\n"))
+            .await
+            .map_err(|e| io_failure(&e))?;
+        if answer.code == 334 {
+            // A failure's JSON challenge: an empty line gets the refusal itself.
+            answer = command(&mut stream, "\r\n")
+                .await
+                .map_err(|e| io_failure(&e))?;
+        }
+        if answer.code != 235 {
+            return Err(refused(&answer, login));
+        }
+        Ok(Relay { stream, extensions })
     }
-    if answer.code != 235 {
-        return Err(refused(&answer, login));
-    }
-    Ok(Relay {
-        stream,
-        extensions: hello.keywords(),
-    })
 }

@@ -337,12 +337,36 @@ impl Services {
         password: &str,
         peer: IpAddr,
     ) -> std::result::Result<BridgeLogin, BridgeRefusal> {
+        self.bridge_login_with(username, password, peer, |_| async {})
+            .await
+            .map(|(login, ())| login)
+    }
+
+    /// [`Self::bridge_login`], running `warm` (the listener's upstream
+    /// connection) alongside the password's hash once the user name and the
+    /// password's selector name a stored password, so the two waits overlap.
+    /// Nothing is warmed for a user name or selector that is not stored, and
+    /// a wrong password drops `warm` as soon as its hash is known, so a
+    /// refusal takes as long as before.
+    pub async fn bridge_login_with<W, F>(
+        &self,
+        username: &str,
+        password: &str,
+        peer: IpAddr,
+        warm: W,
+    ) -> std::result::Result<(BridgeLogin, F::Output), BridgeRefusal>
+    where
+        W: FnOnce(&BridgeLogin) -> F,
+        F: std::future::Future,
+    {
         if let Some((org, mailbox_id)) = self.bridge.probes.take(username, password) {
-            return Ok(BridgeLogin {
+            let login = BridgeLogin {
                 org,
                 mailbox_id,
                 password_id: None,
-            });
+            };
+            let warmed = warm(&login).await;
+            return Ok((login, warmed));
         }
         let secret = BridgeSecret::parse(password);
         let found = match &secret {
@@ -362,8 +386,21 @@ impl Services {
             hashing(move || verify_nothing(&typed)).await;
             return Err(BridgeRefusal::Unknown);
         };
+        let login = BridgeLogin {
+            org: row.org.clone(),
+            mailbox_id: row.mailbox_id,
+            password_id: Some(row.id),
+        };
+        let mut warming = std::pin::pin!(warm(&login));
+        let mut warmed = None;
         let phc = row.hash.clone();
-        let right = hashing(move || secret.verify(&phc)).await.unwrap_or(false);
+        let mut verify = std::pin::pin!(hashing(move || secret.verify(&phc)));
+        let right = loop {
+            tokio::select! {
+                right = &mut verify => break right.unwrap_or(false),
+                done = &mut warming, if warmed.is_none() => warmed = Some(done),
+            }
+        };
         if !right {
             return Err(BridgeRefusal::Wrong);
         }
@@ -375,11 +412,6 @@ impl Services {
             return Err(BridgeRefusal::Expired);
         }
         let from = peer.to_string();
-        let login = BridgeLogin {
-            org: row.org.clone(),
-            mailbox_id: row.mailbox_id,
-            password_id: Some(row.id),
-        };
         let record = move |c: &mut crate::store::AnyConnection| {
             store::record_use(c, row.id, at, &from)?;
             let action = match store::note_login(c, row.id, &from, at)? {
@@ -400,17 +432,27 @@ impl Services {
             }))
             .record(c)
         };
-        // Two first logins from one address at once (a client opening
-        // several connections): the one that loses the insert tries again
-        // and finds the row.
-        let first = self.store.write(record.clone()).await;
-        if first.is_err() {
+        let recording = async {
+            // Two first logins from one address at once (a client opening
+            // several connections): the one that loses the insert tries again
+            // and finds the row.
+            if self.store.write(record.clone()).await.is_ok() {
+                return Ok(());
+            }
             self.store
                 .write(record)
                 .await
-                .map_err(|_: Error| BridgeRefusal::Unavailable)?;
-        }
-        Ok(login)
+                .map_err(|_: Error| BridgeRefusal::Unavailable)
+        };
+        let rest = async {
+            match warmed {
+                Some(done) => done,
+                None => warming.await,
+            }
+        };
+        let (recorded, warmed) = tokio::join!(recording, rest);
+        recorded?;
+        Ok((login, warmed))
     }
 }
 

@@ -166,7 +166,16 @@ impl Services {
                 .run(move |c| tokens::take_lease(c, &rorg, id, version, at, at + lease_for))
                 .await?;
             if won {
-                if let Some(done) = self.refresh_under_lease(org, row).await? {
+                // The refresh runs to its commit even if this caller goes away
+                // (a client that hangs up, a bridge login refused meanwhile):
+                // a rotated refresh token Microsoft issued is always stored.
+                // It keeps the caller's span: its log lines carry the request id.
+                let (services, rorg) = (self.clone(), org.clone());
+                let refresh = async move { services.refresh_under_lease(&rorg, row).await };
+                let refreshed = tokio::spawn(tracing::Instrument::in_current_span(refresh))
+                    .await
+                    .map_err(|e| Error::Internal(anyhow::Error::new(e)))?;
+                if let Some(done) = refreshed? {
                     return Ok(done);
                 }
                 // Someone wrote newer tokens, or changed the mailbox, while

@@ -595,6 +595,41 @@ async fn an_expired_access_token_is_refreshed_at_login(app: TestAppBuilder) {
     assert_eq!(mailbox.status, inboxlink_sdk::types::MailboxStatus::Active);
 }
 
+backend_tests!(a_wrong_password_is_refused_without_waiting_for_the_upstream);
+/// A login takes the token and opens the upstream connection while the
+/// password's hash is checked; a wrong password is refused as soon as the
+/// hash says so, without waiting for them (here a slow refresh), and
+/// leaves the grant as it was.
+async fn a_wrong_password_is_refused_without_waiting_for_the_upstream(app: TestAppBuilder) {
+    let rig = bridge_rig(app, |_| {}).await;
+    let password = ready(&rig).await;
+    let (port, _) = listener(&rig.app).await;
+    let expire = "UPDATE mailboxes SET access_token_expires_at = '2001-01-01 00:00:00'";
+    rig.app.execute(expire).await;
+    let latency = Duration::from_secs(3);
+    rig.app.fake().set_latency(latency);
+    let mut wrong = password.clone();
+    wrong.replace_range(password.len() - 4.., "aaaa");
+    let started = std::time::Instant::now();
+    let got = imaplib("refused", port, MAILBOX, &wrong, &[]).await;
+    let error = got["error"].as_str().expect("refused");
+    assert!(
+        error.contains("Invalid user name or bridge password"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < latency - Duration::from_millis(500),
+        "the refusal waited for the refresh: {:?}",
+        started.elapsed()
+    );
+    // Whatever the refused login had started, the right password gets in.
+    rig.app.fake().set_latency(Duration::ZERO);
+    let got = imaplib("select", port, MAILBOX, &password, &[]).await;
+    assert_eq!(got["exists"], 3, "logged in and selected: {got}");
+    let mailbox = rig.app.mailbox(rig.app.mailbox_id()).await;
+    assert_eq!(mailbox.status, inboxlink_sdk::types::MailboxStatus::Active);
+}
+
 backend_tests!(two_organisations_with_one_address_each_reach_their_own_over_imap);
 async fn two_organisations_with_one_address_each_reach_their_own_over_imap(app: TestAppBuilder) {
     let rig = bridge_rig(app, |_| {}).await;

@@ -125,6 +125,41 @@ async fn crash_before_commit_recovers(app: TestAppBuilder) {
     assert_eq!(app.mailbox(id).await.status, MailboxStatus::Active);
 }
 
+backend_tests!(a_caller_that_goes_away_mid_refresh_loses_no_refresh_token);
+/// The caller that started a refresh goes away while Microsoft is answering
+/// (its future is dropped: a bridge login refused meanwhile, a request
+/// cancelled): the rotated refresh token Microsoft issued is still stored,
+/// and the next refresh presents it (the fake refuses a refresh token used
+/// twice).
+async fn a_caller_that_goes_away_mid_refresh_loses_no_refresh_token(app: TestAppBuilder) {
+    let (app, id) = app.start_with_stale_token().await;
+    let before = app.stored_refresh_token(id).await;
+    // The refreshed access token is short-lived too: the next call refreshes again.
+    app.fake().set_access_token_ttl(60);
+    app.fake().set_latency(Duration::from_millis(1200));
+    app.abandon_access_token(id, Duration::from_millis(300))
+        .await;
+    assert_eq!(
+        app.fake().token_calls("refresh_token"),
+        1,
+        "Microsoft was asked"
+    );
+    // Microsoft answers after its latency; the refresh commits without its caller.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.stored_refresh_token(id).await == before {
+        assert!(
+            Instant::now() < deadline,
+            "the rotated refresh token was never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.fake().set_latency(Duration::ZERO);
+    let token = app.service().access_token(id).await;
+    token.expect("a refresh with the rotated refresh token");
+    assert_eq!(app.fake().token_calls("refresh_token"), 2);
+    assert_eq!(app.mailbox(id).await.status, MailboxStatus::Active);
+}
+
 backend_tests!(rotated_refresh_tokens_are_used);
 async fn rotated_refresh_tokens_are_used(app: TestAppBuilder) {
     let app = app.with_fake_entra().with_mailbox().start().await;

@@ -27,6 +27,20 @@ impl TestApp {
         self.services.bridge_login(username, password, peer).await
     }
 
+    /// `GET /mailboxes/{id}/access-token`'s use case for a caller that gives
+    /// up after `patience`: its future is dropped where it stands.
+    pub async fn abandon_access_token(&self, mailbox: Uuid, patience: std::time::Duration) {
+        let who = inboxlink::auth::Principal {
+            subject: "impatient".to_owned(),
+            org: OrgId::parse(ORG).expect("org"),
+            roles: vec![inboxlink::auth::Role::Service],
+        };
+        let id = inboxlink::domain::MailboxId::from_uuid(mailbox);
+        let call = self.services.mailbox_access_token(&who, id);
+        let answered = tokio::time::timeout(patience, call).await;
+        assert!(answered.is_err(), "answered within {patience:?}");
+    }
+
     /// Every stored bridge password (id, name, selector, hash), as text.
     pub async fn stored_bridge_passwords(&self) -> String {
         use inboxlink::store::schema::bridge_passwords::dsl::*;
