@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::net::{TcpListener, TcpStream};
 
 use super::sessions::Sessions;
-use super::{Refused, Warmed};
+use super::{Early, Refused, Warmed, early_or};
 use crate::codes::Code;
 use crate::mail::{Login, StepFailure};
 use crate::service::Services;
@@ -95,6 +95,9 @@ async fn session(
     sessions: Arc<Sessions>,
     limits: Limits,
 ) -> Ended {
+    let mut early = Early::start(&services, &sessions, peer.ip(), |mail| async move {
+        crate::mail::connect_imap_relay(&mail).await
+    });
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         _ => return ended("tls_failed"),
@@ -185,7 +188,10 @@ async fn session(
             continue;
         };
         let warm = |login: &BridgeLogin| {
-            let connect = crate::mail::connect_imap_relay(&services.mail);
+            let connect = early_or(
+                early.take(),
+                crate::mail::connect_imap_relay(&services.mail),
+            );
             Warmed::new(&services, login.org.clone(), login.mailbox_id, connect)
         };
         match super::login(&services, &sessions, "imap", &user, &pass, peer.ip(), warm).await {

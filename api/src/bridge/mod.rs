@@ -174,6 +174,78 @@ enum Refused {
     Limited(std::time::Duration),
 }
 
+/// How long an early upstream connection waits for its client's login.
+const EARLY_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// An upstream connection opened as soon as a client connects, before its
+/// login, so that connecting upstream overlaps the client's own TLS
+/// handshake and greeting; only for an address that logged in with a
+/// bridge password within the last day ([`sessions::Sessions::known`]),
+/// so a stranger's connection never reaches the mailbox's server. It is
+/// used by the session's first login that names a stored password within
+/// [`EARLY_FOR`]; otherwise it is closed (a later login connects anew).
+struct Early<G> {
+    task: Option<tokio::task::JoinHandle<Result<G, tokio::time::error::Elapsed>>>,
+    at: std::time::Instant,
+}
+
+impl<G: Send + 'static> Early<G> {
+    /// Starts `connect` for `peer` if it is known; `None` otherwise.
+    fn start<F>(
+        services: &Services,
+        sessions: &sessions::Sessions,
+        peer: std::net::IpAddr,
+        connect: impl FnOnce(crate::mail::MailServers) -> F,
+    ) -> Option<Self>
+    where
+        F: std::future::Future<Output = G> + Send + 'static,
+    {
+        if !sessions.known(peer) {
+            return None;
+        }
+        let opening = connect(services.mail.clone());
+        let timeout = services.mail.step_timeout;
+        Some(Early {
+            task: Some(tokio::spawn(tokio::time::timeout(timeout, opening))),
+            at: std::time::Instant::now(),
+        })
+    }
+
+    /// The connection, unless it is too old or failed to open in time.
+    async fn take(mut self) -> Option<G> {
+        if self.at.elapsed() > EARLY_FOR {
+            return None;
+        }
+        match self.task.take()?.await {
+            Ok(Ok(greeted)) => Some(greeted),
+            _ => None,
+        }
+    }
+}
+
+impl<G> Drop for Early<G> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The upstream connection for a login: the early one if it is there and
+/// usable, else a new one from `connect`.
+async fn early_or<G: Send + 'static>(
+    early: Option<Early<G>>,
+    connect: impl std::future::Future<Output = G>,
+) -> G {
+    match early {
+        Some(early) => match early.take().await {
+            Some(greeted) => greeted,
+            None => connect.await,
+        },
+        None => connect.await,
+    }
+}
+
 /// What a login prepares while its password is checked
 /// ([`Services::bridge_login_with`]): the mailbox's access token and the
 /// upstream connection, opened within the mail step timeout.
@@ -222,6 +294,9 @@ where
     match services.bridge_login_with(user, password, peer, warm).await {
         Ok(login) => {
             sessions.failures.succeeded(user);
+            if login.0.password_id.is_some() {
+                sessions.logged_in_from(peer);
+            }
             Ok(login)
         }
         Err(refusal) => {

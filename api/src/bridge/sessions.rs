@@ -1,9 +1,13 @@
 //! At most N open sessions per mailbox through this instance (Exchange
 //! Online allows about 20 IMAP sessions per mailbox; the bridge keeps
-//! room for the mailbox's other clients).
+//! room for the mailbox's other clients), and the addresses that logged in
+//! lately (their connections get an early upstream connection, see
+//! `super::Early`).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::domain::MailboxId;
 
@@ -13,7 +17,14 @@ pub struct Sessions {
     per_mailbox: usize,
     open: Mutex<HashMap<MailboxId, usize>>,
     pub failures: super::failures::Failures,
+    /// When each address last logged in with a bridge password.
+    logged_in: Mutex<HashMap<IpAddr, Instant>>,
 }
+
+/// How long an address that logged in counts as known.
+const KNOWN_FOR: Duration = Duration::from_secs(24 * 3600);
+/// Most addresses remembered; past it, the oldest are forgotten first.
+const KNOWN_MAX: usize = 4096;
 
 /// One open session; dropping it frees its place.
 pub struct Permit {
@@ -27,7 +38,28 @@ impl Sessions {
             per_mailbox,
             open: Mutex::default(),
             failures: super::failures::Failures::new(failed_login_wait),
+            logged_in: Mutex::default(),
         }
+    }
+
+    /// Notes a login with a bridge password from `ip`.
+    pub fn logged_in_from(&self, ip: IpAddr) {
+        let mut known = self.logged_in.lock().expect("sessions lock");
+        let now = Instant::now();
+        if known.len() >= KNOWN_MAX && !known.contains_key(&ip) {
+            known.retain(|_, at| now.duration_since(*at) < KNOWN_FOR);
+            if known.len() >= KNOWN_MAX {
+                let oldest = known.iter().min_by_key(|(_, at)| **at).map(|(ip, _)| *ip);
+                oldest.map(|ip| known.remove(&ip));
+            }
+        }
+        known.insert(ip, now);
+    }
+
+    /// Whether `ip` logged in with a bridge password within the last day.
+    pub fn known(&self, ip: IpAddr) -> bool {
+        let known = self.logged_in.lock().expect("sessions lock");
+        known.get(&ip).is_some_and(|at| at.elapsed() < KNOWN_FOR)
     }
 
     pub fn limit(&self) -> usize {
@@ -77,5 +109,22 @@ mod tests {
         let again = sessions.open(a).expect("a place was freed");
         drop((second, again, other));
         assert!(sessions.open.lock().expect("lock").is_empty());
+    }
+
+    #[test]
+    fn addresses_that_logged_in_are_known_and_the_oldest_forgotten_first() {
+        let sessions = Sessions::new(2, Duration::from_secs(1));
+        let ip = |i: usize| IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+        assert!(!sessions.known(ip(0)));
+        for i in 0..KNOWN_MAX {
+            sessions.logged_in_from(ip(i));
+        }
+        assert!(sessions.known(ip(0)) && sessions.known(ip(KNOWN_MAX - 1)));
+        sessions.logged_in_from(ip(0));
+        // One more address: the one that logged in longest ago goes.
+        sessions.logged_in_from(ip(KNOWN_MAX));
+        assert!(!sessions.known(ip(1)), "the oldest is forgotten");
+        assert!(sessions.known(ip(0)) && sessions.known(ip(KNOWN_MAX)));
+        assert_eq!(sessions.logged_in.lock().expect("lock").len(), KNOWN_MAX);
     }
 }

@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::net::{TcpListener, TcpStream};
 
 use super::sessions::Sessions;
-use super::{Refused, Warmed};
+use super::{Early, Refused, Warmed, early_or};
 use crate::codes::Code;
 use crate::mail::{Login, SmtpGreeted, SmtpNotGreeted, SmtpRelay, StepFailure, read_smtp_reply};
 use crate::service::Services;
@@ -87,6 +87,9 @@ async fn session(
     implicit: bool,
     ended: &mut Ended,
 ) {
+    let mut early = Early::start(services, sessions, peer.ip(), |mail| async move {
+        crate::mail::connect_smtp_relay(&mail).await
+    });
     let greeting = format!("220 {NAME} ESMTP Inboxlink bridge ready\r\n");
     let tcp = if implicit {
         tcp
@@ -96,7 +99,11 @@ async fn session(
             ended.outcome = "closed";
             return;
         }
-        match dialogue(&mut plain, false, peer, services, sessions, ended).await {
+        match dialogue(
+            &mut plain, false, peer, services, sessions, &mut early, ended,
+        )
+        .await
+        {
             Next::StartTls if plain.buffer().is_empty() => plain.into_inner(),
             Next::StartTls => {
                 // Commands sent before the handshake could be an attacker's.
@@ -118,7 +125,16 @@ async fn session(
         ended.outcome = "closed";
         return;
     }
-    dialogue(&mut client, true, peer, services, sessions, ended).await;
+    dialogue(
+        &mut client,
+        true,
+        peer,
+        services,
+        sessions,
+        &mut early,
+        ended,
+    )
+    .await;
 }
 
 enum Next {
@@ -178,6 +194,7 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
     peer: SocketAddr,
     services: &Services,
     sessions: &Arc<Sessions>,
+    early: &mut Option<Early<Result<SmtpGreeted, SmtpNotGreeted>>>,
     ended: &mut Ended,
 ) -> Next {
     let mut greeted = false;
@@ -219,6 +236,7 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
                 let (user, pass) = credentials;
                 let warm = |login: &BridgeLogin| {
                     let connect = crate::mail::connect_smtp_relay(&services.mail);
+                    let connect = early_or(early.take(), connect);
                     Warmed::new(services, login.org.clone(), login.mailbox_id, connect)
                 };
                 let checked =
