@@ -292,22 +292,13 @@ async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(Err(failure)) => Ok(Err(failure)),
         Err(elapsed) => Err(elapsed),
     };
-    let mut relay = match opened {
-        Ok(Ok(relay)) => {
-            services.bridge_upstream_accepted(&login.org, login.mailbox_id);
-            relay
-        }
-        Ok(Err(failure)) => {
-            services
-                .bridge_upstream(&login.org, login.mailbox_id, Upstream::Imap, Err(&failure))
-                .await;
+    let mut relay = match super::upstream_login(services, &login, Upstream::Imap, opened).await {
+        Ok(relay) => relay,
+        Err(Some(failure)) => {
             let _ = send(client, &format!("{tag} {}\r\n", upstream_refusal(&failure))).await;
             return Err("upstream_refused");
         }
-        Err(_) => {
-            services
-                .metrics
-                .bridge_upstream_failure("imap", Code::Timeout.as_str());
+        Err(None) => {
             let text = format!(
                 "{tag} NO [UNAVAILABLE] The mailbox's IMAP server did not answer in time; try again later\r\n"
             );

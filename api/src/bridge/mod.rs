@@ -269,6 +269,36 @@ impl<G> Warmed<G> {
     }
 }
 
+/// The upstream login's outcome, recorded: an accepted login marks the
+/// mailbox as reached, a refusal goes to the mailbox's status, a timeout to
+/// the metrics. `Err(Some(_))`: the refusal to explain to the client;
+/// `Err(None)`: the server did not answer in time.
+async fn upstream_login<R>(
+    services: &Services,
+    login: &BridgeLogin,
+    upstream: crate::service::bridge::Upstream,
+    opened: Result<Result<R, crate::mail::StepFailure>, tokio::time::error::Elapsed>,
+) -> Result<R, Option<crate::mail::StepFailure>> {
+    match opened {
+        Ok(Ok(relay)) => {
+            services.bridge_upstream_accepted(&login.org, login.mailbox_id);
+            Ok(relay)
+        }
+        Ok(Err(failure)) => {
+            services
+                .bridge_upstream(&login.org, login.mailbox_id, upstream, Err(&failure))
+                .await;
+            Err(Some(failure))
+        }
+        Err(_) => {
+            services
+                .metrics
+                .bridge_upstream_failure(upstream.label(), crate::codes::Code::Timeout.as_str());
+            Err(None)
+        }
+    }
+}
+
 /// A login through the failed-login limits: refused without a check while
 /// the user name or the address is limited; a refusal counts, a success
 /// clears the user name. Each refusal is counted in the metrics. `warm`

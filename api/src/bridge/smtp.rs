@@ -449,23 +449,14 @@ async fn relay_login<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(Err(not)) => Ok(Err(not.failure(&upstream_login))),
         Err(elapsed) => Err(elapsed),
     };
-    let mut relay = match opened {
-        Ok(Ok(relay)) => {
-            services.bridge_upstream_accepted(&login.org, login.mailbox_id);
-            relay
-        }
-        Ok(Err(failure)) => {
-            services
-                .bridge_upstream(&login.org, login.mailbox_id, Upstream::Smtp, Err(&failure))
-                .await;
+    let mut relay = match super::upstream_login(services, &login, Upstream::Smtp, opened).await {
+        Ok(relay) => relay,
+        Err(Some(failure)) => {
             let _ = send(client, &upstream_refusal(&failure)).await;
             ended.outcome = "upstream_refused";
             return false;
         }
-        Err(_) => {
-            services
-                .metrics
-                .bridge_upstream_failure("smtp", Code::Timeout.as_str());
+        Err(None) => {
             let _ = send(
                 client,
                 "454 4.7.0 The mailbox's SMTP server did not answer in time; try again later\r\n",

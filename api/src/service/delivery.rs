@@ -35,7 +35,7 @@ use crate::hooks::client::{Answer, Message};
 use crate::store::deliveries::{self, AttemptOutcome, AttemptRow, DeliveryRow};
 use crate::store::events::EventRow;
 use crate::store::targets::{self, WebhookChanges, WebhookRow};
-use crate::store::{AnyConnection, StoreResult, now, write_transaction};
+use crate::store::{AnyConnection, StoreResult, if_found, now, write_transaction};
 
 /// How long a stopping worker waits for its attempts in flight.
 const STOP_GRACE: Duration = Duration::from_secs(15);
@@ -435,10 +435,8 @@ impl Services {
         let Ok(id) = d.target_id.parse::<WebhookId>() else {
             return Ok(());
         };
-        let hook = match targets::get_webhook(c, &d.org, id) {
-            Ok(h) => h,
-            Err(crate::store::StoreError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(e),
+        let Some(hook) = if_found(targets::get_webhook(c, &d.org, id))? else {
+            return Ok(());
         };
         if a.delivered {
             if hook.failing_since.is_some() {

@@ -27,7 +27,7 @@ use crate::error::{Error, Result, Validator};
 use crate::mail::Login;
 use crate::store::deliveries::DeliveryRow;
 use crate::store::targets::{self, EmailAlertChanges, EmailAlertRow};
-use crate::store::{AnyConnection, StoreError, StoreResult, mailboxes, now};
+use crate::store::{AnyConnection, StoreError, StoreResult, if_found, mailboxes, now};
 
 const MAX_RECIPIENTS: usize = 20;
 
@@ -207,11 +207,13 @@ impl Services {
         who: &Principal,
         page: &PageRequest,
     ) -> Result<EmailAlertPage> {
-        let org = who.require(Permission::NotificationsWrite)?.clone();
-        let (limit, after) = page.resolve::<EmailAlertId>()?;
-        let rows = self
-            .store
-            .query(move |c| targets::list_email_alerts(c, &org, after, limit))
+        let (rows, limit) = self
+            .org_page(
+                who,
+                Permission::NotificationsWrite,
+                page,
+                targets::list_email_alerts,
+            )
             .await?;
         Ok(EmailAlertPage::new(
             rows.into_iter().map(view).collect(),
@@ -220,10 +222,13 @@ impl Services {
     }
 
     pub async fn email_alert_get(&self, who: &Principal, id: EmailAlertId) -> Result<EmailAlert> {
-        let org = who.require(Permission::NotificationsWrite)?.clone();
         let row = self
-            .store
-            .query(move |c| targets::get_email_alert(c, &org, id))
+            .org_row(
+                who,
+                Permission::NotificationsWrite,
+                id,
+                targets::get_email_alert,
+            )
             .await?;
         Ok(view(row))
     }
@@ -373,10 +378,8 @@ impl Services {
         let Ok(id) = d.target_id.parse::<EmailAlertId>() else {
             return Ok(());
         };
-        let alert = match targets::get_email_alert(c, &d.org, id) {
-            Ok(a) => a,
-            Err(StoreError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(e),
+        let Some(alert) = if_found(targets::get_email_alert(c, &d.org, id))? else {
+            return Ok(());
         };
         if a.delivered {
             if alert.last_error_code.is_some() {

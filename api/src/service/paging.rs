@@ -6,7 +6,10 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use crate::auth::{Permission, Principal};
+use crate::domain::OrgId;
 use crate::error::{Error, FieldError};
+use crate::store::{AnyConnection, StoreResult};
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
@@ -89,3 +92,49 @@ macro_rules! page_type {
     };
 }
 pub(crate) use page_type;
+
+/// A store function reading one page of an organisation's rows.
+type ListFn<Id, Row> = fn(&mut AnyConnection, &OrgId, Option<Id>, i64) -> StoreResult<Vec<Row>>;
+/// A store function reading one of an organisation's rows.
+type GetFn<Id, Row> = fn(&mut AnyConnection, &OrgId, Id) -> StoreResult<Row>;
+
+impl super::Services {
+    /// One page of the caller's organisation's rows, read by `list` once
+    /// `who` holds `permission`: the rows and the limit, for `Page::new`.
+    pub(super) async fn org_page<Id, Row>(
+        &self,
+        who: &Principal,
+        permission: Permission,
+        page: &PageRequest,
+        list: ListFn<Id, Row>,
+    ) -> Result<(Vec<Row>, i64), Error>
+    where
+        Id: From<Uuid> + Send + 'static,
+        Row: Send + 'static,
+    {
+        let org = who.require(permission)?.clone();
+        let (limit, after) = page.resolve::<Id>()?;
+        let rows = self
+            .store
+            .query(move |c| list(c, &org, after, limit))
+            .await?;
+        Ok((rows, limit))
+    }
+
+    /// One of the caller's organisation's rows, read by `get` once `who`
+    /// holds `permission`.
+    pub(super) async fn org_row<Id, Row>(
+        &self,
+        who: &Principal,
+        permission: Permission,
+        id: Id,
+        get: GetFn<Id, Row>,
+    ) -> Result<Row, Error>
+    where
+        Id: Send + 'static,
+        Row: Send + 'static,
+    {
+        let org = who.require(permission)?.clone();
+        Ok(self.store.query(move |c| get(c, &org, id)).await?)
+    }
+}

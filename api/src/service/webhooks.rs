@@ -367,11 +367,13 @@ impl Services {
     }
 
     pub async fn webhook_list(&self, who: &Principal, page: &PageRequest) -> Result<WebhookPage> {
-        let org = who.require(Permission::NotificationsWrite)?.clone();
-        let (limit, after) = page.resolve::<WebhookId>()?;
-        let rows = self
-            .store
-            .query(move |c| targets::list_webhooks(c, &org, after, limit))
+        let (rows, limit) = self
+            .org_page(
+                who,
+                Permission::NotificationsWrite,
+                page,
+                targets::list_webhooks,
+            )
             .await?;
         Ok(WebhookPage::new(
             rows.into_iter().map(webhook_view).collect(),
@@ -380,10 +382,13 @@ impl Services {
     }
 
     pub async fn webhook_get(&self, who: &Principal, id: WebhookId) -> Result<Webhook> {
-        let org = who.require(Permission::NotificationsWrite)?.clone();
         let row = self
-            .store
-            .query(move |c| targets::get_webhook(c, &org, id))
+            .org_row(
+                who,
+                Permission::NotificationsWrite,
+                id,
+                targets::get_webhook,
+            )
             .await?;
         Ok(webhook_view(row))
     }

@@ -86,16 +86,10 @@ pub fn list(
     after: Option<AppCredentialId>,
     limit: i64,
 ) -> StoreResult<Vec<AppCredentialRow>> {
-    let mut query = app_credentials::table
+    let rows = app_credentials::table
         .filter(app_credentials::org.eq(org))
-        .select(AppCredentialRow::as_select())
-        .order(app_credentials::id.asc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(app_credentials::id.gt(after));
-    }
-    Ok(query.load(conn)?)
+        .select(AppCredentialRow::as_select());
+    Ok(id_page!(rows, app_credentials::id, after after, limit).load(conn)?)
 }
 
 pub fn update(

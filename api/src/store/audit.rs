@@ -36,14 +36,8 @@ pub fn list(
     before: Option<AuditEventId>,
     limit: i64,
 ) -> StoreResult<Vec<AuditRow>> {
-    let mut query = audit_events::table
+    let rows = audit_events::table
         .filter(audit_events::org.eq(org))
-        .select(AuditRow::as_select())
-        .order(audit_events::id.desc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(before) = before {
-        query = query.filter(audit_events::id.lt(before));
-    }
-    Ok(query.load(conn)?)
+        .select(AuditRow::as_select());
+    Ok(id_page!(rows, audit_events::id, before before, limit).load(conn)?)
 }

@@ -47,18 +47,12 @@ pub fn list(
     after: Option<BridgePasswordId>,
     limit: i64,
 ) -> StoreResult<Vec<BridgePasswordRow>> {
-    let mut query = bridge_passwords::table
+    let rows = bridge_passwords::table
         .filter(bridge_passwords::org.eq(org))
         .filter(bridge_passwords::mailbox_id.eq(mailbox))
         .filter(bridge_passwords::revoked_at.is_null())
-        .select(BridgePasswordRow::as_select())
-        .order(bridge_passwords::id.asc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(bridge_passwords::id.gt(after));
-    }
-    Ok(query.load(conn)?)
+        .select(BridgePasswordRow::as_select());
+    Ok(id_page!(rows, bridge_passwords::id, after after, limit).load(conn)?)
 }
 
 /// A password of the mailbox that is not revoked.

@@ -252,15 +252,9 @@ pub fn list_attempts(
     before: Option<AttemptId>,
     limit: i64,
 ) -> StoreResult<Vec<AttemptRow>> {
-    let mut query = delivery_attempts::table
+    let rows = delivery_attempts::table
         .filter(delivery_attempts::org.eq(org))
         .filter(delivery_attempts::target_id.eq(target_id))
-        .select(AttemptRow::as_select())
-        .order(delivery_attempts::id.desc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(before) = before {
-        query = query.filter(delivery_attempts::id.lt(before));
-    }
-    Ok(query.load(conn)?)
+        .select(AttemptRow::as_select());
+    Ok(id_page!(rows, delivery_attempts::id, before before, limit).load(conn)?)
 }

@@ -37,15 +37,10 @@ pub fn list_events(
     types: &[EventType],
     limit: i64,
 ) -> StoreResult<Vec<EventRow>> {
-    let mut query = events::table
+    let rows = events::table
         .filter(events::org.eq(org))
-        .select(EventRow::as_select())
-        .order(events::id.asc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(events::id.gt(after));
-    }
+        .select(EventRow::as_select());
+    let mut query = id_page!(rows, events::id, after after, limit);
     if !types.is_empty() {
         query = query.filter(events::event_type.eq_any(types.to_vec()));
     }

@@ -126,12 +126,10 @@ pub fn list(
     after: Option<MailboxId>,
     limit: i64,
 ) -> StoreResult<Vec<MailboxRow>> {
-    let mut query = mailboxes::table
+    let rows = mailboxes::table
         .filter(mailboxes::org.eq(org))
-        .select(MailboxRow::as_select())
-        .order(mailboxes::id.asc())
-        .limit(limit)
-        .into_boxed();
+        .select(MailboxRow::as_select());
+    let mut query = id_page!(rows, mailboxes::id, after after, limit);
     match status {
         None => {}
         Some(StatusFilter::Stored(status)) => query = query.filter(mailboxes::status.eq(status)),
@@ -151,9 +149,6 @@ pub fn list(
                 .filter(mailboxes::access_mode.eq(AccessMode::Delegated))
                 .filter(mailboxes::refresh_token_issued_at.le(expiring_before))
         }
-    }
-    if let Some(after) = after {
-        query = query.filter(mailboxes::id.gt(after));
     }
     Ok(query.load(conn)?)
 }

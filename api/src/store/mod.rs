@@ -13,6 +13,27 @@
 //! database unavailable, or anything else. The services map them to the
 //! API's errors; a use case that expects a constraint matches it first.
 
+/// One page of `$query` in the order of its key `$id`, boxed so that the
+/// caller can add filters: `after` a cursor in ascending order, or `before`
+/// one in descending order (newest first); at most `$limit` rows.
+macro_rules! id_page {
+    ($query:expr, $id:expr, after $cursor:expr, $limit:expr) => {{
+        let mut query = $query.order($id.asc()).limit($limit).into_boxed();
+        if let Some(cursor) = $cursor {
+            query = query.filter($id.gt(cursor));
+        }
+        query
+    }};
+    ($query:expr, $id:expr, before $cursor:expr, $limit:expr) => {{
+        let mut query = $query.order($id.desc()).limit($limit).into_boxed();
+        if let Some(cursor) = $cursor {
+            query = query.filter($id.lt(cursor));
+        }
+        query
+    }};
+}
+// Defined before the modules below, so each of them sees it.
+
 pub mod addresses;
 pub mod app_credentials;
 pub mod audit;
@@ -237,6 +258,16 @@ impl From<diesel::result::Error> for StoreError {
 /// The one row of a query, or [`StoreError::NotFound`] naming `what`.
 pub(crate) fn found<T>(row: QueryResult<Option<T>>, what: &'static str) -> StoreResult<T> {
     row?.ok_or(StoreError::NotFound(what))
+}
+
+/// `Ok(None)` where `result` is [`StoreError::NotFound`]: a row that may
+/// have gone meanwhile.
+pub(crate) fn if_found<T>(result: StoreResult<T>) -> StoreResult<Option<T>> {
+    match result {
+        Ok(row) => Ok(Some(row)),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// A write that must touch its row: [`StoreError::NotFound`] naming `what`

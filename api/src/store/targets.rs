@@ -9,6 +9,100 @@ use super::{AnyConnection, StoreResult, found, touched};
 use crate::codes::Code;
 use crate::domain::{EmailAlertId, Language, MailboxId, OrgId, WebhookId};
 
+/// The functions every kind of target has, written once: `$table` has the
+/// columns `id` and `org` (and `enabled`), `$row` is its whole row and
+/// `$changes` what an update may change. Every function but `insert` is
+/// scoped to one organisation; a row of another organisation is not found.
+macro_rules! target_table {
+    (
+        table: $table:ident,
+        row: $row:ty,
+        id: $id:ty,
+        changes: $changes:ty,
+        what: $what:literal,
+        fns: $insert:ident, $get:ident, $list:ident, $enabled:ident, $update:ident, $delete:ident $(,)?
+    ) => {
+        pub fn $insert(conn: &mut AnyConnection, row: &$row) -> StoreResult<()> {
+            diesel::insert_into($table::table)
+                .values(row)
+                .execute(conn)?;
+            Ok(())
+        }
+
+        pub fn $get(conn: &mut AnyConnection, org: &OrgId, id: $id) -> StoreResult<$row> {
+            found(
+                $table::table
+                    .filter($table::org.eq(org))
+                    .filter($table::id.eq(id))
+                    .select(<$row>::as_select())
+                    .first(conn)
+                    .optional(),
+                $what,
+            )
+        }
+
+        /// One page in id order, after the cursor `after`.
+        pub fn $list(
+            conn: &mut AnyConnection,
+            org: &OrgId,
+            after: Option<$id>,
+            limit: i64,
+        ) -> StoreResult<Vec<$row>> {
+            let rows = $table::table
+                .filter($table::org.eq(org))
+                .select(<$row>::as_select());
+            Ok(id_page!(rows, $table::id, after after, limit).load(conn)?)
+        }
+
+        /// The organisation's enabled targets (for the fan-out of an event).
+        pub fn $enabled(conn: &mut AnyConnection, org: &OrgId) -> StoreResult<Vec<$row>> {
+            Ok($table::table
+                .filter($table::org.eq(org))
+                .filter($table::enabled.eq(true))
+                .select(<$row>::as_select())
+                .load(conn)?)
+        }
+
+        pub fn $update(
+            conn: &mut AnyConnection,
+            org: &OrgId,
+            id: $id,
+            changes: &$changes,
+        ) -> StoreResult<()> {
+            touched(
+                diesel::update(
+                    $table::table
+                        .filter($table::org.eq(org))
+                        .filter($table::id.eq(id)),
+                )
+                .set(changes)
+                .execute(conn),
+                $what,
+            )
+        }
+
+        /// Deletes the target with its deliveries and their attempts.
+        pub fn $delete(conn: &mut AnyConnection, org: &OrgId, id: $id) -> StoreResult<()> {
+            let target = id.to_string();
+            diesel::delete(
+                delivery_attempts::table.filter(delivery_attempts::target_id.eq(&target)),
+            )
+            .execute(conn)?;
+            diesel::delete(deliveries::table.filter(deliveries::target_id.eq(&target)))
+                .execute(conn)?;
+            touched(
+                diesel::delete(
+                    $table::table
+                        .filter($table::org.eq(org))
+                        .filter($table::id.eq(id)),
+                )
+                .execute(conn),
+                $what,
+            )
+        }
+    };
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = webhooks)]
 pub struct WebhookRow {
@@ -46,89 +140,13 @@ pub struct WebhookChanges {
     pub updated_at: Option<NaiveDateTime>,
 }
 
-pub fn insert_webhook(conn: &mut AnyConnection, row: &WebhookRow) -> StoreResult<()> {
-    diesel::insert_into(webhooks::table)
-        .values(row)
-        .execute(conn)?;
-    Ok(())
-}
-
-pub fn get_webhook(
-    conn: &mut AnyConnection,
-    org: &OrgId,
+target_table! {
+    table: webhooks,
+    row: WebhookRow,
     id: WebhookId,
-) -> StoreResult<WebhookRow> {
-    found(
-        webhooks::table
-            .filter(webhooks::org.eq(org))
-            .filter(webhooks::id.eq(id))
-            .select(WebhookRow::as_select())
-            .first(conn)
-            .optional(),
-        "webhook",
-    )
-}
-
-pub fn list_webhooks(
-    conn: &mut AnyConnection,
-    org: &OrgId,
-    after: Option<WebhookId>,
-    limit: i64,
-) -> StoreResult<Vec<WebhookRow>> {
-    let mut query = webhooks::table
-        .filter(webhooks::org.eq(org))
-        .select(WebhookRow::as_select())
-        .order(webhooks::id.asc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(webhooks::id.gt(after));
-    }
-    Ok(query.load(conn)?)
-}
-
-/// The organisation's enabled webhooks (for the fan-out of an event).
-pub fn enabled_webhooks(conn: &mut AnyConnection, org: &OrgId) -> StoreResult<Vec<WebhookRow>> {
-    Ok(webhooks::table
-        .filter(webhooks::org.eq(org))
-        .filter(webhooks::enabled.eq(true))
-        .select(WebhookRow::as_select())
-        .load(conn)?)
-}
-
-pub fn update_webhook(
-    conn: &mut AnyConnection,
-    org: &OrgId,
-    id: WebhookId,
-    changes: &WebhookChanges,
-) -> StoreResult<()> {
-    touched(
-        diesel::update(
-            webhooks::table
-                .filter(webhooks::org.eq(org))
-                .filter(webhooks::id.eq(id)),
-        )
-        .set(changes)
-        .execute(conn),
-        "webhook",
-    )
-}
-
-/// Deletes a webhook with its deliveries and their attempts.
-pub fn delete_webhook(conn: &mut AnyConnection, org: &OrgId, id: WebhookId) -> StoreResult<()> {
-    let target = id.to_string();
-    diesel::delete(delivery_attempts::table.filter(delivery_attempts::target_id.eq(&target)))
-        .execute(conn)?;
-    diesel::delete(deliveries::table.filter(deliveries::target_id.eq(&target))).execute(conn)?;
-    touched(
-        diesel::delete(
-            webhooks::table
-                .filter(webhooks::org.eq(org))
-                .filter(webhooks::id.eq(id)),
-        )
-        .execute(conn),
-        "webhook",
-    )
+    changes: WebhookChanges,
+    what: "webhook",
+    fns: insert_webhook, get_webhook, list_webhooks, enabled_webhooks, update_webhook, delete_webhook,
 }
 
 /// How many webhooks are disabled (the metrics; every organisation).
@@ -172,92 +190,11 @@ pub struct EmailAlertChanges {
     pub updated_at: Option<NaiveDateTime>,
 }
 
-pub fn insert_email_alert(conn: &mut AnyConnection, row: &EmailAlertRow) -> StoreResult<()> {
-    diesel::insert_into(email_alerts::table)
-        .values(row)
-        .execute(conn)?;
-    Ok(())
-}
-
-pub fn get_email_alert(
-    conn: &mut AnyConnection,
-    org: &OrgId,
+target_table! {
+    table: email_alerts,
+    row: EmailAlertRow,
     id: EmailAlertId,
-) -> StoreResult<EmailAlertRow> {
-    found(
-        email_alerts::table
-            .filter(email_alerts::org.eq(org))
-            .filter(email_alerts::id.eq(id))
-            .select(EmailAlertRow::as_select())
-            .first(conn)
-            .optional(),
-        "e-mail alert",
-    )
-}
-
-pub fn list_email_alerts(
-    conn: &mut AnyConnection,
-    org: &OrgId,
-    after: Option<EmailAlertId>,
-    limit: i64,
-) -> StoreResult<Vec<EmailAlertRow>> {
-    let mut query = email_alerts::table
-        .filter(email_alerts::org.eq(org))
-        .select(EmailAlertRow::as_select())
-        .order(email_alerts::id.asc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(email_alerts::id.gt(after));
-    }
-    Ok(query.load(conn)?)
-}
-
-pub fn enabled_email_alerts(
-    conn: &mut AnyConnection,
-    org: &OrgId,
-) -> StoreResult<Vec<EmailAlertRow>> {
-    Ok(email_alerts::table
-        .filter(email_alerts::org.eq(org))
-        .filter(email_alerts::enabled.eq(true))
-        .select(EmailAlertRow::as_select())
-        .load(conn)?)
-}
-
-pub fn update_email_alert(
-    conn: &mut AnyConnection,
-    org: &OrgId,
-    id: EmailAlertId,
-    changes: &EmailAlertChanges,
-) -> StoreResult<()> {
-    touched(
-        diesel::update(
-            email_alerts::table
-                .filter(email_alerts::org.eq(org))
-                .filter(email_alerts::id.eq(id)),
-        )
-        .set(changes)
-        .execute(conn),
-        "e-mail alert",
-    )
-}
-
-pub fn delete_email_alert(
-    conn: &mut AnyConnection,
-    org: &OrgId,
-    id: EmailAlertId,
-) -> StoreResult<()> {
-    let target = id.to_string();
-    diesel::delete(delivery_attempts::table.filter(delivery_attempts::target_id.eq(&target)))
-        .execute(conn)?;
-    diesel::delete(deliveries::table.filter(deliveries::target_id.eq(&target))).execute(conn)?;
-    touched(
-        diesel::delete(
-            email_alerts::table
-                .filter(email_alerts::org.eq(org))
-                .filter(email_alerts::id.eq(id)),
-        )
-        .execute(conn),
-        "e-mail alert",
-    )
+    changes: EmailAlertChanges,
+    what: "e-mail alert",
+    fns: insert_email_alert, get_email_alert, list_email_alerts, enabled_email_alerts, update_email_alert, delete_email_alert,
 }
