@@ -35,6 +35,10 @@
 //! - `inboxlink_bridge_upstream_failures_total{protocol,code}`: upstream
 //!   logins of the bridge that failed, by the check's code
 //!   (`imap_auth_failed`, `smtp_auth_disabled`, `unreachable`, `timeout`, …).
+//!
+//! The file is long because every metric of the service is declared and
+//! documented here, in one registry, so that the list above and the
+//! families served are one and the same.
 
 use std::time::Duration;
 

@@ -10,6 +10,12 @@
 //!
 //! No protocol line is logged, and no password: a session's log line names
 //! the peer, the mailbox and how the session ended.
+//!
+//! The file is long because it is one protocol end to end: the commands
+//! before a login, the reader of commands and literals, the upstream login
+//! and the relay with its idle and revocation watch, and their unit tests.
+//! They share the session's types and limits; apart, one protocol would be
+//! spread over several files.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -9,6 +9,12 @@
 //! declares a `SIZE` above the advertised one with `552 5.3.4` (RFC 1870).
 //!
 //! No protocol line and no password is logged.
+//!
+//! The file is long because it is one protocol end to end: the greeting,
+//! `STARTTLS` and `AUTH`, the upstream login, and the transaction relayed
+//! command by command (the envelope checks and `DATA`; `BDAT` is refused),
+//! with their unit tests; like the IMAP listener, it keeps one protocol in
+//! one place.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,4 +1,8 @@
 //! IMAP: connect with implicit TLS, `AUTHENTICATE XOAUTH2`, `SELECT INBOX`, `LOGOUT`.
+//!
+//! The relay's side (`connect_relay`, [`Greeted`]) lives here too: it is
+//! the same connection, greeting and XOAUTH2 login as the check's, so the
+//! file is a little over 400 lines with its unit tests.
 
 use crate::codes::Code;
 use crate::domain::CheckStepName as Step;

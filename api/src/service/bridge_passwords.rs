@@ -8,6 +8,11 @@
 //! the mailbox id>` (the answer gives it). Either form is accepted: the
 //! password's selector finds its row, so a mailbox with the same address
 //! added elsewhere later never breaks a configured client.
+//!
+//! The file is long because the login check is the use case that matters
+//! most for security here (a hash whatever the outcome, the token and the
+//! upstream connection prepared meanwhile, the bookkeeping), and it stays
+//! beside the passwords it checks.
 
 use std::net::IpAddr;
 

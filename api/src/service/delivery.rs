@@ -16,6 +16,10 @@
 //! same `webhook-id`). On a graceful stop the worker claims nothing more,
 //! lets the attempts in flight finish (they end within the 10 s deadline),
 //! and gives back any lease it still holds.
+//!
+//! The file is long because the worker is one loop with one contract: the
+//! claim, the attempt of each channel, the outcome's recording and what it
+//! means for the target (a webhook disabled, an alert failing).
 
 use std::collections::HashMap;
 use std::sync::Arc;

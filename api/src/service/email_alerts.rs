@@ -6,6 +6,10 @@
 //! `suppressed`, see [`super::events::record`]). A sender that cannot send
 //! shows as the alert's `last_error` and, when it starts failing, as an
 //! `email_alert.failed` event (which is not sent through the failing alert).
+//!
+//! The file is long because it holds the resource's use cases (create,
+//! list, read, change, delete) and the delivery of an alert (the message,
+//! the sender's failure as the alert's state), which share its validation.
 
 use std::time::Instant;
 

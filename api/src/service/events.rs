@@ -11,6 +11,10 @@
 //! credential and expiry date, whichever instance finds it first), the
 //! webhook use cases (test) and the delivery worker (a webhook disabled, an
 //! e-mail alert's sender failing).
+//!
+//! The file is long because the feed is one contract: the event types and
+//! their payloads, [`record`] with its fan-out and suppression, and the
+//! feed's reading, which must agree on every name.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};

@@ -4,6 +4,10 @@
 //! attempts, retry a delivery. URLs pass the [`crate::hooks::guard`] policy
 //! when saved (and again at every connection). Secrets are sealed like every
 //! other secret and never shown again, logged or audited.
+//!
+//! The file is long because it holds every use case of the resource
+//! (including the secret's rotation and the attempts' pages) and their
+//! contract types, which the spec and the SDK are generated from.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
