@@ -82,7 +82,7 @@ impl Application {
             )
             .with_max_concurrency(settings.protection.idp_max_concurrency),
             keeper: Arc::default(),
-            mail: crate::mail::MailServers {
+            mail: crate::mail::MailRouting {
                 imap: settings.imap_endpoint.clone(),
                 smtp: settings.smtp_endpoint.clone(),
                 trust: crate::mail::TlsTrust::new(settings.extra_root_ca.as_deref())?,
@@ -266,7 +266,12 @@ pub fn http_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
 pub fn idp_http_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
     Ok(http_client_builder(settings)?
         .redirect(reqwest::redirect::Policy::none())
-        .https_only(settings.ms_authority.scheme() == "https")
+        .https_only(
+            settings
+                .ms_authority
+                .as_ref()
+                .is_none_or(|a| a.scheme() == "https"),
+        )
         .build()?)
 }
 

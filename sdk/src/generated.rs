@@ -200,6 +200,9 @@ pub mod types {
     pub struct AppCredential {
         ///Application (client) ID of the app registration.
         pub client_id: ::std::string::String,
+        /**The Microsoft cloud the app registration lives in: it decides where
+        people sign in and which Exchange Online hosts the mailboxes use.*/
+        pub cloud: Cloud,
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
         pub id: ::uuid::Uuid,
         ///A name people recognise, e.g. "E-filing office".
@@ -239,6 +242,10 @@ pub mod types {
         pub client_id: ::std::string::String,
         ///The secret's Value (not its Secret ID). Write-only.
         pub client_secret: ::std::string::String,
+        /**`global` (the default), `usgov` (GCC High), `usgov_dod` (DoD) or
+        `china` (operated by 21Vianet).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub cloud: ::std::option::Option<Cloud>,
         pub name: ::std::string::String,
         ///Only `microsoft` for now (the default).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -273,6 +280,9 @@ pub mod types {
         pub admin_consent: AdminConsent,
         ///Application permissions to add for app-only mailboxes (Office 365 Exchange Online).
         pub application_permissions: ::std::vec::Vec<::std::string::String>,
+        /**The cloud: where to register the app, and where its mailboxes sign
+        in and connect.*/
+        pub cloud: CloudSetup,
         ///Delegated permissions to add (Office 365 Exchange Online and Microsoft Graph).
         pub delegated_permissions: ::std::vec::Vec<::std::string::String>,
         /**For app-only mailboxes: the Exchange Online PowerShell commands, ids
@@ -298,6 +308,8 @@ pub mod types {
         ///A new secret Value, replacing the stored one. Write-only.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub client_secret: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub cloud: ::std::option::Option<Cloud>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
         ///The new expiry date; `null` clears it.
@@ -554,6 +566,96 @@ pub mod types {
             value: ::std::string::String,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
+        }
+    }
+    /**The Microsoft cloud an app registration lives in: the sign-in
+    authority, the Exchange Online hosts and the scopes' resource follow
+    from it ([`super::cloud`]).
+
+    `global`: Microsoft 365 worldwide (and GCC, which signs in there);
+    `usgov`: GCC High; `usgov_dod`: DoD; `china`: operated by 21Vianet.*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum Cloud {
+        #[serde(rename = "global")]
+        Global,
+        #[serde(rename = "usgov")]
+        Usgov,
+        #[serde(rename = "usgov_dod")]
+        UsgovDod,
+        #[serde(rename = "china")]
+        China,
+    }
+    impl ::std::fmt::Display for Cloud {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Global => f.write_str("global"),
+                Self::Usgov => f.write_str("usgov"),
+                Self::UsgovDod => f.write_str("usgov_dod"),
+                Self::China => f.write_str("china"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for Cloud {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "global" => Ok(Self::Global),
+                "usgov" => Ok(Self::Usgov),
+                "usgov_dod" => Ok(Self::UsgovDod),
+                "china" => Ok(Self::China),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Cloud {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Cloud {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    /**Where an app credential's mailboxes sign in and connect: its cloud's
+    endpoints, or the configured ones where `INBOXLINK_MS_AUTHORITY`,
+    `INBOXLINK_IMAP_ENDPOINT` or `INBOXLINK_SMTP_ENDPOINT` replace them.*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct CloudSetup {
+        ///The scope of an app-only token request.
+        pub app_only_scope: ::std::string::String,
+        ///The sign-in authority in use.
+        pub authority: ::std::string::String,
+        pub cloud: Cloud,
+        ///The scopes a sign-in asks for.
+        pub delegated_scopes: ::std::vec::Vec<::std::string::String>,
+        ///The IMAP server in use (`host:port`, implicit TLS).
+        pub imap_endpoint: ::std::string::String,
+        ///The cloud's name, e.g. "Microsoft 365 GCC High".
+        pub name: ::std::string::String,
+        ///Where the app registration is managed (App registrations).
+        pub portal: ::std::string::String,
+        ///The SMTP submission server in use (`host:port`, STARTTLS).
+        pub smtp_endpoint: ::std::string::String,
+    }
+    impl CloudSetup {
+        pub fn builder() -> builder::CloudSetup {
+            Default::default()
         }
     }
     ///One attempt of a delivery.
@@ -1674,6 +1776,7 @@ pub mod types {
         #[derive(Clone, Debug)]
         pub struct AppCredential {
             client_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            cloud: ::std::result::Result<super::Cloud, ::std::string::String>,
             created_at: ::std::result::Result<
                 ::chrono::DateTime<::chrono::offset::Utc>,
                 ::std::string::String,
@@ -1707,6 +1810,7 @@ pub mod types {
             fn default() -> Self {
                 Self {
                     client_id: Err("no value supplied for client_id".to_string()),
+                    cloud: Err("no value supplied for cloud".to_string()),
                     created_at: Err("no value supplied for created_at".to_string()),
                     id: Err("no value supplied for id".to_string()),
                     name: Err("no value supplied for name".to_string()),
@@ -1731,6 +1835,16 @@ pub mod types {
                 self.client_id = value
                     .try_into()
                     .map_err(|e| format!("error converting supplied value for client_id: {e}"));
+                self
+            }
+            pub fn cloud<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Cloud>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cloud = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for cloud: {e}"));
                 self
             }
             pub fn created_at<T>(mut self, value: T) -> Self
@@ -1861,6 +1975,7 @@ pub mod types {
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     client_id: value.client_id?,
+                    cloud: value.cloud?,
                     created_at: value.created_at?,
                     id: value.id?,
                     name: value.name?,
@@ -1880,6 +1995,7 @@ pub mod types {
             fn from(value: super::AppCredential) -> Self {
                 Self {
                     client_id: Ok(value.client_id),
+                    cloud: Ok(value.cloud),
                     created_at: Ok(value.created_at),
                     id: Ok(value.id),
                     name: Ok(value.name),
@@ -1899,6 +2015,8 @@ pub mod types {
         pub struct AppCredentialCreate {
             client_id: ::std::result::Result<::std::string::String, ::std::string::String>,
             client_secret: ::std::result::Result<::std::string::String, ::std::string::String>,
+            cloud:
+                ::std::result::Result<::std::option::Option<super::Cloud>, ::std::string::String>,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
             provider: ::std::result::Result<
                 ::std::option::Option<super::Provider>,
@@ -1915,6 +2033,7 @@ pub mod types {
                 Self {
                     client_id: Err("no value supplied for client_id".to_string()),
                     client_secret: Err("no value supplied for client_secret".to_string()),
+                    cloud: Ok(Default::default()),
                     name: Err("no value supplied for name".to_string()),
                     provider: Ok(Default::default()),
                     secret_expires_at: Ok(Default::default()),
@@ -1941,6 +2060,16 @@ pub mod types {
                 self.client_secret = value
                     .try_into()
                     .map_err(|e| format!("error converting supplied value for client_secret: {e}"));
+                self
+            }
+            pub fn cloud<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::Cloud>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cloud = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for cloud: {e}"));
                 self
             }
             pub fn name<T>(mut self, value: T) -> Self
@@ -1992,6 +2121,7 @@ pub mod types {
                 Ok(Self {
                     client_id: value.client_id?,
                     client_secret: value.client_secret?,
+                    cloud: value.cloud?,
                     name: value.name?,
                     provider: value.provider?,
                     secret_expires_at: value.secret_expires_at?,
@@ -2004,6 +2134,7 @@ pub mod types {
                 Self {
                     client_id: Ok(value.client_id),
                     client_secret: Ok(value.client_secret),
+                    cloud: Ok(value.cloud),
                     name: Ok(value.name),
                     provider: Ok(value.provider),
                     secret_expires_at: Ok(value.secret_expires_at),
@@ -2076,6 +2207,7 @@ pub mod types {
                 ::std::vec::Vec<::std::string::String>,
                 ::std::string::String,
             >,
+            cloud: ::std::result::Result<super::CloudSetup, ::std::string::String>,
             delegated_permissions: ::std::result::Result<
                 ::std::vec::Vec<::std::string::String>,
                 ::std::string::String,
@@ -2097,6 +2229,7 @@ pub mod types {
                     application_permissions: Err(
                         "no value supplied for application_permissions".to_string()
                     ),
+                    cloud: Err("no value supplied for cloud".to_string()),
                     delegated_permissions: Err(
                         "no value supplied for delegated_permissions".to_string()
                     ),
@@ -2125,6 +2258,16 @@ pub mod types {
                 self.application_permissions = value.try_into().map_err(|e| {
                     format!("error converting supplied value for application_permissions: {e}")
                 });
+                self
+            }
+            pub fn cloud<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::CloudSetup>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cloud = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for cloud: {e}"));
                 self
             }
             pub fn delegated_permissions<T>(mut self, value: T) -> Self
@@ -2176,6 +2319,7 @@ pub mod types {
                 Ok(Self {
                     admin_consent: value.admin_consent?,
                     application_permissions: value.application_permissions?,
+                    cloud: value.cloud?,
                     delegated_permissions: value.delegated_permissions?,
                     powershell: value.powershell?,
                     problem: value.problem?,
@@ -2188,6 +2332,7 @@ pub mod types {
                 Self {
                     admin_consent: Ok(value.admin_consent),
                     application_permissions: Ok(value.application_permissions),
+                    cloud: Ok(value.cloud),
                     delegated_permissions: Ok(value.delegated_permissions),
                     powershell: Ok(value.powershell),
                     problem: Ok(value.problem),
@@ -2205,6 +2350,8 @@ pub mod types {
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
+            cloud:
+                ::std::result::Result<::std::option::Option<super::Cloud>, ::std::string::String>,
             name: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -2223,6 +2370,7 @@ pub mod types {
                 Self {
                     client_id: Ok(Default::default()),
                     client_secret: Ok(Default::default()),
+                    cloud: Ok(Default::default()),
                     name: Ok(Default::default()),
                     secret_expires_at: Ok(Default::default()),
                     tenant_id: Ok(Default::default()),
@@ -2248,6 +2396,16 @@ pub mod types {
                 self.client_secret = value
                     .try_into()
                     .map_err(|e| format!("error converting supplied value for client_secret: {e}"));
+                self
+            }
+            pub fn cloud<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::Cloud>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cloud = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for cloud: {e}"));
                 self
             }
             pub fn name<T>(mut self, value: T) -> Self
@@ -2289,6 +2447,7 @@ pub mod types {
                 Ok(Self {
                     client_id: value.client_id?,
                     client_secret: value.client_secret?,
+                    cloud: value.cloud?,
                     name: value.name?,
                     secret_expires_at: value.secret_expires_at?,
                     tenant_id: value.tenant_id?,
@@ -2300,6 +2459,7 @@ pub mod types {
                 Self {
                     client_id: Ok(value.client_id),
                     client_secret: Ok(value.client_secret),
+                    cloud: Ok(value.cloud),
                     name: Ok(value.name),
                     secret_expires_at: Ok(value.secret_expires_at),
                     tenant_id: Ok(value.tenant_id),
@@ -3273,6 +3433,147 @@ pub mod types {
                     name: Ok(value.name),
                     response: Ok(value.response),
                     status: Ok(value.status),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CloudSetup {
+            app_only_scope: ::std::result::Result<::std::string::String, ::std::string::String>,
+            authority: ::std::result::Result<::std::string::String, ::std::string::String>,
+            cloud: ::std::result::Result<super::Cloud, ::std::string::String>,
+            delegated_scopes: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+            imap_endpoint: ::std::result::Result<::std::string::String, ::std::string::String>,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            portal: ::std::result::Result<::std::string::String, ::std::string::String>,
+            smtp_endpoint: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for CloudSetup {
+            fn default() -> Self {
+                Self {
+                    app_only_scope: Err("no value supplied for app_only_scope".to_string()),
+                    authority: Err("no value supplied for authority".to_string()),
+                    cloud: Err("no value supplied for cloud".to_string()),
+                    delegated_scopes: Err("no value supplied for delegated_scopes".to_string()),
+                    imap_endpoint: Err("no value supplied for imap_endpoint".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                    portal: Err("no value supplied for portal".to_string()),
+                    smtp_endpoint: Err("no value supplied for smtp_endpoint".to_string()),
+                }
+            }
+        }
+        impl CloudSetup {
+            pub fn app_only_scope<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.app_only_scope = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for app_only_scope: {e}")
+                });
+                self
+            }
+            pub fn authority<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.authority = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for authority: {e}"));
+                self
+            }
+            pub fn cloud<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Cloud>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cloud = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for cloud: {e}"));
+                self
+            }
+            pub fn delegated_scopes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.delegated_scopes = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for delegated_scopes: {e}")
+                });
+                self
+            }
+            pub fn imap_endpoint<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.imap_endpoint = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for imap_endpoint: {e}"));
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for name: {e}"));
+                self
+            }
+            pub fn portal<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.portal = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for portal: {e}"));
+                self
+            }
+            pub fn smtp_endpoint<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.smtp_endpoint = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for smtp_endpoint: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CloudSetup> for super::CloudSetup {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CloudSetup,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    app_only_scope: value.app_only_scope?,
+                    authority: value.authority?,
+                    cloud: value.cloud?,
+                    delegated_scopes: value.delegated_scopes?,
+                    imap_endpoint: value.imap_endpoint?,
+                    name: value.name?,
+                    portal: value.portal?,
+                    smtp_endpoint: value.smtp_endpoint?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CloudSetup> for CloudSetup {
+            fn from(value: super::CloudSetup) -> Self {
+                Self {
+                    app_only_scope: Ok(value.app_only_scope),
+                    authority: Ok(value.authority),
+                    cloud: Ok(value.cloud),
+                    delegated_scopes: Ok(value.delegated_scopes),
+                    imap_endpoint: Ok(value.imap_endpoint),
+                    name: Ok(value.name),
+                    portal: Ok(value.portal),
+                    smtp_endpoint: Ok(value.smtp_endpoint),
                 }
             }
         }

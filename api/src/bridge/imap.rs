@@ -194,10 +194,9 @@ async fn session(
             continue;
         };
         let warm = |login: &BridgeLogin| {
-            let connect = early_or(
-                early.take(),
-                crate::mail::connect_imap_relay(&services.mail),
-            );
+            let servers = services.mail.servers(login.cloud);
+            let connect = async move { crate::mail::connect_imap_relay(&servers).await };
+            let connect = early_or(early.take(), login.cloud, connect);
             Warmed::new(&services, login.org.clone(), login.mailbox_id, connect)
         };
         match super::login(&services, &sessions, "imap", &user, &pass, peer.ip(), warm).await {

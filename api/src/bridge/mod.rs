@@ -187,6 +187,9 @@ const EARLY_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 struct Early<G> {
     task: Option<tokio::task::JoinHandle<Result<G, tokio::time::error::Elapsed>>>,
     at: std::time::Instant,
+    /// The cloud whose servers it connected to: a login to a mailbox of
+    /// another cloud does not use it.
+    cloud: crate::domain::Cloud,
 }
 
 impl<G: Send + 'static> Early<G> {
@@ -200,20 +203,19 @@ impl<G: Send + 'static> Early<G> {
     where
         F: std::future::Future<Output = G> + Send + 'static,
     {
-        if !sessions.known(peer) {
-            return None;
-        }
-        let opening = connect(services.mail.clone());
+        let cloud = sessions.known(peer)?;
+        let opening = connect(services.mail.servers(cloud));
         let timeout = services.mail.step_timeout;
         Some(Early {
             task: Some(tokio::spawn(tokio::time::timeout(timeout, opening))),
             at: std::time::Instant::now(),
+            cloud,
         })
     }
 
     /// The connection, unless it is too old or failed to open in time.
-    async fn take(mut self) -> Option<G> {
-        if self.at.elapsed() > EARLY_FOR {
+    async fn take(mut self, cloud: crate::domain::Cloud) -> Option<G> {
+        if self.at.elapsed() > EARLY_FOR || self.cloud != cloud {
             return None;
         }
         match self.task.take()?.await {
@@ -235,10 +237,11 @@ impl<G> Drop for Early<G> {
 /// usable, else a new one from `connect`.
 async fn early_or<G: Send + 'static>(
     early: Option<Early<G>>,
+    cloud: crate::domain::Cloud,
     connect: impl std::future::Future<Output = G>,
 ) -> G {
     match early {
-        Some(early) => match early.take().await {
+        Some(early) => match early.take(cloud).await {
             Some(greeted) => greeted,
             None => connect.await,
         },
@@ -325,7 +328,7 @@ where
         Ok(login) => {
             sessions.failures.succeeded(user);
             if login.0.password_id.is_some() {
-                sessions.logged_in_from(peer);
+                sessions.logged_in_from(peer, login.0.cloud);
             }
             Ok(login)
         }

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::domain::MailboxId;
+use crate::domain::{Cloud, MailboxId};
 
 /// What the listeners of one instance share: the open sessions per
 /// mailbox, and the failed logins ([`super::failures`]).
@@ -18,7 +18,8 @@ pub struct Sessions {
     open: Mutex<HashMap<MailboxId, usize>>,
     pub failures: super::failures::Failures,
     /// When each address last logged in with a bridge password.
-    logged_in: Mutex<HashMap<IpAddr, Instant>>,
+    /// Addresses that logged in with a bridge password: when, and to which cloud.
+    logged_in: Mutex<HashMap<IpAddr, (Instant, Cloud)>>,
 }
 
 /// How long an address that logged in counts as known.
@@ -43,23 +44,30 @@ impl Sessions {
     }
 
     /// Notes a login with a bridge password from `ip`.
-    pub fn logged_in_from(&self, ip: IpAddr) {
+    pub fn logged_in_from(&self, ip: IpAddr, cloud: Cloud) {
         let mut known = self.logged_in.lock().expect("sessions lock");
         let now = Instant::now();
         if known.len() >= KNOWN_MAX && !known.contains_key(&ip) {
-            known.retain(|_, at| now.duration_since(*at) < KNOWN_FOR);
+            known.retain(|_, (at, _)| now.duration_since(*at) < KNOWN_FOR);
             if known.len() >= KNOWN_MAX {
-                let oldest = known.iter().min_by_key(|(_, at)| **at).map(|(ip, _)| *ip);
+                let oldest = known
+                    .iter()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(ip, _)| *ip);
                 oldest.map(|ip| known.remove(&ip));
             }
         }
-        known.insert(ip, now);
+        known.insert(ip, (now, cloud));
     }
 
-    /// Whether `ip` logged in with a bridge password within the last day.
-    pub fn known(&self, ip: IpAddr) -> bool {
+    /// The cloud of the mailbox `ip` last logged in to with a bridge
+    /// password, if that was within the last day.
+    pub fn known(&self, ip: IpAddr) -> Option<Cloud> {
         let known = self.logged_in.lock().expect("sessions lock");
-        known.get(&ip).is_some_and(|at| at.elapsed() < KNOWN_FOR)
+        known
+            .get(&ip)
+            .filter(|(at, _)| at.elapsed() < KNOWN_FOR)
+            .map(|(_, cloud)| *cloud)
     }
 
     pub fn limit(&self) -> usize {
@@ -115,16 +123,21 @@ mod tests {
     fn addresses_that_logged_in_are_known_and_the_oldest_forgotten_first() {
         let sessions = Sessions::new(2, Duration::from_secs(1));
         let ip = |i: usize| IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
-        assert!(!sessions.known(ip(0)));
+        assert_eq!(sessions.known(ip(0)), None);
         for i in 0..KNOWN_MAX {
-            sessions.logged_in_from(ip(i));
+            sessions.logged_in_from(ip(i), Cloud::Global);
         }
-        assert!(sessions.known(ip(0)) && sessions.known(ip(KNOWN_MAX - 1)));
-        sessions.logged_in_from(ip(0));
+        assert!(sessions.known(ip(0)).is_some() && sessions.known(ip(KNOWN_MAX - 1)).is_some());
+        sessions.logged_in_from(ip(0), Cloud::Usgov);
+        assert_eq!(
+            sessions.known(ip(0)),
+            Some(Cloud::Usgov),
+            "the last login's cloud"
+        );
         // One more address: the one that logged in longest ago goes.
-        sessions.logged_in_from(ip(KNOWN_MAX));
-        assert!(!sessions.known(ip(1)), "the oldest is forgotten");
-        assert!(sessions.known(ip(0)) && sessions.known(ip(KNOWN_MAX)));
+        sessions.logged_in_from(ip(KNOWN_MAX), Cloud::Global);
+        assert_eq!(sessions.known(ip(1)), None, "the oldest is forgotten");
+        assert!(sessions.known(ip(0)).is_some() && sessions.known(ip(KNOWN_MAX)).is_some());
         assert_eq!(sessions.logged_in.lock().expect("lock").len(), KNOWN_MAX);
     }
 }

@@ -241,8 +241,9 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
                 };
                 let (user, pass) = credentials;
                 let warm = |login: &BridgeLogin| {
-                    let connect = crate::mail::connect_smtp_relay(&services.mail);
-                    let connect = early_or(early.take(), connect);
+                    let servers = services.mail.servers(login.cloud);
+                    let connect = async move { crate::mail::connect_smtp_relay(&servers).await };
+                    let connect = early_or(early.take(), login.cloud, connect);
                     Warmed::new(services, login.org.clone(), login.mailbox_id, connect)
                 };
                 let checked =

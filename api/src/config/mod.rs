@@ -66,9 +66,13 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub master_keys: Vec<MasterKey>,
     pub jwt: JwtSettings,
-    pub ms_authority: Url,
-    pub imap_endpoint: Endpoint,
-    pub smtp_endpoint: Endpoint,
+    /// `INBOXLINK_MS_AUTHORITY`, `INBOXLINK_IMAP_ENDPOINT`,
+    /// `INBOXLINK_SMTP_ENDPOINT`: when set, they replace the endpoints of
+    /// every cloud; `None`: each app credential's cloud decides
+    /// ([`crate::domain::CloudEndpoints`]).
+    pub ms_authority: Option<Url>,
+    pub imap_endpoint: Option<Endpoint>,
+    pub smtp_endpoint: Option<Endpoint>,
     pub extra_root_ca: Option<PathBuf>,
     /// Timeout of each step of a connection check.
     pub check_step_timeout: Duration,
@@ -177,9 +181,6 @@ pub struct LogSettings {
 pub mod defaults {
     pub const BIND: &str = "127.0.0.1:8080";
     pub const DATA_DIR: &str = "./inboxlink-data";
-    pub const MS_AUTHORITY: &str = "https://login.microsoftonline.com";
-    pub const IMAP_ENDPOINT: &str = "outlook.office365.com:993";
-    pub const SMTP_ENDPOINT: &str = "smtp.office365.com:587";
     pub const JWT_ISSUER: &str = "inboxlink";
     pub const JWT_AUDIENCE: &str = "inboxlink";
     pub const LOG: &str = "info";

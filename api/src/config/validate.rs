@@ -102,29 +102,18 @@ fn listener(raw: &RawSettings) -> Result<Listener, ConfigError> {
 
 /// Microsoft and the mail servers: where, with which extra root, how patiently.
 struct Mail {
-    ms_authority: Url,
-    imap_endpoint: Endpoint,
-    smtp_endpoint: Endpoint,
+    ms_authority: Option<Url>,
+    imap_endpoint: Option<Endpoint>,
+    smtp_endpoint: Option<Endpoint>,
     extra_root_ca: Option<PathBuf>,
     check_step_timeout: Duration,
 }
 
 fn mail(raw: &RawSettings) -> Result<Mail, ConfigError> {
-    let ms_authority = parse(
-        given!(raw.ms_authority),
-        defaults::MS_AUTHORITY,
-        parse_http_url,
-    )?;
-    let imap_endpoint = parse(
-        given!(raw.imap_endpoint),
-        defaults::IMAP_ENDPOINT,
-        parse_endpoint,
-    )?;
-    let smtp_endpoint = parse(
-        given!(raw.smtp_endpoint),
-        defaults::SMTP_ENDPOINT,
-        parse_endpoint,
-    )?;
+    // Each unset: the app credential's cloud decides.
+    let ms_authority = optional(given!(raw.ms_authority), parse_http_url)?;
+    let imap_endpoint = optional(given!(raw.imap_endpoint), parse_endpoint)?;
+    let smtp_endpoint = optional(given!(raw.smtp_endpoint), parse_endpoint)?;
     let extra_root_ca = match &raw.extra_root_ca {
         None => None,
         Some(path) => {
@@ -281,6 +270,22 @@ pub(super) fn parse<T>(
 ) -> Result<T, ConfigError> {
     let value = given.value.unwrap_or(default).trim();
     f(value).map_err(|problem| ConfigError::new(given.key, format!("{problem} (got `{value}`)")))
+}
+
+/// The value parsed, if one was given.
+pub(super) fn optional<T>(
+    given: Given<'_>,
+    f: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    match given.value {
+        None => Ok(None),
+        Some(value) => {
+            let value = value.trim();
+            f(value).map(Some).map_err(|problem| {
+                ConfigError::new(given.key, format!("{problem} (got `{value}`)"))
+            })
+        }
+    }
 }
 
 /// The value as given, else `default`.

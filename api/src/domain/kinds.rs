@@ -63,6 +63,24 @@ named! {
 }
 
 named! {
+    /// The Microsoft cloud an app registration lives in: the sign-in
+    /// authority, the Exchange Online hosts and the scopes' resource follow
+    /// from it ([`super::cloud`]).
+    ///
+    /// `global`: Microsoft 365 worldwide (and GCC, which signs in there);
+    /// `usgov`: GCC High; `usgov_dod`: DoD; `china`: operated by 21Vianet.
+    #[derive(Serialize, Deserialize, ToSchema, Default)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Cloud {
+        #[default]
+        Global => "global",
+        Usgov => "usgov",
+        UsgovDod => "usgov_dod",
+        China => "china",
+    }
+}
+
+named! {
     /// How a mailbox is accessed.
     ///
     /// `delegated`: a user signs in once and the service keeps the refresh token

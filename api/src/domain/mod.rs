@@ -5,6 +5,7 @@ use crate::codes::Code;
 
 mod actor;
 mod bridge_secret;
+mod cloud;
 mod email;
 mod ids;
 mod kinds;
@@ -13,11 +14,12 @@ mod typed_ids;
 
 pub use actor::{Actor, RESERVED_ACTOR_PREFIX, RESERVED_ACTORS, is_reserved_actor};
 pub use bridge_secret::{BridgeSecret, verify_nothing};
+pub use cloud::{CloudEndpoints, IMAP_PORT, SMTP_PORT};
 pub use email::EmailAddress;
 pub use ids::{ClientId, ClientSecret, DisplayName, OrgId, TenantId};
 pub use kinds::{
-    AccessMode, AuditAction, AuthorizationKind, Channel, CheckStepName, DeliveryState, EventType,
-    Language, MailboxStatus, Provider, TargetType,
+    AccessMode, AuditAction, AuthorizationKind, Channel, CheckStepName, Cloud, DeliveryState,
+    EventType, Language, MailboxStatus, Provider, TargetType,
 };
 pub use typed_ids::{
     AppCredentialId, AttemptId, AuditEventId, AuthorizationId, BridgePasswordId, DeliveryId,

@@ -12,6 +12,7 @@ pub mod explain;
 mod transport;
 
 use crate::codes::Code;
+use crate::domain::Cloud;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,22 +34,10 @@ use url::Url;
 pub use explain::{Class, Explanation, explain};
 use transport::{HttpAdapter, Transport};
 
-/// Delegated scopes for IMAP and SMTP (one resource per token request).
-pub const DELEGATED_SCOPES: &[&str] = &[
-    "https://outlook.office.com/IMAP.AccessAsUser.All",
-    "https://outlook.office.com/SMTP.Send",
-    "offline_access",
-    "openid",
-    "profile",
-    "email",
-];
 /// The shortest and longest access-token lifetime believed, whatever
 /// `expires_in` says (Microsoft's are 60-90 minutes).
 pub const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(1);
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
-
-/// The client-credentials scope for Exchange Online.
-pub const APP_ONLY_SCOPE: &str = "https://outlook.office365.com/.default";
 
 /// Extra fields of Microsoft's token response.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -75,10 +64,21 @@ type MsClient = oauth2::Client<
 
 /// What an app credential contributes to a token request.
 pub struct AppIdentity<'a> {
+    /// Decides the authority (unless `INBOXLINK_MS_AUTHORITY` is set) and
+    /// the scopes' resource.
+    pub cloud: Cloud,
     pub client_id: &'a str,
     pub tenant: &'a str,
     pub client_secret: &'a SecretString,
     pub redirect_uri: &'a str,
+}
+
+impl AppIdentity<'_> {
+    /// The delegated scopes of the app's cloud, as a sign-in and a refresh ask.
+    fn delegated_scopes(&self) -> impl Iterator<Item = Scope> {
+        let scopes = self.cloud.endpoints().delegated_scopes();
+        scopes.into_iter().map(Scope::new)
+    }
 }
 
 /// Tokens from the token endpoint.
@@ -165,10 +165,12 @@ impl Default for Retry {
     }
 }
 
-/// The Microsoft identity platform at a configurable authority.
+/// The Microsoft identity platform: each app credential's cloud's
+/// authority, or one configured for every cloud.
 #[derive(Clone)]
 pub struct Microsoft {
-    authority: Url,
+    /// `INBOXLINK_MS_AUTHORITY`, for every cloud; `None`: the cloud's own.
+    authority: Option<Url>,
     http: HttpAdapter,
     retry: Retry,
 }
@@ -178,7 +180,7 @@ pub struct Microsoft {
 pub const DEFAULT_MAX_CONCURRENCY: usize = 32;
 
 impl Microsoft {
-    pub fn new(authority: Url, http: reqwest::Client) -> Self {
+    pub fn new(authority: Option<Url>, http: reqwest::Client) -> Self {
         Self {
             authority,
             http: HttpAdapter {
@@ -198,8 +200,17 @@ impl Microsoft {
         self
     }
 
-    fn endpoint(&self, tenant: &str, path: &str) -> Url {
-        let base = self.authority.as_str().trim_end_matches('/');
+    /// The sign-in authority of `cloud`: its own, or the configured one.
+    pub fn authority(&self, cloud: Cloud) -> &str {
+        let base = match &self.authority {
+            Some(url) => url.as_str(),
+            None => cloud.endpoints().authority,
+        };
+        base.trim_end_matches('/')
+    }
+
+    fn endpoint(&self, app: &AppIdentity<'_>, tenant: &str, path: &str) -> Url {
+        let base = self.authority(app.cloud);
         Url::parse(&format!("{base}/{tenant}/{path}")).expect("authority is a valid URL")
     }
 
@@ -208,12 +219,16 @@ impl Microsoft {
             .set_client_secret(ClientSecret::new(
                 app.client_secret.expose_secret().to_owned(),
             ))
-            .set_auth_uri(AuthUrl::from_url(
-                self.endpoint(app.tenant, "oauth2/v2.0/authorize"),
-            ))
-            .set_token_uri(TokenUrl::from_url(
-                self.endpoint(app.tenant, "oauth2/v2.0/token"),
-            ))
+            .set_auth_uri(AuthUrl::from_url(self.endpoint(
+                app,
+                app.tenant,
+                "oauth2/v2.0/authorize",
+            )))
+            .set_token_uri(TokenUrl::from_url(self.endpoint(
+                app,
+                app.tenant,
+                "oauth2/v2.0/token",
+            )))
             .set_redirect_uri(RedirectUrl::from_url(
                 Url::parse(app.redirect_uri).expect("the redirect URI is a valid URL"),
             ))
@@ -233,7 +248,7 @@ impl Microsoft {
         let (url, _) = self
             .client(app)
             .authorize_url(move || CsrfToken::new(state))
-            .add_scopes(DELEGATED_SCOPES.iter().map(|s| Scope::new((*s).to_owned())))
+            .add_scopes(app.delegated_scopes())
             .set_pkce_challenge(challenge)
             .add_extra_param("response_mode", "query")
             .add_extra_param("nonce", nonce)
@@ -245,11 +260,11 @@ impl Microsoft {
 
     /// The admin-consent URL for the app's application permissions.
     pub fn admin_consent_url(&self, app: &AppIdentity<'_>, state: &str) -> Url {
-        let mut url = self.endpoint(app.tenant, "v2.0/adminconsent");
+        let mut url = self.endpoint(app, app.tenant, "v2.0/adminconsent");
         url.query_pairs_mut()
             .append_pair("client_id", app.client_id)
             .append_pair("redirect_uri", app.redirect_uri)
-            .append_pair("scope", APP_ONLY_SCOPE)
+            .append_pair("scope", &app.cloud.endpoints().app_only_scope())
             .append_pair("state", state);
         url
     }
@@ -281,7 +296,7 @@ impl Microsoft {
             let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
             let response = client
                 .exchange_refresh_token(&token)
-                .add_scopes(DELEGATED_SCOPES.iter().map(|s| Scope::new((*s).to_owned())))
+                .add_scopes(app.delegated_scopes())
                 .request_async(&self.http)
                 .await;
             token_set(response)
@@ -295,7 +310,7 @@ impl Microsoft {
         self.with_retries(|| async {
             let response = client
                 .exchange_client_credentials()
-                .add_scope(Scope::new(APP_ONLY_SCOPE.to_owned()))
+                .add_scope(Scope::new(app.cloud.endpoints().app_only_scope()))
                 .request_async(&self.http)
                 .await;
             token_set(response)

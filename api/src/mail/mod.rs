@@ -37,7 +37,7 @@ pub use smtp_relay::{
 pub use tls::TlsTrust;
 
 use crate::config::Endpoint;
-use crate::domain::{AccessMode, CheckStepName};
+use crate::domain::{AccessMode, CheckStepName, Cloud};
 
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,36 @@ pub struct MailServers {
     pub smtp: Endpoint,
     pub trust: TlsTrust,
     pub step_timeout: Duration,
+}
+
+/// The mail servers of every cloud: the configured ones
+/// (`INBOXLINK_IMAP_ENDPOINT`, `INBOXLINK_SMTP_ENDPOINT`) where set, else
+/// each cloud's own.
+#[derive(Clone)]
+pub struct MailRouting {
+    pub imap: Option<Endpoint>,
+    pub smtp: Option<Endpoint>,
+    pub trust: TlsTrust,
+    pub step_timeout: Duration,
+}
+
+impl MailRouting {
+    /// Where the mailboxes of `cloud` are reached.
+    pub fn servers(&self, cloud: Cloud) -> MailServers {
+        let own = cloud.endpoints();
+        let or_own = |set: &Option<Endpoint>, host: &str, port: u16| {
+            set.clone().unwrap_or_else(|| Endpoint {
+                host: host.to_owned(),
+                port,
+            })
+        };
+        MailServers {
+            imap: or_own(&self.imap, own.imap_host, crate::domain::IMAP_PORT),
+            smtp: or_own(&self.smtp, own.smtp_host, crate::domain::SMTP_PORT),
+            trust: self.trust.clone(),
+            step_timeout: self.step_timeout,
+        }
+    }
 }
 
 /// Who checks, with which token.
@@ -382,5 +412,40 @@ mod tests {
             "wait 89117 ms (about 89 s) before trying again"
         );
         assert_eq!(backoff_advice(500), "wait 500 ms before trying again");
+    }
+
+    #[test]
+    fn each_cloud_has_its_own_servers_unless_they_are_configured() {
+        let routing = |imap: Option<Endpoint>| MailRouting {
+            imap,
+            smtp: None,
+            trust: TlsTrust::new(None).expect("trust"),
+            step_timeout: Duration::from_secs(1),
+        };
+        let own = routing(None);
+        let usgov = own.servers(Cloud::Usgov);
+        assert_eq!(
+            (usgov.imap.host.as_str(), usgov.imap.port),
+            ("outlook.office365.us", 993)
+        );
+        assert_eq!(
+            (usgov.smtp.host.as_str(), usgov.smtp.port),
+            ("smtp.office365.us", 587)
+        );
+        let china = own.servers(Cloud::China);
+        assert_eq!(china.imap.host, "partner.outlook.cn");
+        let set = Endpoint {
+            host: "127.0.0.1".into(),
+            port: 1993,
+        };
+        let configured = routing(Some(set)).servers(Cloud::China);
+        assert_eq!(
+            (configured.imap.host.as_str(), configured.imap.port),
+            ("127.0.0.1", 1993)
+        );
+        assert_eq!(
+            configured.smtp.host, "smtp.partner.outlook.cn",
+            "only IMAP was configured"
+        );
     }
 }

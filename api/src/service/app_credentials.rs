@@ -16,7 +16,8 @@ use super::{PageRequest, Services, double_option, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::crypto::Slot;
 use crate::domain::{
-    AppCredentialId, AuditAction, ClientId, ClientSecret, DisplayName, OrgId, Provider, TenantId,
+    AppCredentialId, AuditAction, ClientId, ClientSecret, Cloud, DisplayName, OrgId, Provider,
+    TenantId,
 };
 use crate::error::{Error, Result, Validator};
 use crate::idp::AppIdentity;
@@ -34,6 +35,9 @@ pub struct AppCredential {
     /// A name people recognise, e.g. "E-filing office".
     pub name: String,
     pub provider: Provider,
+    /// The Microsoft cloud the app registration lives in: it decides where
+    /// people sign in and which Exchange Online hosts the mailboxes use.
+    pub cloud: Cloud,
     /// Application (client) ID of the app registration.
     pub client_id: String,
     /// Directory (tenant) ID, or a verified domain of the tenant.
@@ -68,6 +72,10 @@ pub struct AppCredentialCreate {
     /// Only `microsoft` for now (the default).
     #[serde(default)]
     pub provider: Provider,
+    /// `global` (the default), `usgov` (GCC High), `usgov_dod` (DoD) or
+    /// `china` (operated by 21Vianet).
+    #[serde(default)]
+    pub cloud: Cloud,
     pub client_id: String,
     pub tenant_id: String,
     /// The secret's Value (not its Secret ID). Write-only.
@@ -81,6 +89,9 @@ pub struct AppCredentialCreate {
 #[serde(deny_unknown_fields)]
 pub struct AppCredentialUpdate {
     pub name: Option<String>,
+    /// Another cloud: like another tenant, it ends a pending sign-in or
+    /// consent and forgets the recorded admin consent.
+    pub cloud: Option<Cloud>,
     pub client_id: Option<String>,
     pub tenant_id: Option<String>,
     /// A new secret Value, replacing the stored one. Write-only.
@@ -166,6 +177,7 @@ impl Services {
             org: org.clone(),
             name: name.as_str().to_owned(),
             provider: input.provider,
+            cloud: input.cloud,
             client_id: client_id.as_str().to_owned(),
             tenant_id: tenant_id.as_str().to_owned(),
             secret_expires_at: input.secret_expires_at,
@@ -271,6 +283,7 @@ impl Services {
             secret_expires_at: input.secret_expires_at,
             updated_at: Some(now()),
             tenant_guid: None,
+            cloud: input.cloud,
         };
         let actor = who.actor();
         let row = self
@@ -282,10 +295,12 @@ impl Services {
                     .client_id
                     .as_ref()
                     .is_some_and(|v| *v != current.client_id);
+                // Another cloud is another directory, as another tenant is.
                 let tenant_changed = changes
                     .tenant_id
                     .as_ref()
-                    .is_some_and(|v| *v != current.tenant_id);
+                    .is_some_and(|v| *v != current.tenant_id)
+                    || changes.cloud.is_some_and(|c| c != current.cloud);
                 if tenant_changed {
                     // The learned GUID was the old tenant's.
                     changes.tenant_guid = Some(None);
@@ -374,6 +389,7 @@ impl Services {
         secret: &'a SecretString,
     ) -> AppIdentity<'a> {
         AppIdentity {
+            cloud: app.cloud,
             client_id: &app.client_id,
             tenant: &app.tenant_id,
             client_secret: secret,
@@ -398,6 +414,7 @@ impl Services {
             id: row.id,
             name: row.name,
             provider: row.provider,
+            cloud: row.cloud,
             client_id: row.client_id,
             tenant_guid: row.tenant_guid,
             tenant_id: row.tenant_id,

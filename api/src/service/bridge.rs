@@ -15,7 +15,7 @@ use super::Services;
 use super::audit::Audit;
 use super::lifecycle::{self, Change, Detail};
 use crate::auth::{Permission, Principal};
-use crate::domain::{Actor, AuditAction, MailboxId, MailboxStatus, OrgId};
+use crate::domain::{Actor, AuditAction, Cloud, MailboxId, MailboxStatus, OrgId};
 use crate::error::Result;
 use crate::mail::StepFailure;
 use crate::service::bridge_passwords::BRIDGE_ACTOR;
@@ -48,6 +48,7 @@ struct Probe {
     username: String,
     org: OrgId,
     mailbox: MailboxId,
+    cloud: Cloud,
     until: Instant,
 }
 
@@ -59,7 +60,13 @@ const PROBE_PREFIX: &str = "inboxlink-check-";
 
 impl BridgeProbes {
     /// A new one-time password for `username` naming the mailbox.
-    pub fn issue(&self, username: &str, org: &OrgId, mailbox: MailboxId) -> SecretString {
+    pub fn issue(
+        &self,
+        username: &str,
+        org: &OrgId,
+        mailbox: MailboxId,
+        cloud: Cloud,
+    ) -> SecretString {
         use rand::distr::{Alphanumeric, SampleString};
         let secret = format!(
             "{PROBE_PREFIX}{}",
@@ -74,6 +81,7 @@ impl BridgeProbes {
                 username: username.to_owned(),
                 org: org.clone(),
                 mailbox,
+                cloud,
                 until: now + PROBE_LIFETIME,
             },
         );
@@ -82,13 +90,13 @@ impl BridgeProbes {
 
     /// The mailbox a probe's login is for, once: `None` for any other
     /// password (which is then checked as a bridge password).
-    pub fn take(&self, username: &str, password: &str) -> Option<(OrgId, MailboxId)> {
+    pub fn take(&self, username: &str, password: &str) -> Option<(OrgId, MailboxId, Cloud)> {
         if !password.starts_with(PROBE_PREFIX) {
             return None;
         }
         let probe = self.issued.lock().expect("probe lock").remove(password)?;
         let good = probe.until > Instant::now() && probe.username == username;
-        good.then_some((probe.org, probe.mailbox))
+        good.then_some((probe.org, probe.mailbox, probe.cloud))
     }
 }
 

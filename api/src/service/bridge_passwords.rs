@@ -25,8 +25,8 @@ use super::{PageRequest, Services, page_type, utc};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
 use crate::domain::{
-    Actor, AuditAction, BridgePasswordId, BridgeSecret, DisplayName, Invalid, MailboxId, OrgId,
-    verify_nothing,
+    Actor, AuditAction, BridgePasswordId, BridgeSecret, Cloud, DisplayName, Invalid, MailboxId,
+    OrgId, verify_nothing,
 };
 use crate::error::{Error, Result, Validator};
 use crate::store::bridge_passwords::{self as store, BridgePasswordRow, LoginNews};
@@ -110,6 +110,8 @@ pub struct BridgeLogin {
     pub mailbox_id: MailboxId,
     /// The bridge password used (`None`: the check's one-time login).
     pub password_id: Option<BridgePasswordId>,
+    /// The cloud of the mailbox's app credential: where the upstream is.
+    pub cloud: Cloud,
 }
 
 /// The user name's suffix naming the mailbox: the last 8 hex digits of its
@@ -364,11 +366,12 @@ impl Services {
         W: FnOnce(&BridgeLogin) -> F,
         F: std::future::Future,
     {
-        if let Some((org, mailbox_id)) = self.bridge.probes.take(username, password) {
+        if let Some((org, mailbox_id, cloud)) = self.bridge.probes.take(username, password) {
             let login = BridgeLogin {
                 org,
                 mailbox_id,
                 password_id: None,
+                cloud,
             };
             let warmed = warm(&login).await;
             return Ok((login, warmed));
@@ -385,8 +388,8 @@ impl Services {
             None => None,
         };
         let candidate =
-            found.filter(|(row, address)| names_mailbox(username, address, row.mailbox_id));
-        let (Some(secret), Some((row, _))) = (secret, candidate) else {
+            found.filter(|(row, address, _)| names_mailbox(username, address, row.mailbox_id));
+        let (Some(secret), Some((row, _, cloud))) = (secret, candidate) else {
             let typed = password.to_owned();
             hashing(move || verify_nothing(&typed)).await;
             return Err(BridgeRefusal::Unknown);
@@ -395,6 +398,7 @@ impl Services {
             org: row.org.clone(),
             mailbox_id: row.mailbox_id,
             password_id: Some(row.id),
+            cloud,
         };
         let mut warming = std::pin::pin!(warm(&login));
         let mut warmed = None;

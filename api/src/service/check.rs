@@ -99,9 +99,10 @@ impl Services {
                     access_mode: t.access_mode,
                 };
                 self.mail
+                    .servers(t.cloud)
                     .check(&mut steps, &login, input.send_test_message)
                     .await;
-                self.check_bridge(&mut steps, &org, id, &t.mailbox).await;
+                self.check_bridge(&mut steps, &org, id, t).await;
             }
             Err(e) => {
                 report.push(token_failure(e, elapsed));
@@ -181,14 +182,21 @@ impl Services {
     /// The `bridge` step, where this instance runs the bridge's IMAP
     /// listener: a login through it with a one-time credential
     /// (`crate::mail::bridge_imap_login`).
-    async fn check_bridge(&self, steps: &mut Steps<'_>, org: &OrgId, id: MailboxId, address: &str) {
+    async fn check_bridge(
+        &self,
+        steps: &mut Steps<'_>,
+        org: &OrgId,
+        id: MailboxId,
+        token: &super::keeper::AccessToken,
+    ) {
+        let address = token.mailbox.as_str();
         let (Some(bind), Some(fingerprint)) =
             (self.bridge.imap, self.bridge.fingerprint.as_deref())
         else {
             return;
         };
         let username = super::bridge_passwords::probe_username(address, id);
-        let password = self.bridge.probes.issue(&username, org, id);
+        let password = self.bridge.probes.issue(&username, org, id, token.cloud);
         let login = crate::mail::bridge_imap_login(bind, fingerprint, &username, &password);
         steps
             .run(CheckStepName::Bridge, self.mail.step_timeout, login)

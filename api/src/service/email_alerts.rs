@@ -345,7 +345,8 @@ impl Services {
             token: &token.token,
             access_mode: token.access_mode,
         };
-        Ok(match self.mail.submit(&login, &envelope, &message).await {
+        let servers = self.mail.servers(token.cloud);
+        Ok(match servers.submit(&login, &envelope, &message).await {
             Ok(answer) => Attempted {
                 delivered: true,
                 gone: false,

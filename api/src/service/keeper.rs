@@ -26,7 +26,7 @@ use super::lifecycle::{self, Change, CredentialChange, Detail, Outcome, SealedTo
 use crate::codes::Code;
 use crate::crypto::Slot;
 use crate::domain::{
-    AccessMode, Actor, AuditAction, EmailAddress, MailboxId, MailboxStatus, OrgId,
+    AccessMode, Actor, AuditAction, Cloud, EmailAddress, MailboxId, MailboxStatus, OrgId,
 };
 use crate::error::{Error, Result};
 use crate::idp::{Class, IdpError, TokenSet};
@@ -49,6 +49,8 @@ pub struct AccessToken {
     pub authorized_as: Option<String>,
     pub shared: bool,
     pub access_mode: AccessMode,
+    /// The cloud of the mailbox's app credential: where its mail servers are.
+    pub cloud: Cloud,
 }
 
 impl AccessToken {
@@ -217,6 +219,7 @@ impl Services {
             authorized_as: row.authorized_as,
             shared: row.shared,
             access_mode: row.access_mode,
+            cloud: row.cloud,
         })
     }
 

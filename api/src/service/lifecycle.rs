@@ -500,6 +500,7 @@ mod tests {
             refresh_lease_until: None,
             last_error_message: None,
             last_error_at: None,
+            cloud: crate::domain::Cloud::Global,
         }
     }
 

@@ -49,7 +49,7 @@ pub struct Services {
     pub return_url_allowlist: Arc<[url::Url]>,
     pub idp: Microsoft,
     pub keeper: Arc<keeper::TokenKeeper>,
-    pub mail: crate::mail::MailServers,
+    pub mail: crate::mail::MailRouting,
     /// This instance's Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The metrics' mailbox counts, cached briefly.

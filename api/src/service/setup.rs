@@ -14,7 +14,7 @@ use super::consent::AdminConsent;
 use super::lifecycle::{self, CredentialChange, Detail};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
-use crate::domain::{AccessMode, AppCredentialId, AuditAction, EmailAddress, TenantId};
+use crate::domain::{AccessMode, AppCredentialId, AuditAction, Cloud, EmailAddress, TenantId};
 use crate::error::{Error, Result};
 use crate::idp::AppIdentity;
 use crate::limits::Limited;
@@ -42,6 +42,9 @@ pub struct VerifyResult {
 pub struct AppCredentialSetup {
     /// Register this exact URI on the app (Authentication, platform "Web").
     pub redirect_uri: String,
+    /// The cloud: where to register the app, and where its mailboxes sign
+    /// in and connect.
+    pub cloud: CloudSetup,
     /// Delegated permissions to add (Office 365 Exchange Online and Microsoft Graph).
     pub delegated_permissions: Vec<String>,
     /// Application permissions to add for app-only mailboxes (Office 365 Exchange Online).
@@ -55,6 +58,28 @@ pub struct AppCredentialSetup {
     /// filled in as single-quoted literals. Mailboxes whose stored address is
     /// not valid are left out (a comment says how many).
     pub powershell: Vec<String>,
+}
+
+/// Where an app credential's mailboxes sign in and connect: its cloud's
+/// endpoints, or the configured ones where `INBOXLINK_MS_AUTHORITY`,
+/// `INBOXLINK_IMAP_ENDPOINT` or `INBOXLINK_SMTP_ENDPOINT` replace them.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CloudSetup {
+    pub cloud: Cloud,
+    /// The cloud's name, e.g. "Microsoft 365 GCC High".
+    pub name: String,
+    /// Where the app registration is managed (App registrations).
+    pub portal: String,
+    /// The sign-in authority in use.
+    pub authority: String,
+    /// The IMAP server in use (`host:port`, implicit TLS).
+    pub imap_endpoint: String,
+    /// The SMTP submission server in use (`host:port`, STARTTLS).
+    pub smtp_endpoint: String,
+    /// The scopes a sign-in asks for.
+    pub delegated_scopes: Vec<String>,
+    /// The scope of an app-only token request.
+    pub app_only_scope: String,
 }
 
 /// `value` as a single-quoted PowerShell literal: the quote characters
@@ -189,8 +214,21 @@ impl Services {
                 Ok::<_, Error>((state, app_only))
             })
             .await?;
+        let own = app.cloud.endpoints();
+        let servers = self.mail.servers(app.cloud);
+        let cloud = CloudSetup {
+            cloud: app.cloud,
+            name: own.name.to_owned(),
+            portal: own.portal.to_owned(),
+            authority: self.idp.authority(app.cloud).to_owned(),
+            imap_endpoint: format!("{}:{}", servers.imap.host, servers.imap.port),
+            smtp_endpoint: format!("{}:{}", servers.smtp.host, servers.smtp.port),
+            delegated_scopes: own.delegated_scopes(),
+            app_only_scope: own.app_only_scope(),
+        };
         Ok(AppCredentialSetup {
             redirect_uri: self.redirect_uri.to_string(),
+            cloud,
             delegated_permissions: vec![
                 "Office 365 Exchange Online: IMAP.AccessAsUser.All".into(),
                 "Office 365 Exchange Online: SMTP.Send".into(),

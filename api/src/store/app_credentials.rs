@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use super::schema::app_credentials;
 use super::{AnyConnection, StoreError, StoreResult, found, touched};
 use crate::codes::Code;
-use crate::domain::{AppCredentialId, OrgId, Provider};
+use crate::domain::{AppCredentialId, Cloud, OrgId, Provider};
 
 const WHAT: &str = "app credential";
 
@@ -32,6 +32,7 @@ pub struct AppCredentialRow {
     pub problem_message: Option<String>,
     /// The tenant GUID Microsoft answered with, when `tenant_id` is a domain.
     pub tenant_guid: Option<String>,
+    pub cloud: Cloud,
 }
 
 /// Columns an update may change; `None` leaves a column as it is.
@@ -47,6 +48,7 @@ pub struct AppCredentialChanges {
     pub updated_at: Option<NaiveDateTime>,
     /// Cleared (`Some(None)`) when the tenant changes: it was the old tenant's.
     pub tenant_guid: Option<Option<String>>,
+    pub cloud: Option<Cloud>,
 }
 
 /// The organisation's app credential with this id: where every query of one

@@ -7,9 +7,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{bridge_logins, bridge_passwords, mailboxes};
+use super::schema::{app_credentials, bridge_logins, bridge_passwords, mailboxes};
 use super::{AnyConnection, StoreResult, found, touched};
-use crate::domain::{BridgePasswordId, MailboxId, OrgId};
+use crate::domain::{BridgePasswordId, Cloud, MailboxId, OrgId};
 
 const WHAT: &str = "bridge password";
 
@@ -97,17 +97,22 @@ pub fn revoke(
     Ok(row)
 }
 
-/// A password by its selector, with its mailbox's current address (the
-/// bridge's login; any organisation, see the module documentation).
+/// A password by its selector, with its mailbox's current address and the
+/// cloud of the mailbox's app credential (the bridge's login; any
+/// organisation, see the module documentation).
 pub fn by_selector(
     conn: &mut AnyConnection,
     selector: &str,
-) -> StoreResult<Option<(BridgePasswordRow, String)>> {
+) -> StoreResult<Option<(BridgePasswordRow, String, Cloud)>> {
     Ok(bridge_passwords::table
-        .inner_join(mailboxes::table)
+        .inner_join(mailboxes::table.inner_join(app_credentials::table))
         .filter(bridge_passwords::selector.eq(selector))
         .filter(mailboxes::org.eq(bridge_passwords::org))
-        .select((BridgePasswordRow::as_select(), mailboxes::email))
+        .select((
+            BridgePasswordRow::as_select(),
+            mailboxes::email,
+            app_credentials::cloud,
+        ))
         .first(conn)
         .optional()?)
 }

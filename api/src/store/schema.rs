@@ -19,6 +19,7 @@ diesel::table! {
         tenant_guid -> Nullable<Text>,
         consent_reported_at -> Nullable<Timestamp>,
         consent_tenant -> Nullable<Text>,
+        cloud -> Text,
     }
 }
 

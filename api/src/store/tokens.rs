@@ -9,10 +9,10 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::mailboxes::by_id;
-use super::schema::mailboxes;
+use super::schema::{app_credentials, mailboxes};
 use super::{AnyConnection, StoreResult, found};
 use crate::codes::Code;
-use crate::domain::{AccessMode, AppCredentialId, MailboxId, MailboxStatus, OrgId};
+use crate::domain::{AccessMode, AppCredentialId, Cloud, MailboxId, MailboxStatus, OrgId};
 
 /// What the token keeper and the transition function read of a mailbox.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -36,6 +36,9 @@ pub struct TokenRow {
     /// The last transient failure of a refresh, if it is not resolved yet.
     pub last_error_message: Option<String>,
     pub last_error_at: Option<NaiveDateTime>,
+    /// The cloud of its app credential: where its mail servers are.
+    #[diesel(select_expression = app_credentials::cloud)]
+    pub cloud: Cloud,
 }
 
 impl TokenRow {
@@ -52,6 +55,7 @@ impl TokenRow {
 pub fn get(conn: &mut AnyConnection, org: &OrgId, id: MailboxId) -> StoreResult<TokenRow> {
     found(
         by_id(org, id)
+            .inner_join(app_credentials::table)
             .select(TokenRow::as_select())
             .first(conn)
             .optional(),

@@ -34,8 +34,8 @@ pub(crate) async fn rig(
         .with_started_fake_entra(fake)
         .with_mailbox()
         .with_settings(move |s| {
-            s.imap_endpoint = imap.clone();
-            s.smtp_endpoint = smtp.clone();
+            s.imap_endpoint = Some(imap.clone());
+            s.smtp_endpoint = Some(smtp.clone());
             s.extra_root_ca = Some(ca_file.clone());
             s.check_step_timeout = Duration::from_secs(5);
         })

@@ -15,6 +15,7 @@ mod bridge_imap;
 mod bridge_smtp;
 mod callback;
 mod check;
+mod clouds;
 mod consent;
 mod crash;
 mod email_alerts;

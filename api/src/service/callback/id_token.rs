@@ -95,6 +95,7 @@ mod tests {
             "id": "0193a1b2-0000-7000-8000-000000000001",
             "name": "x",
             "provider": "microsoft",
+            "cloud": "global",
             "client_id": "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
             "tenant_id": tenant,
             "tenant_guid": guid,

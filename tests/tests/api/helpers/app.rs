@@ -267,7 +267,10 @@ impl TestAppBuilder {
             fake.add_domain(TENANT, TENANT_DOMAIN);
             let authority = url::Url::parse(&fake.authority()).expect("authority");
             // First, so that a test's own settings can still change it.
-            tunes.insert(0, Arc::new(move |s| s.ms_authority = authority.clone()));
+            tunes.insert(
+                0,
+                Arc::new(move |s| s.ms_authority = Some(authority.clone())),
+            );
         }
         let source = Source::from_pairs(origin.vars.clone()).expect("known variables");
         let mut settings = Settings::from_source(&source).expect("valid settings");

@@ -1,0 +1,1 @@
+../../sqlite/2026-12-02-000009_app_credential_cloud/down.sql
