@@ -88,6 +88,15 @@ fn slot<'a>(column: &'a str, id: &'a str) -> Slot<'a> {
     }
 }
 
+/// What one try for the refresh lease came to.
+enum Leased {
+    /// Won and refreshed: what is stored now (`None`: the tokens changed
+    /// meanwhile, look again).
+    Refreshed(Option<TokenRow>),
+    /// Another caller holds the lease.
+    ByAnother,
+}
+
 fn fresh(row: &TokenRow, at: NaiveDateTime) -> bool {
     row.access_token.is_some()
         && row
@@ -162,29 +171,37 @@ impl Services {
                     || "Microsoft is not answering; try again later.".into(),
                 )));
             }
-            let (rorg, version, at) = (org.clone(), row.token_version, now());
-            let won = self
-                .store
-                .run(move |c| tokens::take_lease(c, &rorg, id, version, at, at + lease_for))
-                .await?;
-            if won {
-                // The refresh runs to its commit even if this caller goes away
-                // (a client that hangs up, a bridge login refused meanwhile):
-                // a rotated refresh token Microsoft issued is always stored.
-                // It keeps the caller's span: its log lines carry the request id.
-                let (services, rorg) = (self.clone(), org.clone());
-                let refresh = async move { services.refresh_under_lease(&rorg, row).await };
-                let refreshed = tokio::spawn(tracing::Instrument::in_current_span(refresh))
-                    .await
-                    .map_err(|e| Error::Internal(anyhow::Error::new(e)))?;
-                if let Some(done) = refreshed? {
-                    return Ok(done);
+            // Taking the lease and the refresh under it run in a task of their
+            // own, to the commit, even if this caller goes away meanwhile (a
+            // client that hangs up, a bridge login refused meanwhile): a lease
+            // taken is always used and given back, and a rotated refresh token
+            // Microsoft issued is always stored. It keeps the caller's span:
+            // its log lines carry the request id.
+            let (services, rorg) = (self.clone(), org.clone());
+            let attempt = async move {
+                let (lorg, version, at) = (rorg.clone(), row.token_version, now());
+                let won = services
+                    .store
+                    .run(move |c| tokens::take_lease(c, &lorg, id, version, at, at + lease_for))
+                    .await?;
+                if !won {
+                    return Ok(Leased::ByAnother);
                 }
+                services
+                    .refresh_under_lease(&rorg, row)
+                    .await
+                    .map(Leased::Refreshed)
+            };
+            let attempt = tokio::spawn(tracing::Instrument::in_current_span(attempt))
+                .await
+                .map_err(|e| Error::Internal(anyhow::Error::new(e)))?;
+            match attempt? {
+                Leased::Refreshed(Some(done)) => return Ok(done),
                 // Someone wrote newer tokens, or changed the mailbox, while
                 // this refresh was under way: look again at what is stored.
-            } else {
+                Leased::Refreshed(None) => {}
                 // Another instance refreshes: wait for its token (or for its lease to lapse).
-                tokio::time::sleep(WAIT_STEP).await;
+                Leased::ByAnother => tokio::time::sleep(WAIT_STEP).await,
             }
             row = self.token_row(org, id).await?;
         }

@@ -160,6 +160,36 @@ async fn a_caller_that_goes_away_mid_refresh_loses_no_refresh_token(app: TestApp
     assert_eq!(app.mailbox(id).await.status, MailboxStatus::Active);
 }
 
+backend_tests!(a_caller_that_goes_away_while_taking_the_lease_leaves_none_behind);
+/// The caller goes away while its claim of the refresh lease waits for the
+/// database (here: a row lock held elsewhere). The claim still commits once
+/// the database is free; the refresh under it must run too, or the lease
+/// would stand for its whole duration (120 s) and every other caller wait.
+/// (On PostgreSQL the claim commits after its caller went away, which this
+/// test fails without the fix; on SQLite it passes either way.)
+async fn a_caller_that_goes_away_while_taking_the_lease_leaves_none_behind(app: TestAppBuilder) {
+    let (app, id) = app.start_with_stale_token().await;
+    let before = app.stored_refresh_token(id).await;
+    let release = app.hold_mailbox_row(id).await;
+    app.abandon_access_token(id, Duration::from_millis(500))
+        .await;
+    assert_eq!(app.fake().token_calls("refresh_token"), 0, "not asked yet");
+    drop(release);
+    let started = Instant::now();
+    let service = app.service();
+    let token = tokio::time::timeout(Duration::from_secs(20), service.access_token(id)).await;
+    let token = token.expect("the next caller is not held up by a lease nobody uses");
+    token.expect("a token");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(
+        app.fake().token_calls("refresh_token"),
+        1,
+        "one refresh in all"
+    );
+    assert_ne!(app.stored_refresh_token(id).await, before);
+    assert_eq!(app.mailbox(id).await.status, MailboxStatus::Active);
+}
+
 backend_tests!(rotated_refresh_tokens_are_used);
 async fn rotated_refresh_tokens_are_used(app: TestAppBuilder) {
     let app = app.with_fake_entra().with_mailbox().start().await;

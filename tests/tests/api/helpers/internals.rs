@@ -41,6 +41,42 @@ impl TestApp {
         assert!(answered.is_err(), "answered within {patience:?}");
     }
 
+    /// Holds a write lock on the mailbox's row from another connection of
+    /// the pool (PostgreSQL: `SELECT ... FOR UPDATE`; SQLite: the database's
+    /// write lock) until the returned sender is dropped or sent to: a write
+    /// to the row waits meanwhile.
+    pub async fn hold_mailbox_row(&self, mailbox: Uuid) -> std::sync::mpsc::Sender<()> {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (locked, is_locked) = tokio::sync::oneshot::channel::<()>();
+        let (store, postgres) = (
+            self.services.store.clone(),
+            self.backend == Backend::Postgres,
+        );
+        tokio::spawn(async move {
+            store
+                .query(move |c| {
+                    let id = mailbox.to_string();
+                    if postgres {
+                        diesel::sql_query("BEGIN").execute(c)?;
+                        diesel::sql_query(format!(
+                            "SELECT id FROM mailboxes WHERE id = '{id}' FOR UPDATE"
+                        ))
+                        .execute(c)?;
+                    } else {
+                        diesel::sql_query("BEGIN IMMEDIATE").execute(c)?;
+                    }
+                    let _ = locked.send(());
+                    let _ = released.recv();
+                    diesel::sql_query("ROLLBACK").execute(c)?;
+                    Ok(())
+                })
+                .await
+                .expect("the lock is held and released");
+        });
+        is_locked.await.expect("the row is locked");
+        release
+    }
+
     /// Every stored bridge password (id, name, selector, hash), as text.
     pub async fn stored_bridge_passwords(&self) -> String {
         use inboxlink::store::schema::bridge_passwords::dsl::*;
