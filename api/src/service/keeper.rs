@@ -92,7 +92,7 @@ fn slot<'a>(column: &'a str, id: &'a str) -> Slot<'a> {
 enum Leased {
     /// Won and refreshed: what is stored now (`None`: the tokens changed
     /// meanwhile, look again).
-    Refreshed(Option<TokenRow>),
+    Refreshed(Option<Box<TokenRow>>),
     /// Another caller holds the lease.
     ByAnother,
 }
@@ -190,13 +190,13 @@ impl Services {
                 services
                     .refresh_under_lease(&rorg, row)
                     .await
-                    .map(Leased::Refreshed)
+                    .map(|done| Leased::Refreshed(done.map(Box::new)))
             };
             let attempt = tokio::spawn(tracing::Instrument::in_current_span(attempt))
                 .await
                 .map_err(|e| Error::Internal(anyhow::Error::new(e)))?;
             match attempt? {
-                Leased::Refreshed(Some(done)) => return Ok(done),
+                Leased::Refreshed(Some(done)) => return Ok(*done),
                 // Someone wrote newer tokens, or changed the mailbox, while
                 // this refresh was under way: look again at what is stored.
                 Leased::Refreshed(None) => {}
