@@ -160,6 +160,11 @@ codes! {
         status: Some(409), uses: &[Problem, Outcome], en: "the mailbox's settings changed while a sign-in or token request for the old ones was under way",
         hint: Some(AGAIN), cs: Some(("Nastavení schránky se během přihlášení změnilo; přihlášení nebylo použito.", CS_AGAIN)),
     },
+    CertificateMissing "certificate_missing" => Info {
+        status: Some(409), uses: &[Problem, Detail, Outcome], en: "the app credential is of type `certificate` and has no certificate yet",
+        hint: Some("Make one with POST /app-credentials/{id}/certificate (or upload one), and add it to the app registration."),
+        cs: Some(("Přihlašovací údaje aplikace typu certifikát zatím nemají certifikát.", "Vytvořte ho (POST /app-credentials/{id}/certificate) nebo nahrajte a přidejte ho k registraci aplikace."))
+    },
     MailboxAddressInvalid "mailbox_address_invalid" => Info {
         status: Some(409), uses: &[Problem, Check], en: "the mailbox's stored address (or its authorized account) is not a bare address",
         hint: Some("Correct the address and sign in again."), ..NONE
@@ -172,6 +177,7 @@ codes! {
     ClientSecretIsSecretId "client_secret_is_secret_id" => Info { uses: &[Field], en: "the secret's ID was pasted instead of its Value", ..NONE },
     InvalidName "invalid_name" => Info { uses: &[Field], en: "a name must be 1-200 characters without control characters", ..NONE },
     InvalidDate "invalid_date" => Info { uses: &[Field], en: "a date outside 2000-2999", ..NONE },
+    InvalidCertificate "invalid_certificate" => Info { uses: &[Field], en: "not a PEM certificate with its RSA key (2048 bits or more), unexpired, for a credential of type `certificate`", ..NONE },
     UnknownAppCredential "unknown_app_credential" => Info { uses: &[Field], en: "no app credential of the organisation has this id", ..NONE },
     ReturnUrlNotAllowed "return_url_not_allowed" => Info { uses: &[Field], en: "the return URL is not in `INBOXLINK_RETURN_URL_ALLOWLIST`", ..NONE },
     InvalidLimit "invalid_limit" => Info { uses: &[Field], en: "a page limit outside 1-200", ..NONE },
@@ -262,6 +268,11 @@ codes! {
         uses: &[Field, Detail, Outcome], en: "the client secret is invalid",
         hint: Some("Paste the secret's Value (shown once when it is created), not its Secret ID."),
         cs: Some(("Tajný kód klienta (client secret) je neplatný.", "Vložte hodnotu tajného kódu (Value – zobrazí se jen jednou, při vytvoření), ne jeho ID (Secret ID).")), ..NONE
+    },
+    CertificateNotAccepted "certificate_not_accepted" => Info {
+        uses: &[Detail, Outcome], en: "Microsoft did not accept the client assertion: the app registration does not have this certificate",
+        hint: Some("Upload the certificate (certificate_pem) to the app registration under Certificates & secrets > Certificates; its thumbprint must match."),
+        cs: Some(("Microsoft nepřijal podpis certifikátem: registrace aplikace tento certifikát nemá.", "Nahrajte certifikát (certificate_pem) k registraci aplikace v části Certificates & secrets > Certificates; otisk se musí shodovat.")), ..NONE
     },
     ClientSecretExpired "client_secret_expired" => Info {
         uses: &[Detail, Outcome], en: "the client secret has expired",

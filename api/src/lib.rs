@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod bridge;
+pub mod certificate;
 pub mod cli;
 pub mod codes;
 pub mod config;

@@ -198,12 +198,22 @@ pub mod types {
     ///An app registration in Entra ID. The secret itself is never returned.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct AppCredential {
+        /**For `certificate`: the SHA-256 thumbprint of its certificate
+        (upper-case hex); null until one is set.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub certificate_thumbprint_sha256: ::std::option::Option<::std::string::String>,
         ///Application (client) ID of the app registration.
         pub client_id: ::std::string::String,
         /**The Microsoft cloud the app registration lives in: it decides where
         people sign in and which Exchange Online hosts the mailboxes use.*/
         pub cloud: Cloud,
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        /**When the credential expires: the secret's date as given, or the
+        certificate's expiry; null if unknown.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub credential_expires_at: ::std::option::Option<::chrono::naive::NaiveDate>,
+        ///`secret` or `certificate`: how the app proves itself to Microsoft.
+        pub credential_type: CredentialType,
         pub id: ::uuid::Uuid,
         ///A name people recognise, e.g. "E-filing office".
         pub name: ::std::string::String,
@@ -218,7 +228,8 @@ pub mod types {
         ///When the client secret expires, if known.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub secret_expires_at: ::std::option::Option<::chrono::naive::NaiveDate>,
-        ///The last characters of the client secret, to tell secrets apart.
+        /**The last characters of the client secret, to tell secrets apart
+        (empty for a certificate).*/
         pub secret_hint: ::std::string::String,
         /**When `tenant_id` is a domain: the Directory (tenant) ID Microsoft
         answered with (learned at the first sign-in or a confirmed admin
@@ -239,14 +250,27 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
     pub struct AppCredentialCreate {
+        /**For `certificate`: a certificate (PEM) to upload to the app
+        registration, with `private_key_pem`; without them, make one with
+        `POST /app-credentials/{id}/certificate`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub certificate_pem: ::std::option::Option<::std::string::String>,
         pub client_id: ::std::string::String,
-        ///The secret's Value (not its Secret ID). Write-only.
-        pub client_secret: ::std::string::String,
+        /**For `secret` (required there): the secret's Value (not its Secret
+        ID). Write-only.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub client_secret: ::std::option::Option<::std::string::String>,
         /**`global` (the default), `usgov` (GCC High), `usgov_dod` (DoD) or
         `china` (operated by 21Vianet).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub cloud: ::std::option::Option<Cloud>,
+        ///`secret` (the default) or `certificate`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub credential_type: ::std::option::Option<CredentialType>,
         pub name: ::std::string::String,
+        ///The certificate's RSA private key (PEM, 2048 bits or more). Write-only.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub private_key_pem: ::std::option::Option<::std::string::String>,
         ///Only `microsoft` for now (the default).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub provider: ::std::option::Option<Provider>,
@@ -303,15 +327,22 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     #[serde(deny_unknown_fields)]
     pub struct AppCredentialUpdate {
+        /**A new certificate (PEM), with `private_key_pem`, replacing the
+        stored one (`certificate` only).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub certificate_pem: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub client_id: ::std::option::Option<::std::string::String>,
-        ///A new secret Value, replacing the stored one. Write-only.
+        ///A new secret Value, replacing the stored one (`secret` only). Write-only.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub client_secret: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub cloud: ::std::option::Option<Cloud>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
+        ///The new certificate's RSA private key (PEM). Write-only.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub private_key_pem: ::std::option::Option<::std::string::String>,
         ///The new expiry date; `null` clears it.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub secret_expires_at: ::std::option::Option<::chrono::naive::NaiveDate>,
@@ -465,6 +496,23 @@ pub mod types {
     }
     impl BridgePasswordWithSecret {
         pub fn builder() -> builder::BridgePasswordWithSecret {
+            Default::default()
+        }
+    }
+    ///A certificate made for an app credential: to upload to its app registration.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct CertificateCreated {
+        ///The app credential with its new certificate.
+        pub app_credential: AppCredential,
+        /**Upload this file (as `.cer` or `.pem`) under *Certificates & secrets*
+        > *Certificates*. Its private key never leaves Inboxlink.*/
+        pub certificate_pem: ::std::string::String,
+        pub expires_at: ::chrono::naive::NaiveDate,
+        ///SHA-256 of the certificate, upper-case hex.
+        pub thumbprint_sha256: ::std::string::String,
+    }
+    impl CertificateCreated {
+        pub fn builder() -> builder::CertificateCreated {
             Default::default()
         }
     }
@@ -656,6 +704,59 @@ pub mod types {
     impl CloudSetup {
         pub fn builder() -> builder::CloudSetup {
             Default::default()
+        }
+    }
+    /**How an app credential proves itself to Microsoft: a client secret,
+    or a certificate whose private key signs a client assertion (RFC
+    7523; Microsoft's "certificate credentials").*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum CredentialType {
+        #[serde(rename = "secret")]
+        Secret,
+        #[serde(rename = "certificate")]
+        Certificate,
+    }
+    impl ::std::fmt::Display for CredentialType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Secret => f.write_str("secret"),
+                Self::Certificate => f.write_str("certificate"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for CredentialType {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "secret" => Ok(Self::Secret),
+                "certificate" => Ok(Self::Certificate),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CredentialType {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CredentialType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///One attempt of a delivery.
@@ -942,7 +1043,7 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct LastError {
         pub at: ::chrono::DateTime<::chrono::offset::Utc>,
-        ///Known values (more may come; treat an unknown one as a failure of its kind): `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`, `imap_auth_failed`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`.
+        ///Known values (more may come; treat an unknown one as a failure of its kind): `certificate_missing`, `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `certificate_not_accepted`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`, `imap_auth_failed`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`.
         pub code: ::std::string::String,
         pub message: ::std::string::String,
     }
@@ -1103,7 +1204,7 @@ pub mod types {
     pub struct Problem {
         /**Stable machine-readable code, e.g. `not_found`, `validation_failed`, `invalid_token`.
 
-        Known values (more may come; treat an unknown one as a failure of its kind): `malformed_json`, `malformed_body`, `invalid_id`, `invalid_query`, `missing_token`, `invalid_token`, `forbidden`, `not_found`, `route_not_found`, `metrics_disabled`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `validation_failed`, `invalid_body`, `rate_limited`, `internal`, `unavailable`, `app_credential_in_use`, `mailbox_exists`, `mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`, `sign_in_setup`, `settings_changed`, `mailbox_address_invalid`, `webhook_url_not_allowed`, `webhook_disabled`.*/
+        Known values (more may come; treat an unknown one as a failure of its kind): `malformed_json`, `malformed_body`, `invalid_id`, `invalid_query`, `missing_token`, `invalid_token`, `forbidden`, `not_found`, `route_not_found`, `metrics_disabled`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `validation_failed`, `invalid_body`, `rate_limited`, `internal`, `unavailable`, `app_credential_in_use`, `mailbox_exists`, `mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`, `sign_in_setup`, `settings_changed`, `certificate_missing`, `mailbox_address_invalid`, `webhook_url_not_allowed`, `webhook_disabled`.*/
         pub code: ::std::string::String,
         ///What went wrong in this case, for people.
         pub detail: ::std::string::String,
@@ -1127,7 +1228,7 @@ pub mod types {
     ///One invalid field of a request.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ProblemField {
-        ///Known values (more may come; treat an unknown one as a failure of its kind): `invalid_email`, `invalid_client_id`, `invalid_tenant_id`, `client_secret_is_secret_id`, `invalid_name`, `invalid_date`, `unknown_app_credential`, `return_url_not_allowed`, `invalid_limit`, `invalid_cursor`, `invalid_org`, `invalid_url`, `invalid_event_type`, `invalid_description`, `invalid_recipients`, `unknown_mailbox`, `invalid_expiry`, `invalid_client_secret`.
+        ///Known values (more may come; treat an unknown one as a failure of its kind): `invalid_email`, `invalid_client_id`, `invalid_tenant_id`, `client_secret_is_secret_id`, `invalid_name`, `invalid_date`, `invalid_certificate`, `unknown_app_credential`, `return_url_not_allowed`, `invalid_limit`, `invalid_cursor`, `invalid_org`, `invalid_url`, `invalid_event_type`, `invalid_description`, `invalid_recipients`, `unknown_mailbox`, `invalid_expiry`, `invalid_client_secret`.
         pub code: ::std::string::String,
         ///The field name, as in the request body or query.
         pub field: ::std::string::String,
@@ -1253,7 +1354,7 @@ pub mod types {
     ///A machine code, a message and what to do about it.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct StatusDetail {
-        ///Known values (more may come; treat an unknown one as a failure of its kind): `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`, `imap_auth_failed`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`.
+        ///Known values (more may come; treat an unknown one as a failure of its kind): `certificate_missing`, `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `certificate_not_accepted`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`, `imap_auth_failed`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`.
         pub code: ::std::string::String,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub hint: ::std::option::Option<::std::string::String>,
@@ -1276,7 +1377,7 @@ pub mod types {
         pub checked_at: ::chrono::DateTime<::chrono::offset::Utc>,
         /**`verified`, or what is wrong (e.g. `invalid_client_secret`, `client_secret_expired`, `app_not_found`).
 
-        Known values (more may come; treat an unknown one as a failure of its kind): `verified`, `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`, `imap_auth_failed`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`.*/
+        Known values (more may come; treat an unknown one as a failure of its kind): `verified`, `certificate_missing`, `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `certificate_not_accepted`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`, `imap_auth_failed`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`.*/
         pub code: ::std::string::String,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub hint: ::std::option::Option<::std::string::String>,
@@ -1775,12 +1876,21 @@ pub mod types {
         }
         #[derive(Clone, Debug)]
         pub struct AppCredential {
+            certificate_thumbprint_sha256: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             client_id: ::std::result::Result<::std::string::String, ::std::string::String>,
             cloud: ::std::result::Result<super::Cloud, ::std::string::String>,
             created_at: ::std::result::Result<
                 ::chrono::DateTime<::chrono::offset::Utc>,
                 ::std::string::String,
             >,
+            credential_expires_at: ::std::result::Result<
+                ::std::option::Option<::chrono::naive::NaiveDate>,
+                ::std::string::String,
+            >,
+            credential_type: ::std::result::Result<super::CredentialType, ::std::string::String>,
             id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
             problem: ::std::result::Result<
@@ -1809,9 +1919,12 @@ pub mod types {
         impl ::std::default::Default for AppCredential {
             fn default() -> Self {
                 Self {
+                    certificate_thumbprint_sha256: Ok(Default::default()),
                     client_id: Err("no value supplied for client_id".to_string()),
                     cloud: Err("no value supplied for cloud".to_string()),
                     created_at: Err("no value supplied for created_at".to_string()),
+                    credential_expires_at: Ok(Default::default()),
+                    credential_type: Err("no value supplied for credential_type".to_string()),
                     id: Err("no value supplied for id".to_string()),
                     name: Err("no value supplied for name".to_string()),
                     problem: Ok(Default::default()),
@@ -1827,6 +1940,18 @@ pub mod types {
             }
         }
         impl AppCredential {
+            pub fn certificate_thumbprint_sha256<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.certificate_thumbprint_sha256 = value.try_into().map_err(|e| {
+                    format!(
+                        "error converting supplied value for certificate_thumbprint_sha256: {e}"
+                    )
+                });
+                self
+            }
             pub fn client_id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -1855,6 +1980,26 @@ pub mod types {
                 self.created_at = value
                     .try_into()
                     .map_err(|e| format!("error converting supplied value for created_at: {e}"));
+                self
+            }
+            pub fn credential_expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::chrono::naive::NaiveDate>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.credential_expires_at = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for credential_expires_at: {e}")
+                });
+                self
+            }
+            pub fn credential_type<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::CredentialType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.credential_type = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for credential_type: {e}")
+                });
                 self
             }
             pub fn id<T>(mut self, value: T) -> Self
@@ -1974,9 +2119,12 @@ pub mod types {
                 value: AppCredential,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    certificate_thumbprint_sha256: value.certificate_thumbprint_sha256?,
                     client_id: value.client_id?,
                     cloud: value.cloud?,
                     created_at: value.created_at?,
+                    credential_expires_at: value.credential_expires_at?,
+                    credential_type: value.credential_type?,
                     id: value.id?,
                     name: value.name?,
                     problem: value.problem?,
@@ -1994,9 +2142,12 @@ pub mod types {
         impl ::std::convert::From<super::AppCredential> for AppCredential {
             fn from(value: super::AppCredential) -> Self {
                 Self {
+                    certificate_thumbprint_sha256: Ok(value.certificate_thumbprint_sha256),
                     client_id: Ok(value.client_id),
                     cloud: Ok(value.cloud),
                     created_at: Ok(value.created_at),
+                    credential_expires_at: Ok(value.credential_expires_at),
+                    credential_type: Ok(value.credential_type),
                     id: Ok(value.id),
                     name: Ok(value.name),
                     problem: Ok(value.problem),
@@ -2013,11 +2164,26 @@ pub mod types {
         }
         #[derive(Clone, Debug)]
         pub struct AppCredentialCreate {
+            certificate_pem: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             client_id: ::std::result::Result<::std::string::String, ::std::string::String>,
-            client_secret: ::std::result::Result<::std::string::String, ::std::string::String>,
+            client_secret: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             cloud:
                 ::std::result::Result<::std::option::Option<super::Cloud>, ::std::string::String>,
+            credential_type: ::std::result::Result<
+                ::std::option::Option<super::CredentialType>,
+                ::std::string::String,
+            >,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            private_key_pem: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             provider: ::std::result::Result<
                 ::std::option::Option<super::Provider>,
                 ::std::string::String,
@@ -2031,10 +2197,13 @@ pub mod types {
         impl ::std::default::Default for AppCredentialCreate {
             fn default() -> Self {
                 Self {
+                    certificate_pem: Ok(Default::default()),
                     client_id: Err("no value supplied for client_id".to_string()),
-                    client_secret: Err("no value supplied for client_secret".to_string()),
+                    client_secret: Ok(Default::default()),
                     cloud: Ok(Default::default()),
+                    credential_type: Ok(Default::default()),
                     name: Err("no value supplied for name".to_string()),
+                    private_key_pem: Ok(Default::default()),
                     provider: Ok(Default::default()),
                     secret_expires_at: Ok(Default::default()),
                     tenant_id: Err("no value supplied for tenant_id".to_string()),
@@ -2042,6 +2211,16 @@ pub mod types {
             }
         }
         impl AppCredentialCreate {
+            pub fn certificate_pem<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.certificate_pem = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for certificate_pem: {e}")
+                });
+                self
+            }
             pub fn client_id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -2054,7 +2233,7 @@ pub mod types {
             }
             pub fn client_secret<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.client_secret = value
@@ -2072,6 +2251,16 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for cloud: {e}"));
                 self
             }
+            pub fn credential_type<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::CredentialType>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.credential_type = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for credential_type: {e}")
+                });
+                self
+            }
             pub fn name<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -2080,6 +2269,16 @@ pub mod types {
                 self.name = value
                     .try_into()
                     .map_err(|e| format!("error converting supplied value for name: {e}"));
+                self
+            }
+            pub fn private_key_pem<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.private_key_pem = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for private_key_pem: {e}")
+                });
                 self
             }
             pub fn provider<T>(mut self, value: T) -> Self
@@ -2119,10 +2318,13 @@ pub mod types {
                 value: AppCredentialCreate,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    certificate_pem: value.certificate_pem?,
                     client_id: value.client_id?,
                     client_secret: value.client_secret?,
                     cloud: value.cloud?,
+                    credential_type: value.credential_type?,
                     name: value.name?,
+                    private_key_pem: value.private_key_pem?,
                     provider: value.provider?,
                     secret_expires_at: value.secret_expires_at?,
                     tenant_id: value.tenant_id?,
@@ -2132,10 +2334,13 @@ pub mod types {
         impl ::std::convert::From<super::AppCredentialCreate> for AppCredentialCreate {
             fn from(value: super::AppCredentialCreate) -> Self {
                 Self {
+                    certificate_pem: Ok(value.certificate_pem),
                     client_id: Ok(value.client_id),
                     client_secret: Ok(value.client_secret),
                     cloud: Ok(value.cloud),
+                    credential_type: Ok(value.credential_type),
                     name: Ok(value.name),
+                    private_key_pem: Ok(value.private_key_pem),
                     provider: Ok(value.provider),
                     secret_expires_at: Ok(value.secret_expires_at),
                     tenant_id: Ok(value.tenant_id),
@@ -2342,6 +2547,10 @@ pub mod types {
         }
         #[derive(Clone, Debug)]
         pub struct AppCredentialUpdate {
+            certificate_pem: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             client_id: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -2353,6 +2562,10 @@ pub mod types {
             cloud:
                 ::std::result::Result<::std::option::Option<super::Cloud>, ::std::string::String>,
             name: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            private_key_pem: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
@@ -2368,16 +2581,28 @@ pub mod types {
         impl ::std::default::Default for AppCredentialUpdate {
             fn default() -> Self {
                 Self {
+                    certificate_pem: Ok(Default::default()),
                     client_id: Ok(Default::default()),
                     client_secret: Ok(Default::default()),
                     cloud: Ok(Default::default()),
                     name: Ok(Default::default()),
+                    private_key_pem: Ok(Default::default()),
                     secret_expires_at: Ok(Default::default()),
                     tenant_id: Ok(Default::default()),
                 }
             }
         }
         impl AppCredentialUpdate {
+            pub fn certificate_pem<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.certificate_pem = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for certificate_pem: {e}")
+                });
+                self
+            }
             pub fn client_id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -2418,6 +2643,16 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for name: {e}"));
                 self
             }
+            pub fn private_key_pem<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.private_key_pem = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for private_key_pem: {e}")
+                });
+                self
+            }
             pub fn secret_expires_at<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::chrono::naive::NaiveDate>>,
@@ -2445,10 +2680,12 @@ pub mod types {
                 value: AppCredentialUpdate,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    certificate_pem: value.certificate_pem?,
                     client_id: value.client_id?,
                     client_secret: value.client_secret?,
                     cloud: value.cloud?,
                     name: value.name?,
+                    private_key_pem: value.private_key_pem?,
                     secret_expires_at: value.secret_expires_at?,
                     tenant_id: value.tenant_id?,
                 })
@@ -2457,10 +2694,12 @@ pub mod types {
         impl ::std::convert::From<super::AppCredentialUpdate> for AppCredentialUpdate {
             fn from(value: super::AppCredentialUpdate) -> Self {
                 Self {
+                    certificate_pem: Ok(value.certificate_pem),
                     client_id: Ok(value.client_id),
                     client_secret: Ok(value.client_secret),
                     cloud: Ok(value.cloud),
                     name: Ok(value.name),
+                    private_key_pem: Ok(value.private_key_pem),
                     secret_expires_at: Ok(value.secret_expires_at),
                     tenant_id: Ok(value.tenant_id),
                 }
@@ -3202,6 +3441,88 @@ pub mod types {
                     name: Ok(value.name),
                     password: Ok(value.password),
                     username: Ok(value.username),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CertificateCreated {
+            app_credential: ::std::result::Result<super::AppCredential, ::std::string::String>,
+            certificate_pem: ::std::result::Result<::std::string::String, ::std::string::String>,
+            expires_at: ::std::result::Result<::chrono::naive::NaiveDate, ::std::string::String>,
+            thumbprint_sha256: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for CertificateCreated {
+            fn default() -> Self {
+                Self {
+                    app_credential: Err("no value supplied for app_credential".to_string()),
+                    certificate_pem: Err("no value supplied for certificate_pem".to_string()),
+                    expires_at: Err("no value supplied for expires_at".to_string()),
+                    thumbprint_sha256: Err("no value supplied for thumbprint_sha256".to_string()),
+                }
+            }
+        }
+        impl CertificateCreated {
+            pub fn app_credential<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::AppCredential>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.app_credential = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for app_credential: {e}")
+                });
+                self
+            }
+            pub fn certificate_pem<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.certificate_pem = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for certificate_pem: {e}")
+                });
+                self
+            }
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::naive::NaiveDate>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for expires_at: {e}"));
+                self
+            }
+            pub fn thumbprint_sha256<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.thumbprint_sha256 = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for thumbprint_sha256: {e}")
+                });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CertificateCreated> for super::CertificateCreated {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CertificateCreated,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    app_credential: value.app_credential?,
+                    certificate_pem: value.certificate_pem?,
+                    expires_at: value.expires_at?,
+                    thumbprint_sha256: value.thumbprint_sha256?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CertificateCreated> for CertificateCreated {
+            fn from(value: super::CertificateCreated) -> Self {
+                Self {
+                    app_credential: Ok(value.app_credential),
+                    certificate_pem: Ok(value.certificate_pem),
+                    expires_at: Ok(value.expires_at),
+                    thumbprint_sha256: Ok(value.thumbprint_sha256),
                 }
             }
         }
@@ -6507,6 +6828,28 @@ impl Client {
     pub fn app_credential_admin_consent(&self) -> builder::AppCredentialAdminConsent<'_> {
         builder::AppCredentialAdminConsent::new(self)
     }
+    /**Make a certificate for an app credential
+
+    For an app credential of type `certificate`: makes an RSA 2048 key pair
+    and a self-signed certificate valid for a year. The private key stays in
+    Inboxlink, sealed like a secret; upload `certificate_pem` to the app
+    registration under *Certificates & secrets* > *Certificates*. Token
+    requests sign their client assertion with it from now on; pending
+    sign-ins and consent links end. Audited.
+
+    Sends a `POST` request to `/app-credentials/{id}/certificate`
+
+    Arguments:
+    - `id`: App credential id
+    ```ignore
+    let response = client.app_credential_certificate()
+        .id(id)
+        .send()
+        .await;
+    ```*/
+    pub fn app_credential_certificate(&self) -> builder::AppCredentialCertificate<'_> {
+        builder::AppCredentialCertificate::new(self)
+    }
     /**Set-up instructions for an app credential
 
     The redirect URI to register, the permissions to add, where admin consent
@@ -7717,6 +8060,87 @@ pub mod builder {
                     ResponseValue::from_response(response).await?,
                 )),
                 429u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::app_credential_certificate`]
+
+    [`Client::app_credential_certificate`]: super::Client::app_credential_certificate*/
+    #[derive(Debug, Clone)]
+    pub struct AppCredentialCertificate<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> AppCredentialCertificate<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
+            self
+        }
+        ///Sends a `POST` request to `/app-credentials/{id}/certificate`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::CertificateCreated>, Error<types::Problem>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/app-credentials/{}/certificate",
+                client.baseurl,
+                encode_path(&id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "app_credential_certificate",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(

@@ -34,6 +34,7 @@
 //!
 //! The server stops when the last clone of its [`FakeEntra`] is dropped.
 
+mod assertion;
 pub mod client;
 mod endpoints;
 mod support;
@@ -211,21 +212,43 @@ impl FakeEntra {
     /// # Panics
     /// If `tenant_id` is not a GUID.
     pub fn register_app(&self, tenant_id: &str, client_id: &str, secret: &str) {
-        let tenant = canonical_tenant(tenant_id);
         let mut st = self.lock();
-        let app = st
-            .tenants
-            .entry(tenant)
-            .or_default()
-            .apps
-            .entry(client_id.to_owned())
-            .or_default();
+        let app = st.app_entry(tenant_id, client_id);
         if !app.secrets.iter().any(|s| s.value == secret) {
             app.secrets.push(Secret {
                 value: secret.to_owned(),
                 expired: false,
             });
         }
+    }
+
+    /// Uploads a certificate (PEM) to an app, as under *Certificates &
+    /// secrets*: client assertions signed with its key are accepted from
+    /// then on. Registers the app in the tenant if it is not yet.
+    ///
+    /// # Panics
+    /// If `tenant_id` is not a GUID or `certificate_pem` holds no certificate.
+    pub fn add_certificate(&self, tenant_id: &str, client_id: &str, certificate_pem: &str) {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(certificate_pem.trim().as_bytes())
+            .expect("a PEM certificate");
+        let mut st = self.lock();
+        let app = st.app_entry(tenant_id, client_id);
+        if !app.certificates.contains(&pem.contents) {
+            app.certificates.push(pem.contents);
+        }
+    }
+
+    /// A new RSA 2048 key and a self-signed certificate for it, PEM each
+    /// (certificate, key): what an administrator would upload.
+    pub fn new_certificate() -> (String, String) {
+        let key =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .expect("RSA key");
+        let cert = rcgen::CertificateParams::new(Vec::<String>::new())
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate");
+        (cert.pem(), key.serialize_pem())
     }
 
     /// Marks a client secret as expired: using it at the token endpoint then
@@ -427,6 +450,8 @@ pub(crate) struct State {
     last_admin_consent_query: Option<HashMap<String, String>>,
     started: Instant,
     clock_offset: Duration,
+    /// Every client assertion's `jti` seen: each is good for one request.
+    assertion_ids: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -437,6 +462,8 @@ struct Tenant {
 #[derive(Default)]
 struct AppRegistration {
     secrets: Vec<Secret>,
+    /// Certificates uploaded for client assertions (DER).
+    certificates: Vec<Vec<u8>>,
 }
 
 struct Secret {
@@ -523,7 +550,18 @@ impl State {
             last_admin_consent_query: None,
             started: Instant::now(),
             clock_offset: Duration::ZERO,
+            assertion_ids: HashSet::new(),
         }
+    }
+
+    /// The app's registration in the tenant, made on first use.
+    fn app_entry(&mut self, tenant_id: &str, client_id: &str) -> &mut AppRegistration {
+        self.tenants
+            .entry(canonical_tenant(tenant_id))
+            .or_default()
+            .apps
+            .entry(client_id.to_owned())
+            .or_default()
     }
 
     /// The fake's clock: time since start plus `advance_time` offsets.

@@ -632,3 +632,161 @@ async fn servers_are_independent_and_stop_when_dropped() {
     assert!(stopped);
     assert_eq!(introspect(&a, &http, "x").await["active"], false);
 }
+
+/// A key pair and a self-signed certificate for client assertions, made
+/// with rcgen (not with the service's code).
+fn certificate() -> (String, jsonwebtoken::EncodingKey, String) {
+    use base64::Engine;
+    use sha2::Digest;
+    let (pem, key) = FakeEntra::new_certificate();
+    let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("PEM");
+    let x5t = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(&der.contents));
+    let signing = jsonwebtoken::EncodingKey::from_rsa_pem(key.as_bytes()).expect("signing key");
+    (pem, signing, x5t)
+}
+
+fn unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// A client assertion: `claims` replace the valid defaults (`null` removes one).
+fn assertion(key: &jsonwebtoken::EncodingKey, x5t: &str, aud: &str, claims: Value) -> String {
+    let now = unix();
+    let mut all = serde_json::json!({
+        "aud": aud, "iss": CLIENT_ID, "sub": CLIENT_ID,
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "nbf": now, "iat": now, "exp": now + 300,
+    });
+    for (k, v) in claims.as_object().expect("an object") {
+        all[k] = v.clone();
+    }
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::PS256);
+    header.x5t_s256 = Some(x5t.to_owned());
+    jsonwebtoken::encode(&header, &all, key).expect("signed")
+}
+
+async fn with_assertion(entra: &FakeEntra, http: &reqwest::Client, jwt: &str) -> TokenResponse {
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", CLIENT_ID),
+        ("scope", APP_SCOPE),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", jwt),
+    ];
+    token(entra, http, TENANT, &form).await
+}
+
+#[tokio::test]
+async fn client_assertions_are_checked_as_microsoft_checks_them() {
+    let (entra, http) = setup().await;
+    let (pem, key, x5t) = certificate();
+    let aud = format!("{}/{TENANT}/oauth2/v2.0/token", entra.authority());
+    let good = assertion(&key, &x5t, &aud, serde_json::json!({}));
+    // Not uploaded yet: the key is not found.
+    let resp = with_assertion(&entra, &http, &good).await;
+    let text = assert_ms_error(&resp, 401, "invalid_client", 700_027);
+    assert!(text.contains("key was not found"), "{text}");
+
+    entra.add_certificate(TENANT, CLIENT_ID, &pem);
+    let fresh = assertion(&key, &x5t, &aud, serde_json::json!({}));
+    let resp = with_assertion(&entra, &http, &fresh).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.json);
+    assert!(resp.json["access_token"].is_string());
+
+    // Each defect on its own, and the error Microsoft gives for it.
+    let (_, other_key, _) = certificate();
+    let now = unix();
+    let cases: Vec<(&str, String, u16, &str, u64)> = vec![
+        (
+            "another key, this thumbprint",
+            assertion(&other_key, &x5t, &aud, serde_json::json!({})),
+            401,
+            "invalid_client",
+            700_027,
+        ),
+        (
+            "an unknown thumbprint",
+            assertion(&key, "AAAA", &aud, serde_json::json!({})),
+            401,
+            "invalid_client",
+            700_027,
+        ),
+        (
+            "another audience",
+            assertion(
+                &key,
+                &x5t,
+                "https://login.microsoftonline.com/x/oauth2/v2.0/token",
+                serde_json::json!({}),
+            ),
+            400,
+            "invalid_request",
+            50_027,
+        ),
+        (
+            "expired",
+            assertion(
+                &key,
+                &x5t,
+                &aud,
+                serde_json::json!({"nbf": now - 900, "exp": now - 60}),
+            ),
+            401,
+            "invalid_client",
+            700_024,
+        ),
+        (
+            "not valid yet",
+            assertion(
+                &key,
+                &x5t,
+                &aud,
+                serde_json::json!({"nbf": now + 300, "exp": now + 600}),
+            ),
+            401,
+            "invalid_client",
+            700_024,
+        ),
+        (
+            "longer than 10 minutes",
+            assertion(&key, &x5t, &aud, serde_json::json!({"exp": now + 3600})),
+            401,
+            "invalid_client",
+            700_024,
+        ),
+        (
+            "another issuer",
+            assertion(&key, &x5t, &aud, serde_json::json!({"iss": "someone"})),
+            400,
+            "invalid_request",
+            50_027,
+        ),
+        (
+            "the same jti again",
+            fresh.clone(),
+            400,
+            "invalid_request",
+            50_027,
+        ),
+    ];
+    for (what, jwt, status, error, code) in cases {
+        let resp = with_assertion(&entra, &http, &jwt).await;
+        assert_eq!(resp.status.as_u16(), status, "{what}: {}", resp.json);
+        assert_ms_error(&resp, status, error, code);
+    }
+    // Without a client_assertion or a secret, as before.
+    let bare = [
+        ("grant_type", "client_credentials"),
+        ("client_id", CLIENT_ID),
+        ("scope", APP_SCOPE),
+    ];
+    let resp = token(&entra, &http, TENANT, &bare).await;
+    assert_ms_error(&resp, 401, "invalid_client", 7_000_218);
+}

@@ -81,6 +81,19 @@ named! {
 }
 
 named! {
+    /// How an app credential proves itself to Microsoft: a client secret,
+    /// or a certificate whose private key signs a client assertion (RFC
+    /// 7523; Microsoft's "certificate credentials").
+    #[derive(Serialize, Deserialize, ToSchema, Default)]
+    #[serde(rename_all = "snake_case")]
+    pub enum CredentialType {
+        #[default]
+        Secret => "secret",
+        Certificate => "certificate",
+    }
+}
+
+named! {
     /// How a mailbox is accessed.
     ///
     /// `delegated`: a user signs in once and the service keeps the refresh token

@@ -18,8 +18,8 @@ pub use cloud::{CloudEndpoints, IMAP_PORT, SMTP_PORT};
 pub use email::EmailAddress;
 pub use ids::{ClientId, ClientSecret, DisplayName, OrgId, TenantId};
 pub use kinds::{
-    AccessMode, AuditAction, AuthorizationKind, Channel, CheckStepName, Cloud, DeliveryState,
-    EventType, Language, MailboxStatus, Provider, TargetType,
+    AccessMode, AuditAction, AuthorizationKind, Channel, CheckStepName, Cloud, CredentialType,
+    DeliveryState, EventType, Language, MailboxStatus, Provider, TargetType,
 };
 pub use typed_ids::{
     AppCredentialId, AttemptId, AuditEventId, AuthorizationId, BridgePasswordId, DeliveryId,

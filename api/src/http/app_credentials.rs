@@ -11,7 +11,7 @@ use crate::http::extractors::OptionalJson;
 use crate::http::problem::RateLimited;
 use crate::service::PageRequest;
 use crate::service::app_credentials::{
-    AppCredential, AppCredentialCreate, AppCredentialPage, AppCredentialUpdate,
+    AppCredential, AppCredentialCreate, AppCredentialPage, AppCredentialUpdate, CertificateCreated,
 };
 use crate::service::consent::{AdminConsentLink, AdminConsentRequest};
 use crate::service::setup::{AppCredentialSetup, VerifyResult};
@@ -25,6 +25,7 @@ pub fn services(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(app_credential_delete)
         .service(app_credential_verify)
         .service(app_credential_setup)
+        .service(app_credential_certificate)
         .service(app_credential_admin_consent);
 }
 
@@ -138,6 +139,29 @@ pub async fn app_credential_verify(
     id: Id,
 ) -> Result<web::Json<VerifyResult>> {
     Ok(web::Json(services.app_credential_verify(&who, *id).await?))
+}
+
+/// Make a certificate for an app credential
+///
+/// For an app credential of type `certificate`: makes an RSA 2048 key pair
+/// and a self-signed certificate valid for a year. The private key stays in
+/// Inboxlink, sealed like a secret; upload `certificate_pem` to the app
+/// registration under *Certificates & secrets* > *Certificates*. Token
+/// requests sign their client assertion with it from now on; pending
+/// sign-ins and consent links end. Audited.
+#[utoipa::path(
+    tag = "app-credentials", operation_id = "app_credential_certificate",
+    params(("id" = Uuid, Path, description = "App credential id")),
+    responses((status = 201, description = "The certificate to upload", body = CertificateCreated)),
+    security(("bearer" = []))
+)]
+#[post("/app-credentials/{id}/certificate")]
+pub async fn app_credential_certificate(
+    Caller(who, services): Caller,
+    id: Id,
+) -> Result<HttpResponse> {
+    let created = services.app_credential_certificate(&who, *id).await?;
+    Ok(HttpResponse::Created().json(created))
 }
 
 /// Set-up instructions for an app credential

@@ -88,6 +88,11 @@ const TABLE: &[Entry] = &[
         code: Code::InvalidClientSecret,
     },
     Entry {
+        aadsts: &[700027],
+        class: Class::AppCredential,
+        code: Code::CertificateNotAccepted,
+    },
+    Entry {
         aadsts: &[7000222],
         class: Class::AppCredential,
         code: Code::ClientSecretExpired,

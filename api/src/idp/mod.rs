@@ -69,9 +69,21 @@ pub struct AppIdentity<'a> {
     pub cloud: Cloud,
     pub client_id: &'a str,
     pub tenant: &'a str,
-    pub client_secret: &'a SecretString,
+    pub credential: ClientCredential<'a>,
     pub redirect_uri: &'a str,
 }
+
+/// How the app proves itself at the token endpoint.
+pub enum ClientCredential<'a> {
+    /// `client_secret` in the request body.
+    Secret(&'a SecretString),
+    /// A client assertion signed with the certificate's private key (PEM),
+    /// carrying its `x5t#S256`; `None`: no certificate set yet.
+    Certificate(Option<(&'a SecretString, String)>),
+}
+
+/// `client_assertion_type` of a certificate credential's requests.
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 impl AppIdentity<'_> {
     /// The delegated scopes of the app's cloud, as a sign-in and a refresh ask.
@@ -109,6 +121,24 @@ impl std::fmt::Display for IdpError {
 }
 
 impl IdpError {
+    /// A certificate credential that cannot make a client assertion.
+    fn certificate_missing(detail: &str) -> Self {
+        let code = Code::CertificateMissing;
+        Self {
+            error: code.as_str().to_owned(),
+            aadsts: None,
+            description: Some(detail.to_owned()),
+            status: None,
+            retry_after: None,
+            explanation: Explanation {
+                class: Class::AppCredential,
+                code,
+                message: format!("No client assertion could be made: {detail}."),
+                hint: code.hint().unwrap_or_default(),
+            },
+        }
+    }
+
     fn new(
         error: String,
         description: Option<String>,
@@ -214,11 +244,35 @@ impl Microsoft {
         Url::parse(&format!("{base}/{tenant}/{path}")).expect("authority is a valid URL")
     }
 
+    /// The client assertion of a token request, for a certificate
+    /// credential (a new one per request: its `jti` is never reused).
+    fn assertion(&self, app: &AppIdentity<'_>) -> Result<Option<String>, IdpError> {
+        let (key, x5t) = match &app.credential {
+            ClientCredential::Secret(_) => return Ok(None),
+            ClientCredential::Certificate(None) => {
+                return Err(IdpError::certificate_missing(
+                    "the app credential has no certificate yet",
+                ));
+            }
+            ClientCredential::Certificate(Some(keyed)) => keyed,
+        };
+        let endpoint = self.endpoint(app, app.tenant, "oauth2/v2.0/token");
+        crate::certificate::assertion(key, x5t, app.client_id, endpoint.as_str())
+            .map(Some)
+            .map_err(|e| {
+                IdpError::certificate_missing(&format!("the stored private key cannot sign: {e}"))
+            })
+    }
+
     fn client(&self, app: &AppIdentity<'_>) -> MsClient {
-        oauth2::Client::new(ClientId::new(app.client_id.to_owned()))
-            .set_client_secret(ClientSecret::new(
-                app.client_secret.expose_secret().to_owned(),
-            ))
+        let client = oauth2::Client::new(ClientId::new(app.client_id.to_owned()));
+        let client = match &app.credential {
+            ClientCredential::Secret(secret) => {
+                client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()))
+            }
+            ClientCredential::Certificate(_) => client,
+        };
+        client
             .set_auth_uri(AuthUrl::from_url(self.endpoint(
                 app,
                 app.tenant,
@@ -277,12 +331,16 @@ impl Microsoft {
         verifier: &SecretString,
     ) -> Result<TokenSet, IdpError> {
         let client = self.client(app);
-        let response = client
+        let assertion = self.assertion(app)?;
+        let mut request = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()))
-            .request_async(&self.http)
-            .await;
-        token_set(response)
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()));
+        if let Some(assertion) = assertion {
+            request = request
+                .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
+                .add_extra_param("client_assertion", assertion);
+        }
+        token_set(request.request_async(&self.http).await)
     }
 
     /// Exchanges a refresh token for new tokens (retried while Microsoft is busy).
@@ -294,12 +352,16 @@ impl Microsoft {
         let client = self.client(app);
         self.with_retries(|| async {
             let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
-            let response = client
+            let assertion = self.assertion(app)?;
+            let mut request = client
                 .exchange_refresh_token(&token)
-                .add_scopes(app.delegated_scopes())
-                .request_async(&self.http)
-                .await;
-            token_set(response)
+                .add_scopes(app.delegated_scopes());
+            if let Some(assertion) = assertion {
+                request = request
+                    .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
+                    .add_extra_param("client_assertion", assertion);
+            }
+            token_set(request.request_async(&self.http).await)
         })
         .await
     }
@@ -308,12 +370,16 @@ impl Microsoft {
     pub async fn client_credentials(&self, app: &AppIdentity<'_>) -> Result<TokenSet, IdpError> {
         let client = self.client(app);
         self.with_retries(|| async {
-            let response = client
+            let assertion = self.assertion(app)?;
+            let mut request = client
                 .exchange_client_credentials()
-                .add_scope(Scope::new(app.cloud.endpoints().app_only_scope()))
-                .request_async(&self.http)
-                .await;
-            token_set(response)
+                .add_scope(Scope::new(app.cloud.endpoints().app_only_scope()));
+            if let Some(assertion) = assertion {
+                request = request
+                    .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
+                    .add_extra_param("client_assertion", assertion);
+            }
+            token_set(request.request_async(&self.http).await)
         })
         .await
     }

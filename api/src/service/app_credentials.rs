@@ -14,13 +14,14 @@ use utoipa::ToSchema;
 use super::audit::Audit;
 use super::{PageRequest, Services, double_option, page_type, utc};
 use crate::auth::{Permission, Principal};
+use crate::certificate;
 use crate::crypto::Slot;
 use crate::domain::{
-    AppCredentialId, AuditAction, ClientId, ClientSecret, Cloud, DisplayName, OrgId, Provider,
-    TenantId,
+    AppCredentialId, AuditAction, ClientId, ClientSecret, Cloud, CredentialType, DisplayName,
+    OrgId, Provider, TenantId,
 };
 use crate::error::{Error, Result, Validator};
-use crate::idp::AppIdentity;
+use crate::idp::{AppIdentity, ClientCredential};
 use crate::store::app_credentials::{self as store, AppCredentialChanges, AppCredentialRow};
 use crate::store::{authorizations, now};
 
@@ -47,10 +48,19 @@ pub struct AppCredential {
     /// consent); later sign-ins and consents are held to it. Null until then,
     /// and always null when `tenant_id` is a GUID.
     pub tenant_guid: Option<String>,
-    /// The last characters of the client secret, to tell secrets apart.
+    /// `secret` or `certificate`: how the app proves itself to Microsoft.
+    pub credential_type: CredentialType,
+    /// The last characters of the client secret, to tell secrets apart
+    /// (empty for a certificate).
     pub secret_hint: String,
     /// When the client secret expires, if known.
     pub secret_expires_at: Option<NaiveDate>,
+    /// When the credential expires: the secret's date as given, or the
+    /// certificate's expiry; null if unknown.
+    pub credential_expires_at: Option<NaiveDate>,
+    /// For `certificate`: the SHA-256 thumbprint of its certificate
+    /// (upper-case hex); null until one is set.
+    pub certificate_thumbprint_sha256: Option<String>,
     /// Days until the secret expires (negative once expired); null if unknown.
     pub secret_days_left: Option<i64>,
     /// The redirect URI to register on the app (platform "Web").
@@ -76,12 +86,23 @@ pub struct AppCredentialCreate {
     /// `china` (operated by 21Vianet).
     #[serde(default)]
     pub cloud: Cloud,
+    /// `secret` (the default) or `certificate`.
+    #[serde(default)]
+    pub credential_type: CredentialType,
     pub client_id: String,
     pub tenant_id: String,
-    /// The secret's Value (not its Secret ID). Write-only.
+    /// For `secret` (required there): the secret's Value (not its Secret
+    /// ID). Write-only.
     #[schema(write_only)]
-    pub client_secret: String,
+    pub client_secret: Option<String>,
     pub secret_expires_at: Option<NaiveDate>,
+    /// For `certificate`: a certificate (PEM) to upload to the app
+    /// registration, with `private_key_pem`; without them, make one with
+    /// `POST /app-credentials/{id}/certificate`.
+    pub certificate_pem: Option<String>,
+    /// The certificate's RSA private key (PEM, 2048 bits or more). Write-only.
+    #[schema(write_only)]
+    pub private_key_pem: Option<String>,
 }
 
 /// Changes to an app credential; absent fields stay as they are.
@@ -94,9 +115,15 @@ pub struct AppCredentialUpdate {
     pub cloud: Option<Cloud>,
     pub client_id: Option<String>,
     pub tenant_id: Option<String>,
-    /// A new secret Value, replacing the stored one. Write-only.
+    /// A new secret Value, replacing the stored one (`secret` only). Write-only.
     #[schema(write_only)]
     pub client_secret: Option<String>,
+    /// A new certificate (PEM), with `private_key_pem`, replacing the
+    /// stored one (`certificate` only).
+    pub certificate_pem: Option<String>,
+    /// The new certificate's RSA private key (PEM). Write-only.
+    #[schema(write_only)]
+    pub private_key_pem: Option<String>,
     /// The new expiry date; `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<NaiveDate>)]
@@ -134,6 +161,19 @@ impl std::fmt::Debug for AppCredentialUpdate {
     }
 }
 
+/// A certificate made for an app credential: to upload to its app registration.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CertificateCreated {
+    /// Upload this file (as `.cer` or `.pem`) under *Certificates & secrets*
+    /// > *Certificates*. Its private key never leaves Inboxlink.
+    pub certificate_pem: String,
+    /// SHA-256 of the certificate, upper-case hex.
+    pub thumbprint_sha256: String,
+    pub expires_at: NaiveDate,
+    /// The app credential with its new certificate.
+    pub app_credential: AppCredential,
+}
+
 /// Expiry dates a person could mean (both databases store them all).
 fn check_expiry(date: NaiveDate) -> std::result::Result<(), crate::domain::Invalid> {
     use chrono::Datelike;
@@ -144,6 +184,89 @@ fn check_expiry(date: NaiveDate) -> std::result::Result<(), crate::domain::Inval
             Code::InvalidDate,
             "the expiry date must be between 2000 and 2999",
         ))
+    }
+}
+
+/// What proves an app credential: validated input.
+enum Material {
+    Secret(ClientSecret),
+    Certificate(certificate::KeyedCertificate),
+    /// A certificate credential whose certificate comes later.
+    NoCertificateYet,
+}
+
+/// The sealed columns of [`Material`]; `None`: leave the column as it is.
+#[derive(Default)]
+struct SealedMaterial {
+    client_secret: Option<String>,
+    secret_hint: Option<String>,
+    certificate_pem: Option<Option<String>>,
+    certificate_thumbprint: Option<Option<String>>,
+    expires_at: Option<Option<NaiveDate>>,
+}
+
+/// The credential's material for its type: a secret for `secret`; for
+/// `certificate` a certificate with its key, or none yet. What does not
+/// belong to the type is refused.
+fn credential_material(
+    v: &mut Validator,
+    kind: CredentialType,
+    secret: Option<&str>,
+    certificate_pem: Option<&str>,
+    private_key_pem: Option<&str>,
+) -> Option<Material> {
+    let not_for = |what: &str| {
+        crate::domain::Invalid::new(
+            Code::InvalidCertificate,
+            format!("{what} a credential of type {kind}"),
+        )
+    };
+    match kind {
+        CredentialType::Secret => {
+            if certificate_pem.is_some() || private_key_pem.is_some() {
+                v.push("certificate_pem", not_for("a certificate is not for"));
+            }
+            match secret {
+                Some(s) => v
+                    .check("client_secret", ClientSecret::parse(s))
+                    .map(Material::Secret),
+                None => {
+                    let missing = crate::domain::Invalid::new(
+                        Code::InvalidClientSecret,
+                        "a credential of type secret needs its client_secret",
+                    );
+                    v.push("client_secret", missing);
+                    None
+                }
+            }
+        }
+        CredentialType::Certificate => {
+            if secret.is_some() {
+                let none = crate::domain::Invalid::new(
+                    Code::InvalidClientSecret,
+                    "a credential of type certificate has no client secret",
+                );
+                v.push("client_secret", none);
+            }
+            match (certificate_pem, private_key_pem) {
+                (None, None) => Some(Material::NoCertificateYet),
+                (Some(c), Some(k)) => match certificate::from_pem(c, k) {
+                    Ok(keyed) => Some(Material::Certificate(keyed)),
+                    Err((field, invalid)) => {
+                        v.push(field, invalid);
+                        None
+                    }
+                },
+                (Some(_), None) | (None, Some(_)) => {
+                    let both = crate::domain::Invalid::new(
+                        Code::InvalidCertificate,
+                        "give certificate_pem and private_key_pem together",
+                    );
+                    v.push("certificate_pem", both);
+                    None
+                }
+            }
+        }
     }
 }
 
@@ -158,21 +281,31 @@ impl Services {
         let name = v.check("name", DisplayName::parse(&input.name));
         let client_id = v.check("client_id", ClientId::parse(&input.client_id));
         let tenant_id = v.check("tenant_id", TenantId::parse(&input.tenant_id));
-        let secret = v.check("client_secret", ClientSecret::parse(&input.client_secret));
+        let material = credential_material(
+            &mut v,
+            input.credential_type,
+            input.client_secret.as_deref(),
+            input.certificate_pem.as_deref(),
+            input.private_key_pem.as_deref(),
+        );
         if let Some(date) = input.secret_expires_at {
             v.check("secret_expires_at", check_expiry(date));
         }
         v.finish()?;
-        let (Some(name), Some(client_id), Some(tenant_id), Some(secret)) =
-            (name, client_id, tenant_id, secret)
+        let (Some(name), Some(client_id), Some(tenant_id), Some(material)) =
+            (name, client_id, tenant_id, material)
         else {
             unreachable!("validated above");
         };
         let id = AppCredentialId::new();
         let at = now();
+        let sealed = self.seal_material(id, &material);
         let row = AppCredentialRow {
-            client_secret: self.seal_secret(id, secret.secret()),
-            secret_hint: secret.hint(),
+            client_secret: sealed.client_secret.unwrap_or_else(|| self.seal_empty(id)),
+            secret_hint: sealed.secret_hint.unwrap_or_default(),
+            credential_type: input.credential_type,
+            certificate_pem: sealed.certificate_pem.flatten(),
+            certificate_thumbprint: sealed.certificate_thumbprint.flatten(),
             id,
             org: org.clone(),
             name: name.as_str().to_owned(),
@@ -180,7 +313,7 @@ impl Services {
             cloud: input.cloud,
             client_id: client_id.as_str().to_owned(),
             tenant_id: tenant_id.as_str().to_owned(),
-            secret_expires_at: input.secret_expires_at,
+            secret_expires_at: sealed.expires_at.unwrap_or(input.secret_expires_at),
             created_at: at,
             updated_at: at,
             problem_code: None,
@@ -269,21 +402,55 @@ impl Services {
             v.check("tenant_id", tenant_id).flatten(),
             v.check("client_secret", secret).flatten(),
         );
+        let keyed = match (&input.certificate_pem, &input.private_key_pem) {
+            (None, None) => None,
+            (Some(c), Some(k)) => match certificate::from_pem(c, k) {
+                Ok(keyed) => Some(keyed),
+                Err((field, invalid)) => {
+                    v.push(field, invalid);
+                    None
+                }
+            },
+            _ => {
+                let both = crate::domain::Invalid::new(
+                    Code::InvalidCertificate,
+                    "give certificate_pem and private_key_pem together",
+                );
+                v.push("certificate_pem", both);
+                None
+            }
+        };
         if let Some(Some(date)) = input.secret_expires_at {
             v.check("secret_expires_at", check_expiry(date));
         }
         v.finish()?;
-        let secret_replaced = secret.is_some();
+        let secret_replaced = secret.is_some() || keyed.is_some();
+        // Which type the change needs, checked against the stored one below.
+        let needs = match (&secret, &keyed) {
+            (Some(_), _) => Some(CredentialType::Secret),
+            (None, Some(_)) => Some(CredentialType::Certificate),
+            (None, None) => None,
+        };
+        let material = match (secret, keyed) {
+            (Some(s), _) => Some(Material::Secret(s)),
+            (None, Some(k)) => Some(Material::Certificate(k)),
+            (None, None) => None,
+        };
+        let sealed = material
+            .map(|m| self.seal_material(id, &m))
+            .unwrap_or_default();
         let changes = AppCredentialChanges {
             name: name.map(|n| n.as_str().to_owned()),
             client_id: client_id.map(|c| c.as_str().to_owned()),
             tenant_id: tenant_id.map(|t| t.as_str().to_owned()),
-            secret_hint: secret.as_ref().map(ClientSecret::hint),
-            client_secret: secret.map(|s| self.seal_secret(id, s.secret())),
-            secret_expires_at: input.secret_expires_at,
+            secret_hint: sealed.secret_hint,
+            client_secret: sealed.client_secret,
+            secret_expires_at: sealed.expires_at.or(input.secret_expires_at),
             updated_at: Some(now()),
             tenant_guid: None,
             cloud: input.cloud,
+            certificate_pem: sealed.certificate_pem,
+            certificate_thumbprint: sealed.certificate_thumbprint,
         };
         let actor = who.actor();
         let row = self
@@ -291,6 +458,18 @@ impl Services {
             .write(move |c| {
                 let mut changes = changes;
                 let current = store::get(c, &org, id)?;
+                if let Some(needs) = needs.filter(|t| *t != current.credential_type) {
+                    let (field, what) = match needs {
+                        CredentialType::Secret => ("client_secret", "a client secret"),
+                        CredentialType::Certificate => ("certificate_pem", "a certificate"),
+                    };
+                    let kind = current.credential_type;
+                    return Err(Error::Validation(vec![crate::error::FieldError {
+                        field: field.to_owned(),
+                        code: Code::InvalidCertificate,
+                        message: format!("{what} is not for a credential of type {kind}"),
+                    }]));
+                }
                 let app_changed = changes
                     .client_id
                     .as_ref()
@@ -322,6 +501,69 @@ impl Services {
             .await?;
         tracing::info!(app_credential_id = %row.id, "app credential updated");
         Ok(self.app_credential_view(row))
+    }
+
+    /// Makes a new key pair and certificate for a `certificate` credential
+    /// (the private key sealed like a secret); token requests use it from
+    /// now on. Audited; pending sign-ins and consent links end.
+    pub async fn app_credential_certificate(
+        &self,
+        who: &Principal,
+        id: AppCredentialId,
+    ) -> Result<CertificateCreated> {
+        let org = who.require(Permission::AppCredentialsWrite)?.clone();
+        let current = self.app_credential_row(&org, id).await?;
+        if current.credential_type != CredentialType::Certificate {
+            return Err(Error::Validation(vec![crate::error::FieldError {
+                field: "credential_type".to_owned(),
+                code: Code::InvalidCertificate,
+                message: "the app credential is of type secret: create one of type certificate"
+                    .to_owned(),
+            }]));
+        }
+        let name = current.name.clone();
+        let keyed = super::bridge_passwords::hashing(move || certificate::generate(&name))
+            .await
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("the key pair's task failed")))?
+            .map_err(|e| Error::Internal(e.context("a key pair for a certificate credential")))?;
+        let created = (
+            keyed.certificate_pem.clone(),
+            keyed.thumbprint_sha256.clone(),
+            keyed.not_after,
+        );
+        let sealed = self.seal_material(id, &Material::Certificate(keyed));
+        let changes = AppCredentialChanges {
+            client_secret: sealed.client_secret,
+            secret_hint: sealed.secret_hint,
+            certificate_pem: sealed.certificate_pem,
+            certificate_thumbprint: sealed.certificate_thumbprint,
+            secret_expires_at: sealed.expires_at,
+            updated_at: Some(now()),
+            ..AppCredentialChanges::default()
+        };
+        let (actor, thumbprint) = (who.actor(), created.1.clone());
+        let row = self
+            .store
+            .write(move |c| {
+                store::update(c, &org, id, &changes)?;
+                // Sign-ins and consent links started with the old key must not complete.
+                authorizations::delete_for_app_credential(c, &org, id)?;
+                Audit::app_credential(&org, actor, AuditAction::AppCredentialUpdated, id)
+                    .detail(serde_json::json!({
+                        "certificate": "generated",
+                        "thumbprint_sha256": thumbprint,
+                    }))
+                    .record(c)?;
+                Ok::<_, Error>(store::get(c, &org, id)?)
+            })
+            .await?;
+        tracing::info!(app_credential_id = %id, thumbprint_sha256 = %created.1, "certificate made");
+        Ok(CertificateCreated {
+            certificate_pem: created.0,
+            thumbprint_sha256: created.1,
+            expires_at: created.2,
+            app_credential: self.app_credential_view(row),
+        })
     }
 
     pub async fn app_credential_delete(&self, who: &Principal, id: AppCredentialId) -> Result<()> {
@@ -392,9 +634,42 @@ impl Services {
             cloud: app.cloud,
             client_id: &app.client_id,
             tenant: &app.tenant_id,
-            client_secret: secret,
+            credential: match app.credential_type {
+                CredentialType::Secret => ClientCredential::Secret(secret),
+                CredentialType::Certificate => ClientCredential::Certificate(
+                    app.certificate_thumbprint_sha256
+                        .as_deref()
+                        .and_then(certificate::x5t_s256)
+                        .filter(|_| !secret.expose_secret().is_empty())
+                        .map(|x5t| (secret, x5t)),
+                ),
+            },
             redirect_uri: &self.redirect_uri,
         }
+    }
+
+    /// The sealed columns of a credential's material.
+    fn seal_material(&self, id: AppCredentialId, material: &Material) -> SealedMaterial {
+        match material {
+            Material::Secret(secret) => SealedMaterial {
+                client_secret: Some(self.seal_secret(id, secret.secret())),
+                secret_hint: Some(secret.hint()),
+                ..SealedMaterial::default()
+            },
+            Material::Certificate(keyed) => SealedMaterial {
+                client_secret: Some(self.seal_secret(id, &keyed.private_key_pem)),
+                secret_hint: Some(String::new()),
+                certificate_pem: Some(Some(keyed.certificate_pem.clone())),
+                certificate_thumbprint: Some(Some(keyed.thumbprint_sha256.clone())),
+                expires_at: Some(Some(keyed.not_after)),
+            },
+            Material::NoCertificateYet => SealedMaterial::default(),
+        }
+    }
+
+    /// The `client_secret` column of a certificate credential without a key yet.
+    fn seal_empty(&self, id: AppCredentialId) -> String {
+        self.seal_secret(id, &SecretString::from(String::new()))
     }
 
     fn seal_secret(&self, id: AppCredentialId, secret: &SecretString) -> String {
@@ -421,6 +696,9 @@ impl Services {
             secret_hint: row.secret_hint,
             secret_days_left: row.secret_expires_at.map(|d| (d - today).num_days()),
             secret_expires_at: row.secret_expires_at,
+            credential_expires_at: row.secret_expires_at,
+            credential_type: row.credential_type,
+            certificate_thumbprint_sha256: row.certificate_thumbprint,
             redirect_uri: self.redirect_uri.to_string(),
             problem: row.problem_code.map(|code| {
                 super::mailboxes::StatusDetail::stored(code, row.problem_message, None)

@@ -179,13 +179,16 @@ fn expiry(
     Some(at)
 }
 
-/// Runs CPU work (a password hash) on the blocking pool, a few at a time, so
-/// it neither stalls the async workers nor holds a database connection.
+/// Runs CPU work (a password hash, a key pair) on the blocking pool, a few
+/// at a time, so it neither stalls the async workers nor holds a database
+/// connection.
 #[expect(
     clippy::disallowed_methods,
-    reason = "password hashing is CPU work, not database work: it must not hold a pooled connection"
+    reason = "hashing and key generation are CPU work, not database work: they must not hold a pooled connection"
 )]
-async fn hashing<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub(crate) async fn hashing<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHING_AT_ONCE);
     let _slot = SLOTS.acquire().await.ok()?;
     tokio::task::spawn_blocking(f).await.ok()

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use super::schema::app_credentials;
 use super::{AnyConnection, StoreError, StoreResult, found, touched};
 use crate::codes::Code;
-use crate::domain::{AppCredentialId, Cloud, OrgId, Provider};
+use crate::domain::{AppCredentialId, Cloud, CredentialType, OrgId, Provider};
 
 const WHAT: &str = "app credential";
 
@@ -33,6 +33,13 @@ pub struct AppCredentialRow {
     /// The tenant GUID Microsoft answered with, when `tenant_id` is a domain.
     pub tenant_guid: Option<String>,
     pub cloud: Cloud,
+    /// For `certificate`, `client_secret` holds the sealed private key
+    /// (PKCS#8 PEM), empty until a certificate is set.
+    pub credential_type: CredentialType,
+    /// The public certificate (PEM), for `certificate`.
+    pub certificate_pem: Option<String>,
+    /// The certificate's SHA-256 thumbprint, upper-case hex.
+    pub certificate_thumbprint: Option<String>,
 }
 
 /// Columns an update may change; `None` leaves a column as it is.
@@ -49,6 +56,8 @@ pub struct AppCredentialChanges {
     /// Cleared (`Some(None)`) when the tenant changes: it was the old tenant's.
     pub tenant_guid: Option<Option<String>>,
     pub cloud: Option<Cloud>,
+    pub certificate_pem: Option<Option<String>>,
+    pub certificate_thumbprint: Option<Option<String>>,
 }
 
 /// The organisation's app credential with this id: where every query of one

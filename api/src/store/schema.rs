@@ -20,6 +20,9 @@ diesel::table! {
         consent_reported_at -> Nullable<Timestamp>,
         consent_tenant -> Nullable<Text>,
         cloud -> Text,
+        credential_type -> Text,
+        certificate_pem -> Nullable<Text>,
+        certificate_thumbprint -> Nullable<Text>,
     }
 }
 

@@ -529,6 +529,33 @@ fn token_inner(
             ),
         ));
     }
+    if let Some(kind) = param(form, "client_assertion_type") {
+        if kind != super::assertion::JWT_BEARER {
+            return Err(TokenError::invalid_request(
+                50_027,
+                "The client_assertion_type is not urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+            ));
+        }
+        let jwt = param(form, "client_assertion")
+            .ok_or_else(|| TokenError::missing("client_assertion"))?;
+        let certificates: Vec<Vec<u8>> = tenants
+            .iter()
+            .filter_map(|t| st.app(t, &client_id))
+            .flat_map(|app| app.certificates.iter().cloned())
+            .collect();
+        let endpoint = format!(
+            "{}/{tenant_segment}/oauth2/v2.0/token",
+            st.authority.trim_end_matches('/')
+        );
+        super::assertion::check(
+            jwt,
+            &client_id,
+            &certificates,
+            &endpoint,
+            &mut st.assertion_ids,
+        )?;
+        return grant(st, grant_type, &client_id, &tenants, tenant_segment, form);
+    }
     let Some(secret) = secret else {
         return Err(TokenError::new(
             401,
@@ -570,10 +597,22 @@ fn token_inner(
             ));
         }
     }
+    grant(st, grant_type, &client_id, &tenants, tenant_segment, form)
+}
+
+/// The grant, once the client is authenticated.
+fn grant(
+    st: &mut State,
+    grant_type: &str,
+    client_id: &str,
+    tenants: &[String],
+    tenant_segment: &str,
+    form: &HashMap<String, String>,
+) -> Result<Value, TokenError> {
     match grant_type {
-        "authorization_code" => authorization_code_grant(st, &client_id, &tenants, form),
-        "refresh_token" => refresh_token_grant(st, &client_id, &tenants, form),
-        "client_credentials" => client_credentials_grant(st, &client_id, tenant_segment, form),
+        "authorization_code" => authorization_code_grant(st, client_id, tenants, form),
+        "refresh_token" => refresh_token_grant(st, client_id, tenants, form),
+        "client_credentials" => client_credentials_grant(st, client_id, tenant_segment, form),
         other => Err(TokenError::new(
             400,
             "unsupported_grant_type",

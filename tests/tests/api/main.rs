@@ -14,6 +14,7 @@ mod bridge_disconnects;
 mod bridge_imap;
 mod bridge_smtp;
 mod callback;
+mod certificates;
 mod check;
 mod clouds;
 mod consent;

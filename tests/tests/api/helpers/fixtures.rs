@@ -32,7 +32,7 @@ pub fn app_credential_body(name: &str, secret: &str) -> builder::AppCredentialCr
         .name(name)
         .client_id(PLACEHOLDER_CLIENT_ID)
         .tenant_id("contoso.onmicrosoft.com")
-        .client_secret(secret)
+        .client_secret(secret.to_owned())
 }
 
 /// The fake's app registration as an app credential, its secret expiring in 200 days.
@@ -41,7 +41,7 @@ pub fn fake_app_credential_body(name: &str) -> builder::AppCredentialCreate {
         .name(name)
         .client_id(CLIENT_ID)
         .tenant_id(TENANT)
-        .client_secret(SECRET)
+        .client_secret(SECRET.to_owned())
         .secret_expires_at(chrono::Utc::now().date_naive() + chrono::Days::new(200))
 }
 

@@ -1,0 +1,1 @@
+../../sqlite/2026-12-02-000010_certificate_credentials/down.sql
