@@ -205,6 +205,33 @@ struct SealedMaterial {
     expires_at: Option<Option<NaiveDate>>,
 }
 
+/// An uploaded certificate with its private key, checked: `None` when
+/// neither was given, or when they are refused (recorded in `v`).
+fn uploaded_certificate(
+    v: &mut Validator,
+    certificate_pem: Option<&str>,
+    private_key_pem: Option<&str>,
+) -> Option<certificate::KeyedCertificate> {
+    match (certificate_pem, private_key_pem) {
+        (None, None) => None,
+        (Some(c), Some(k)) => match certificate::from_pem(c, k) {
+            Ok(keyed) => Some(keyed),
+            Err((field, invalid)) => {
+                v.push(field, invalid);
+                None
+            }
+        },
+        _ => {
+            let both = crate::domain::Invalid::new(
+                Code::InvalidCertificate,
+                "give certificate_pem and private_key_pem together",
+            );
+            v.push("certificate_pem", both);
+            None
+        }
+    }
+}
+
 /// The credential's material for its type: a secret for `secret`; for
 /// `certificate` a certificate with its key, or none yet. What does not
 /// belong to the type is refused.
@@ -250,21 +277,7 @@ fn credential_material(
             }
             match (certificate_pem, private_key_pem) {
                 (None, None) => Some(Material::NoCertificateYet),
-                (Some(c), Some(k)) => match certificate::from_pem(c, k) {
-                    Ok(keyed) => Some(Material::Certificate(keyed)),
-                    Err((field, invalid)) => {
-                        v.push(field, invalid);
-                        None
-                    }
-                },
-                (Some(_), None) | (None, Some(_)) => {
-                    let both = crate::domain::Invalid::new(
-                        Code::InvalidCertificate,
-                        "give certificate_pem and private_key_pem together",
-                    );
-                    v.push("certificate_pem", both);
-                    None
-                }
+                (c, k) => uploaded_certificate(v, c, k).map(Material::Certificate),
             }
         }
     }
@@ -402,24 +415,11 @@ impl Services {
             v.check("tenant_id", tenant_id).flatten(),
             v.check("client_secret", secret).flatten(),
         );
-        let keyed = match (&input.certificate_pem, &input.private_key_pem) {
-            (None, None) => None,
-            (Some(c), Some(k)) => match certificate::from_pem(c, k) {
-                Ok(keyed) => Some(keyed),
-                Err((field, invalid)) => {
-                    v.push(field, invalid);
-                    None
-                }
-            },
-            _ => {
-                let both = crate::domain::Invalid::new(
-                    Code::InvalidCertificate,
-                    "give certificate_pem and private_key_pem together",
-                );
-                v.push("certificate_pem", both);
-                None
-            }
-        };
+        let keyed = uploaded_certificate(
+            &mut v,
+            input.certificate_pem.as_deref(),
+            input.private_key_pem.as_deref(),
+        );
         if let Some(Some(date)) = input.secret_expires_at {
             v.check("secret_expires_at", check_expiry(date));
         }
@@ -522,7 +522,7 @@ impl Services {
             }]));
         }
         let name = current.name.clone();
-        let keyed = super::bridge_passwords::hashing(move || certificate::generate(&name))
+        let keyed = super::bridge_passwords::cpu_work(move || certificate::generate(&name))
             .await
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("the key pair's task failed")))?
             .map_err(|e| Error::Internal(e.context("a key pair for a certificate credential")))?;

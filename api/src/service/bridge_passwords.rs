@@ -186,7 +186,7 @@ fn expiry(
     clippy::disallowed_methods,
     reason = "hashing and key generation are CPU work, not database work: they must not hold a pooled connection"
 )]
-pub(crate) async fn hashing<T: Send + 'static>(
+pub(crate) async fn cpu_work<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
     static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHING_AT_ONCE);
@@ -220,7 +220,7 @@ impl Services {
         let name = name.expect("validated");
         let secret = BridgeSecret::generate();
         let selector = secret.selector().to_owned();
-        let (secret, hash) = hashing(move || {
+        let (secret, hash) = cpu_work(move || {
             let hash = secret.hash();
             (secret, hash)
         })
@@ -394,7 +394,7 @@ impl Services {
             found.filter(|(row, address, _)| names_mailbox(username, address, row.mailbox_id));
         let (Some(secret), Some((row, _, cloud))) = (secret, candidate) else {
             let typed = password.to_owned();
-            hashing(move || verify_nothing(&typed)).await;
+            cpu_work(move || verify_nothing(&typed)).await;
             return Err(BridgeRefusal::Unknown);
         };
         let login = BridgeLogin {
@@ -406,7 +406,7 @@ impl Services {
         let mut warming = std::pin::pin!(warm(&login));
         let mut warmed = None;
         let phc = row.hash.clone();
-        let mut verify = std::pin::pin!(hashing(move || secret.verify(&phc)));
+        let mut verify = std::pin::pin!(cpu_work(move || secret.verify(&phc)));
         let right = loop {
             tokio::select! {
                 right = &mut verify => break right.unwrap_or(false),
