@@ -165,6 +165,11 @@ codes! {
         hint: Some("Make one with POST /app-credentials/{id}/certificate (or upload one), and add it to the app registration."),
         cs: Some(("Přihlašovací údaje aplikace typu certifikát zatím nemají certifikát.", "Vytvořte ho (POST /app-credentials/{id}/certificate) nebo nahrajte a přidejte ho k registraci aplikace."))
     },
+    GraphNotEnabled "graph_not_enabled" => Info {
+        status: Some(409), uses: &[Problem, Check], en: "a Graph token for a delegated mailbox whose app credential does not ask for Microsoft Graph at sign-in",
+        hint: Some("Set graph: true on the app credential, add Graph's delegated Mail.ReadWrite and Mail.Send to the app registration, and sign the mailbox in again."),
+        cs: Some(("Přihlašovací údaje aplikace schránky nežádají při přihlášení o Microsoft Graph.", "Nastavte u přihlašovacích údajů aplikace graph: true, přidejte k registraci aplikace delegovaná oprávnění Graphu Mail.ReadWrite a Mail.Send a schránku znovu přihlaste."))
+    },
     MailboxAddressInvalid "mailbox_address_invalid" => Info {
         status: Some(409), uses: &[Problem, Check], en: "the mailbox's stored address (or its authorized account) is not a bare address",
         hint: Some("Correct the address and sign in again."), ..NONE
@@ -380,6 +385,11 @@ codes! {
     SmtpUnavailable "smtp_unavailable" => Info { uses: &[Check], en: "`454` and other temporary answers", ..NONE },
     SmtpError "smtp_error" => Info { uses: &[Check], en: "the SMTP server answered an error", ..NONE },
     InvalidMessage "invalid_message" => Info { uses: &[Check], en: "the test message could not be built", ..NONE },
+    GraphAccessDenied "graph_access_denied" => Info { uses: &[Check], en: "Graph answered `403` (`ErrorAccessDenied`, `Authorization_RequestDenied`): a missing permission, an application access policy or an RBAC management scope", ..NONE },
+    GraphMailboxNotFound "graph_mailbox_not_found" => Info { uses: &[Check], en: "Graph answered `404` (`ErrorInvalidUser`, `MailboxNotEnabledForRESTAPI`): no such mailbox in the tenant, or none on Exchange Online", ..NONE },
+    GraphThrottled "graph_throttled" => Info { uses: &[Check], en: "Graph answered `429`: wait as its `Retry-After` says", ..NONE },
+    GraphUnavailable "graph_unavailable" => Info { uses: &[Check], en: "Graph answered `5xx`: temporary, try later", ..NONE },
+    GraphError "graph_error" => Info { uses: &[Check], en: "Graph answered another error (its code and message are in `response`)", ..NONE },
     BridgeLoginFailed "bridge_login_failed" => Info { uses: &[Check], en: "a login through the bridge's own IMAP listener failed (the response is the bridge's answer)", ..NONE },
 }
 

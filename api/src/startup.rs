@@ -85,6 +85,8 @@ impl Application {
             mail: crate::mail::MailRouting {
                 imap: settings.imap_endpoint.clone(),
                 smtp: settings.smtp_endpoint.clone(),
+                graph: settings.graph_endpoint.clone(),
+                graph_http: graph_http_client(&settings)?,
                 trust: crate::mail::TlsTrust::new(settings.extra_root_ca.as_deref())?,
                 step_timeout: settings.check_step_timeout,
             },
@@ -269,6 +271,21 @@ pub fn idp_http_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
         .https_only(
             settings
                 .ms_authority
+                .as_ref()
+                .is_none_or(|a| a.scheme() == "https"),
+        )
+        .build()?)
+}
+
+/// The client of Microsoft Graph: it follows no redirect (a request carries
+/// a bearer token), and speaks HTTPS only unless the Graph endpoint is
+/// configured as `http://`.
+pub fn graph_http_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
+    Ok(http_client_builder(settings)?
+        .redirect(reqwest::redirect::Policy::none())
+        .https_only(
+            settings
+                .graph_endpoint
                 .as_ref()
                 .is_none_or(|a| a.scheme() == "https"),
         )

@@ -67,12 +67,15 @@ pub struct Settings {
     pub master_keys: Vec<MasterKey>,
     pub jwt: JwtSettings,
     /// `INBOXLINK_MS_AUTHORITY`, `INBOXLINK_IMAP_ENDPOINT`,
-    /// `INBOXLINK_SMTP_ENDPOINT`: when set, they replace the endpoints of
+    /// `INBOXLINK_SMTP_ENDPOINT` (and `INBOXLINK_GRAPH_ENDPOINT`): when set, they replace the endpoints of
     /// every cloud; `None`: each app credential's cloud decides
     /// ([`crate::domain::CloudEndpoints`]).
     pub ms_authority: Option<Url>,
     pub imap_endpoint: Option<Endpoint>,
     pub smtp_endpoint: Option<Endpoint>,
+    /// `INBOXLINK_GRAPH_ENDPOINT`: Microsoft Graph's base URL (without
+    /// `/v1.0`) for every cloud; `None`: each cloud's own.
+    pub graph_endpoint: Option<Url>,
     pub extra_root_ca: Option<PathBuf>,
     /// Timeout of each step of a connection check.
     pub check_step_timeout: Duration,
@@ -243,6 +246,11 @@ mod tests {
             ("INBOXLINK_BIND", "localhost"),
             ("INBOXLINK_PUBLIC_URL", "ftp://x"),
             ("INBOXLINK_IMAP_ENDPOINT", "outlook.office365.com"),
+            ("INBOXLINK_GRAPH_ENDPOINT", "graph.microsoft.com"),
+            (
+                "INBOXLINK_GRAPH_ENDPOINT",
+                "https://graph.microsoft.com/v1.0",
+            ),
             ("INBOXLINK_DATABASE_URL", "mysql://x"),
             ("INBOXLINK_LOG_FORMAT", "xml"),
             ("INBOXLINK_JWT_LEEWAY_SECONDS", "-1"),

@@ -49,6 +49,7 @@ pub struct RawSettings {
     pub(super) ms_authority: Option<String>,
     pub(super) imap_endpoint: Option<String>,
     pub(super) smtp_endpoint: Option<String>,
+    pub(super) graph_endpoint: Option<String>,
     pub(super) extra_root_ca: Option<String>,
     pub(super) log: Option<String>,
     pub(super) log_format: Option<String>,

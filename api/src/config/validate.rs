@@ -53,6 +53,7 @@ pub(super) fn validate(raw: &RawSettings) -> Result<Settings, ConfigError> {
         ms_authority: mail.ms_authority,
         imap_endpoint: mail.imap_endpoint,
         smtp_endpoint: mail.smtp_endpoint,
+        graph_endpoint: mail.graph_endpoint,
         extra_root_ca: mail.extra_root_ca,
         check_step_timeout: mail.check_step_timeout,
         log,
@@ -105,6 +106,7 @@ struct Mail {
     ms_authority: Option<Url>,
     imap_endpoint: Option<Endpoint>,
     smtp_endpoint: Option<Endpoint>,
+    graph_endpoint: Option<Url>,
     extra_root_ca: Option<PathBuf>,
     check_step_timeout: Duration,
 }
@@ -114,6 +116,7 @@ fn mail(raw: &RawSettings) -> Result<Mail, ConfigError> {
     let ms_authority = optional(given!(raw.ms_authority), parse_http_url)?;
     let imap_endpoint = optional(given!(raw.imap_endpoint), parse_endpoint)?;
     let smtp_endpoint = optional(given!(raw.smtp_endpoint), parse_endpoint)?;
+    let graph_endpoint = optional(given!(raw.graph_endpoint), parse_graph_endpoint)?;
     let extra_root_ca = match &raw.extra_root_ca {
         None => None,
         Some(path) => {
@@ -138,6 +141,7 @@ fn mail(raw: &RawSettings) -> Result<Mail, ConfigError> {
         ms_authority,
         imap_endpoint,
         smtp_endpoint,
+        graph_endpoint,
         extra_root_ca,
         check_step_timeout,
     })
@@ -332,6 +336,16 @@ fn parse_http_url(v: &str) -> Result<Url, String> {
     let url = Url::parse(v).map_err(|e| format!("not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err("must be an http(s) URL with a host".into());
+    }
+    Ok(url)
+}
+
+/// Graph's base URL, like `https://graph.microsoft.com`: the service adds
+/// `/v1.0/...` itself.
+fn parse_graph_endpoint(v: &str) -> Result<Url, String> {
+    let url = parse_public_url(v)?;
+    if url.path().trim_end_matches('/').ends_with("/v1.0") {
+        return Err("give the base URL without /v1.0, like https://graph.microsoft.com".into());
     }
     Ok(url)
 }

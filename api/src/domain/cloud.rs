@@ -2,8 +2,9 @@
 //! Exchange Online hosts and token resources, with where each value comes
 //! from. `INBOXLINK_MS_AUTHORITY`, `INBOXLINK_IMAP_ENDPOINT` and
 //! `INBOXLINK_SMTP_ENDPOINT` override the cloud's values for every cloud
-//! (tests, private deployments); without them each app credential's cloud
-//! decides.
+//! (tests, private deployments), as `INBOXLINK_GRAPH_ENDPOINT` overrides
+//! the Graph host (where requests go, not the tokens' audience); without
+//! them each app credential's cloud decides.
 //!
 //! Sources, as read on 2026-12-02:
 //! - Sign-in authorities and portals: Microsoft Learn, "National clouds"
@@ -19,6 +20,11 @@
 //!   endpoints" (`outlook.office365.us`, `smtp.office365.us`); for China,
 //!   Microsoft 365 operated by 21Vianet (`partner.outlook.cn`,
 //!   `smtp.partner.outlook.cn`).
+//! - Microsoft Graph: Microsoft Learn, "Microsoft Graph national cloud
+//!   deployments" (`https://graph.microsoft.com`, GCC High
+//!   `https://graph.microsoft.us`, DoD `https://dod-graph.microsoft.us`,
+//!   China `https://microsoftgraph.chinacloudapi.cn`); the host is also the
+//!   tokens' resource (`{host}/Mail.ReadWrite`, `{host}/.default`).
 //! - **Not confirmed by a Microsoft page:** the IMAP and SMTP hosts and the
 //!   token resource of DoD tenants. Microsoft's DoD endpoint list names
 //!   `outlook-dod.office365.us` for Exchange Online; the table keeps the GCC
@@ -45,6 +51,8 @@ pub struct CloudEndpoints {
     pub imap_host: &'static str,
     /// SMTP submission with STARTTLS, on [`SMTP_PORT`].
     pub smtp_host: &'static str,
+    /// Microsoft Graph: the API's base URL and its tokens' resource.
+    pub graph: &'static str,
 }
 
 /// Exchange Online's IMAP port (implicit TLS), in every cloud.
@@ -60,6 +68,7 @@ const GLOBAL: CloudEndpoints = CloudEndpoints {
     app_only_resource: "https://outlook.office365.com",
     imap_host: "outlook.office365.com",
     smtp_host: "smtp.office365.com",
+    graph: "https://graph.microsoft.com",
 };
 
 const USGOV: CloudEndpoints = CloudEndpoints {
@@ -70,10 +79,12 @@ const USGOV: CloudEndpoints = CloudEndpoints {
     app_only_resource: "https://outlook.office365.us",
     imap_host: "outlook.office365.us",
     smtp_host: "smtp.office365.us",
+    graph: "https://graph.microsoft.us",
 };
 
 const USGOV_DOD: CloudEndpoints = CloudEndpoints {
     name: "Microsoft 365 DoD",
+    graph: "https://dod-graph.microsoft.us",
     ..USGOV
 };
 
@@ -85,6 +96,7 @@ const CHINA: CloudEndpoints = CloudEndpoints {
     app_only_resource: "https://partner.outlook.cn",
     imap_host: "partner.outlook.cn",
     smtp_host: "smtp.partner.outlook.cn",
+    graph: "https://microsoftgraph.chinacloudapi.cn",
 };
 
 impl Cloud {
@@ -118,7 +130,24 @@ impl CloudEndpoints {
     pub fn app_only_scope(&self) -> String {
         format!("{}/.default", self.app_only_resource)
     }
+
+    /// Graph's delegated mail permissions, as scopes of the cloud's Graph
+    /// resource (what a sign-in of a `graph` app credential also asks for).
+    pub fn graph_delegated_scopes(&self) -> Vec<String> {
+        GRAPH_PERMISSIONS
+            .iter()
+            .map(|p| format!("{}/{p}", self.graph))
+            .collect()
+    }
+
+    /// Graph's client-credentials scope.
+    pub fn graph_app_only_scope(&self) -> String {
+        format!("{}/.default", self.graph)
+    }
 }
+
+/// Graph's mail permissions (delegated and application alike).
+pub const GRAPH_PERMISSIONS: [&str; 2] = ["Mail.ReadWrite", "Mail.Send"];
 
 #[cfg(test)]
 mod tests {
@@ -133,6 +162,7 @@ mod tests {
                 e.authority,
                 e.delegated_resource,
                 e.app_only_resource,
+                e.graph,
             ] {
                 let parsed = url::Url::parse(url).expect(url);
                 assert_eq!(parsed.scheme(), "https", "{cloud}: {url}");
@@ -159,6 +189,25 @@ mod tests {
         assert_eq!(
             Cloud::China.endpoints().app_only_scope(),
             "https://partner.outlook.cn/.default"
+        );
+    }
+
+    #[test]
+    fn graph_scopes_name_each_clouds_graph_host() {
+        assert_eq!(
+            Cloud::Global.endpoints().graph_delegated_scopes(),
+            [
+                "https://graph.microsoft.com/Mail.ReadWrite",
+                "https://graph.microsoft.com/Mail.Send"
+            ]
+        );
+        assert_eq!(
+            Cloud::UsgovDod.endpoints().graph_app_only_scope(),
+            "https://dod-graph.microsoft.us/.default"
+        );
+        assert_ne!(
+            Cloud::Usgov.endpoints().graph,
+            Cloud::UsgovDod.endpoints().graph
         );
     }
 }

@@ -94,6 +94,34 @@ named! {
 }
 
 named! {
+    /// How a mailbox's mail is reached, and what its check runs.
+    ///
+    /// `imap_smtp`: Exchange Online's IMAP and SMTP with XOAUTH2 (the
+    /// default). `graph`: Microsoft Graph's mail API, for tenants that
+    /// switched IMAP and SMTP off.
+    #[derive(Serialize, Deserialize, ToSchema, Default)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Transport {
+        #[default]
+        ImapSmtp => "imap_smtp",
+        Graph => "graph",
+    }
+}
+
+named! {
+    /// What an access token is for: Exchange Online's IMAP and SMTP
+    /// (`outlook`, the default) or Microsoft Graph (`graph`), from the same
+    /// grant.
+    #[derive(Hash, Serialize, Deserialize, ToSchema, Default)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Resource {
+        #[default]
+        Outlook => "outlook",
+        Graph => "graph",
+    }
+}
+
+named! {
     /// How a mailbox is accessed.
     ///
     /// `delegated`: a user signs in once and the service keeps the refresh token
@@ -200,6 +228,9 @@ named! {
         SmtpSend => "smtp_send",
         SmtpQuit => "smtp_quit",
         Bridge => "bridge",
+        GraphToken => "graph_token",
+        GraphMailbox => "graph_mailbox",
+        GraphSend => "graph_send",
     }
 }
 

@@ -14,12 +14,12 @@ mod typed_ids;
 
 pub use actor::{Actor, RESERVED_ACTOR_PREFIX, RESERVED_ACTORS, is_reserved_actor};
 pub use bridge_secret::{BridgeSecret, verify_nothing};
-pub use cloud::{CloudEndpoints, IMAP_PORT, SMTP_PORT};
+pub use cloud::{CloudEndpoints, GRAPH_PERMISSIONS, IMAP_PORT, SMTP_PORT};
 pub use email::EmailAddress;
 pub use ids::{ClientId, ClientSecret, DisplayName, OrgId, TenantId};
 pub use kinds::{
     AccessMode, AuditAction, AuthorizationKind, Channel, CheckStepName, Cloud, CredentialType,
-    DeliveryState, EventType, Language, MailboxStatus, Provider, TargetType,
+    DeliveryState, EventType, Language, MailboxStatus, Provider, Resource, TargetType, Transport,
 };
 pub use typed_ids::{
     AppCredentialId, AttemptId, AuditEventId, AuthorizationId, BridgePasswordId, DeliveryId,

@@ -10,7 +10,7 @@ use crate::http::caller::Caller;
 use crate::http::extractors::OptionalJson;
 use crate::http::problem::RateLimited;
 use crate::service::PageRequest;
-use crate::service::access_token::AccessTokenResponse;
+use crate::service::access_token::{AccessTokenQuery, AccessTokenResponse};
 use crate::service::check::CheckRequest;
 use crate::service::mailboxes::{
     CheckReport, Mailbox, MailboxCreate, MailboxFilter, MailboxPage, MailboxUpdate,
@@ -177,20 +177,25 @@ pub async fn mailbox_check(
 /// Get an access token
 ///
 /// A valid access token for the mailbox (refreshed when less than 5 minutes
-/// are left) and the SASL users for IMAP and SMTP. Every call is audited.
+/// are left) and the SASL users for IMAP and SMTP; with `resource=graph`, a
+/// Microsoft Graph token from the same grant. Every call is audited.
 #[utoipa::path(
     tag = "mailboxes", operation_id = "mailbox_access_token",
-    params(("id" = Uuid, Path, description = "Mailbox id")),
+    params(("id" = Uuid, Path, description = "Mailbox id"), AccessTokenQuery),
     responses(
         (status = 200, description = "A valid access token", body = AccessTokenResponse),
-        (status = 409, description = "Not authorized (`mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not authorized (`mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`), or a Graph token the app credential does not ask for (`graph_not_enabled`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
         RateLimited,
     ),
     security(("bearer" = []))
 )]
 #[get("/mailboxes/{id}/access-token")]
-pub async fn mailbox_access_token(Caller(who, services): Caller, id: Id) -> Result<HttpResponse> {
-    let token = services.mailbox_access_token(&who, *id).await?;
+pub async fn mailbox_access_token(
+    Caller(who, services): Caller,
+    id: Id,
+    web::Query(query): web::Query<AccessTokenQuery>,
+) -> Result<HttpResponse> {
+    let token = services.mailbox_access_token(&who, *id, query).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(token))

@@ -12,7 +12,7 @@ pub mod explain;
 mod transport;
 
 use crate::codes::Code;
-use crate::domain::Cloud;
+use crate::domain::{Cloud, Resource};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,6 +71,9 @@ pub struct AppIdentity<'a> {
     pub tenant: &'a str,
     pub credential: ClientCredential<'a>,
     pub redirect_uri: &'a str,
+    /// Sign-ins also ask for Graph's mail permissions (consent for both
+    /// resources at once; each token is for one of them).
+    pub graph: bool,
 }
 
 /// How the app proves itself at the token endpoint.
@@ -86,10 +89,41 @@ pub enum ClientCredential<'a> {
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 impl AppIdentity<'_> {
-    /// The delegated scopes of the app's cloud, as a sign-in and a refresh ask.
-    fn delegated_scopes(&self) -> impl Iterator<Item = Scope> {
-        let scopes = self.cloud.endpoints().delegated_scopes();
+    /// The delegated scopes of a token for `resource`, in the app's cloud
+    /// (one resource per token request, with `offline_access` and the
+    /// OpenID Connect scopes).
+    fn delegated_scopes(&self, resource: Resource) -> impl Iterator<Item = Scope> {
+        let cloud = self.cloud.endpoints();
+        let scopes = match resource {
+            Resource::Outlook => cloud.delegated_scopes(),
+            Resource::Graph => {
+                let mut s = cloud.graph_delegated_scopes();
+                s.push("offline_access".to_owned());
+                s
+            }
+        };
         scopes.into_iter().map(Scope::new)
+    }
+
+    /// What a sign-in asks consent for: Exchange Online's scopes, and
+    /// Graph's too for a `graph` app credential (the code is redeemed for
+    /// Exchange Online; Graph tokens come from the refresh token).
+    fn sign_in_scopes(&self) -> impl Iterator<Item = Scope> {
+        let graph = self
+            .graph
+            .then(|| self.cloud.endpoints().graph_delegated_scopes())
+            .unwrap_or_default();
+        self.delegated_scopes(Resource::Outlook)
+            .chain(graph.into_iter().map(Scope::new))
+    }
+
+    /// The client-credentials scope of a token for `resource`.
+    fn app_only_scope(&self, resource: Resource) -> Scope {
+        let cloud = self.cloud.endpoints();
+        Scope::new(match resource {
+            Resource::Outlook => cloud.app_only_scope(),
+            Resource::Graph => cloud.graph_app_only_scope(),
+        })
     }
 }
 
@@ -302,7 +336,7 @@ impl Microsoft {
         let (url, _) = self
             .client(app)
             .authorize_url(move || CsrfToken::new(state))
-            .add_scopes(app.delegated_scopes())
+            .add_scopes(app.sign_in_scopes())
             .set_pkce_challenge(challenge)
             .add_extra_param("response_mode", "query")
             .add_extra_param("nonce", nonce)
@@ -332,9 +366,16 @@ impl Microsoft {
     ) -> Result<TokenSet, IdpError> {
         let client = self.client(app);
         let assertion = self.assertion(app)?;
+        // The scopes of the one resource the token is for: a sign-in that
+        // asked for Graph too named two.
+        let scope: Vec<String> = app
+            .delegated_scopes(Resource::Outlook)
+            .map(|s| s.to_string())
+            .collect();
         let mut request = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()));
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()))
+            .add_extra_param("scope", scope.join(" "));
         if let Some(assertion) = assertion {
             request = request
                 .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
@@ -343,11 +384,13 @@ impl Microsoft {
         token_set(request.request_async(&self.http).await)
     }
 
-    /// Exchanges a refresh token for new tokens (retried while Microsoft is busy).
+    /// Exchanges a refresh token for new tokens, the access token for
+    /// `resource` (retried while Microsoft is busy).
     pub async fn refresh(
         &self,
         app: &AppIdentity<'_>,
         refresh_token: &SecretString,
+        resource: Resource,
     ) -> Result<TokenSet, IdpError> {
         let client = self.client(app);
         self.with_retries(|| async {
@@ -355,7 +398,7 @@ impl Microsoft {
             let assertion = self.assertion(app)?;
             let mut request = client
                 .exchange_refresh_token(&token)
-                .add_scopes(app.delegated_scopes());
+                .add_scopes(app.delegated_scopes(resource));
             if let Some(assertion) = assertion {
                 request = request
                     .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
@@ -366,14 +409,19 @@ impl Microsoft {
         .await
     }
 
-    /// A client-credentials token for Exchange Online (retried while Microsoft is busy).
-    pub async fn client_credentials(&self, app: &AppIdentity<'_>) -> Result<TokenSet, IdpError> {
+    /// A client-credentials token for Exchange Online or Graph (retried
+    /// while Microsoft is busy).
+    pub async fn client_credentials(
+        &self,
+        app: &AppIdentity<'_>,
+        resource: Resource,
+    ) -> Result<TokenSet, IdpError> {
         let client = self.client(app);
         self.with_retries(|| async {
             let assertion = self.assertion(app)?;
             let mut request = client
                 .exchange_client_credentials()
-                .add_scope(Scope::new(app.cloud.endpoints().app_only_scope()));
+                .add_scope(app.app_only_scope(resource));
             if let Some(assertion) = assertion {
                 request = request
                     .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)

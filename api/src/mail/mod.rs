@@ -10,6 +10,7 @@
 
 mod bridge_probe;
 mod connect;
+mod graph;
 mod imap;
 mod redact;
 #[cfg(test)]
@@ -25,6 +26,7 @@ use secrecy::SecretString;
 
 pub use bridge_probe::{fingerprint as bridge_fingerprint, imap_login as bridge_imap_login};
 pub use connect::connect_failure;
+pub use graph::GraphApi;
 pub use imap::{
     Greeted as ImapGreeted, RELAY_BUFFER as IMAP_RELAY_BUFFER, Relay as ImapRelay,
     connect_relay as connect_imap_relay,
@@ -69,12 +71,15 @@ pub struct MailServers {
 }
 
 /// The mail servers of every cloud: the configured ones
-/// (`INBOXLINK_IMAP_ENDPOINT`, `INBOXLINK_SMTP_ENDPOINT`) where set, else
-/// each cloud's own.
+/// (`INBOXLINK_IMAP_ENDPOINT`, `INBOXLINK_SMTP_ENDPOINT`,
+/// `INBOXLINK_GRAPH_ENDPOINT`) where set, else each cloud's own.
 #[derive(Clone)]
 pub struct MailRouting {
     pub imap: Option<Endpoint>,
     pub smtp: Option<Endpoint>,
+    pub graph: Option<url::Url>,
+    /// The client of Graph requests (no redirects followed).
+    pub graph_http: reqwest::Client,
     pub trust: TlsTrust,
     pub step_timeout: Duration,
 }
@@ -93,6 +98,17 @@ impl MailRouting {
             imap: or_own(&self.imap, own.imap_host, crate::domain::IMAP_PORT),
             smtp: or_own(&self.smtp, own.smtp_host, crate::domain::SMTP_PORT),
             trust: self.trust.clone(),
+            step_timeout: self.step_timeout,
+        }
+    }
+
+    /// Where Microsoft Graph is for the mailboxes of `cloud`.
+    pub fn graph(&self, cloud: Cloud) -> GraphApi {
+        GraphApi {
+            base: self.graph.clone().unwrap_or_else(|| {
+                url::Url::parse(cloud.endpoints().graph).expect("the cloud table holds URLs")
+            }),
+            http: self.graph_http.clone(),
             step_timeout: self.step_timeout,
         }
     }
@@ -419,10 +435,16 @@ mod tests {
         let routing = |imap: Option<Endpoint>| MailRouting {
             imap,
             smtp: None,
+            graph: None,
+            graph_http: reqwest::Client::new(),
             trust: TlsTrust::new(None).expect("trust"),
             step_timeout: Duration::from_secs(1),
         };
         let own = routing(None);
+        assert_eq!(
+            own.graph(Cloud::UsgovDod).base.as_str(),
+            "https://dod-graph.microsoft.us/"
+        );
         let usgov = own.servers(Cloud::Usgov);
         assert_eq!(
             (usgov.imap.host.as_str(), usgov.imap.port),

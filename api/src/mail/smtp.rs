@@ -260,7 +260,9 @@ fn auth_hint(mode: AccessMode) -> &'static str {
              permission (Office 365 Exchange Online) with admin consent, and Exchange needs the app's service principal \
              and a mailbox permission. In Exchange Online PowerShell run New-ServicePrincipal -AppId <client id> \
              -ObjectId <object id of the ENTERPRISE application> and Add-MailboxPermission -Identity <mailbox> \
-             -User <that object id> -AccessRights FullAccess (see the app credential's setup view)."
+             -User <that object id> -AccessRights FullAccess, or, with RBAC for Applications, New-ManagementRoleAssignment \
+             -App <client id> -Role \"Application SMTP.SendAsApp\" -CustomResourceScope <scope> (see the app credential's setup view; \
+             Test-ServicePrincipalAuthorization shows what the app may do)."
         }
     }
 }
@@ -276,8 +278,9 @@ fn send_as_hint(mode: AccessMode) -> &'static str {
             "The app may not send as this mailbox: Exchange needs the app's service principal and a \
              mailbox permission, and the app the SMTP.SendAsApp application permission with admin consent. In Exchange \
              Online PowerShell run New-ServicePrincipal -AppId <client id> -ObjectId <object id of the ENTERPRISE \
-             application> and Add-MailboxPermission -Identity <mailbox> -User <that object id> -AccessRights FullAccess \
-             (see the app credential's setup view)."
+             application> and Add-MailboxPermission -Identity <mailbox> -User <that object id> -AccessRights FullAccess, \
+             or, with RBAC for Applications, New-ManagementRoleAssignment -App <client id> -Role \"Application SMTP.SendAsApp\" \
+             -CustomResourceScope <a scope that includes the mailbox> (see the app credential's setup view)."
         }
     }
 }

@@ -9,14 +9,29 @@ use super::Services;
 use super::audit::Audit;
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
-use crate::domain::{AuditAction, MailboxId};
+use crate::domain::{AuditAction, MailboxId, Resource};
 use crate::error::Result;
+
+/// What the token is for.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AccessTokenQuery {
+    /// `outlook` (the default): Exchange Online's IMAP and SMTP. `graph`:
+    /// Microsoft Graph, from the same grant (a delegated mailbox's app
+    /// credential needs `graph: true`; an app-only mailbox gets it with
+    /// client credentials).
+    pub resource: Option<Resource>,
+}
 
 /// An access token for an integrating system. The only response that ever carries a token.
 #[derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AccessTokenResponse {
-    /// The bearer token for IMAP and SMTP (SASL XOAUTH2 / OAUTHBEARER).
+    /// The bearer token: for IMAP and SMTP (SASL XOAUTH2 / OAUTHBEARER),
+    /// or for Graph (`Authorization: Bearer`) as `resource` says.
     pub access_token: String,
+    /// What the token is for: `outlook` or `graph`.
+    pub resource: Resource,
     pub expires_at: DateTime<Utc>,
     /// The mailbox address.
     pub mailbox: String,
@@ -41,11 +56,13 @@ impl Services {
         &self,
         who: &Principal,
         id: MailboxId,
+        query: AccessTokenQuery,
     ) -> Result<AccessTokenResponse> {
+        let resource = query.resource.unwrap_or_default();
         let org = who.require(Permission::AccessTokens)?.clone();
         self.limits
             .check(who, crate::limits::Limited::AccessToken)?;
-        let result = self.access_token(&org, id).await;
+        let result = self.access_token_for(&org, id, resource).await;
         let outcome = match &result {
             Ok(_) => Code::Ok,
             Err(e) => e.code(),
@@ -55,6 +72,7 @@ impl Services {
             .run(move |c| {
                 Audit::mailbox(&org, actor, AuditAction::AccessTokenIssued, id)
                     .outcome(outcome)
+                    .detail(serde_json::json!({ "resource": resource }))
                     .record(c)
             })
             .await?;
@@ -62,6 +80,7 @@ impl Services {
         let smtp_user = token.smtp_user().to_owned();
         Ok(AccessTokenResponse {
             access_token: token.token.expose_secret().to_owned(),
+            resource: token.resource,
             expires_at: token.expires_at,
             imap_user: token.mailbox.clone(),
             smtp_user,

@@ -63,6 +63,11 @@ pub struct AppCredential {
     pub certificate_thumbprint_sha256: Option<String>,
     /// Days until the secret expires (negative once expired); null if unknown.
     pub secret_days_left: Option<i64>,
+    /// Sign-ins also ask for Microsoft Graph's `Mail.ReadWrite` and
+    /// `Mail.Send`, so mailboxes can be handed Graph tokens
+    /// (`GET /mailboxes/{id}/access-token?resource=graph`) and use the
+    /// `graph` transport. Off by default: existing consents stay valid.
+    pub graph: bool,
     /// The redirect URI to register on the app (platform "Web").
     pub redirect_uri: String,
     /// What Microsoft said is wrong with this app credential (e.g.
@@ -103,6 +108,9 @@ pub struct AppCredentialCreate {
     /// The certificate's RSA private key (PEM, 2048 bits or more). Write-only.
     #[schema(write_only)]
     pub private_key_pem: Option<String>,
+    /// Also ask for Graph's mail permissions at sign-in (default false).
+    #[serde(default)]
+    pub graph: bool,
 }
 
 /// Changes to an app credential; absent fields stay as they are.
@@ -124,6 +132,9 @@ pub struct AppCredentialUpdate {
     /// The new certificate's RSA private key (PEM). Write-only.
     #[schema(write_only)]
     pub private_key_pem: Option<String>,
+    /// Ask for Graph's mail permissions at sign-in from now on (mailboxes
+    /// signed in before get Graph tokens once signed in again).
+    pub graph: Option<bool>,
     /// The new expiry date; `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<NaiveDate>)]
@@ -324,6 +335,7 @@ impl Services {
             name: name.as_str().to_owned(),
             provider: input.provider,
             cloud: input.cloud,
+            graph: input.graph,
             client_id: client_id.as_str().to_owned(),
             tenant_id: tenant_id.as_str().to_owned(),
             secret_expires_at: sealed.expires_at.unwrap_or(input.secret_expires_at),
@@ -449,6 +461,7 @@ impl Services {
             updated_at: Some(now()),
             tenant_guid: None,
             cloud: input.cloud,
+            graph: input.graph,
             certificate_pem: sealed.certificate_pem,
             certificate_thumbprint: sealed.certificate_thumbprint,
         };
@@ -645,6 +658,7 @@ impl Services {
                 ),
             },
             redirect_uri: &self.redirect_uri,
+            graph: app.graph,
         }
     }
 
@@ -699,6 +713,7 @@ impl Services {
             credential_expires_at: row.secret_expires_at,
             credential_type: row.credential_type,
             certificate_thumbprint_sha256: row.certificate_thumbprint,
+            graph: row.graph,
             redirect_uri: self.redirect_uri.to_string(),
             problem: row.problem_code.map(|code| {
                 super::mailboxes::StatusDetail::stored(code, row.problem_message, None)

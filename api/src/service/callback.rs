@@ -28,7 +28,7 @@ use super::lifecycle::{self, Change, CredentialChange, Detail, Identity, Outcome
 use super::signin::{hash_state, record_refusal};
 use crate::codes::Code;
 use crate::crypto::Slot;
-use crate::domain::{Actor, AuditAction, AuthorizationKind, MailboxId, OrgId, TenantId};
+use crate::domain::{Actor, AuditAction, AuthorizationKind, MailboxId, OrgId, Resource, TenantId};
 use crate::error::{Error, Result};
 use crate::idp::{Class, TokenSet, explain};
 use crate::store::authorizations::{self, AuthorizationRow, Consumed};
@@ -322,7 +322,7 @@ impl Services {
         set: &TokenSet,
         claims: &IdClaims,
     ) -> std::result::Result<(), Step> {
-        let tokens = self.seal_tokens(mailbox.id, set);
+        let tokens = self.seal_tokens(mailbox.id, Resource::Outlook, set);
         let (org2, id, app_id) = (org.clone(), mailbox.id, auth.app_credential_id);
         let started_at = auth.token_version;
         let identity = Identity {

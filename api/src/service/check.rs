@@ -1,4 +1,5 @@
-//! The connection check ("Check"): token -> IMAP -> SMTP, step by step,
+//! The connection check ("Check"): token -> IMAP -> SMTP (or, for the
+//! `graph` transport, Graph token -> mailbox -> send), step by step,
 //! stopping at the first failure; the report is built here from the steps
 //! the mail adapter ran, and stored as the mailbox's last check.
 
@@ -14,7 +15,7 @@ use super::lifecycle::{self, Change};
 use super::mailboxes::{CheckReport, CheckStep, CheckStepStatus};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
-use crate::domain::{AuditAction, CheckStepName, MailboxId, OrgId};
+use crate::domain::{AuditAction, CheckStepName, MailboxId, OrgId, Resource, Transport};
 use crate::error::{Error, Result};
 use crate::limits::Limited;
 use crate::mail::{Login, StepResult, StepStatus, Steps};
@@ -70,9 +71,13 @@ impl Services {
             },
         )?;
         // The mailbox must exist in the caller's organisation (404 otherwise).
-        self.mailbox(&org, id).await?;
+        let transport = self.mailbox(&org, id).await?.transport;
+        let (resource, token_step) = match transport {
+            Transport::ImapSmtp => (Resource::Outlook, CheckStepName::Token),
+            Transport::Graph => (Resource::Graph, CheckStepName::GraphToken),
+        };
         let started = std::time::Instant::now();
-        let token = self.access_token(&org, id).await;
+        let token = self.access_token_for(&org, id, resource).await;
         let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut steps = match &token {
             Ok(t) => Steps::new(t.token.expose_secret()),
@@ -82,7 +87,7 @@ impl Services {
         match &token {
             Ok(t) => {
                 report.push(CheckStep {
-                    name: CheckStepName::Token,
+                    name: token_step,
                     status: CheckStepStatus::Ok,
                     duration_ms: elapsed,
                     response: Some(format!(
@@ -98,36 +103,26 @@ impl Services {
                     token: &t.token,
                     access_mode: t.access_mode,
                 };
-                self.mail
-                    .servers(t.cloud)
-                    .check(&mut steps, &login, input.send_test_message)
-                    .await;
-                self.check_bridge(&mut steps, &org, id, t).await;
+                match transport {
+                    Transport::ImapSmtp => {
+                        self.mail
+                            .servers(t.cloud)
+                            .check(&mut steps, &login, input.send_test_message)
+                            .await;
+                        self.check_bridge(&mut steps, &org, id, t).await;
+                    }
+                    Transport::Graph => {
+                        self.mail
+                            .graph(t.cloud)
+                            .check(&mut steps, &login, input.send_test_message)
+                            .await;
+                    }
+                }
             }
             Err(e) => {
-                report.push(token_failure(e, elapsed));
-                for name in IMAP_STEPS {
+                report.push(token_failure(token_step, e, elapsed));
+                for name in self.steps_after_token(transport, input.send_test_message) {
                     steps.skip(name);
-                }
-                let smtp: &[CheckStepName] = if input.send_test_message {
-                    &[
-                        CheckStepName::SmtpConnect,
-                        CheckStepName::SmtpStarttls,
-                        CheckStepName::SmtpAuth,
-                        CheckStepName::SmtpSend,
-                        CheckStepName::SmtpQuit,
-                    ]
-                } else {
-                    &[
-                        CheckStepName::SmtpConnect,
-                        CheckStepName::SmtpStarttls,
-                        CheckStepName::SmtpAuth,
-                        CheckStepName::SmtpQuit,
-                    ]
-                };
-                smtp.iter().for_each(|n| steps.skip(*n));
-                if self.bridge.imap.is_some() {
-                    steps.skip(CheckStepName::Bridge);
                 }
             }
         }
@@ -179,6 +174,32 @@ impl Services {
 }
 
 impl Services {
+    /// The steps a check of `transport` runs after its token step, in order.
+    fn steps_after_token(&self, transport: Transport, send: bool) -> Vec<CheckStepName> {
+        use CheckStepName::*;
+        let mut names = match transport {
+            Transport::Graph => vec![GraphMailbox],
+            Transport::ImapSmtp => IMAP_STEPS
+                .into_iter()
+                .chain([SmtpConnect, SmtpStarttls, SmtpAuth])
+                .collect(),
+        };
+        match transport {
+            Transport::Graph if send => names.push(GraphSend),
+            Transport::Graph => {}
+            Transport::ImapSmtp => {
+                if send {
+                    names.push(SmtpSend);
+                }
+                names.push(SmtpQuit);
+                if self.bridge.imap.is_some() {
+                    names.push(Bridge);
+                }
+            }
+        }
+        names
+    }
+
     /// The `bridge` step, where this instance runs the bridge's IMAP
     /// listener: a login through it with a one-time credential
     /// (`crate::mail::bridge_imap_login`).
@@ -234,10 +255,10 @@ fn check_event(
 }
 
 /// The token step of a check that got no token: the API error, explained.
-fn token_failure(e: &Error, duration_ms: u64) -> CheckStep {
+fn token_failure(name: CheckStepName, e: &Error, duration_ms: u64) -> CheckStep {
     let problem = e.to_problem();
     CheckStep {
-        name: CheckStepName::Token,
+        name,
         status: CheckStepStatus::Failed,
         duration_ms,
         response: Some(problem.detail.clone()),

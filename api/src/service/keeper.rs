@@ -26,7 +26,7 @@ use super::lifecycle::{self, Change, CredentialChange, Detail, Outcome, SealedTo
 use crate::codes::Code;
 use crate::crypto::Slot;
 use crate::domain::{
-    AccessMode, Actor, AuditAction, Cloud, EmailAddress, MailboxId, MailboxStatus, OrgId,
+    AccessMode, Actor, AuditAction, Cloud, EmailAddress, MailboxId, MailboxStatus, OrgId, Resource,
 };
 use crate::error::{Error, Result};
 use crate::idp::{Class, IdpError, TokenSet};
@@ -51,6 +51,8 @@ pub struct AccessToken {
     pub access_mode: AccessMode,
     /// The cloud of the mailbox's app credential: where its mail servers are.
     pub cloud: Cloud,
+    /// What the token is for.
+    pub resource: Resource,
 }
 
 impl AccessToken {
@@ -97,18 +99,37 @@ enum Leased {
     ByAnother,
 }
 
-fn fresh(row: &TokenRow, at: NaiveDateTime) -> bool {
-    row.access_token.is_some()
-        && row
-            .access_token_expires_at
+/// The stored access token for `resource` and its expiry.
+fn stored(row: &TokenRow, resource: Resource) -> (Option<&str>, Option<NaiveDateTime>) {
+    match resource {
+        Resource::Outlook => (row.access_token.as_deref(), row.access_token_expires_at),
+        Resource::Graph => (
+            row.graph_access_token.as_deref(),
+            row.graph_access_token_expires_at,
+        ),
+    }
+}
+
+fn fresh(row: &TokenRow, resource: Resource, at: NaiveDateTime) -> bool {
+    let (token, expires_at) = stored(row, resource);
+    token.is_some()
+        && expires_at
             .is_some_and(|exp| exp - at > chrono::Duration::from_std(MIN_REMAINING).expect("small"))
+}
+
+/// The sealed column of an access token for `resource`.
+fn token_column(resource: Resource) -> &'static str {
+    match resource {
+        Resource::Outlook => "access_token",
+        Resource::Graph => "graph_access_token",
+    }
 }
 
 /// What a caller of the keeper needs from a mailbox's tokens.
 #[derive(Debug, Clone, Copy)]
 enum Need {
-    /// An access token with more than [`MIN_REMAINING`] left.
-    AccessToken,
+    /// An access token for the resource with more than [`MIN_REMAINING`] left.
+    AccessToken(Resource),
     /// A refresh token issued at or after this time (the keep-alive).
     RenewedSince(NaiveDateTime),
 }
@@ -116,17 +137,39 @@ enum Need {
 impl Need {
     fn met(self, row: &TokenRow, at: NaiveDateTime) -> bool {
         match self {
-            Need::AccessToken => fresh(row, at),
+            Need::AccessToken(resource) => fresh(row, resource, at),
             Need::RenewedSince(t) => row.refresh_token_issued_at.is_some_and(|i| i >= t),
+        }
+    }
+
+    /// The access token a refresh for this need asks for.
+    fn resource(self) -> Resource {
+        match self {
+            Need::AccessToken(resource) => resource,
+            Need::RenewedSince(_) => Resource::Outlook,
         }
     }
 }
 
 impl Services {
-    /// A valid access token for the mailbox, refreshing it if needed.
+    /// A valid Exchange Online access token for the mailbox, refreshing it if needed.
     pub(crate) async fn access_token(&self, org: &OrgId, id: MailboxId) -> Result<AccessToken> {
-        let row = self.tokens_for(org, id, Need::AccessToken).await?;
-        self.unseal(row)
+        self.access_token_for(org, id, Resource::Outlook).await
+    }
+
+    /// A valid access token for `resource`, refreshing it if needed. A
+    /// delegated mailbox gets a Graph token only when its app credential
+    /// asks for Graph at sign-in.
+    pub(crate) async fn access_token_for(
+        &self,
+        org: &OrgId,
+        id: MailboxId,
+        resource: Resource,
+    ) -> Result<AccessToken> {
+        let row = self
+            .tokens_for(org, id, Need::AccessToken(resource))
+            .await?;
+        self.unseal(row, resource)
     }
 
     /// Renews a delegated mailbox's grant (a refresh, whatever its access
@@ -150,6 +193,7 @@ impl Services {
     async fn tokens_for(&self, org: &OrgId, id: MailboxId, need: Need) -> Result<TokenRow> {
         let row = self.token_row(org, id).await?;
         ensure_authorized(&row)?;
+        ensure_resource(&row, need.resource())?;
         if need.met(&row, now()) {
             return Ok(row);
         }
@@ -188,7 +232,7 @@ impl Services {
                     return Ok(Leased::ByAnother);
                 }
                 services
-                    .refresh_under_lease(&rorg, row)
+                    .refresh_under_lease(&rorg, row, need.resource())
                     .await
                     .map(|done| Leased::Refreshed(done.map(Box::new)))
             };
@@ -212,15 +256,13 @@ impl Services {
         Ok(self.store.run(move |c| tokens::get(c, &org, id)).await?)
     }
 
-    fn unseal(&self, row: TokenRow) -> Result<AccessToken> {
-        let sealed = row
-            .access_token
-            .as_deref()
-            .ok_or_else(|| anyhow::anyhow!("no access token"))?;
+    fn unseal(&self, row: TokenRow, resource: Resource) -> Result<AccessToken> {
+        let (sealed, expires_at) = stored(&row, resource);
+        let sealed = sealed.ok_or_else(|| anyhow::anyhow!("no access token"))?;
         let id = row.id.to_string();
         let token = self
             .cipher
-            .decrypt_string(sealed, slot("access_token", &id))
+            .decrypt_string(sealed, slot(token_column(resource), &id))
             .map_err(|e| {
                 Error::Internal(
                     anyhow::Error::new(e).context(format!("access token of mailbox {id}")),
@@ -228,23 +270,26 @@ impl Services {
             })?;
         Ok(AccessToken {
             token,
-            expires_at: row
-                .access_token_expires_at
-                .map(|t| t.and_utc())
-                .unwrap_or_default(),
+            expires_at: expires_at.map(|t| t.and_utc()).unwrap_or_default(),
             mailbox: row.email,
             authorized_as: row.authorized_as,
             shared: row.shared,
             access_mode: row.access_mode,
             cloud: row.cloud,
+            resource,
         })
     }
 
     /// Holding the lease: asks Microsoft, then writes the result
     /// version-checked. `None`: the write lost to a newer one (the lease
     /// lapsed, or the mailbox's settings changed and ended the grant).
-    async fn refresh_under_lease(&self, org: &OrgId, row: TokenRow) -> Result<Option<TokenRow>> {
-        let outcome = self.request_tokens(org, &row).await;
+    async fn refresh_under_lease(
+        &self,
+        org: &OrgId,
+        row: TokenRow,
+        resource: Resource,
+    ) -> Result<Option<TokenRow>> {
+        let outcome = self.request_tokens(org, &row, resource).await;
         let (id, version) = (row.id, row.token_version);
         let set = match outcome {
             Ok(set) => set,
@@ -257,7 +302,7 @@ impl Services {
                 self.store
                     .run(move |c| tokens::release_lease(c, &release_org, id, version))
                     .await?;
-                return Err(self.record_token_failure(org, &row, e).await?);
+                return Err(self.record_token_failure(org, &row, resource, e).await?);
             }
         };
         if self
@@ -269,7 +314,7 @@ impl Services {
                 "simulated crash before the token commit"
             )));
         }
-        let sealed = self.seal_tokens(id, &set);
+        let sealed = self.seal_tokens(id, resource, &set);
         let (worg, app_id, change) = (
             org.clone(),
             row.app_credential_id,
@@ -302,11 +347,28 @@ impl Services {
                     tracing::info!(mailbox_id = %id, "mailbox works again");
                 }
                 // What is stored now, without reading it back.
+                let (mut outlook, mut graph) = (
+                    (row.access_token.clone(), row.access_token_expires_at),
+                    (
+                        row.graph_access_token.clone(),
+                        row.graph_access_token_expires_at,
+                    ),
+                );
+                let new = (
+                    Some(sealed.access_token),
+                    Some(sealed.access_token_expires_at),
+                );
+                match resource {
+                    Resource::Outlook => outlook = new,
+                    Resource::Graph => graph = new,
+                }
                 Ok(Some(TokenRow {
                     status: to,
                     status_code: if recovering { None } else { row.status_code },
-                    access_token: Some(sealed.access_token),
-                    access_token_expires_at: Some(sealed.access_token_expires_at),
+                    access_token: outlook.0,
+                    access_token_expires_at: outlook.1,
+                    graph_access_token: graph.0,
+                    graph_access_token_expires_at: graph.1,
                     refresh_token_issued_at: sealed
                         .refresh_token
                         .as_ref()
@@ -323,14 +385,19 @@ impl Services {
         }
     }
 
-    async fn request_tokens(&self, org: &OrgId, row: &TokenRow) -> Result<TokenSet, TokenFailure> {
+    async fn request_tokens(
+        &self,
+        org: &OrgId,
+        row: &TokenRow,
+        resource: Resource,
+    ) -> Result<TokenSet, TokenFailure> {
         let (app, secret) = self
             .app_credential_with_secret(org, row.app_credential_id)
             .await
             .map_err(TokenFailure::Internal)?;
         let identity = self.identity(&app, &secret);
         let result = match row.access_mode {
-            AccessMode::AppOnly => self.idp.client_credentials(&identity).await,
+            AccessMode::AppOnly => self.idp.client_credentials(&identity, resource).await,
             AccessMode::Delegated => {
                 let sealed = row.refresh_token.as_deref().ok_or_else(|| {
                     TokenFailure::Internal(Error::refused(
@@ -342,21 +409,28 @@ impl Services {
                     .cipher
                     .decrypt_string(sealed, slot("refresh_token", &row.id.to_string()))
                     .map_err(|e| TokenFailure::Internal(Error::Internal(e.into())))?;
-                self.idp.refresh(&identity, &refresh).await
+                self.idp.refresh(&identity, &refresh, resource).await
             }
         };
         result.map_err(TokenFailure::Idp)
     }
 
     /// Encrypts a token response for the mailbox's row.
-    pub(crate) fn seal_tokens(&self, id: MailboxId, set: &TokenSet) -> SealedTokens {
+    pub(crate) fn seal_tokens(
+        &self,
+        id: MailboxId,
+        resource: Resource,
+        set: &TokenSet,
+    ) -> SealedTokens {
         let at = now();
         let id = id.to_string();
         let expires = expiry_after(at, set.expires_in);
         SealedTokens {
-            access_token: self
-                .cipher
-                .encrypt_str(set.access_token.expose_secret(), slot("access_token", &id)),
+            resource,
+            access_token: self.cipher.encrypt_str(
+                set.access_token.expose_secret(),
+                slot(token_column(resource), &id),
+            ),
             access_token_expires_at: expires,
             refresh_token: set.refresh_token.as_ref().map(|t| {
                 self.cipher
@@ -371,12 +445,20 @@ impl Services {
         &self,
         org: &OrgId,
         row: &TokenRow,
+        resource: Resource,
         failure: TokenFailure,
     ) -> Result<Error> {
         let e = match failure {
             TokenFailure::Internal(e) => return Ok(e),
             TokenFailure::Idp(e) => e,
         };
+        if resource == Resource::Graph && e.class() == Class::Setup {
+            // Graph's permissions are missing (not consented, not granted):
+            // the grant still serves IMAP and SMTP, so the mailbox's state
+            // stays; the caller is told what to do.
+            tracing::warn!(mailbox_id = %row.id, aadsts = ?e.aadsts, "graph token refused");
+            return Ok(token_error(&e));
+        }
         let x = e.explanation.clone();
         tracing::warn!(mailbox_id = %row.id, code = x.code.as_str(), aadsts = ?e.aadsts, "token request failed");
         let (org2, id, app_id, class) = (org.clone(), row.id, row.app_credential_id, e.class());
@@ -458,6 +540,18 @@ fn ensure_authorized(row: &TokenRow) -> Result<()> {
         )),
         _ => Ok(()),
     }
+}
+
+/// A Graph token for a delegated mailbox needs the sign-in to have asked
+/// for Graph's permissions.
+fn ensure_resource(row: &TokenRow, resource: Resource) -> Result<()> {
+    if resource == Resource::Graph && row.access_mode == AccessMode::Delegated && !row.graph {
+        return Err(Error::refused(
+            Code::GraphNotEnabled,
+            "the mailbox's app credential does not ask for Microsoft Graph at sign-in: set `graph: true` on it, add Graph's delegated Mail.ReadWrite and Mail.Send permissions to the app registration, and sign the mailbox in again",
+        ));
+    }
+    Ok(())
 }
 
 fn addresses_valid(row: &TokenRow) -> bool {

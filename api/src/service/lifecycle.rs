@@ -20,7 +20,7 @@ use chrono::NaiveDateTime;
 use super::audit::Audit;
 use super::events::{self, Event};
 use crate::codes::Code;
-use crate::domain::{AccessMode, AppCredentialId, MailboxId, MailboxStatus, OrgId};
+use crate::domain::{AccessMode, AppCredentialId, MailboxId, MailboxStatus, OrgId, Resource};
 use crate::error::{Error, Result};
 use crate::idp::Class;
 use crate::store::mailboxes::StateWrite;
@@ -48,6 +48,8 @@ impl Detail {
 /// New tokens, sealed for the mailbox's row.
 #[derive(Debug, Clone)]
 pub(crate) struct SealedTokens {
+    /// What the access token is for: its columns.
+    pub resource: Resource,
     pub access_token: String,
     pub access_token_expires_at: NaiveDateTime,
     /// `None` keeps the stored refresh token (a response without one never erases it).
@@ -172,8 +174,20 @@ fn cleared() -> StateWrite {
 }
 
 fn with_tokens(mut w: StateWrite, t: &SealedTokens) -> StateWrite {
-    w.access_token = Some(Some(t.access_token.clone()));
-    w.access_token_expires_at = Some(Some(t.access_token_expires_at));
+    let (token, expires) = (
+        Some(Some(t.access_token.clone())),
+        Some(Some(t.access_token_expires_at)),
+    );
+    match t.resource {
+        Resource::Outlook => {
+            w.access_token = token;
+            w.access_token_expires_at = expires;
+        }
+        Resource::Graph => {
+            w.graph_access_token = token;
+            w.graph_access_token_expires_at = expires;
+        }
+    }
     if let Some(rt) = &t.refresh_token {
         w.refresh_token = Some(Some(rt.clone()));
         w.refresh_token_issued_at = Some(Some(t.at));
@@ -215,7 +229,13 @@ pub(crate) fn plan(
             tokens,
             identity,
         } => {
-            let mut w = with_tokens(cleared(), tokens);
+            // A new grant: a Graph token of the one before is not its.
+            let mut w = StateWrite {
+                graph_access_token: Some(None),
+                graph_access_token_expires_at: Some(None),
+                ..cleared()
+            };
+            w = with_tokens(w, tokens);
             w.authorized_as = Some(identity.as_ref().map(|i| i.username.clone()));
             if let Some(i) = identity {
                 w.identity_oid = Some(Some(i.oid.clone()));
@@ -282,6 +302,8 @@ pub(crate) fn plan(
                 identity_tid: Some(None),
                 access_token: Some(None),
                 access_token_expires_at: Some(None),
+                graph_access_token: Some(None),
+                graph_access_token_expires_at: Some(None),
                 refresh_token: Some(None),
                 refresh_token_issued_at: Some(None),
                 refresh_lease_until: Some(None),
@@ -501,11 +523,15 @@ mod tests {
             last_error_message: None,
             last_error_at: None,
             cloud: crate::domain::Cloud::Global,
+            graph_access_token: None,
+            graph_access_token_expires_at: None,
+            graph: false,
         }
     }
 
     fn tokens() -> SealedTokens {
         SealedTokens {
+            resource: Resource::Outlook,
             access_token: "v1.a".into(),
             access_token_expires_at: now(),
             refresh_token: Some("v1.r".into()),

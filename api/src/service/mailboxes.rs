@@ -19,7 +19,7 @@ use crate::auth::{Permission, Principal};
 use crate::codes::Code;
 use crate::domain::{
     AccessMode, AppCredentialId, AuditAction, CheckStepName, EmailAddress, Invalid, MailboxId,
-    MailboxStatus, OrgId,
+    MailboxStatus, OrgId, Transport,
 };
 use crate::error::{Error, Result, Validator};
 use crate::store::mailboxes::{self as store, MailboxRow, SettingsChange, StatusFilter};
@@ -37,6 +37,10 @@ pub struct Mailbox {
     pub access_mode: AccessMode,
     /// A shared mailbox: a delegate signs in and accesses it.
     pub shared: bool,
+    /// How its mail is reached, and what its check runs: `imap_smtp` or
+    /// `graph` (Microsoft Graph; its app credential needs `graph: true` for
+    /// a delegated mailbox).
+    pub transport: Transport,
     pub status: MailboxStatus,
     /// Why the mailbox is in its status, and what to do; null when all is well.
     pub status_detail: Option<StatusDetail>,
@@ -123,6 +127,9 @@ pub struct MailboxCreate {
     /// A shared mailbox (default false).
     #[serde(default)]
     pub shared: bool,
+    /// `imap_smtp` (the default) or `graph`.
+    #[serde(default)]
+    pub transport: Transport,
 }
 
 /// Changes to a mailbox; absent fields stay as they are. Changing the address,
@@ -136,6 +143,8 @@ pub struct MailboxUpdate {
     pub app_credential_id: Option<AppCredentialId>,
     pub access_mode: Option<AccessMode>,
     pub shared: Option<bool>,
+    /// Another transport keeps the authorization: both use the same grant.
+    pub transport: Option<Transport>,
 }
 
 /// Filter of the mailbox list.
@@ -169,6 +178,7 @@ impl Services {
             app_credential_id: input.app_credential_id,
             access_mode: input.access_mode,
             shared: input.shared,
+            transport: input.transport,
             status: MailboxStatus::Inactive,
             status_code: Some(Code::NotAuthorized),
             status_message: Some("The mailbox has not been authorized yet.".into()),
@@ -300,6 +310,7 @@ impl Services {
                         .filter(|a| *a != current.app_credential_id),
                     access_mode: input.access_mode.filter(|m| *m != current.access_mode),
                     shared: input.shared.filter(|s| *s != current.shared),
+                    transport: input.transport.filter(|t| *t != current.transport),
                     updated_at: Some(now()),
                 };
                 // The authorization belongs to the settings it was made for:
@@ -374,6 +385,7 @@ impl Services {
             app_credential_id: row.app_credential_id,
             access_mode: row.access_mode,
             shared: row.shared,
+            transport: row.transport,
             status,
             status_detail: row.status_code.map(|code| StatusDetail {
                 code: code.into(),

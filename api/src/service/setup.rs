@@ -14,7 +14,10 @@ use super::consent::AdminConsent;
 use super::lifecycle::{self, CredentialChange, Detail};
 use crate::auth::{Permission, Principal};
 use crate::codes::Code;
-use crate::domain::{AccessMode, AppCredentialId, AuditAction, Cloud, EmailAddress, TenantId};
+use crate::domain::{
+    AccessMode, AppCredentialId, AuditAction, Cloud, EmailAddress, GRAPH_PERMISSIONS, Resource,
+    TenantId,
+};
 use crate::error::{Error, Result};
 use crate::idp::AppIdentity;
 use crate::limits::Limited;
@@ -58,6 +61,13 @@ pub struct AppCredentialSetup {
     /// filled in as single-quoted literals. Mailboxes whose stored address is
     /// not valid are left out (a comment says how many).
     pub powershell: Vec<String>,
+    /// For app-only mailboxes, Exchange's RBAC for Applications (which
+    /// replaces Application Access Policies): the service principal, a
+    /// management scope of exactly these mailboxes, and the role
+    /// assignments limited to it (SMTP, and Graph's mail roles for a
+    /// `graph` credential). IMAP has no application role: it keeps the
+    /// `Add-MailboxPermission` of `powershell`.
+    pub powershell_rbac: Vec<String>,
 }
 
 /// Where an app credential's mailboxes sign in and connect: its cloud's
@@ -80,6 +90,14 @@ pub struct CloudSetup {
     pub delegated_scopes: Vec<String>,
     /// The scope of an app-only token request.
     pub app_only_scope: String,
+    /// Microsoft Graph's base URL in use.
+    pub graph_endpoint: String,
+    /// The Graph scopes a sign-in also asks for (empty unless the app
+    /// credential has `graph: true`); Graph tokens are redeemed from the
+    /// refresh token with these.
+    pub graph_delegated_scopes: Vec<String>,
+    /// The scope of an app-only Graph token request.
+    pub graph_app_only_scope: String,
 }
 
 /// `value` as a single-quoted PowerShell literal: the quote characters
@@ -112,7 +130,10 @@ impl Services {
         self.limits.check(who, Limited::Verify)?;
         let (app, secret) = self.app_credential_with_secret(&org, id).await?;
         let identity = self.identity(&app, &secret);
-        let outcome = self.idp.client_credentials(&identity).await;
+        let outcome = self
+            .idp
+            .client_credentials(&identity, Resource::Outlook)
+            .await;
         let org2 = org.clone();
         let state = self
             .store
@@ -126,7 +147,11 @@ impl Services {
                     Some(tenant.clone())
                 } else {
                     let there = AppIdentity { tenant, ..identity };
-                    let confirmed = self.idp.client_credentials(&there).await.is_ok();
+                    let confirmed = self
+                        .idp
+                        .client_credentials(&there, Resource::Outlook)
+                        .await
+                        .is_ok();
                     confirmed.then(|| tenant.clone())
                 }
             }
@@ -225,6 +250,21 @@ impl Services {
             smtp_endpoint: format!("{}:{}", servers.smtp.host, servers.smtp.port),
             delegated_scopes: own.delegated_scopes(),
             app_only_scope: own.app_only_scope(),
+            graph_endpoint: self.mail.graph(app.cloud).base.to_string(),
+            graph_delegated_scopes: if app.graph {
+                own.graph_delegated_scopes()
+            } else {
+                Vec::new()
+            },
+            graph_app_only_scope: own.graph_app_only_scope(),
+        };
+        let graph: Vec<String> = if app.graph {
+            GRAPH_PERMISSIONS
+                .iter()
+                .map(|p| format!("Microsoft Graph: {p}"))
+                .collect()
+        } else {
+            Vec::new()
         };
         Ok(AppCredentialSetup {
             redirect_uri: self.redirect_uri.to_string(),
@@ -236,16 +276,23 @@ impl Services {
                 "Microsoft Graph: openid".into(),
                 "Microsoft Graph: profile".into(),
                 "Microsoft Graph: email".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(graph.iter().cloned())
+            .collect(),
             application_permissions: vec![
                 "Office 365 Exchange Online: IMAP.AccessAsApp".into(),
                 "Office 365 Exchange Online: SMTP.SendAsApp".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(graph.iter().cloned())
+            .collect(),
             admin_consent: AdminConsent::of(&state),
             problem: state.problem_code.map(|code| {
                 super::mailboxes::StatusDetail::stored(code, state.problem_message, None)
             }),
             powershell: app_only_powershell(&app.client_id, &app_only),
+            powershell_rbac: rbac_powershell(&app, &app_only),
         })
     }
 }
@@ -287,6 +334,54 @@ fn app_only_powershell(client_id: &str, stored: &[String]) -> Vec<String> {
             "# {left_out} mailbox(es) left out: the stored address is not valid (status detail invalid_address); correct it first."
         ));
     }
+    lines
+}
+
+/// Exchange's RBAC for Applications for the app-only mailboxes: a
+/// management scope of exactly those mailboxes and the application roles
+/// limited to it. Every value is a single-quoted literal; the scope's
+/// filter quotes each address as OPATH does, then is quoted as a whole.
+fn rbac_powershell(app: &super::app_credentials::AppCredential, stored: &[String]) -> Vec<String> {
+    let valid: Vec<EmailAddress> = stored
+        .iter()
+        .filter_map(|s| EmailAddress::parse(s).ok().filter(|e| e.as_str() == s))
+        .collect();
+    if valid.is_empty() {
+        return Vec::new();
+    }
+    let client_id = powershell_literal(&app.client_id);
+    let scope = powershell_literal(&format!("Inboxlink {}", app.name));
+    let filter = valid
+        .iter()
+        .map(|e| format!("PrimarySmtpAddress -eq {}", powershell_literal(e.as_str())))
+        .collect::<Vec<_>>()
+        .join(" -or ");
+    let mut roles = vec!["Application SMTP.SendAsApp"];
+    if app.graph {
+        roles.extend(["Application Mail.ReadWrite", "Application Mail.Send"]);
+    }
+    let mut lines = vec![
+        "Connect-ExchangeOnline".to_owned(),
+        "# RBAC for Applications: the app may act only on the mailboxes of its management scope. IMAP has no application role: keep Add-MailboxPermission for IMAP (the powershell list).".to_owned(),
+        format!(
+            "New-ServicePrincipal -AppId {client_id} -ObjectId {} -DisplayName {scope}",
+            powershell_literal("<object id of the enterprise application>")
+        ),
+        format!(
+            "New-ManagementScope -Name {scope} -RecipientRestrictionFilter {}",
+            powershell_literal(&filter)
+        ),
+    ];
+    for role in roles {
+        lines.push(format!(
+            "New-ManagementRoleAssignment -App {client_id} -Role {} -CustomResourceScope {scope}",
+            powershell_literal(role)
+        ));
+    }
+    lines.push(format!(
+        "Test-ServicePrincipalAuthorization -Identity {client_id} -Resource {}",
+        powershell_literal(valid[0].as_str())
+    ));
     lines
 }
 

@@ -21,7 +21,7 @@ use crate::codes::Code;
 use crate::crypto::Slot;
 use crate::domain::{
     AccessMode, AppCredentialId, AuditAction, AuthorizationId, AuthorizationKind, Invalid,
-    MailboxId, OrgId,
+    MailboxId, OrgId, Resource,
 };
 use crate::error::{Error, Result};
 use crate::idp::{AppIdentity, Class};
@@ -166,7 +166,7 @@ impl Services {
                 .await?
                 .token_version
         };
-        let outcome = self.idp.client_credentials(app).await;
+        let outcome = self.idp.client_credentials(app, Resource::Outlook).await;
         self.metrics.token_refresh(match &outcome {
             Ok(_) => crate::metrics::RefreshOutcome::Ok,
             Err(e) => crate::metrics::RefreshOutcome::Failed(e.class()),
@@ -176,7 +176,7 @@ impl Services {
             Ok(set) => {
                 let change = Change::Authorized {
                     expected: version,
-                    tokens: self.seal_tokens(id, &set),
+                    tokens: self.seal_tokens(id, Resource::Outlook, &set),
                     identity: None,
                 };
                 let outcome = self

@@ -40,6 +40,8 @@ pub struct AppCredentialRow {
     pub certificate_pem: Option<String>,
     /// The certificate's SHA-256 thumbprint, upper-case hex.
     pub certificate_thumbprint: Option<String>,
+    /// Sign-ins also ask for Graph's mail permissions.
+    pub graph: bool,
 }
 
 /// Columns an update may change; `None` leaves a column as it is.
@@ -58,6 +60,7 @@ pub struct AppCredentialChanges {
     pub cloud: Option<Cloud>,
     pub certificate_pem: Option<Option<String>>,
     pub certificate_thumbprint: Option<Option<String>>,
+    pub graph: Option<bool>,
 }
 
 /// The organisation's app credential with this id: where every query of one

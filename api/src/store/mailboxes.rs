@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use super::schema::{app_credentials, mailboxes};
 use super::{AnyConnection, StoreResult, found, touched};
 use crate::codes::Code;
-use crate::domain::{AccessMode, AppCredentialId, MailboxId, MailboxStatus, OrgId};
+use crate::domain::{AccessMode, AppCredentialId, MailboxId, MailboxStatus, OrgId, Transport};
 
 const WHAT: &str = "mailbox";
 
@@ -35,6 +35,7 @@ pub struct MailboxRow {
     /// The Entra ID object id and tenant id the mailbox was connected with.
     pub identity_oid: Option<String>,
     pub identity_tid: Option<String>,
+    pub transport: Transport,
     #[diesel(skip_insertion)]
     pub last_error_code: Option<Code>,
     #[diesel(skip_insertion)]
@@ -54,6 +55,7 @@ pub struct SettingsChange {
     pub app_credential_id: Option<AppCredentialId>,
     pub access_mode: Option<AccessMode>,
     pub shared: Option<bool>,
+    pub transport: Option<Transport>,
     pub updated_at: Option<NaiveDateTime>,
 }
 
@@ -71,6 +73,8 @@ pub struct StateWrite {
     pub identity_tid: Option<Option<String>>,
     pub access_token: Option<Option<String>>,
     pub access_token_expires_at: Option<Option<NaiveDateTime>>,
+    pub graph_access_token: Option<Option<String>>,
+    pub graph_access_token_expires_at: Option<Option<NaiveDateTime>>,
     pub refresh_token: Option<Option<String>>,
     pub refresh_token_issued_at: Option<Option<NaiveDateTime>>,
     pub last_refresh_at: Option<Option<NaiveDateTime>>,

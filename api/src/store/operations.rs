@@ -43,16 +43,18 @@ pub enum SecretColumn {
     AppCredentialClientSecret,
     MailboxAccessToken,
     MailboxRefreshToken,
+    MailboxGraphAccessToken,
     AuthorizationPkceVerifier,
     WebhookSecret,
     WebhookPreviousSecret,
 }
 
 impl SecretColumn {
-    pub const ALL: [SecretColumn; 6] = [
+    pub const ALL: [SecretColumn; 7] = [
         Self::AppCredentialClientSecret,
         Self::MailboxAccessToken,
         Self::MailboxRefreshToken,
+        Self::MailboxGraphAccessToken,
         Self::AuthorizationPkceVerifier,
         Self::WebhookSecret,
         Self::WebhookPreviousSecret,
@@ -61,7 +63,9 @@ impl SecretColumn {
     pub fn table(self) -> &'static str {
         match self {
             Self::AppCredentialClientSecret => "app_credentials",
-            Self::MailboxAccessToken | Self::MailboxRefreshToken => "mailboxes",
+            Self::MailboxAccessToken
+            | Self::MailboxRefreshToken
+            | Self::MailboxGraphAccessToken => "mailboxes",
             Self::AuthorizationPkceVerifier => "authorizations",
             Self::WebhookSecret | Self::WebhookPreviousSecret => "webhooks",
         }
@@ -72,6 +76,7 @@ impl SecretColumn {
             Self::AppCredentialClientSecret => "client_secret",
             Self::MailboxAccessToken => "access_token",
             Self::MailboxRefreshToken => "refresh_token",
+            Self::MailboxGraphAccessToken => "graph_access_token",
             Self::AuthorizationPkceVerifier => "pkce_verifier",
             Self::WebhookSecret => "secret",
             Self::WebhookPreviousSecret => "previous_secret",
@@ -108,6 +113,7 @@ pub fn secret_page(
             .load::<(String, String)>(conn),
         SecretColumn::MailboxAccessToken => page!(mailboxes, access_token),
         SecretColumn::MailboxRefreshToken => page!(mailboxes, refresh_token),
+        SecretColumn::MailboxGraphAccessToken => page!(mailboxes, graph_access_token),
         SecretColumn::AuthorizationPkceVerifier => page!(authorizations, pkce_verifier),
         SecretColumn::WebhookSecret => webhooks::table
             .filter(webhooks::id.gt(after))
@@ -145,6 +151,7 @@ pub fn replace_secret(
         SecretColumn::AppCredentialClientSecret => replace!(app_credentials, client_secret),
         SecretColumn::MailboxAccessToken => replace!(mailboxes, access_token),
         SecretColumn::MailboxRefreshToken => replace!(mailboxes, refresh_token),
+        SecretColumn::MailboxGraphAccessToken => replace!(mailboxes, graph_access_token),
         SecretColumn::AuthorizationPkceVerifier => replace!(authorizations, pkce_verifier),
         SecretColumn::WebhookSecret => replace!(webhooks, secret),
         SecretColumn::WebhookPreviousSecret => replace!(webhooks, previous_secret),

@@ -23,6 +23,7 @@ diesel::table! {
         credential_type -> Text,
         certificate_pem -> Nullable<Text>,
         certificate_thumbprint -> Nullable<Text>,
+        graph -> Bool,
     }
 }
 
@@ -55,6 +56,9 @@ diesel::table! {
         last_error_at -> Nullable<Timestamp>,
         identity_oid -> Nullable<Text>,
         identity_tid -> Nullable<Text>,
+        transport -> Text,
+        graph_access_token -> Nullable<Text>,
+        graph_access_token_expires_at -> Nullable<Timestamp>,
     }
 }
 

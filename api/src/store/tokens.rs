@@ -39,6 +39,12 @@ pub struct TokenRow {
     /// The cloud of its app credential: where its mail servers are.
     #[diesel(select_expression = app_credentials::cloud)]
     pub cloud: Cloud,
+    /// Its Graph access token (sealed), beside the Exchange one.
+    pub graph_access_token: Option<String>,
+    pub graph_access_token_expires_at: Option<NaiveDateTime>,
+    /// Whether its app credential's sign-ins ask for Graph's permissions.
+    #[diesel(select_expression = app_credentials::graph)]
+    pub graph: bool,
 }
 
 impl TokenRow {

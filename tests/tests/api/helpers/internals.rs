@@ -36,7 +36,9 @@ impl TestApp {
             roles: vec![inboxlink::auth::Role::Service],
         };
         let id = inboxlink::domain::MailboxId::from_uuid(mailbox);
-        let call = self.services.mailbox_access_token(&who, id);
+        let call = self
+            .services
+            .mailbox_access_token(&who, id, Default::default());
         let answered = tokio::time::timeout(patience, call).await;
         assert!(answered.is_err(), "answered within {patience:?}");
     }

@@ -1,0 +1,1 @@
+../../sqlite/2026-12-02-000011_graph/down.sql
