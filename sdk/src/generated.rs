@@ -66,13 +66,16 @@ pub mod types {
     ///An access token for an integrating system. The only response that ever carries a token.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct AccessTokenResponse {
-        ///The bearer token for IMAP and SMTP (SASL XOAUTH2 / OAUTHBEARER).
+        /**The bearer token: for IMAP and SMTP (SASL XOAUTH2 / OAUTHBEARER),
+        or for Graph (`Authorization: Bearer`) as `resource` says.*/
         pub access_token: ::std::string::String,
         pub expires_at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///The SASL user for IMAP: the mailbox (shared mailboxes too, with the delegate's token).
         pub imap_user: ::std::string::String,
         ///The mailbox address.
         pub mailbox: ::std::string::String,
+        ///What the token is for: `outlook` or `graph`.
+        pub resource: Resource,
         /**The SASL user for SMTP: the mailbox, or the delegate who signed in for a shared mailbox
         (send with `MAIL FROM` the shared address).*/
         pub smtp_user: ::std::string::String,
@@ -214,6 +217,11 @@ pub mod types {
         pub credential_expires_at: ::std::option::Option<::chrono::naive::NaiveDate>,
         ///`secret` or `certificate`: how the app proves itself to Microsoft.
         pub credential_type: CredentialType,
+        /**Sign-ins also ask for Microsoft Graph's `Mail.ReadWrite` and
+        `Mail.Send`, so mailboxes can be handed Graph tokens
+        (`GET /mailboxes/{id}/access-token?resource=graph`) and use the
+        `graph` transport. Off by default: existing consents stay valid.*/
+        pub graph: bool,
         pub id: ::uuid::Uuid,
         ///A name people recognise, e.g. "E-filing office".
         pub name: ::std::string::String,
@@ -267,6 +275,9 @@ pub mod types {
         ///`secret` (the default) or `certificate`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub credential_type: ::std::option::Option<CredentialType>,
+        ///Also ask for Graph's mail permissions at sign-in (default false).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub graph: ::std::option::Option<bool>,
         pub name: ::std::string::String,
         ///The certificate's RSA private key (PEM, 2048 bits or more). Write-only.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -313,6 +324,13 @@ pub mod types {
         filled in as single-quoted literals. Mailboxes whose stored address is
         not valid are left out (a comment says how many).*/
         pub powershell: ::std::vec::Vec<::std::string::String>,
+        /**For app-only mailboxes, Exchange's RBAC for Applications (which
+        replaces Application Access Policies): the service principal, a
+        management scope of exactly these mailboxes, and the role
+        assignments limited to it (SMTP, and Graph's mail roles for a
+        `graph` credential). IMAP has no application role: it keeps the
+        `Add-MailboxPermission` of `powershell`.*/
+        pub powershell_rbac: ::std::vec::Vec<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub problem: ::std::option::Option<StatusDetail>,
         ///Register this exact URI on the app (Authentication, platform "Web").
@@ -338,6 +356,10 @@ pub mod types {
         pub client_secret: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub cloud: ::std::option::Option<Cloud>,
+        /**Ask for Graph's mail permissions at sign-in from now on (mailboxes
+        signed in before get Graph tokens once signed in again).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub graph: ::std::option::Option<bool>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
         ///The new certificate's RSA private key (PEM). Write-only.
@@ -544,7 +566,7 @@ pub mod types {
     ///One step of a connection check.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct CheckStep {
-        ///Known values (more may come; treat an unknown one as a failure of its kind): `unavailable`, `mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`, `sign_in_setup`, `mailbox_address_invalid`, `invalid_address`, `unreachable`, `timeout`, `invalid_endpoint`, `tls_certificate_untrusted`, `tls_name_mismatch`, `tls_failed`, `imap_no_greeting`, `imap_auth_failed`, `imap_unavailable`, `imap_throttled`, `imap_error`, `smtp_starttls_unavailable`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`, `smtp_throttled`, `smtp_unavailable`, `smtp_error`, `invalid_message`, `bridge_login_failed`.
+        ///Known values (more may come; treat an unknown one as a failure of its kind): `unavailable`, `mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`, `sign_in_setup`, `graph_not_enabled`, `mailbox_address_invalid`, `invalid_address`, `unreachable`, `timeout`, `invalid_endpoint`, `tls_certificate_untrusted`, `tls_name_mismatch`, `tls_failed`, `imap_no_greeting`, `imap_auth_failed`, `imap_unavailable`, `imap_throttled`, `imap_error`, `smtp_starttls_unavailable`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`, `smtp_throttled`, `smtp_unavailable`, `smtp_error`, `invalid_message`, `graph_access_denied`, `graph_mailbox_not_found`, `graph_throttled`, `graph_unavailable`, `graph_error`, `bridge_login_failed`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub code: ::std::option::Option<::std::string::String>,
         pub duration_ms: i64,
@@ -692,6 +714,14 @@ pub mod types {
         pub cloud: Cloud,
         ///The scopes a sign-in asks for.
         pub delegated_scopes: ::std::vec::Vec<::std::string::String>,
+        ///The scope of an app-only Graph token request.
+        pub graph_app_only_scope: ::std::string::String,
+        /**The Graph scopes a sign-in also asks for (empty unless the app
+        credential has `graph: true`); Graph tokens are redeemed from the
+        refresh token with these.*/
+        pub graph_delegated_scopes: ::std::vec::Vec<::std::string::String>,
+        ///Microsoft Graph's base URL in use.
+        pub graph_endpoint: ::std::string::String,
         ///The IMAP server in use (`host:port`, implicit TLS).
         pub imap_endpoint: ::std::string::String,
         ///The cloud's name, e.g. "Microsoft 365 GCC High".
@@ -1075,6 +1105,10 @@ pub mod types {
         pub status: MailboxStatus,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub status_detail: ::std::option::Option<StatusDetail>,
+        /**How its mail is reached, and what its check runs: `imap_smtp` or
+        `graph` (Microsoft Graph; its app credential needs `graph: true` for
+        a delegated mailbox).*/
+        pub transport: Transport,
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///Days the current authorization stays valid without a new sign-in; null until authorized.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1097,6 +1131,9 @@ pub mod types {
         ///A shared mailbox (default false).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub shared: ::std::option::Option<bool>,
+        ///`imap_smtp` (the default) or `graph`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub transport: ::std::option::Option<Transport>,
     }
     impl MailboxCreate {
         pub fn builder() -> builder::MailboxCreate {
@@ -1193,6 +1230,8 @@ pub mod types {
         pub email: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub shared: ::std::option::Option<bool>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub transport: ::std::option::Option<Transport>,
     }
     impl MailboxUpdate {
         pub fn builder() -> builder::MailboxUpdate {
@@ -1204,7 +1243,7 @@ pub mod types {
     pub struct Problem {
         /**Stable machine-readable code, e.g. `not_found`, `validation_failed`, `invalid_token`.
 
-        Known values (more may come; treat an unknown one as a failure of its kind): `malformed_json`, `malformed_body`, `invalid_id`, `invalid_query`, `missing_token`, `invalid_token`, `forbidden`, `not_found`, `route_not_found`, `metrics_disabled`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `validation_failed`, `invalid_body`, `rate_limited`, `internal`, `unavailable`, `app_credential_in_use`, `mailbox_exists`, `mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`, `sign_in_setup`, `settings_changed`, `certificate_missing`, `mailbox_address_invalid`, `webhook_url_not_allowed`, `webhook_disabled`.*/
+        Known values (more may come; treat an unknown one as a failure of its kind): `malformed_json`, `malformed_body`, `invalid_id`, `invalid_query`, `missing_token`, `invalid_token`, `forbidden`, `not_found`, `route_not_found`, `metrics_disabled`, `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `validation_failed`, `invalid_body`, `rate_limited`, `internal`, `unavailable`, `app_credential_in_use`, `mailbox_exists`, `mailbox_not_authorized`, `reauth_required`, `app_credential_invalid`, `sign_in_setup`, `settings_changed`, `certificate_missing`, `graph_not_enabled`, `mailbox_address_invalid`, `webhook_url_not_allowed`, `webhook_disabled`.*/
         pub code: ::std::string::String,
         ///What went wrong in this case, for people.
         pub detail: ::std::string::String,
@@ -1327,6 +1366,59 @@ pub mod types {
             Default::default()
         }
     }
+    /**What an access token is for: Exchange Online's IMAP and SMTP
+    (`outlook`, the default) or Microsoft Graph (`graph`), from the same
+    grant.*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum Resource {
+        #[serde(rename = "outlook")]
+        Outlook,
+        #[serde(rename = "graph")]
+        Graph,
+    }
+    impl ::std::fmt::Display for Resource {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Outlook => f.write_str("outlook"),
+                Self::Graph => f.write_str("graph"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for Resource {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "outlook" => Ok(Self::Outlook),
+                "graph" => Ok(Self::Graph),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Resource {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Resource {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///The answer of a retry: the delivery, due now.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct RetriedDelivery {
@@ -1363,6 +1455,61 @@ pub mod types {
     impl StatusDetail {
         pub fn builder() -> builder::StatusDetail {
             Default::default()
+        }
+    }
+    /**How a mailbox's mail is reached, and what its check runs.
+
+    `imap_smtp`: Exchange Online's IMAP and SMTP with XOAUTH2 (the
+    default). `graph`: Microsoft Graph's mail API, for tenants that
+    switched IMAP and SMTP off.*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum Transport {
+        #[serde(rename = "imap_smtp")]
+        ImapSmtp,
+        #[serde(rename = "graph")]
+        Graph,
+    }
+    impl ::std::fmt::Display for Transport {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::ImapSmtp => f.write_str("imap_smtp"),
+                Self::Graph => f.write_str("graph"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for Transport {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "imap_smtp" => Ok(Self::ImapSmtp),
+                "graph" => Ok(Self::Graph),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Transport {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Transport {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///The result of verifying an app credential against Microsoft.
@@ -1518,6 +1665,7 @@ pub mod types {
             >,
             imap_user: ::std::result::Result<::std::string::String, ::std::string::String>,
             mailbox: ::std::result::Result<::std::string::String, ::std::string::String>,
+            resource: ::std::result::Result<super::Resource, ::std::string::String>,
             smtp_user: ::std::result::Result<::std::string::String, ::std::string::String>,
         }
         impl ::std::default::Default for AccessTokenResponse {
@@ -1527,6 +1675,7 @@ pub mod types {
                     expires_at: Err("no value supplied for expires_at".to_string()),
                     imap_user: Err("no value supplied for imap_user".to_string()),
                     mailbox: Err("no value supplied for mailbox".to_string()),
+                    resource: Err("no value supplied for resource".to_string()),
                     smtp_user: Err("no value supplied for smtp_user".to_string()),
                 }
             }
@@ -1572,6 +1721,16 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for mailbox: {e}"));
                 self
             }
+            pub fn resource<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Resource>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.resource = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for resource: {e}"));
+                self
+            }
             pub fn smtp_user<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -1593,6 +1752,7 @@ pub mod types {
                     expires_at: value.expires_at?,
                     imap_user: value.imap_user?,
                     mailbox: value.mailbox?,
+                    resource: value.resource?,
                     smtp_user: value.smtp_user?,
                 })
             }
@@ -1604,6 +1764,7 @@ pub mod types {
                     expires_at: Ok(value.expires_at),
                     imap_user: Ok(value.imap_user),
                     mailbox: Ok(value.mailbox),
+                    resource: Ok(value.resource),
                     smtp_user: Ok(value.smtp_user),
                 }
             }
@@ -1891,6 +2052,7 @@ pub mod types {
                 ::std::string::String,
             >,
             credential_type: ::std::result::Result<super::CredentialType, ::std::string::String>,
+            graph: ::std::result::Result<bool, ::std::string::String>,
             id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
             problem: ::std::result::Result<
@@ -1925,6 +2087,7 @@ pub mod types {
                     created_at: Err("no value supplied for created_at".to_string()),
                     credential_expires_at: Ok(Default::default()),
                     credential_type: Err("no value supplied for credential_type".to_string()),
+                    graph: Err("no value supplied for graph".to_string()),
                     id: Err("no value supplied for id".to_string()),
                     name: Err("no value supplied for name".to_string()),
                     problem: Ok(Default::default()),
@@ -2000,6 +2163,16 @@ pub mod types {
                 self.credential_type = value.try_into().map_err(|e| {
                     format!("error converting supplied value for credential_type: {e}")
                 });
+                self
+            }
+            pub fn graph<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.graph = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for graph: {e}"));
                 self
             }
             pub fn id<T>(mut self, value: T) -> Self
@@ -2125,6 +2298,7 @@ pub mod types {
                     created_at: value.created_at?,
                     credential_expires_at: value.credential_expires_at?,
                     credential_type: value.credential_type?,
+                    graph: value.graph?,
                     id: value.id?,
                     name: value.name?,
                     problem: value.problem?,
@@ -2148,6 +2322,7 @@ pub mod types {
                     created_at: Ok(value.created_at),
                     credential_expires_at: Ok(value.credential_expires_at),
                     credential_type: Ok(value.credential_type),
+                    graph: Ok(value.graph),
                     id: Ok(value.id),
                     name: Ok(value.name),
                     problem: Ok(value.problem),
@@ -2179,6 +2354,7 @@ pub mod types {
                 ::std::option::Option<super::CredentialType>,
                 ::std::string::String,
             >,
+            graph: ::std::result::Result<::std::option::Option<bool>, ::std::string::String>,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
             private_key_pem: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
@@ -2202,6 +2378,7 @@ pub mod types {
                     client_secret: Ok(Default::default()),
                     cloud: Ok(Default::default()),
                     credential_type: Ok(Default::default()),
+                    graph: Ok(Default::default()),
                     name: Err("no value supplied for name".to_string()),
                     private_key_pem: Ok(Default::default()),
                     provider: Ok(Default::default()),
@@ -2259,6 +2436,16 @@ pub mod types {
                 self.credential_type = value.try_into().map_err(|e| {
                     format!("error converting supplied value for credential_type: {e}")
                 });
+                self
+            }
+            pub fn graph<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.graph = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for graph: {e}"));
                 self
             }
             pub fn name<T>(mut self, value: T) -> Self
@@ -2323,6 +2510,7 @@ pub mod types {
                     client_secret: value.client_secret?,
                     cloud: value.cloud?,
                     credential_type: value.credential_type?,
+                    graph: value.graph?,
                     name: value.name?,
                     private_key_pem: value.private_key_pem?,
                     provider: value.provider?,
@@ -2339,6 +2527,7 @@ pub mod types {
                     client_secret: Ok(value.client_secret),
                     cloud: Ok(value.cloud),
                     credential_type: Ok(value.credential_type),
+                    graph: Ok(value.graph),
                     name: Ok(value.name),
                     private_key_pem: Ok(value.private_key_pem),
                     provider: Ok(value.provider),
@@ -2421,6 +2610,10 @@ pub mod types {
                 ::std::vec::Vec<::std::string::String>,
                 ::std::string::String,
             >,
+            powershell_rbac: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
             problem: ::std::result::Result<
                 ::std::option::Option<super::StatusDetail>,
                 ::std::string::String,
@@ -2439,6 +2632,7 @@ pub mod types {
                         "no value supplied for delegated_permissions".to_string()
                     ),
                     powershell: Err("no value supplied for powershell".to_string()),
+                    powershell_rbac: Err("no value supplied for powershell_rbac".to_string()),
                     problem: Ok(Default::default()),
                     redirect_uri: Err("no value supplied for redirect_uri".to_string()),
                 }
@@ -2495,6 +2689,16 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for powershell: {e}"));
                 self
             }
+            pub fn powershell_rbac<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.powershell_rbac = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for powershell_rbac: {e}")
+                });
+                self
+            }
             pub fn problem<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<super::StatusDetail>>,
@@ -2527,6 +2731,7 @@ pub mod types {
                     cloud: value.cloud?,
                     delegated_permissions: value.delegated_permissions?,
                     powershell: value.powershell?,
+                    powershell_rbac: value.powershell_rbac?,
                     problem: value.problem?,
                     redirect_uri: value.redirect_uri?,
                 })
@@ -2540,6 +2745,7 @@ pub mod types {
                     cloud: Ok(value.cloud),
                     delegated_permissions: Ok(value.delegated_permissions),
                     powershell: Ok(value.powershell),
+                    powershell_rbac: Ok(value.powershell_rbac),
                     problem: Ok(value.problem),
                     redirect_uri: Ok(value.redirect_uri),
                 }
@@ -2561,6 +2767,7 @@ pub mod types {
             >,
             cloud:
                 ::std::result::Result<::std::option::Option<super::Cloud>, ::std::string::String>,
+            graph: ::std::result::Result<::std::option::Option<bool>, ::std::string::String>,
             name: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -2585,6 +2792,7 @@ pub mod types {
                     client_id: Ok(Default::default()),
                     client_secret: Ok(Default::default()),
                     cloud: Ok(Default::default()),
+                    graph: Ok(Default::default()),
                     name: Ok(Default::default()),
                     private_key_pem: Ok(Default::default()),
                     secret_expires_at: Ok(Default::default()),
@@ -2631,6 +2839,16 @@ pub mod types {
                 self.cloud = value
                     .try_into()
                     .map_err(|e| format!("error converting supplied value for cloud: {e}"));
+                self
+            }
+            pub fn graph<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.graph = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for graph: {e}"));
                 self
             }
             pub fn name<T>(mut self, value: T) -> Self
@@ -2684,6 +2902,7 @@ pub mod types {
                     client_id: value.client_id?,
                     client_secret: value.client_secret?,
                     cloud: value.cloud?,
+                    graph: value.graph?,
                     name: value.name?,
                     private_key_pem: value.private_key_pem?,
                     secret_expires_at: value.secret_expires_at?,
@@ -2698,6 +2917,7 @@ pub mod types {
                     client_id: Ok(value.client_id),
                     client_secret: Ok(value.client_secret),
                     cloud: Ok(value.cloud),
+                    graph: Ok(value.graph),
                     name: Ok(value.name),
                     private_key_pem: Ok(value.private_key_pem),
                     secret_expires_at: Ok(value.secret_expires_at),
@@ -3766,6 +3986,13 @@ pub mod types {
                 ::std::vec::Vec<::std::string::String>,
                 ::std::string::String,
             >,
+            graph_app_only_scope:
+                ::std::result::Result<::std::string::String, ::std::string::String>,
+            graph_delegated_scopes: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+            graph_endpoint: ::std::result::Result<::std::string::String, ::std::string::String>,
             imap_endpoint: ::std::result::Result<::std::string::String, ::std::string::String>,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
             portal: ::std::result::Result<::std::string::String, ::std::string::String>,
@@ -3778,6 +4005,13 @@ pub mod types {
                     authority: Err("no value supplied for authority".to_string()),
                     cloud: Err("no value supplied for cloud".to_string()),
                     delegated_scopes: Err("no value supplied for delegated_scopes".to_string()),
+                    graph_app_only_scope: Err(
+                        "no value supplied for graph_app_only_scope".to_string()
+                    ),
+                    graph_delegated_scopes: Err(
+                        "no value supplied for graph_delegated_scopes".to_string()
+                    ),
+                    graph_endpoint: Err("no value supplied for graph_endpoint".to_string()),
                     imap_endpoint: Err("no value supplied for imap_endpoint".to_string()),
                     name: Err("no value supplied for name".to_string()),
                     portal: Err("no value supplied for portal".to_string()),
@@ -3823,6 +4057,36 @@ pub mod types {
             {
                 self.delegated_scopes = value.try_into().map_err(|e| {
                     format!("error converting supplied value for delegated_scopes: {e}")
+                });
+                self
+            }
+            pub fn graph_app_only_scope<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.graph_app_only_scope = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for graph_app_only_scope: {e}")
+                });
+                self
+            }
+            pub fn graph_delegated_scopes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.graph_delegated_scopes = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for graph_delegated_scopes: {e}")
+                });
+                self
+            }
+            pub fn graph_endpoint<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.graph_endpoint = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for graph_endpoint: {e}")
                 });
                 self
             }
@@ -3877,6 +4141,9 @@ pub mod types {
                     authority: value.authority?,
                     cloud: value.cloud?,
                     delegated_scopes: value.delegated_scopes?,
+                    graph_app_only_scope: value.graph_app_only_scope?,
+                    graph_delegated_scopes: value.graph_delegated_scopes?,
+                    graph_endpoint: value.graph_endpoint?,
                     imap_endpoint: value.imap_endpoint?,
                     name: value.name?,
                     portal: value.portal?,
@@ -3891,6 +4158,9 @@ pub mod types {
                     authority: Ok(value.authority),
                     cloud: Ok(value.cloud),
                     delegated_scopes: Ok(value.delegated_scopes),
+                    graph_app_only_scope: Ok(value.graph_app_only_scope),
+                    graph_delegated_scopes: Ok(value.graph_delegated_scopes),
+                    graph_endpoint: Ok(value.graph_endpoint),
                     imap_endpoint: Ok(value.imap_endpoint),
                     name: Ok(value.name),
                     portal: Ok(value.portal),
@@ -4869,6 +5139,7 @@ pub mod types {
                 ::std::option::Option<super::StatusDetail>,
                 ::std::string::String,
             >,
+            transport: ::std::result::Result<super::Transport, ::std::string::String>,
             updated_at: ::std::result::Result<
                 ::chrono::DateTime<::chrono::offset::Utc>,
                 ::std::string::String,
@@ -4890,6 +5161,7 @@ pub mod types {
                     shared: Err("no value supplied for shared".to_string()),
                     status: Err("no value supplied for status".to_string()),
                     status_detail: Ok(Default::default()),
+                    transport: Err("no value supplied for transport".to_string()),
                     updated_at: Err("no value supplied for updated_at".to_string()),
                     validity_days: Ok(Default::default()),
                 }
@@ -5018,6 +5290,16 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for status_detail: {e}"));
                 self
             }
+            pub fn transport<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Transport>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.transport = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for transport: {e}"));
+                self
+            }
             pub fn updated_at<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
@@ -5057,6 +5339,7 @@ pub mod types {
                     shared: value.shared?,
                     status: value.status?,
                     status_detail: value.status_detail?,
+                    transport: value.transport?,
                     updated_at: value.updated_at?,
                     validity_days: value.validity_days?,
                 })
@@ -5077,6 +5360,7 @@ pub mod types {
                     shared: Ok(value.shared),
                     status: Ok(value.status),
                     status_detail: Ok(value.status_detail),
+                    transport: Ok(value.transport),
                     updated_at: Ok(value.updated_at),
                     validity_days: Ok(value.validity_days),
                 }
@@ -5091,6 +5375,10 @@ pub mod types {
             app_credential_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
             email: ::std::result::Result<::std::string::String, ::std::string::String>,
             shared: ::std::result::Result<::std::option::Option<bool>, ::std::string::String>,
+            transport: ::std::result::Result<
+                ::std::option::Option<super::Transport>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for MailboxCreate {
             fn default() -> Self {
@@ -5099,6 +5387,7 @@ pub mod types {
                     app_credential_id: Err("no value supplied for app_credential_id".to_string()),
                     email: Err("no value supplied for email".to_string()),
                     shared: Ok(Default::default()),
+                    transport: Ok(Default::default()),
                 }
             }
         }
@@ -5143,6 +5432,16 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for shared: {e}"));
                 self
             }
+            pub fn transport<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::Transport>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.transport = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for transport: {e}"));
+                self
+            }
         }
         impl ::std::convert::TryFrom<MailboxCreate> for super::MailboxCreate {
             type Error = super::error::ConversionError;
@@ -5154,6 +5453,7 @@ pub mod types {
                     app_credential_id: value.app_credential_id?,
                     email: value.email?,
                     shared: value.shared?,
+                    transport: value.transport?,
                 })
             }
         }
@@ -5164,6 +5464,7 @@ pub mod types {
                     app_credential_id: Ok(value.app_credential_id),
                     email: Ok(value.email),
                     shared: Ok(value.shared),
+                    transport: Ok(value.transport),
                 }
             }
         }
@@ -5237,6 +5538,10 @@ pub mod types {
                 ::std::string::String,
             >,
             shared: ::std::result::Result<::std::option::Option<bool>, ::std::string::String>,
+            transport: ::std::result::Result<
+                ::std::option::Option<super::Transport>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for MailboxUpdate {
             fn default() -> Self {
@@ -5245,6 +5550,7 @@ pub mod types {
                     app_credential_id: Ok(Default::default()),
                     email: Ok(Default::default()),
                     shared: Ok(Default::default()),
+                    transport: Ok(Default::default()),
                 }
             }
         }
@@ -5289,6 +5595,16 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for shared: {e}"));
                 self
             }
+            pub fn transport<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::Transport>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.transport = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for transport: {e}"));
+                self
+            }
         }
         impl ::std::convert::TryFrom<MailboxUpdate> for super::MailboxUpdate {
             type Error = super::error::ConversionError;
@@ -5300,6 +5616,7 @@ pub mod types {
                     app_credential_id: value.app_credential_id?,
                     email: value.email?,
                     shared: value.shared?,
+                    transport: value.transport?,
                 })
             }
         }
@@ -5310,6 +5627,7 @@ pub mod types {
                     app_credential_id: Ok(value.app_credential_id),
                     email: Ok(value.email),
                     shared: Ok(value.shared),
+                    transport: Ok(value.transport),
                 }
             }
         }
@@ -7141,15 +7459,21 @@ impl Client {
     /**Get an access token
 
     A valid access token for the mailbox (refreshed when less than 5 minutes
-    are left) and the SASL users for IMAP and SMTP. Every call is audited.
+    are left) and the SASL users for IMAP and SMTP; with `resource=graph`, a
+    Microsoft Graph token from the same grant. Every call is audited.
 
     Sends a `GET` request to `/mailboxes/{id}/access-token`
 
     Arguments:
     - `id`: Mailbox id
+    - `resource`: `outlook` (the default): Exchange Online's IMAP and SMTP. `graph`:
+    Microsoft Graph, from the same grant (a delegated mailbox's app
+    credential needs `graph: true`; an app-only mailbox gets it with
+    client credentials).
     ```ignore
     let response = client.mailbox_access_token()
         .id(id)
+        .resource(resource)
         .send()
         .await;
     ```*/
@@ -9589,12 +9913,14 @@ pub mod builder {
     pub struct MailboxAccessToken<'a> {
         client: &'a super::Client,
         id: Result<::uuid::Uuid, String>,
+        resource: Result<Option<types::Resource>, String>,
     }
     impl<'a> MailboxAccessToken<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
+                resource: Ok(None),
             }
         }
         pub fn id<V>(mut self, value: V) -> Self
@@ -9606,12 +9932,27 @@ pub mod builder {
                 .map_err(|_| "conversion to `:: uuid :: Uuid` for id failed".to_string());
             self
         }
+        pub fn resource<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Resource>,
+        {
+            self.resource = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `Resource` for resource failed".to_string());
+            self
+        }
         ///Sends a `GET` request to `/mailboxes/{id}/access-token`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::AccessTokenResponse>, Error<types::Problem>> {
-            let Self { client, id } = self;
+            let Self {
+                client,
+                id,
+                resource,
+            } = self;
             let id = id.map_err(Error::InvalidRequest)?;
+            let resource = resource.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/mailboxes/{}/access-token",
                 client.baseurl,
@@ -9630,6 +9971,7 @@ pub mod builder {
                     ::reqwest::header::ACCEPT,
                     ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
+                .query(&progenitor_client::QueryParam::new("resource", &resource))
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
@@ -9654,6 +9996,9 @@ pub mod builder {
                     ResponseValue::from_response(response).await?,
                 )),
                 409u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 429u16 => Err(Error::ErrorResponse(

@@ -10,6 +10,7 @@
 //! | token | `POST {authority}/{tenant}/oauth2/v2.0/token` |
 //! | admin consent | `GET {authority}/{tenant}/v2.0/adminconsent` |
 //! | introspection (for Dovecot) | `POST {authority}/introspect` |
+//! | Microsoft Graph mail (see `graph`) | `{authority}/v1.0/users/{address}/...` |
 //!
 //! `{tenant}` is a registered tenant id (GUID) or a verified domain added
 //! with [`FakeEntra::add_domain`]; `common` and `organizations` are accepted
@@ -37,6 +38,7 @@
 mod assertion;
 pub mod client;
 mod endpoints;
+mod graph;
 mod support;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -402,6 +404,73 @@ impl FakeEntra {
         oid.to_string()
     }
 
+    /// Microsoft Graph's base URL to configure the service with
+    /// (`INBOXLINK_GRAPH_ENDPOINT`): the fake serves Graph too.
+    pub fn graph_endpoint(&self) -> String {
+        self.authority.clone()
+    }
+
+    /// Makes the fake Graph serve a mailbox with `messages` in its inbox.
+    pub fn add_graph_mailbox(&self, address: &str, messages: u64) {
+        self.lock().graph_mailboxes.insert(
+            address.to_ascii_lowercase(),
+            GraphMailbox {
+                messages,
+                ..GraphMailbox::default()
+            },
+        );
+    }
+
+    /// Lets `user`'s delegated tokens reach the Graph mailbox `address`.
+    pub fn add_graph_delegate(&self, address: &str, user: &str) {
+        if let Some(m) = self
+            .lock()
+            .graph_mailboxes
+            .get_mut(&address.to_ascii_lowercase())
+        {
+            m.delegates.push(user.to_ascii_lowercase());
+        }
+    }
+
+    /// An application access policy that blocks app-only Graph tokens from
+    /// the mailbox (`403 ErrorAccessDenied` ... `[RAOP]`).
+    pub fn block_graph_app(&self, address: &str) {
+        if let Some(m) = self
+            .lock()
+            .graph_mailboxes
+            .get_mut(&address.to_ascii_lowercase())
+        {
+            m.app_blocked = true;
+        }
+    }
+
+    /// The next Graph request is answered `429` with this `Retry-After`.
+    pub fn throttle_graph(&self, retry_after_secs: u64) {
+        self.lock().graph_throttle.push_back(retry_after_secs);
+    }
+
+    /// The `sendMail` bodies the Graph mailbox sent.
+    pub fn graph_sent(&self, address: &str) -> Vec<serde_json::Value> {
+        self.lock()
+            .graph_mailboxes
+            .get(&address.to_ascii_lowercase())
+            .map(|m| m.sent.clone())
+            .unwrap_or_default()
+    }
+
+    /// Requests that reached the fake Graph.
+    pub fn graph_calls(&self) -> usize {
+        self.lock().graph_calls
+    }
+
+    /// The scope an access token was issued for, if the fake issued it.
+    pub fn access_token_scope(&self, token: &str) -> Option<String> {
+        self.lock()
+            .access_tokens
+            .get(token)
+            .map(|g| g.scope.clone())
+    }
+
     /// Moves the fake's clock forward. It affects only expiry inside the
     /// fake: authorization codes (10 min), refresh tokens (90 days) and
     /// access tokens in introspection. `iat`/`exp` of new `id_token`s stay on
@@ -452,6 +521,25 @@ pub(crate) struct State {
     clock_offset: Duration,
     /// Every client assertion's `jti` seen: each is good for one request.
     assertion_ids: HashSet<String>,
+    /// Lowercase address -> a mailbox the fake Graph serves.
+    graph_mailboxes: HashMap<String, GraphMailbox>,
+    /// `Retry-After` seconds of the next Graph answers: 429 each.
+    graph_throttle: VecDeque<u64>,
+    /// Requests that reached the fake Graph.
+    graph_calls: usize,
+}
+
+/// A mailbox of the fake Graph.
+#[derive(Default)]
+struct GraphMailbox {
+    /// Its inbox's `totalItemCount`; a message sent to it adds one.
+    messages: u64,
+    /// Users whose delegated tokens reach it (a shared mailbox's delegates).
+    delegates: Vec<String>,
+    /// An application access policy blocks app-only tokens.
+    app_blocked: bool,
+    /// The `sendMail` bodies it sent.
+    sent: Vec<serde_json::Value>,
 }
 
 #[derive(Default)]
@@ -551,6 +639,9 @@ impl State {
             started: Instant::now(),
             clock_offset: Duration::ZERO,
             assertion_ids: HashSet::new(),
+            graph_mailboxes: HashMap::new(),
+            graph_throttle: VecDeque::new(),
+            graph_calls: 0,
         }
     }
 

@@ -334,6 +334,7 @@ impl Sandbox {
             ("INBOXLINK_BIND", format!("127.0.0.1:{}", options.port)),
             ("INBOXLINK_DATA_DIR", data_dir.display().to_string()),
             ("INBOXLINK_MS_AUTHORITY", fake.authority()),
+            ("INBOXLINK_GRAPH_ENDPOINT", fake.graph_endpoint()),
             ("INBOXLINK_IMAP_ENDPOINT", imap),
             ("INBOXLINK_SMTP_ENDPOINT", smtp),
             (

@@ -109,10 +109,11 @@ impl AppIdentity<'_> {
     /// Graph's too for a `graph` app credential (the code is redeemed for
     /// Exchange Online; Graph tokens come from the refresh token).
     fn sign_in_scopes(&self) -> impl Iterator<Item = Scope> {
-        let graph = self
-            .graph
-            .then(|| self.cloud.endpoints().graph_delegated_scopes())
-            .unwrap_or_default();
+        let graph = if self.graph {
+            self.cloud.endpoints().graph_delegated_scopes()
+        } else {
+            Vec::new()
+        };
         self.delegated_scopes(Resource::Outlook)
             .chain(graph.into_iter().map(Scope::new))
     }

@@ -234,6 +234,10 @@ mod tests {
     use super::*;
     use secrecy::SecretString;
 
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a unit test of URLs and explanations: nothing is sent"
+    )]
     fn api(base: &str) -> GraphApi {
         GraphApi {
             base: Url::parse(base).unwrap(),

@@ -431,6 +431,10 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a unit test of the routing: nothing is sent"
+    )]
     fn each_cloud_has_its_own_servers_unless_they_are_configured() {
         let routing = |imap: Option<Endpoint>| MailRouting {
             imap,

@@ -24,8 +24,12 @@ use super::{
 
 type Shared = web::Data<Mutex<State>>;
 
-/// The only scope the fake accepts for client credentials.
-const APP_ONLY_SCOPE: &str = "https://outlook.office365.com/.default";
+/// The scopes the fake accepts for client credentials: Exchange Online's
+/// and Microsoft Graph's.
+const APP_ONLY_SCOPES: [&str; 2] = [
+    "https://outlook.office365.com/.default",
+    "https://graph.microsoft.com/.default",
+];
 /// OpenID Connect scopes, which name no resource.
 const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 /// Length of authorization codes and refresh tokens.
@@ -37,10 +41,11 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/introspect", web::get().to(introspect))
         .route("/{tenant}/oauth2/v2.0/authorize", web::get().to(authorize))
         .route("/{tenant}/oauth2/v2.0/token", web::post().to(token))
-        .route("/{tenant}/v2.0/adminconsent", web::get().to(admin_consent));
+        .route("/{tenant}/v2.0/adminconsent", web::get().to(admin_consent))
+        .configure(super::graph::routes);
 }
 
-fn lock(data: &Shared) -> MutexGuard<'_, State> {
+pub(super) fn lock(data: &Shared) -> MutexGuard<'_, State> {
     data.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -49,7 +54,28 @@ fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     q.get(name).map(String::as_str).filter(|v| !v.is_empty())
 }
 
-fn has_scope(scope: &str, wanted: &str) -> bool {
+/// Whether every resource scope of `requested` was consented in the grant
+/// (`consented`, the scopes of the sign-in); OpenID Connect scopes need no
+/// consent. Microsoft answers a scope never consented with AADSTS65001.
+fn consented(consented: &str, requested: &str) -> Result<(), TokenError> {
+    let missing: Vec<&str> = requested
+        .split_ascii_whitespace()
+        .filter(|s| resource_of(s).is_some() && !has_scope(consented, s))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(TokenError::invalid_grant(
+        65_001,
+        format!(
+            "The user or administrator has not consented to use the application. Send an interactive \
+             authorization request for this user and resource. Missing: {}.",
+            missing.join(" ")
+        ),
+    ))
+}
+
+pub(super) fn has_scope(scope: &str, wanted: &str) -> bool {
     scope
         .split_ascii_whitespace()
         .any(|s| s.eq_ignore_ascii_case(wanted))
@@ -58,7 +84,7 @@ fn has_scope(scope: &str, wanted: &str) -> bool {
 /// The resource a scope belongs to (`None` for OpenID Connect scopes).
 /// Exchange Online's two hosts count as one resource; bare names like
 /// `User.Read` are Microsoft Graph, like at Microsoft.
-fn resource_of(scope: &str) -> Option<String> {
+pub(super) fn resource_of(scope: &str) -> Option<String> {
     if OIDC_SCOPES.iter().any(|s| s.eq_ignore_ascii_case(scope)) {
         return None;
     }
@@ -669,7 +695,15 @@ fn authorization_code_grant(
             "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
         ));
     }
-    let token_scope = resource_scope(&grant.scope)?;
+    // A sign-in may ask consent for several resources; the redemption's
+    // `scope` (optional) picks the one resource the token is for.
+    let token_scope = match param(form, "scope") {
+        Some(requested) => {
+            consented(&grant.scope, requested)?;
+            resource_scope(requested)?
+        }
+        None => resource_scope(&grant.scope)?,
+    };
     if let Some(c) = st.codes.get_mut(code) {
         c.used = true;
     }
@@ -731,6 +765,7 @@ fn refresh_token_grant(
         ));
     }
     let scope = param(form, "scope").unwrap_or(&grant.scope).to_owned();
+    consented(&grant.scope, &scope)?;
     let token_scope = resource_scope(&scope)?;
     // Microsoft returns a new id_token when the original grant included `openid`.
     let with_id_token = has_scope(&grant.scope, "openid") || has_scope(&scope, "openid");
@@ -740,7 +775,9 @@ fn refresh_token_grant(
             client_id,
             tenant: &grant.tenant,
             user: &grant.user,
-            scope: &scope,
+            // The new refresh token carries the grant's consent, whatever
+            // one resource this request asked a token for.
+            scope: &grant.scope,
             nonce: None,
         },
         &token_scope,
@@ -766,7 +803,7 @@ fn client_credentials_grant(
         }
     };
     let scope = param(form, "scope").ok_or_else(|| TokenError::missing("scope"))?;
-    if scope.trim() != APP_ONLY_SCOPE {
+    let Some(scope) = APP_ONLY_SCOPES.into_iter().find(|s| *s == scope.trim()) else {
         return Err(TokenError::new(
             400,
             "invalid_scope",
@@ -776,8 +813,8 @@ fn client_credentials_grant(
                  value with /.default suffixed to the resource identifier (application ID URI)."
             ),
         ));
-    }
-    let (access_token, ttl) = new_access_token(st, client_id, &tenant, None, APP_ONLY_SCOPE);
+    };
+    let (access_token, ttl) = new_access_token(st, client_id, &tenant, None, scope);
     Ok(json!({
         "token_type": "Bearer",
         "expires_in": ttl,

@@ -22,6 +22,8 @@ struct Expected {
     imap_scope: &'static str,
     smtp_scope: &'static str,
     app_only_scope: &'static str,
+    /// Microsoft Graph's host (Learn "Microsoft Graph national cloud deployments").
+    graph: &'static str,
 }
 
 const GLOBAL: Expected = Expected {
@@ -33,6 +35,7 @@ const GLOBAL: Expected = Expected {
     imap_scope: "https://outlook.office.com/IMAP.AccessAsUser.All",
     smtp_scope: "https://outlook.office.com/SMTP.Send",
     app_only_scope: "https://outlook.office365.com/.default",
+    graph: "https://graph.microsoft.com",
 };
 
 const USGOV: Expected = Expected {
@@ -44,11 +47,13 @@ const USGOV: Expected = Expected {
     imap_scope: "https://outlook.office365.us/IMAP.AccessAsUser.All",
     smtp_scope: "https://outlook.office365.us/SMTP.Send",
     app_only_scope: "https://outlook.office365.us/.default",
+    graph: "https://graph.microsoft.us",
 };
 
 /// DoD: as GCC High (see the README on what is not confirmed).
 const DOD: Expected = Expected {
     cloud: Cloud::UsgovDod,
+    graph: "https://dod-graph.microsoft.us",
     ..USGOV
 };
 
@@ -61,6 +66,7 @@ const CHINA: Expected = Expected {
     imap_scope: "https://partner.outlook.cn/IMAP.AccessAsUser.All",
     smtp_scope: "https://partner.outlook.cn/SMTP.Send",
     app_only_scope: "https://partner.outlook.cn/.default",
+    graph: "https://microsoftgraph.chinacloudapi.cn",
 };
 
 const CLOUDS: &[Expected] = &[GLOBAL, USGOV, DOD, CHINA];
@@ -71,6 +77,7 @@ async fn production_endpoints(app: TestAppBuilder) -> crate::helpers::TestApp {
         s.ms_authority = None;
         s.imap_endpoint = None;
         s.smtp_endpoint = None;
+        s.graph_endpoint = None;
     })
     .start()
     .await
@@ -88,7 +95,9 @@ async fn each_cloud_signs_in_and_connects_at_its_own_hosts(app: TestAppBuilder) 
     let app = production_endpoints(app).await;
     let admin = app.admin();
     for (i, want) in CLOUDS.iter().enumerate() {
-        let body = fake_app_credential_body(&format!("Cloud {i}")).cloud(want.cloud);
+        let body = fake_app_credential_body(&format!("Cloud {i}"))
+            .cloud(want.cloud)
+            .graph(true);
         let cred = admin.create_app_credential(body).await;
         let got = admin.app_credential_get().id(cred).send().await;
         assert_eq!(got.expect("read").into_inner().cloud, want.cloud);
@@ -103,6 +112,10 @@ async fn each_cloud_signs_in_and_connects_at_its_own_hosts(app: TestAppBuilder) 
         assert_eq!(c.app_only_scope, want.app_only_scope);
         assert!(c.delegated_scopes.iter().any(|s| s == want.imap_scope));
         assert!(c.delegated_scopes.iter().any(|s| s == want.smtp_scope));
+        assert_eq!(c.graph_endpoint, format!("{}/", want.graph));
+        assert_eq!(c.graph_app_only_scope, format!("{}/.default", want.graph));
+        let graph_read = format!("{}/Mail.ReadWrite", want.graph);
+        assert!(c.graph_delegated_scopes.contains(&graph_read), "{c:?}");
 
         // A sign-in goes to the cloud's authority and asks for its scopes.
         let email = format!("podatelna{i}@contoso.cz");
@@ -112,7 +125,13 @@ async fn each_cloud_signs_in_and_connects_at_its_own_hosts(app: TestAppBuilder) 
         assert!(url.path().ends_with("/oauth2/v2.0/authorize"), "{url}");
         let scopes = query(&url, "scope");
         let scopes: Vec<&str> = scopes.split(' ').collect();
-        for scope in [want.imap_scope, want.smtp_scope, "offline_access", "openid"] {
+        for scope in [
+            want.imap_scope,
+            want.smtp_scope,
+            "offline_access",
+            "openid",
+            &graph_read,
+        ] {
             assert!(scopes.contains(&scope), "{scope} in {scopes:?}");
         }
         assert!(
@@ -145,6 +164,7 @@ async fn the_configured_endpoints_replace_those_of_every_cloud(app: TestAppBuild
     let cred = admin.create_app_credential(body).await;
     let setup = admin.setup(cred).await;
     assert_eq!(setup.cloud.authority, "https://login.example.test");
+    assert_eq!(setup.cloud.graph_endpoint, "https://graph.microsoft.us/");
     assert_eq!(setup.cloud.imap_endpoint, "imap.example.test:1993");
     // Not configured: the cloud's own.
     assert_eq!(setup.cloud.smtp_endpoint, "smtp.office365.us:587");

@@ -22,6 +22,7 @@ mod crash;
 mod email_alerts;
 mod errors;
 mod events;
+mod graph;
 mod isolation;
 mod jwt;
 mod keepalive;

@@ -476,9 +476,14 @@ async fn rekey_moves_every_value_to_the_newest_key(app: TestAppBuilder) {
         .start()
         .await;
     let (admin, mailbox) = (app.admin(), app.mailbox_id());
-    // Sign in through the fake: an access token and a refresh token are stored.
+    // Sign in through the fake, asking for Graph too: an access token and a
+    // refresh token are stored, and a Graph access token once asked for.
+    let graph = admin.update_app_credential(app.app_credential_id(), |b| b.graph(true));
+    graph.await.expect("graph on");
     let page = follow(&admin.sign_in_url(mailbox).await).await;
     assert_eq!(page.status, 200);
+    let path = format!("/mailboxes/{mailbox}/access-token?resource=graph");
+    assert_eq!(app.admin_call("GET", &path, None).await.status, 200);
     // And a pending sign-in: a PKCE verifier.
     admin.sign_in_url(mailbox).await;
     // And a webhook whose secret was rotated: its secret and the previous one.
@@ -517,7 +522,7 @@ async fn rekey_moves_every_value_to_the_newest_key(app: TestAppBuilder) {
             total.current,
             total.changed_meanwhile
         ),
-        (6, 6, 0, 0),
+        (7, 7, 0, 0),
         "{report}"
     );
     for (column, old) in SecretColumn::ALL.into_iter().zip(&before) {
@@ -548,7 +553,7 @@ async fn rekey_moves_every_value_to_the_newest_key(app: TestAppBuilder) {
     let total = again.total();
     assert_eq!(
         (total.values, total.rekeyed, total.current),
-        (6, 0, 6),
+        (7, 0, 7),
         "{again}"
     );
     for (column, _) in SecretColumn::ALL.into_iter().zip(&before) {

@@ -97,6 +97,7 @@ mod tests {
             "provider": "microsoft",
             "cloud": "global",
             "credential_type": "secret",
+            "graph": false,
             "client_id": "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
             "tenant_id": tenant,
             "tenant_guid": guid,

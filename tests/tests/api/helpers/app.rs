@@ -269,7 +269,11 @@ impl TestAppBuilder {
             // First, so that a test's own settings can still change it.
             tunes.insert(
                 0,
-                Arc::new(move |s| s.ms_authority = Some(authority.clone())),
+                Arc::new(move |s| {
+                    // The fake serves Microsoft Graph too.
+                    s.graph_endpoint = Some(authority.clone());
+                    s.ms_authority = Some(authority.clone());
+                }),
             );
         }
         let source = Source::from_pairs(origin.vars.clone()).expect("known variables");
