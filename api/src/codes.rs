@@ -170,6 +170,16 @@ codes! {
         hint: Some("Set graph: true on the app credential, add Graph's delegated Mail.ReadWrite and Mail.Send to the app registration, and sign the mailbox in again."),
         cs: Some(("Přihlašovací údaje aplikace schránky nežádají při přihlášení o Microsoft Graph.", "Nastavte u přihlašovacích údajů aplikace graph: true, přidejte k registraci aplikace delegovaná oprávnění Graphu Mail.ReadWrite a Mail.Send a schránku znovu přihlaste."))
     },
+    DeviceCodeExpired "device_code_expired" => Info {
+        uses: &[Detail, Audit], en: "a device-code sign-in ended without anyone signing in within the code's lifetime",
+        hint: Some("Start again with Refresh and flow device_code."),
+        cs: Some(("Platnost kódu pro přihlášení zařízení vypršela dřív, než se s ním někdo přihlásil.", "Začněte znovu: Refresh s flow device_code.")), ..NONE
+    },
+    PublicClientFlowsDisabled "public_client_flows_disabled" => Info {
+        uses: &[Detail, Audit], en: "a device-code sign-in the app registration does not allow (AADSTS7000218: public client flows are off)",
+        hint: Some("In Entra ID, App registrations > the app > Authentication > Advanced settings, set \"Allow public client flows\" to Yes; then start again."),
+        cs: Some(("Registrace aplikace nepovoluje přihlášení kódem zařízení (veřejné klientské toky jsou vypnuté).", "V Entra ID v registraci aplikace > Authentication > Advanced settings zapněte „Allow public client flows“ a začněte znovu.")), ..NONE
+    },
     MailboxAddressInvalid "mailbox_address_invalid" => Info {
         status: Some(409), uses: &[Problem, Check], en: "the mailbox's stored address (or its authorized account) is not a bare address",
         hint: Some("Correct the address and sign in again."), ..NONE

@@ -1073,7 +1073,7 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct LastError {
         pub at: ::chrono::DateTime<::chrono::offset::Utc>,
-        ///Known values (more may come; treat an unknown one as a failure of its kind): `certificate_missing`, `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `certificate_not_accepted`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`, `imap_auth_failed`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`.
+        ///Known values (more may come; treat an unknown one as a failure of its kind): `certificate_missing`, `device_code_expired`, `public_client_flows_disabled`, `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `certificate_not_accepted`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`, `imap_auth_failed`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`.
         pub code: ::std::string::String,
         pub message: ::std::string::String,
     }
@@ -1339,6 +1339,12 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     #[serde(deny_unknown_fields)]
     pub struct RefreshRequest {
+        /**How a delegated mailbox signs in: `browser` (the default: an
+        authorization URL to open) or `device_code` (a code to type at
+        Microsoft's device login page, for a delegate who cannot reach the
+        redirect URI; the app registration needs "Allow public client flows").*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub flow: ::std::option::Option<SignInFlow>,
         /**Where the browser goes after the sign-in (must match the configured allow-list);
         it receives `mailbox_id` and `outcome` as query parameters.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1355,11 +1361,20 @@ pub mod types {
         ///Delegated mailboxes: the Microsoft sign-in URL to open; null for app-only mailboxes.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub authorization_url: ::std::option::Option<::std::string::String>,
-        ///When the sign-in URL stops working.
+        ///When the sign-in URL (or the device code) stops working.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub expires_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        ///`device_code`: seconds the code stays valid (RFC 8628).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub expires_in: ::std::option::Option<i64>,
         ///The mailbox as it is now (app-only mailboxes are already active).
         pub mailbox: Mailbox,
+        ///`device_code`: the code the person types at `verification_uri`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub user_code: ::std::option::Option<::std::string::String>,
+        ///`device_code`: where to type it (Microsoft's device login page).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub verification_uri: ::std::option::Option<::std::string::String>,
     }
     impl RefreshResult {
         pub fn builder() -> builder::RefreshResult {
@@ -1443,10 +1458,61 @@ pub mod types {
             Default::default()
         }
     }
+    ///How a delegated mailbox signs in.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum SignInFlow {
+        #[serde(rename = "browser")]
+        Browser,
+        #[serde(rename = "device_code")]
+        DeviceCode,
+    }
+    impl ::std::fmt::Display for SignInFlow {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Browser => f.write_str("browser"),
+                Self::DeviceCode => f.write_str("device_code"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for SignInFlow {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "browser" => Ok(Self::Browser),
+                "device_code" => Ok(Self::DeviceCode),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for SignInFlow {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for SignInFlow {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///A machine code, a message and what to do about it.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct StatusDetail {
-        ///Known values (more may come; treat an unknown one as a failure of its kind): `certificate_missing`, `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `certificate_not_accepted`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`, `imap_auth_failed`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`.
+        ///Known values (more may come; treat an unknown one as a failure of its kind): `certificate_missing`, `device_code_expired`, `public_client_flows_disabled`, `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `certificate_not_accepted`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`, `imap_auth_failed`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`.
         pub code: ::std::string::String,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub hint: ::std::option::Option<::std::string::String>,
@@ -1524,7 +1590,7 @@ pub mod types {
         pub checked_at: ::chrono::DateTime<::chrono::offset::Utc>,
         /**`verified`, or what is wrong (e.g. `invalid_client_secret`, `client_secret_expired`, `app_not_found`).
 
-        Known values (more may come; treat an unknown one as a failure of its kind): `verified`, `certificate_missing`, `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `certificate_not_accepted`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`, `imap_auth_failed`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`.*/
+        Known values (more may come; treat an unknown one as a failure of its kind): `verified`, `certificate_missing`, `device_code_expired`, `public_client_flows_disabled`, `not_authorized`, `invalid_address`, `refresh_token_expired`, `code_expired`, `grant_revoked`, `sign_in_required`, `blocked_by_conditional_access`, `consent_required`, `consent_declined`, `access_denied`, `redirect_uri_mismatch`, `app_not_found`, `invalid_client_secret`, `certificate_not_accepted`, `client_secret_expired`, `tenant_not_found`, `code_already_redeemed`, `pkce_mismatch`, `invalid_grant`, `invalid_client`, `sign_in_failed`, `microsoft_unavailable`, `microsoft_unreachable`, `invalid_callback`, `id_token_invalid`, `identity_mismatch`, `identity_changed`, `no_refresh_token`, `imap_auth_failed`, `smtp_auth_disabled`, `smtp_send_as_denied`, `smtp_auth_failed`.*/
         pub code: ::std::string::String,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub hint: ::std::option::Option<::std::string::String>,
@@ -5869,6 +5935,10 @@ pub mod types {
         }
         #[derive(Clone, Debug)]
         pub struct RefreshRequest {
+            flow: ::std::result::Result<
+                ::std::option::Option<super::SignInFlow>,
+                ::std::string::String,
+            >,
             return_url: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -5877,11 +5947,22 @@ pub mod types {
         impl ::std::default::Default for RefreshRequest {
             fn default() -> Self {
                 Self {
+                    flow: Ok(Default::default()),
                     return_url: Ok(Default::default()),
                 }
             }
         }
         impl RefreshRequest {
+            pub fn flow<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::SignInFlow>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.flow = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for flow: {e}"));
+                self
+            }
             pub fn return_url<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -5899,6 +5980,7 @@ pub mod types {
                 value: RefreshRequest,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    flow: value.flow?,
                     return_url: value.return_url?,
                 })
             }
@@ -5906,6 +5988,7 @@ pub mod types {
         impl ::std::convert::From<super::RefreshRequest> for RefreshRequest {
             fn from(value: super::RefreshRequest) -> Self {
                 Self {
+                    flow: Ok(value.flow),
                     return_url: Ok(value.return_url),
                 }
             }
@@ -5920,14 +6003,26 @@ pub mod types {
                 ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
                 ::std::string::String,
             >,
+            expires_in: ::std::result::Result<::std::option::Option<i64>, ::std::string::String>,
             mailbox: ::std::result::Result<super::Mailbox, ::std::string::String>,
+            user_code: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            verification_uri: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for RefreshResult {
             fn default() -> Self {
                 Self {
                     authorization_url: Ok(Default::default()),
                     expires_at: Ok(Default::default()),
+                    expires_in: Ok(Default::default()),
                     mailbox: Err("no value supplied for mailbox".to_string()),
+                    user_code: Ok(Default::default()),
+                    verification_uri: Ok(Default::default()),
                 }
             }
         }
@@ -5954,6 +6049,16 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for expires_at: {e}"));
                 self
             }
+            pub fn expires_in<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_in = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for expires_in: {e}"));
+                self
+            }
             pub fn mailbox<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<super::Mailbox>,
@@ -5962,6 +6067,26 @@ pub mod types {
                 self.mailbox = value
                     .try_into()
                     .map_err(|e| format!("error converting supplied value for mailbox: {e}"));
+                self
+            }
+            pub fn user_code<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.user_code = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for user_code: {e}"));
+                self
+            }
+            pub fn verification_uri<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.verification_uri = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for verification_uri: {e}")
+                });
                 self
             }
         }
@@ -5973,7 +6098,10 @@ pub mod types {
                 Ok(Self {
                     authorization_url: value.authorization_url?,
                     expires_at: value.expires_at?,
+                    expires_in: value.expires_in?,
                     mailbox: value.mailbox?,
+                    user_code: value.user_code?,
+                    verification_uri: value.verification_uri?,
                 })
             }
         }
@@ -5982,7 +6110,10 @@ pub mod types {
                 Self {
                     authorization_url: Ok(value.authorization_url),
                     expires_at: Ok(value.expires_at),
+                    expires_in: Ok(value.expires_in),
                     mailbox: Ok(value.mailbox),
+                    user_code: Ok(value.user_code),
+                    verification_uri: Ok(value.verification_uri),
                 }
             }
         }

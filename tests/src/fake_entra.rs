@@ -37,6 +37,7 @@
 
 mod assertion;
 pub mod client;
+mod device;
 mod endpoints;
 mod graph;
 mod support;
@@ -471,6 +472,50 @@ impl FakeEntra {
             .map(|g| g.scope.clone())
     }
 
+    /// Ticks "Allow public client flows" on the app registration: its
+    /// device-code polls are accepted without a secret.
+    pub fn allow_public_client_flows(&self, client_id: &str) {
+        self.lock().public_clients.insert(client_id.to_owned());
+    }
+
+    /// The `interval` (seconds) of device codes issued from now on (default 5).
+    pub fn set_device_code_interval(&self, secs: u64) {
+        self.lock().device_interval = secs;
+    }
+
+    fn device_code(&self, user_code: &str, change: impl FnOnce(&mut DeviceGrant)) {
+        let mut st = self.lock();
+        let grant = st
+            .device_codes
+            .values_mut()
+            .find(|g| g.user_code == user_code)
+            .expect("fake Entra: no device code with this user code");
+        change(grant);
+    }
+
+    /// `user` signs in with the code at the device login page.
+    pub fn approve_device_code(&self, user_code: &str, user: &str) {
+        let user = user.to_ascii_lowercase();
+        self.device_code(user_code, |g| g.approved_by = Some(user));
+    }
+
+    /// The code expires now: the next poll answers `expired_token`.
+    pub fn expire_device_code(&self, user_code: &str) {
+        self.device_code(user_code, |g| g.expired = true);
+    }
+
+    /// The next poll with the code answers `slow_down`.
+    pub fn slow_down_device_code(&self, user_code: &str) {
+        self.device_code(user_code, |g| g.slow_down = true);
+    }
+
+    /// When the polls with the code came, on the fake's clock.
+    pub fn device_code_polls(&self, user_code: &str) -> Vec<Duration> {
+        let mut polls = Vec::new();
+        self.device_code(user_code, |g| polls = g.polls.clone());
+        polls
+    }
+
     /// Moves the fake's clock forward. It affects only expiry inside the
     /// fake: authorization codes (10 min), refresh tokens (90 days) and
     /// access tokens in introspection. `iat`/`exp` of new `id_token`s stay on
@@ -527,6 +572,31 @@ pub(crate) struct State {
     graph_throttle: VecDeque<u64>,
     /// Requests that reached the fake Graph.
     graph_calls: usize,
+    /// Device codes issued, by `device_code`.
+    device_codes: HashMap<String, DeviceGrant>,
+    /// Apps whose registration allows public client flows.
+    public_clients: HashSet<String>,
+    /// The `interval` the device-code endpoint answers (seconds).
+    device_interval: u64,
+}
+
+/// A device code issued by the fake.
+#[derive(Clone)]
+struct DeviceGrant {
+    client_id: String,
+    tenant: String,
+    /// The scopes asked for (the consent of an approval).
+    scope: String,
+    user_code: String,
+    issued: Duration,
+    /// Who signed in with it, once someone did.
+    approved_by: Option<String>,
+    expired: bool,
+    /// The next poll answers `slow_down`.
+    slow_down: bool,
+    used: bool,
+    /// When each poll came (the fake's clock).
+    polls: Vec<Duration>,
 }
 
 /// A mailbox of the fake Graph.
@@ -642,6 +712,9 @@ impl State {
             graph_mailboxes: HashMap::new(),
             graph_throttle: VecDeque::new(),
             graph_calls: 0,
+            device_codes: HashMap::new(),
+            public_clients: HashSet::new(),
+            device_interval: 5,
         }
     }
 

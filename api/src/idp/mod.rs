@@ -21,10 +21,11 @@ use oauth2::basic::{
     BasicTokenType,
 };
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
-    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse,
-    TokenUrl,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    DeviceAuthorizationUrl, EndpointNotSet, EndpointSet, ErrorResponseType, ExtraTokenFields,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    StandardDeviceAuthorizationResponse, StandardErrorResponse, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -433,6 +434,80 @@ impl Microsoft {
         .await
     }
 
+    /// A client without a secret or an assertion: the device-code flow is a
+    /// public client flow ("Allow public client flows" on the app
+    /// registration), and Microsoft refuses a secret there.
+    fn public_client(
+        &self,
+        app: &AppIdentity<'_>,
+    ) -> oauth2::Client<
+        BasicErrorResponse,
+        MsTokenResponse,
+        BasicTokenIntrospectionResponse,
+        StandardRevocableToken,
+        BasicRevocationErrorResponse,
+        EndpointNotSet,
+        EndpointSet,
+        EndpointNotSet,
+        EndpointNotSet,
+        EndpointSet,
+    > {
+        oauth2::Client::new(ClientId::new(app.client_id.to_owned()))
+            .set_device_authorization_url(DeviceAuthorizationUrl::from_url(self.endpoint(
+                app,
+                app.tenant,
+                "oauth2/v2.0/devicecode",
+            )))
+            .set_token_uri(TokenUrl::from_url(self.endpoint(
+                app,
+                app.tenant,
+                "oauth2/v2.0/token",
+            )))
+            .set_auth_type(AuthType::RequestBody)
+    }
+
+    /// Starts a device-code sign-in (RFC 8628) for the sign-in's scopes:
+    /// the `user_code` a person types at the `verification_uri`.
+    pub async fn device_authorization(
+        &self,
+        app: &AppIdentity<'_>,
+    ) -> Result<StandardDeviceAuthorizationResponse, IdpError> {
+        let client = self.public_client(app);
+        let request = client
+            .exchange_device_code()
+            .add_scopes(app.sign_in_scopes());
+        request
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match token_set(Err(e)) {
+                Err(e) => e,
+                Ok(_) => unreachable!("an error stays an error"),
+            })
+    }
+
+    /// Polls the token endpoint at the interval Microsoft gave (longer after
+    /// each `slow_down`) until the person signed in, declined, or the code
+    /// expired (`expired_token`); the tokens are Exchange Online's.
+    pub async fn poll_device_code(
+        &self,
+        app: &AppIdentity<'_>,
+        details: &StandardDeviceAuthorizationResponse,
+    ) -> Result<TokenSet, IdpError> {
+        let client = self.public_client(app);
+        let scope: Vec<String> = app
+            .delegated_scopes(Resource::Outlook)
+            .map(|s| s.to_string())
+            .collect();
+        let request = client
+            .exchange_device_access_token(details)
+            .add_extra_param("scope", scope.join(" "));
+        token_set(
+            request
+                .request_async(&self.http, tokio::time::sleep, None)
+                .await,
+        )
+    }
+
     async fn with_retries<F, Fut>(&self, mut call: F) -> Result<TokenSet, IdpError>
     where
         F: FnMut() -> Fut,
@@ -460,8 +535,8 @@ impl Microsoft {
     }
 }
 
-fn token_set(
-    response: Result<MsTokenResponse, RequestTokenError<Transport, BasicErrorResponse>>,
+fn token_set<T: ErrorResponseType + AsRef<str> + std::fmt::Display + 'static>(
+    response: Result<MsTokenResponse, RequestTokenError<Transport, StandardErrorResponse<T>>>,
 ) -> Result<TokenSet, IdpError> {
     match response {
         Ok(r) => Ok(TokenSet {

@@ -101,7 +101,7 @@ pub(crate) enum Effect {
 }
 
 impl Refusal {
-    fn new(code: Code, message: impl Into<String>, hint: &str, effect: Effect) -> Self {
+    pub(crate) fn new(code: Code, message: impl Into<String>, hint: &str, effect: Effect) -> Self {
         let actor = match effect {
             Effect::Attempt => Actor::Browser,
             _ => Actor::Microsoft,
@@ -123,7 +123,7 @@ impl Refusal {
 }
 
 /// A step either goes on, refuses the sign-in, or fails (a bug, the database).
-enum Step {
+pub(crate) enum Step {
     Refused(Box<Refusal>),
     Failed(Error),
 }
@@ -263,7 +263,21 @@ impl Services {
             .app_credential_with_secret(org, auth.app_credential_id)
             .await?;
         let set = self.redeem(auth, &app, &secret, code).await?;
-        let claims = verify_id_token(&set.id_token, &app, auth.nonce.as_deref())?;
+        self.finish_sign_in(org, auth, mailbox, &app, &set).await
+    }
+
+    /// The steps after the tokens came (from a redeemed code, or a
+    /// device-code poll): verify the id_token, pin the identity, check the
+    /// refresh token, commit. Returns who signed in.
+    pub(crate) async fn finish_sign_in(
+        &self,
+        org: &OrgId,
+        auth: &AuthorizationRow,
+        mailbox: &MailboxRow,
+        app: &AppCredential,
+        set: &TokenSet,
+    ) -> std::result::Result<String, Step> {
+        let claims = verify_id_token(&set.id_token, app, auth.nonce.as_deref())?;
         pin_identity(mailbox, &claims)?;
         if set.refresh_token.is_none() {
             return Err(Refusal::new(
@@ -275,7 +289,7 @@ impl Services {
             .by(claims.username.as_str())
             .into());
         }
-        self.commit_sign_in(org, auth, mailbox, &app, &set, &claims)
+        self.commit_sign_in(org, auth, mailbox, app, set, &claims)
             .await?;
         Ok(claims.username.as_str().to_owned())
     }

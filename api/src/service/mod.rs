@@ -12,6 +12,7 @@ pub mod callback;
 pub mod check;
 pub mod consent;
 pub mod delivery;
+mod device_code;
 pub mod email_alerts;
 pub mod events;
 pub mod housekeeping;

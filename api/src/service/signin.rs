@@ -39,6 +39,21 @@ pub struct RefreshRequest {
     /// Where the browser goes after the sign-in (must match the configured allow-list);
     /// it receives `mailbox_id` and `outcome` as query parameters.
     pub return_url: Option<String>,
+    /// How a delegated mailbox signs in: `browser` (the default: an
+    /// authorization URL to open) or `device_code` (a code to type at
+    /// Microsoft's device login page, for a delegate who cannot reach the
+    /// redirect URI; the app registration needs "Allow public client flows").
+    #[serde(default)]
+    pub flow: SignInFlow,
+}
+
+/// How a delegated mailbox signs in.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInFlow {
+    #[default]
+    Browser,
+    DeviceCode,
 }
 
 /// The result of a refresh.
@@ -46,8 +61,17 @@ pub struct RefreshRequest {
 pub struct RefreshResult {
     /// Delegated mailboxes: the Microsoft sign-in URL to open; null for app-only mailboxes.
     pub authorization_url: Option<String>,
-    /// When the sign-in URL stops working.
+    /// When the sign-in URL (or the device code) stops working.
     pub expires_at: Option<DateTime<Utc>>,
+    /// `device_code`: the code the person types at `verification_uri`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_code: Option<String>,
+    /// `device_code`: where to type it (Microsoft's device login page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_uri: Option<String>,
+    /// `device_code`: seconds the code stays valid (RFC 8628).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
     /// The mailbox as it is now (app-only mailboxes are already active).
     pub mailbox: Mailbox,
 }
@@ -94,6 +118,9 @@ impl Services {
         let identity = self.identity(&app, &secret);
         if mailbox.access_mode == AccessMode::AppOnly {
             return self.refresh_app_only(who, mailbox, &identity).await;
+        }
+        if input.flow == SignInFlow::DeviceCode {
+            return self.refresh_device_code(who, mailbox, &identity).await;
         }
         let state = random_token(32);
         let nonce = random_token(16);
@@ -146,6 +173,9 @@ impl Services {
         Ok(RefreshResult {
             authorization_url: Some(url.to_string()),
             expires_at: Some(expires_at.and_utc()),
+            user_code: None,
+            verification_uri: None,
+            expires_in: None,
             mailbox,
         })
     }
@@ -193,6 +223,9 @@ impl Services {
                 Ok(RefreshResult {
                     authorization_url: None,
                     expires_at: None,
+                    user_code: None,
+                    verification_uri: None,
+                    expires_in: None,
                     mailbox: self.mailbox(&who.org, id).await?,
                 })
             }

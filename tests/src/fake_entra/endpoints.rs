@@ -42,7 +42,8 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/{tenant}/oauth2/v2.0/authorize", web::get().to(authorize))
         .route("/{tenant}/oauth2/v2.0/token", web::post().to(token))
         .route("/{tenant}/v2.0/adminconsent", web::get().to(admin_consent))
-        .configure(super::graph::routes);
+        .configure(super::graph::routes)
+        .configure(super::device::routes);
 }
 
 pub(super) fn lock(data: &Shared) -> MutexGuard<'_, State> {
@@ -50,14 +51,14 @@ pub(super) fn lock(data: &Shared) -> MutexGuard<'_, State> {
 }
 
 /// First non-empty value of a parameter.
-fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     q.get(name).map(String::as_str).filter(|v| !v.is_empty())
 }
 
 /// Whether every resource scope of `requested` was consented in the grant
 /// (`consented`, the scopes of the sign-in); OpenID Connect scopes need no
 /// consent. Microsoft answers a scope never consented with AADSTS65001.
-fn consented(consented: &str, requested: &str) -> Result<(), TokenError> {
+pub(super) fn consented(consented: &str, requested: &str) -> Result<(), TokenError> {
     let missing: Vec<&str> = requested
         .split_ascii_whitespace()
         .filter(|s| resource_of(s).is_some() && !has_scope(consented, s))
@@ -105,7 +106,7 @@ pub(super) fn resource_of(scope: &str) -> Option<String> {
 /// The scopes of the one resource a token is for (Microsoft leaves the
 /// OpenID Connect scopes out of the token response's `scope`), or
 /// `invalid_scope` AADSTS28000 if they name more than one resource.
-fn resource_scope(scope: &str) -> Result<String, TokenError> {
+pub(super) fn resource_scope(scope: &str) -> Result<String, TokenError> {
     let mut resources: Vec<String> = scope
         .split_ascii_whitespace()
         .filter_map(resource_of)
@@ -174,7 +175,7 @@ fn page_redirect_mismatch(client_id: &str, redirect_uri: &str) -> HttpResponse {
 
 /// Tenants the path allows for this client: the tenant itself if the client
 /// is registered there, every tenant of the client for `common`/`organizations`.
-fn client_tenants(st: &State, tenant_segment: &str, client_id: &str) -> Vec<String> {
+pub(super) fn client_tenants(st: &State, tenant_segment: &str, client_id: &str) -> Vec<String> {
     match st.resolve_tenant(tenant_segment) {
         TenantPath::Id(t) if st.app(&t, client_id).is_some() => vec![t],
         TenantPath::Multi => st.tenants_of_client(client_id),
@@ -582,6 +583,10 @@ fn token_inner(
         )?;
         return grant(st, grant_type, &client_id, &tenants, tenant_segment, form);
     }
+    if grant_type == super::device::GRANT_TYPE && secret.is_none() {
+        // A public client flow: no secret, no assertion.
+        return super::device::grant(st, &client_id, form);
+    }
     let Some(secret) = secret else {
         return Err(TokenError::new(
             401,
@@ -855,19 +860,19 @@ fn new_access_token(
 }
 
 /// Who and what a user token response is for.
-struct UserGrant<'a> {
-    client_id: &'a str,
-    tenant: &'a str,
-    user: &'a str,
+pub(super) struct UserGrant<'a> {
+    pub(super) client_id: &'a str,
+    pub(super) tenant: &'a str,
+    pub(super) user: &'a str,
     /// Scope of the grant as requested (kept on a new refresh token).
-    scope: &'a str,
+    pub(super) scope: &'a str,
     /// `nonce` for the `id_token` (only on the authorization code grant).
-    nonce: Option<&'a str>,
+    pub(super) nonce: Option<&'a str>,
 }
 
 /// Token response for a user: an access token for `token_scope`, plus a new
 /// refresh token if `with_refresh`, plus an `id_token` if `with_id_token`.
-fn issue_user_tokens(
+pub(super) fn issue_user_tokens(
     st: &mut State,
     grant: UserGrant<'_>,
     token_scope: &str,

@@ -19,6 +19,7 @@ mod check;
 mod clouds;
 mod consent;
 mod crash;
+mod device_code;
 mod email_alerts;
 mod errors;
 mod events;
