@@ -106,6 +106,27 @@ pub fn from_pem(
 }
 
 /// SHA-256 of a certificate's DER, upper-case hex.
+/// The PEM blocks of `text`, each from its `-----BEGIN` to the end of its
+/// `-----END ...-----` line (a rolled credential seals two keys together).
+pub fn pem_blocks(text: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start..];
+        let Some(end) = after.find("-----END ") else {
+            break;
+        };
+        let tail = &after[end + "-----END ".len()..];
+        let Some(close) = tail.find("-----") else {
+            break;
+        };
+        let len = end + "-----END ".len() + close + "-----".len();
+        blocks.push(after[..len].to_owned());
+        rest = &after[len..];
+    }
+    blocks
+}
+
 pub fn thumbprint(der: &[u8]) -> String {
     Sha256::digest(der)
         .iter()
@@ -163,6 +184,16 @@ pub fn assertion(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_sealed_keys_come_apart_as_they_went_in() {
+        let a = "-----BEGIN PRIVATE KEY-----\nAAA\n-----END PRIVATE KEY-----";
+        let b = "-----BEGIN RSA PRIVATE KEY-----\nBBB\n-----END RSA PRIVATE KEY-----";
+        assert_eq!(pem_blocks(&format!("{a}\n{b}\n")), [a, b]);
+        assert_eq!(pem_blocks(a), [a]);
+        assert!(pem_blocks("").is_empty());
+        assert!(pem_blocks("-----BEGIN PRIVATE KEY-----\ncut off").is_empty());
+    }
 
     #[test]
     fn a_generated_certificate_loads_back_and_signs() {

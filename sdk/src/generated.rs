@@ -225,6 +225,12 @@ pub mod types {
         pub id: ::uuid::Uuid,
         ///A name people recognise, e.g. "E-filing office".
         pub name: ::std::string::String,
+        /**While a new certificate has not been seen to work: the SHA-256
+        thumbprint of the one it replaced, which token requests fall back to
+        when Microsoft does not know the new one yet (AADSTS700027). Cleared
+        at the first token request the new certificate signs.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub previous_certificate_thumbprint_sha256: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub problem: ::std::option::Option<StatusDetail>,
         pub provider: Provider,
@@ -2121,6 +2127,10 @@ pub mod types {
             graph: ::std::result::Result<bool, ::std::string::String>,
             id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            previous_certificate_thumbprint_sha256: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             problem: ::std::result::Result<
                 ::std::option::Option<super::StatusDetail>,
                 ::std::string::String,
@@ -2156,6 +2166,7 @@ pub mod types {
                     graph: Err("no value supplied for graph".to_string()),
                     id: Err("no value supplied for id".to_string()),
                     name: Err("no value supplied for name".to_string()),
+                    previous_certificate_thumbprint_sha256: Ok(Default::default()),
                     problem: Ok(Default::default()),
                     provider: Err("no value supplied for provider".to_string()),
                     redirect_uri: Err("no value supplied for redirect_uri".to_string()),
@@ -2259,6 +2270,20 @@ pub mod types {
                 self.name = value
                     .try_into()
                     .map_err(|e| format!("error converting supplied value for name: {e}"));
+                self
+            }
+            pub fn previous_certificate_thumbprint_sha256<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.previous_certificate_thumbprint_sha256 = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for previous_certificate_thumbprint_sha256: {e}"
+                        )
+                    });
                 self
             }
             pub fn problem<T>(mut self, value: T) -> Self
@@ -2367,6 +2392,8 @@ pub mod types {
                     graph: value.graph?,
                     id: value.id?,
                     name: value.name?,
+                    previous_certificate_thumbprint_sha256: value
+                        .previous_certificate_thumbprint_sha256?,
                     problem: value.problem?,
                     provider: value.provider?,
                     redirect_uri: value.redirect_uri?,
@@ -2391,6 +2418,9 @@ pub mod types {
                     graph: Ok(value.graph),
                     id: Ok(value.id),
                     name: Ok(value.name),
+                    previous_certificate_thumbprint_sha256: Ok(
+                        value.previous_certificate_thumbprint_sha256
+                    ),
                     problem: Ok(value.problem),
                     provider: Ok(value.provider),
                     redirect_uri: Ok(value.redirect_uri),

@@ -82,8 +82,28 @@ pub enum ClientCredential<'a> {
     /// `client_secret` in the request body.
     Secret(&'a SecretString),
     /// A client assertion signed with the certificate's private key (PEM),
-    /// carrying its `x5t#S256`; `None`: no certificate set yet.
-    Certificate(Option<(&'a SecretString, String)>),
+    /// carrying its `x5t#S256`.
+    Certificate {
+        /// `None`: no certificate set yet.
+        current: Option<SigningKey>,
+        /// The certificate the current one replaced, while the current one
+        /// has not been seen to work: tried when Microsoft does not know
+        /// the current one (AADSTS700027).
+        previous: Option<SigningKey>,
+    },
+}
+
+/// A certificate's private key (PEM) and its `x5t#S256`.
+pub struct SigningKey {
+    pub key: SecretString,
+    pub x5t: String,
+}
+
+/// Which key a certificate credential's token request was signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signer {
+    Current,
+    Previous,
 }
 
 /// `client_assertion_type` of a certificate credential's requests.
@@ -135,6 +155,9 @@ pub struct TokenSet {
     pub expires_in: Duration,
     pub refresh_token: Option<SecretString>,
     pub id_token: Option<SecretString>,
+    /// Signed with a rolled certificate's previous key (Microsoft did not
+    /// know the current one yet).
+    pub signed_with_previous: bool,
 }
 
 /// A failed request to the identity provider, classified and explained.
@@ -282,15 +305,16 @@ impl Microsoft {
 
     /// The client assertion of a token request, for a certificate
     /// credential (a new one per request: its `jti` is never reused).
-    fn assertion(&self, app: &AppIdentity<'_>) -> Result<Option<String>, IdpError> {
-        let (key, x5t) = match &app.credential {
-            ClientCredential::Secret(_) => return Ok(None),
-            ClientCredential::Certificate(None) => {
-                return Err(IdpError::certificate_missing(
-                    "the app credential has no certificate yet",
-                ));
-            }
-            ClientCredential::Certificate(Some(keyed)) => keyed,
+    fn assertion(&self, app: &AppIdentity<'_>, signer: Signer) -> Result<Option<String>, IdpError> {
+        let signing = match (&app.credential, signer) {
+            (ClientCredential::Secret(_), _) => return Ok(None),
+            (ClientCredential::Certificate { current, .. }, Signer::Current) => current,
+            (ClientCredential::Certificate { previous, .. }, Signer::Previous) => previous,
+        };
+        let Some(SigningKey { key, x5t }) = signing else {
+            return Err(IdpError::certificate_missing(
+                "the app credential has no certificate yet",
+            ));
         };
         let endpoint = self.endpoint(app, app.tenant, "oauth2/v2.0/token");
         crate::certificate::assertion(key, x5t, app.client_id, endpoint.as_str())
@@ -306,7 +330,7 @@ impl Microsoft {
             ClientCredential::Secret(secret) => {
                 client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()))
             }
-            ClientCredential::Certificate(_) => client,
+            ClientCredential::Certificate { .. } => client,
         };
         client
             .set_auth_uri(AuthUrl::from_url(self.endpoint(
@@ -366,8 +390,23 @@ impl Microsoft {
         code: &str,
         verifier: &SecretString,
     ) -> Result<TokenSet, IdpError> {
-        let client = self.client(app);
-        let assertion = self.assertion(app)?;
+        let client = &self.client(app);
+        self.with_signer(app, |signer| async move {
+            let assertion = self.assertion(app, signer)?;
+            self.redeem_with(client, app, code, verifier, assertion)
+                .await
+        })
+        .await
+    }
+
+    async fn redeem_with(
+        &self,
+        client: &MsClient,
+        app: &AppIdentity<'_>,
+        code: &str,
+        verifier: &SecretString,
+        assertion: Option<String>,
+    ) -> Result<TokenSet, IdpError> {
         // The scopes of the one resource the token is for: a sign-in that
         // asked for Graph too named two.
         let scope: Vec<String> = app
@@ -394,19 +433,22 @@ impl Microsoft {
         refresh_token: &SecretString,
         resource: Resource,
     ) -> Result<TokenSet, IdpError> {
-        let client = self.client(app);
+        let client = &self.client(app);
         self.with_retries(|| async {
-            let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
-            let assertion = self.assertion(app)?;
-            let mut request = client
-                .exchange_refresh_token(&token)
-                .add_scopes(app.delegated_scopes(resource));
-            if let Some(assertion) = assertion {
-                request = request
-                    .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
-                    .add_extra_param("client_assertion", assertion);
-            }
-            token_set(request.request_async(&self.http).await)
+            self.with_signer(app, |signer| async move {
+                let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
+                let assertion = self.assertion(app, signer)?;
+                let mut request = client
+                    .exchange_refresh_token(&token)
+                    .add_scopes(app.delegated_scopes(resource));
+                if let Some(assertion) = assertion {
+                    request = request
+                        .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
+                        .add_extra_param("client_assertion", assertion);
+                }
+                token_set(request.request_async(&self.http).await)
+            })
+            .await
         })
         .await
     }
@@ -418,18 +460,21 @@ impl Microsoft {
         app: &AppIdentity<'_>,
         resource: Resource,
     ) -> Result<TokenSet, IdpError> {
-        let client = self.client(app);
+        let client = &self.client(app);
         self.with_retries(|| async {
-            let assertion = self.assertion(app)?;
-            let mut request = client
-                .exchange_client_credentials()
-                .add_scope(app.app_only_scope(resource));
-            if let Some(assertion) = assertion {
-                request = request
-                    .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
-                    .add_extra_param("client_assertion", assertion);
-            }
-            token_set(request.request_async(&self.http).await)
+            self.with_signer(app, |signer| async move {
+                let assertion = self.assertion(app, signer)?;
+                let mut request = client
+                    .exchange_client_credentials()
+                    .add_scope(app.app_only_scope(resource));
+                if let Some(assertion) = assertion {
+                    request = request
+                        .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
+                        .add_extra_param("client_assertion", assertion);
+                }
+                token_set(request.request_async(&self.http).await)
+            })
+            .await
         })
         .await
     }
@@ -508,6 +553,39 @@ impl Microsoft {
         )
     }
 
+    /// A token request signed with the current certificate; if Microsoft
+    /// does not know it (AADSTS700027) and a rolled certificate's previous
+    /// key is kept, again with that one (nothing was redeemed: the client
+    /// is authenticated first).
+    async fn with_signer<F, Fut>(
+        &self,
+        app: &AppIdentity<'_>,
+        call: F,
+    ) -> Result<TokenSet, IdpError>
+    where
+        F: Fn(Signer) -> Fut,
+        Fut: std::future::Future<Output = Result<TokenSet, IdpError>>,
+    {
+        let has_previous = matches!(
+            &app.credential,
+            ClientCredential::Certificate {
+                previous: Some(_),
+                ..
+            }
+        );
+        match call(Signer::Current).await {
+            Err(e) if has_previous && e.aadsts == Some(700_027) => {
+                tracing::warn!(
+                    "Microsoft does not know the new certificate yet; signing with the previous one"
+                );
+                let mut set = call(Signer::Previous).await?;
+                set.signed_with_previous = true;
+                Ok(set)
+            }
+            other => other,
+        }
+    }
+
     async fn with_retries<F, Fut>(&self, mut call: F) -> Result<TokenSet, IdpError>
     where
         F: FnMut() -> Fut,
@@ -550,6 +628,7 @@ fn token_set<T: ErrorResponseType + AsRef<str> + std::fmt::Display + 'static>(
                 .refresh_token()
                 .map(|t| SecretString::from(t.secret().to_owned())),
             id_token: r.extra_fields().id_token.clone().map(SecretString::from),
+            signed_with_previous: false,
         }),
         Err(RequestTokenError::ServerResponse(e)) => {
             let status = None;

@@ -17,11 +17,11 @@ use crate::auth::{Permission, Principal};
 use crate::certificate;
 use crate::crypto::Slot;
 use crate::domain::{
-    AppCredentialId, AuditAction, ClientId, ClientSecret, Cloud, CredentialType, DisplayName,
-    OrgId, Provider, TenantId,
+    Actor, AppCredentialId, AuditAction, ClientId, ClientSecret, Cloud, CredentialType,
+    DisplayName, OrgId, Provider, TenantId,
 };
 use crate::error::{Error, Result, Validator};
-use crate::idp::{AppIdentity, ClientCredential};
+use crate::idp::{AppIdentity, ClientCredential, SigningKey};
 use crate::store::app_credentials::{self as store, AppCredentialChanges, AppCredentialRow};
 use crate::store::{authorizations, now};
 
@@ -63,6 +63,11 @@ pub struct AppCredential {
     pub certificate_thumbprint_sha256: Option<String>,
     /// Days until the secret expires (negative once expired); null if unknown.
     pub secret_days_left: Option<i64>,
+    /// While a new certificate has not been seen to work: the SHA-256
+    /// thumbprint of the one it replaced, which token requests fall back to
+    /// when Microsoft does not know the new one yet (AADSTS700027). Cleared
+    /// at the first token request the new certificate signs.
+    pub previous_certificate_thumbprint_sha256: Option<String>,
     /// Sign-ins also ask for Microsoft Graph's `Mail.ReadWrite` and
     /// `Mail.Send`, so mailboxes can be handed Graph tokens
     /// (`GET /mailboxes/{id}/access-token?resource=graph`) and use the
@@ -206,6 +211,14 @@ enum Material {
     NoCertificateYet,
 }
 
+/// A rolled certificate credential's sealed keys (the new one's, then the
+/// previous one's) and the previous certificate.
+struct Rolled {
+    client_secret: String,
+    previous_pem: Option<String>,
+    previous_thumbprint: Option<String>,
+}
+
 /// The sealed columns of [`Material`]; `None`: leave the column as it is.
 #[derive(Default)]
 struct SealedMaterial {
@@ -344,6 +357,8 @@ impl Services {
             problem_code: None,
             problem_message: None,
             tenant_guid: None,
+            previous_certificate_pem: None,
+            previous_certificate_thumbprint: None,
         };
         let actor = who.actor();
         let row = self
@@ -448,9 +463,21 @@ impl Services {
             (None, Some(k)) => Some(Material::Certificate(k)),
             (None, None) => None,
         };
-        let sealed = material
-            .map(|m| self.seal_material(id, &m))
+        let mut sealed = material
+            .as_ref()
+            .map(|m| self.seal_material(id, m))
             .unwrap_or_default();
+        let mut previous = (None, None);
+        if let Some(Material::Certificate(keyed)) = &material {
+            // A new certificate for one that has a certificate: roll.
+            let current = self.app_credential_row(&org, id).await?;
+            if let Some(rolled) = self.seal_rolled(&current, keyed)? {
+                sealed.client_secret = Some(rolled.client_secret);
+                previous = (Some(rolled.previous_pem), Some(rolled.previous_thumbprint));
+            } else {
+                previous = (Some(None), Some(None));
+            }
+        }
         let changes = AppCredentialChanges {
             name: name.map(|n| n.as_str().to_owned()),
             client_id: client_id.map(|c| c.as_str().to_owned()),
@@ -464,6 +491,8 @@ impl Services {
             graph: input.graph,
             certificate_pem: sealed.certificate_pem,
             certificate_thumbprint: sealed.certificate_thumbprint,
+            previous_certificate_pem: previous.0,
+            previous_certificate_thumbprint: previous.1,
         };
         let actor = who.actor();
         let row = self
@@ -544,9 +573,20 @@ impl Services {
             keyed.thumbprint_sha256.clone(),
             keyed.not_after,
         );
+        let rolled = self.seal_rolled(&current, &keyed)?;
         let sealed = self.seal_material(id, &Material::Certificate(keyed));
+        let (client_secret, previous_pem, previous_thumbprint) = match rolled {
+            Some(r) => (
+                Some(r.client_secret),
+                Some(r.previous_pem),
+                Some(r.previous_thumbprint),
+            ),
+            None => (sealed.client_secret, Some(None), Some(None)),
+        };
         let changes = AppCredentialChanges {
-            client_secret: sealed.client_secret,
+            client_secret,
+            previous_certificate_pem: previous_pem,
+            previous_certificate_thumbprint: previous_thumbprint,
             secret_hint: sealed.secret_hint,
             certificate_pem: sealed.certificate_pem,
             certificate_thumbprint: sealed.certificate_thumbprint,
@@ -649,17 +689,138 @@ impl Services {
             tenant: &app.tenant_id,
             credential: match app.credential_type {
                 CredentialType::Secret => ClientCredential::Secret(secret),
-                CredentialType::Certificate => ClientCredential::Certificate(
-                    app.certificate_thumbprint_sha256
-                        .as_deref()
-                        .and_then(certificate::x5t_s256)
-                        .filter(|_| !secret.expose_secret().is_empty())
-                        .map(|x5t| (secret, x5t)),
-                ),
+                CredentialType::Certificate => {
+                    // The current key's PEM block first, then a rolled
+                    // certificate's previous one.
+                    let mut keys = certificate::pem_blocks(secret.expose_secret()).into_iter();
+                    let signing = |key: Option<String>, thumbprint: Option<&str>| {
+                        Some(SigningKey {
+                            key: SecretString::from(key?),
+                            x5t: certificate::x5t_s256(thumbprint?)?,
+                        })
+                    };
+                    ClientCredential::Certificate {
+                        current: signing(keys.next(), app.certificate_thumbprint_sha256.as_deref()),
+                        previous: signing(
+                            keys.next(),
+                            app.previous_certificate_thumbprint_sha256.as_deref(),
+                        ),
+                    }
+                }
             },
             redirect_uri: &self.redirect_uri,
             graph: app.graph,
         }
+    }
+
+    /// For a credential that has a certificate, a new one's sealed key
+    /// followed by the current one's (the current key becomes the
+    /// previous), with the current certificate; `None` when there is no
+    /// current certificate to keep.
+    fn seal_rolled(
+        &self,
+        current: &AppCredentialRow,
+        keyed: &certificate::KeyedCertificate,
+    ) -> Result<Option<Rolled>> {
+        let (Some(pem), Some(thumbprint)) = (
+            current.certificate_pem.clone(),
+            current.certificate_thumbprint.clone(),
+        ) else {
+            return Ok(None);
+        };
+        if thumbprint == keyed.thumbprint_sha256 {
+            return Ok(None);
+        }
+        let id = current.id.to_string();
+        let stored = self
+            .cipher
+            .decrypt_string(
+                &current.client_secret,
+                Slot {
+                    table: TABLE,
+                    column: SECRET_COLUMN,
+                    row_id: &id,
+                },
+            )
+            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("the current key")))?;
+        let Some(old_key) = certificate::pem_blocks(stored.expose_secret())
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let both = format!(
+            "{}\n{old_key}",
+            keyed.private_key_pem.expose_secret().trim_end()
+        );
+        Ok(Some(Rolled {
+            client_secret: self.seal_secret(current.id, &SecretString::from(both)),
+            previous_pem: Some(pem),
+            previous_thumbprint: Some(thumbprint),
+        }))
+    }
+
+    /// After a token request of a rolled credential: the new certificate
+    /// worked (Microsoft knows it), so the previous one is dropped, its key
+    /// with it; one signed with the previous key keeps both.
+    pub(crate) async fn certificate_seen(
+        &self,
+        org: &OrgId,
+        app: &AppCredential,
+        secret: &SecretString,
+        set: &crate::idp::TokenSet,
+    ) {
+        // The tokens are what matter; a failed clean-up is tried again next time.
+        if let Err(e) = self.drop_previous_certificate(org, app, secret, set).await {
+            tracing::warn!(app_credential_id = %app.id, error = %e, "dropping the previous certificate failed");
+        }
+    }
+
+    async fn drop_previous_certificate(
+        &self,
+        org: &OrgId,
+        app: &AppCredential,
+        secret: &SecretString,
+        set: &crate::idp::TokenSet,
+    ) -> Result<()> {
+        if app.previous_certificate_thumbprint_sha256.is_none() || set.signed_with_previous {
+            return Ok(());
+        }
+        let Some(current) = certificate::pem_blocks(secret.expose_secret())
+            .into_iter()
+            .next()
+        else {
+            return Ok(());
+        };
+        let changes = AppCredentialChanges {
+            client_secret: Some(self.seal_secret(app.id, &SecretString::from(current))),
+            previous_certificate_pem: Some(None),
+            previous_certificate_thumbprint: Some(None),
+            ..AppCredentialChanges::default()
+        };
+        let (org, id, thumbprint) = (
+            org.clone(),
+            app.id,
+            app.previous_certificate_thumbprint_sha256.clone(),
+        );
+        self.store
+            .write(move |c| {
+                store::update(c, &org, id, &changes)?;
+                Audit::app_credential(
+                    &org,
+                    Actor::Inboxlink,
+                    AuditAction::AppCredentialUpdated,
+                    id,
+                )
+                .detail(serde_json::json!({
+                    "certificate": "previous_dropped",
+                    "previous_thumbprint_sha256": thumbprint,
+                }))
+                .record(c)
+            })
+            .await?;
+        tracing::info!(app_credential_id = %id, "the new certificate works; the previous one is dropped");
+        Ok(())
     }
 
     /// The sealed columns of a credential's material.
@@ -713,6 +874,7 @@ impl Services {
             credential_expires_at: row.secret_expires_at,
             credential_type: row.credential_type,
             certificate_thumbprint_sha256: row.certificate_thumbprint,
+            previous_certificate_thumbprint_sha256: row.previous_certificate_thumbprint,
             graph: row.graph,
             redirect_uri: self.redirect_uri.to_string(),
             problem: row.problem_code.map(|code| {

@@ -315,13 +315,14 @@ impl Services {
             )
             .map_err(|e| Error::Internal(e.into()))?;
         let identity = self.identity(app, secret);
-        self.idp
-            .redeem_code(&identity, code, &verifier)
-            .await
-            .map_err(|e| {
-                let x = e.explanation;
-                Refusal::new(x.code, x.message, x.hint, Effect::Classified(x.class)).into()
-            })
+        let redeemed = self.idp.redeem_code(&identity, code, &verifier).await;
+        if let Ok(set) = &redeemed {
+            self.certificate_seen(&auth.org, app, secret, set).await;
+        }
+        redeemed.map_err(|e| {
+            let x = e.explanation;
+            Refusal::new(x.code, x.message, x.hint, Effect::Classified(x.class)).into()
+        })
     }
 
     /// Step: writes the tokens, onto the token version the sign-in started

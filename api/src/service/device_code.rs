@@ -111,6 +111,7 @@ impl Services {
                 .poll_device_code(&identity, details)
                 .await
                 .map_err(|e| Step::from(refusal_of(&e)))?;
+            self.certificate_seen(org, &app, &secret, &set).await;
             let org2 = org.clone();
             let mailbox = self
                 .store

@@ -396,7 +396,7 @@ impl Services {
             .await
             .map_err(TokenFailure::Internal)?;
         let identity = self.identity(&app, &secret);
-        let result = match row.access_mode {
+        let result: Result<TokenSet, IdpError> = match row.access_mode {
             AccessMode::AppOnly => self.idp.client_credentials(&identity, resource).await,
             AccessMode::Delegated => {
                 let sealed = row.refresh_token.as_deref().ok_or_else(|| {
@@ -412,6 +412,9 @@ impl Services {
                 self.idp.refresh(&identity, &refresh, resource).await
             }
         };
+        if let Ok(set) = &result {
+            self.certificate_seen(org, &app, &secret, set).await;
+        }
         result.map_err(TokenFailure::Idp)
     }
 

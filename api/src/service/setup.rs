@@ -134,6 +134,9 @@ impl Services {
             .idp
             .client_credentials(&identity, Resource::Outlook)
             .await;
+        if let Ok(set) = &outcome {
+            self.certificate_seen(&org, &app, &secret, set).await;
+        }
         let org2 = org.clone();
         let state = self
             .store

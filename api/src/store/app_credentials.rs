@@ -42,6 +42,10 @@ pub struct AppCredentialRow {
     pub certificate_thumbprint: Option<String>,
     /// Sign-ins also ask for Graph's mail permissions.
     pub graph: bool,
+    /// The certificate a new one replaced, usable until the new one has
+    /// been seen to work (its key sealed after the new one's in `client_secret`).
+    pub previous_certificate_pem: Option<String>,
+    pub previous_certificate_thumbprint: Option<String>,
 }
 
 /// Columns an update may change; `None` leaves a column as it is.
@@ -61,6 +65,8 @@ pub struct AppCredentialChanges {
     pub certificate_pem: Option<Option<String>>,
     pub certificate_thumbprint: Option<Option<String>>,
     pub graph: Option<bool>,
+    pub previous_certificate_pem: Option<Option<String>>,
+    pub previous_certificate_thumbprint: Option<Option<String>>,
 }
 
 /// The organisation's app credential with this id: where every query of one

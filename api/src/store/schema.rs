@@ -24,6 +24,8 @@ diesel::table! {
         certificate_pem -> Nullable<Text>,
         certificate_thumbprint -> Nullable<Text>,
         graph -> Bool,
+        previous_certificate_pem -> Nullable<Text>,
+        previous_certificate_thumbprint -> Nullable<Text>,
     }
 }
 

@@ -100,16 +100,71 @@ async fn a_certificate_made_here_signs_in_refreshes_and_verifies(app: TestAppBui
     assert!(app.fake().token_calls("refresh_token") >= 2);
     assert_eq!(app.mailbox(id).await.status, MailboxStatus::Active);
 
-    // A new certificate replaces the old one at once: until it is uploaded,
-    // Microsoft refuses, and the credential says so.
+    // Rolling: a new certificate is used first, and the old one stays
+    // usable until Microsoft has been seen to accept the new one.
     let second = admin.app_credential_certificate().id(cred).send().await;
     let second = second.expect("another").into_inner();
     assert_ne!(second.thumbprint_sha256, made.thumbprint_sha256);
+    assert_eq!(
+        second
+            .app_credential
+            .previous_certificate_thumbprint_sha256
+            .as_deref(),
+        Some(made.thumbprint_sha256.as_str())
+    );
+    // Not uploaded yet: Microsoft refuses the new one (AADSTS700027), the
+    // previous one signs instead, and nothing is flagged.
     let verified = admin.verify(cred).await;
-    assert_eq!(verified.code, "certificate_not_accepted");
+    assert!(
+        verified.ok,
+        "the previous certificate still works: {verified:?}"
+    );
+    app.execute("UPDATE mailboxes SET access_token_expires_at = '2001-01-01 00:00:00'")
+        .await;
+    service
+        .access_token(id)
+        .await
+        .expect("a refresh signed with the previous key");
+    let kept = app.admin().app_credential(cred).await;
+    assert_eq!(
+        kept.previous_certificate_thumbprint_sha256.as_deref(),
+        Some(made.thumbprint_sha256.as_str()),
+        "kept until the new one works"
+    );
+    assert!(kept.problem.is_none(), "{:?}", kept.problem);
+
+    // Uploaded: the next token request is signed with it, and the previous
+    // certificate (and its key) is dropped.
     app.fake()
         .add_certificate(TENANT, CLIENT_ID, &second.certificate_pem);
     assert!(admin.verify(cred).await.ok);
+    let rolled = app.admin().app_credential(cred).await;
+    assert_eq!(rolled.previous_certificate_thumbprint_sha256, None);
+    assert_eq!(
+        rolled.certificate_thumbprint_sha256.as_deref(),
+        Some(second.thumbprint_sha256.as_str())
+    );
+    let audit = admin.audit().await;
+    assert!(
+        audit.iter().any(|a| a
+            .detail
+            .as_ref()
+            .is_some_and(|d| d["certificate"] == "previous_dropped")),
+        "the drop is audited"
+    );
+    // From now on only the new key signs: a third certificate Microsoft does
+    // not know falls back to the second, not to the first.
+    let third = admin.app_credential_certificate().id(cred).send().await;
+    let third = third.expect("a third").into_inner();
+    assert_eq!(
+        third
+            .app_credential
+            .previous_certificate_thumbprint_sha256
+            .as_deref(),
+        Some(second.thumbprint_sha256.as_str())
+    );
+    assert!(admin.verify(cred).await.ok);
+    assert_eq!(app.mailbox(id).await.status, MailboxStatus::Active);
 }
 
 backend_tests!(an_uploaded_certificate_is_checked_and_used);

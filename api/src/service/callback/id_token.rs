@@ -98,6 +98,7 @@ mod tests {
             "cloud": "global",
             "credential_type": "secret",
             "graph": false,
+            "previous_certificate_thumbprint_sha256": null,
             "client_id": "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
             "tenant_id": tenant,
             "tenant_guid": guid,

@@ -1,0 +1,1 @@
+../../sqlite/2026-12-02-000012_certificate_rolling/up.sql

@@ -1,0 +1,2 @@
+ALTER TABLE app_credentials DROP COLUMN previous_certificate_thumbprint;
+ALTER TABLE app_credentials DROP COLUMN previous_certificate_pem;
