@@ -8,11 +8,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::Services;
+use super::app_credentials::AppCredential;
 use super::audit::Audit;
 use super::lifecycle::{self, Change, CredentialChange, Detail, Outcome};
 use super::mailboxes::Mailbox;
@@ -117,7 +119,9 @@ impl Services {
             .await?;
         let identity = self.identity(&app, &secret);
         if mailbox.access_mode == AccessMode::AppOnly {
-            return self.refresh_app_only(who, mailbox, &identity).await;
+            return self
+                .refresh_app_only(who, mailbox, &identity, (&app, &secret))
+                .await;
         }
         if input.flow == SignInFlow::DeviceCode {
             return self.refresh_device_code(who, mailbox, &identity).await;
@@ -185,6 +189,7 @@ impl Services {
         who: &Principal,
         mailbox: Mailbox,
         app: &AppIdentity<'_>,
+        (credential, secret): (&AppCredential, &SecretString),
     ) -> Result<RefreshResult> {
         let (id, app_id, org) = (mailbox.id, mailbox.app_credential_id, who.org.clone());
         // The token is for the settings as they are now: it is written only
@@ -197,6 +202,9 @@ impl Services {
                 .token_version
         };
         let outcome = self.idp.client_credentials(app, Resource::Outlook).await;
+        if let Ok(set) = &outcome {
+            self.certificate_seen(&org, credential, secret, set).await;
+        }
         self.metrics.token_refresh(match &outcome {
             Ok(_) => crate::metrics::RefreshOutcome::Ok,
             Err(e) => crate::metrics::RefreshOutcome::Failed(e.class()),

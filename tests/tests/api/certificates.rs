@@ -6,7 +6,7 @@
 //! valid one.
 
 use inboxlink_sdk::ProblemExt;
-use inboxlink_sdk::types::{CredentialType, MailboxStatus, builder};
+use inboxlink_sdk::types::{AccessMode, CredentialType, MailboxStatus, builder};
 
 use crate::helpers::{Api, CLIENT_ID, TENANT, TestAppBuilder, backend_tests, mailbox_body};
 
@@ -165,6 +165,14 @@ async fn a_certificate_made_here_signs_in_refreshes_and_verifies(app: TestAppBui
     );
     assert!(admin.verify(cred).await.ok);
     assert_eq!(app.mailbox(id).await.status, MailboxStatus::Active);
+    // An app-only mailbox's first token is a request the new key signs too.
+    app.fake()
+        .add_certificate(TENANT, CLIENT_ID, &third.certificate_pem);
+    let body = mailbox_body("robot@contoso.cz", cred).access_mode(AccessMode::AppOnly);
+    let robot = admin.create_mailbox(body).await;
+    admin.refresh(robot).await.expect("an app-only token");
+    let rolled = app.admin().app_credential(cred).await;
+    assert_eq!(rolled.previous_certificate_thumbprint_sha256, None);
 }
 
 backend_tests!(an_uploaded_certificate_is_checked_and_used);
