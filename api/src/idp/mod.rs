@@ -109,6 +109,19 @@ enum Signer {
 /// `client_assertion_type` of a certificate credential's requests.
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/// A token request with the client assertion, if the credential makes one
+/// (each of oauth2's request types has its own `add_extra_param`).
+macro_rules! with_assertion {
+    ($request:expr, $assertion:expr) => {
+        match $assertion {
+            Some(assertion) => $request
+                .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
+                .add_extra_param("client_assertion", assertion),
+            None => $request,
+        }
+    };
+}
+
 impl AppIdentity<'_> {
     /// The delegated scopes of a token for `resource`, in the app's cloud
     /// (one resource per token request, with `offline_access` and the
@@ -413,15 +426,11 @@ impl Microsoft {
             .delegated_scopes(Resource::Outlook)
             .map(|s| s.to_string())
             .collect();
-        let mut request = client
+        let request = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()))
             .add_extra_param("scope", scope.join(" "));
-        if let Some(assertion) = assertion {
-            request = request
-                .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
-                .add_extra_param("client_assertion", assertion);
-        }
+        let request = with_assertion!(request, assertion);
         token_set(request.request_async(&self.http).await)
     }
 
@@ -438,14 +447,10 @@ impl Microsoft {
             self.with_signer(app, |signer| async move {
                 let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
                 let assertion = self.assertion(app, signer)?;
-                let mut request = client
+                let request = client
                     .exchange_refresh_token(&token)
                     .add_scopes(app.delegated_scopes(resource));
-                if let Some(assertion) = assertion {
-                    request = request
-                        .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
-                        .add_extra_param("client_assertion", assertion);
-                }
+                let request = with_assertion!(request, assertion);
                 token_set(request.request_async(&self.http).await)
             })
             .await
@@ -464,14 +469,10 @@ impl Microsoft {
         self.with_retries(|| async {
             self.with_signer(app, |signer| async move {
                 let assertion = self.assertion(app, signer)?;
-                let mut request = client
+                let request = client
                     .exchange_client_credentials()
                     .add_scope(app.app_only_scope(resource));
-                if let Some(assertion) = assertion {
-                    request = request
-                        .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
-                        .add_extra_param("client_assertion", assertion);
-                }
+                let request = with_assertion!(request, assertion);
                 token_set(request.request_async(&self.http).await)
             })
             .await

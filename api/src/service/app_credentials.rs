@@ -658,23 +658,26 @@ impl Services {
         id: AppCredentialId,
     ) -> Result<(AppCredential, SecretString)> {
         let row = self.app_credential_row(org, id).await?;
+        let secret = self.open_secret(&row)?;
+        Ok((self.app_credential_view(row), secret))
+    }
+
+    /// The decrypted `client_secret` column: the secret, or a certificate
+    /// credential's key(s).
+    fn open_secret(&self, row: &AppCredentialRow) -> Result<SecretString> {
         let id = row.id.to_string();
-        let secret = self
-            .cipher
-            .decrypt_string(
-                &row.client_secret,
-                Slot {
-                    table: TABLE,
-                    column: SECRET_COLUMN,
-                    row_id: &id,
-                },
-            )
+        let slot = Slot {
+            table: TABLE,
+            column: SECRET_COLUMN,
+            row_id: &id,
+        };
+        self.cipher
+            .decrypt_string(&row.client_secret, slot)
             .map_err(|e| {
                 Error::Internal(
                     anyhow::Error::new(e).context(format!("client secret of app credential {id}")),
                 )
-            })?;
-        Ok((self.app_credential_view(row), secret))
+            })
     }
 
     /// What `app` contributes to a token request, with its decrypted secret.
@@ -731,18 +734,7 @@ impl Services {
         if thumbprint == keyed.thumbprint_sha256 {
             return Ok(None);
         }
-        let id = current.id.to_string();
-        let stored = self
-            .cipher
-            .decrypt_string(
-                &current.client_secret,
-                Slot {
-                    table: TABLE,
-                    column: SECRET_COLUMN,
-                    row_id: &id,
-                },
-            )
-            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("the current key")))?;
+        let stored = self.open_secret(current)?;
         let Some(old_key) = certificate::pem_blocks(stored.expose_secret())
             .into_iter()
             .next()

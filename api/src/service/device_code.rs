@@ -23,7 +23,7 @@ use crate::domain::{AccessMode, AuditAction, AuthorizationId, AuthorizationKind,
 use crate::error::Result;
 use crate::idp::{AppIdentity, IdpError};
 use crate::store::authorizations::AuthorizationRow;
-use crate::store::{mailboxes, now, tokens};
+use crate::store::{mailboxes, now};
 
 impl Services {
     /// Starts a device-code sign-in of a delegated mailbox and its poll.
@@ -39,13 +39,7 @@ impl Services {
             .device_authorization(identity)
             .await
             .map_err(|e| super::keeper::token_error(&e))?;
-        let version = {
-            let org = org.clone();
-            self.store
-                .run(move |c| tokens::get(c, &org, id))
-                .await?
-                .token_version
-        };
+        let version = self.token_version(&org, id).await?;
         let at = now();
         let expires_in = details.expires_in();
         let expires_at =

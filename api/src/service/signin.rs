@@ -194,13 +194,7 @@ impl Services {
         let (id, app_id, org) = (mailbox.id, mailbox.app_credential_id, who.org.clone());
         // The token is for the settings as they are now: it is written only
         // onto this version (a change meanwhile wins).
-        let version = {
-            let org = org.clone();
-            self.store
-                .run(move |c| tokens::get(c, &org, id))
-                .await?
-                .token_version
-        };
+        let version = self.token_version(&org, id).await?;
         let outcome = self.idp.client_credentials(app, Resource::Outlook).await;
         if let Ok(set) = &outcome {
             self.certificate_seen(&org, credential, secret, set).await;
@@ -251,6 +245,17 @@ impl Services {
                 Err(super::keeper::token_error(&e))
             }
         }
+    }
+
+    /// The mailbox's token version now: a sign-in's tokens are written only
+    /// onto it (a settings change meanwhile wins).
+    pub(crate) async fn token_version(&self, org: &OrgId, id: MailboxId) -> Result<i64> {
+        let org = org.clone();
+        Ok(self
+            .store
+            .run(move |c| tokens::get(c, &org, id))
+            .await?
+            .token_version)
     }
 
     pub(crate) fn check_return_url(&self, raw: &str) -> Result<String> {
