@@ -31,6 +31,7 @@ mod keeper;
 mod limits;
 mod mailboxes;
 mod operations;
+mod read_path;
 mod roles;
 mod secrets;
 mod security;
