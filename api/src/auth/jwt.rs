@@ -17,6 +17,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation, decode, decode_he
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
+use super::cache::{self, JwksKey, TokenCache, Verified};
 use super::jwks::{JWKS_ALGORITHMS, Jwks};
 use super::{Principal, Role};
 use crate::config::{JwtKey, JwtSettings};
@@ -35,6 +36,8 @@ pub struct Verifier {
     token_type: Option<String>,
     /// The longest `exp - iat`, in seconds.
     max_lifetime: Option<u64>,
+    /// Tokens accepted lately, by their hash, until they expire.
+    cache: TokenCache,
 }
 
 /// The longest subject accepted, in characters.
@@ -84,11 +87,38 @@ impl Verifier {
             leeway: settings.leeway.as_secs(),
             token_type: settings.token_type.as_deref().map(media_type),
             max_lifetime: settings.max_lifetime.map(|d| d.as_secs()),
+            cache: TokenCache::default(),
         })
     }
 
-    /// Verifies a bearer token and returns the caller.
+    /// Verifies a bearer token and returns the caller: a token accepted
+    /// before and not expired yet from the cache ([`cache`]), while a JWKS
+    /// token's key is still the one it was verified with.
     pub async fn verify(&self, token: &str) -> Result<Principal, Error> {
+        let hash = cache::hash(token);
+        let now = chrono::Utc::now().timestamp() as f64;
+        if let Some(hit) = self.cache.get(&hash, now) {
+            match (&hit.jwks_key, &self.keys) {
+                (None, Keys::Static { .. }) => return Ok(hit.principal),
+                (Some(was), Keys::Jwks(jwks)) => {
+                    if let Ok((key, _)) = jwks.key(&was.kid).await
+                        && Arc::ptr_eq(&key, &was.key)
+                    {
+                        return Ok(hit.principal);
+                    }
+                    self.cache.remove(&hash);
+                }
+                _ => self.cache.remove(&hash),
+            }
+        }
+        let verified = self.verify_fully(token).await?;
+        let principal = verified.principal.clone();
+        self.cache.insert(hash, verified, now);
+        Ok(principal)
+    }
+
+    /// Every check, with the key of the configuration or the JWKS URL.
+    async fn verify_fully(&self, token: &str) -> Result<Verified, Error> {
         let header =
             decode_header(token).map_err(|_| invalid("the token is not a well-formed JWT"))?;
         self.check_header(&header)?;
@@ -104,7 +134,13 @@ impl Verifier {
                     .as_deref()
                     .ok_or_else(|| invalid("the token has no key id (kid)"))?;
                 let (key, algs) = jwks.key(kid).await?;
-                (KeyRef::Shared(key), algs)
+                (
+                    KeyRef::Shared(JwksKey {
+                        kid: kid.to_owned(),
+                        key,
+                    }),
+                    algs,
+                )
             }
         };
         if !algorithms.contains(&header.alg) {
@@ -133,7 +169,20 @@ impl Verifier {
                 })
             })?;
         self.check_claims(&data.claims)?;
-        self.principal(&data.claims)
+        let principal = self.principal(&data.claims)?;
+        Ok(Verified {
+            principal,
+            // A number: jsonwebtoken checked it.
+            expires: data
+                .claims
+                .get("exp")
+                .and_then(Value::as_f64)
+                .unwrap_or(f64::NEG_INFINITY),
+            jwks_key: match key {
+                KeyRef::Shared(k) => Some(k),
+                KeyRef::Borrowed(_) => None,
+            },
+        })
     }
 
     /// What the header must (not) say, before any key is looked up.
@@ -225,14 +274,14 @@ impl Verifier {
 
 enum KeyRef<'a> {
     Borrowed(&'a DecodingKey),
-    Shared(Arc<DecodingKey>),
+    Shared(JwksKey),
 }
 
 impl KeyRef<'_> {
     fn get(&self) -> &DecodingKey {
         match self {
             KeyRef::Borrowed(k) => k,
-            KeyRef::Shared(k) => k,
+            KeyRef::Shared(k) => &k.key,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Who is calling and what they may do: JWT bearer tokens ([`jwt`]), the
 //! caller ([`Principal`]) and the role -> permission table ([`Permission`]).
 
+mod cache;
 mod extract;
 mod jwks;
 pub mod jwt;
