@@ -36,11 +36,26 @@ postgres_start() {
   port=$(free_port)
   as_pg_user "$bindir/initdb" -D "$PG_TEST_DIR/data" -U postgres --auth=trust --no-sync -E UTF8 >"$PG_TEST_DIR/initdb.log" 2>&1 \
     || { cat "$PG_TEST_DIR/initdb.log" >&2; return 1; }
-  as_pg_user "$bindir/pg_ctl" -D "$PG_TEST_DIR/data" -l "$PG_TEST_DIR/server.log" -w -t 30 \
-    -o "-p $port -k $PG_TEST_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-    start >/dev/null || { cat "$PG_TEST_DIR/server.log" >&2; return 1; }
+  echo "$port" >"$PG_TEST_DIR/port"
+  postgres_serve || return 1
   export TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
   echo "postgres.sh: throw-away PostgreSQL on 127.0.0.1:$port ($PG_TEST_DIR)" >&2
+}
+
+# Starts the server of the cluster in $PG_TEST_DIR (with $PG_TEST_BINDIR) on
+# its port: by postgres_start, and again after postgres_halt.
+postgres_serve() {
+  local port
+  port=$(cat "$PG_TEST_DIR/port")
+  as_pg_user "$PG_TEST_BINDIR/pg_ctl" -D "$PG_TEST_DIR/data" -l "$PG_TEST_DIR/server.log" -w -t 30 \
+    -o "-p $port -k $PG_TEST_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    start >/dev/null || { cat "$PG_TEST_DIR/server.log" >&2; return 1; }
+}
+
+# Stops the server as an operator's restart does (`-m fast`: every session
+# ends, open transactions roll back), keeping the cluster's files.
+postgres_halt() {
+  as_pg_user "$PG_TEST_BINDIR/pg_ctl" -D "$PG_TEST_DIR/data" -m fast -w -t 30 stop >/dev/null
 }
 
 postgres_stop() {

@@ -61,6 +61,12 @@ impl From<StoreError> for Error {
         match e {
             StoreError::NotFound(what) => Error::NotFound { resource: what },
             StoreError::Unavailable => Error::Unavailable("the database is not available".into()),
+            StoreError::Full => {
+                tracing::error!("the database's disk is full: writes fail until there is space");
+                Error::Unavailable(
+                    "the database's disk is full: nothing was written; try again later".into(),
+                )
+            }
             StoreError::Unique | StoreError::ForeignKey => Error::Internal(
                 anyhow::Error::new(e).context("a constraint the use case did not expect"),
             ),

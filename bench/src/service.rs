@@ -121,7 +121,6 @@ impl Launch {
             .env("INBOXLINK_BIND", format!("127.0.0.1:{port}"))
             .env("INBOXLINK_DATA_DIR", &self.data_dir)
             .env("INBOXLINK_MASTER_KEY", &self.master_key)
-            .env("INBOXLINK_JWT_HS256_SECRET", &self.jwt_secret)
             .env("INBOXLINK_MS_AUTHORITY", &self.authority)
             .env("INBOXLINK_LOG", "warn")
             .env("INBOXLINK_KEEPALIVE_INTERVAL_SECONDS", "0")
@@ -131,6 +130,14 @@ impl Launch {
             .stderr(self.log_file());
         if let Some(url) = &self.database_url {
             cmd.env("INBOXLINK_DATABASE_URL", url);
+        }
+        // One key source: the HS256 secret unless a public key or a JWKS URL is set.
+        if !self
+            .env
+            .iter()
+            .any(|(k, _)| k == "INBOXLINK_JWT_PUBLIC_KEY_FILE" || k == "INBOXLINK_JWT_JWKS_URL")
+        {
+            cmd.env("INBOXLINK_JWT_HS256_SECRET", &self.jwt_secret);
         }
         for (k, v) in &self.env {
             cmd.env(k, v);

@@ -308,6 +308,46 @@ impl FakeEntra {
         self.lock().faults.push_back(fault);
     }
 
+    /// An outage of the token endpoint: until [`Self::end_outage`], every
+    /// call is answered with the next of `faults` in turn (round robin),
+    /// e.g. 429 with `Retry-After`, 500, 503 and a delay past the client's
+    /// timeout. An empty list ends it.
+    pub fn start_outage(&self, faults: Vec<Fault>) {
+        let mut st = self.lock();
+        st.outage = faults;
+        st.outage_next = 0;
+    }
+
+    /// Ends an outage of [`Self::start_outage`].
+    pub fn end_outage(&self) {
+        self.start_outage(Vec::new());
+    }
+
+    /// Refresh tokens that were redeemed successfully more than once, and
+    /// how many redemptions those were beyond the first. Entra ID accepts an
+    /// earlier refresh token again while it lives; the fake does too, and
+    /// counts each such reuse, so a test can tell a client that rotates
+    /// strictly (every refresh with the token the last answer gave) from one
+    /// that replays an old one.
+    pub fn refresh_token_reuses(&self) -> (usize, usize) {
+        let st = self.lock();
+        let reused = st.refresh_token_uses.values().filter(|n| **n > 1);
+        let tokens = reused.clone().count();
+        (tokens, reused.map(|n| n - 1).sum())
+    }
+
+    /// Refreshes with a refresh token whose successor (the token its own
+    /// refresh gave) had been used already: the client wrote an older token
+    /// over a newer one, the hazard of refresh-token rotation.
+    pub fn refresh_token_successor_reuses(&self) -> usize {
+        self.lock().refresh_token_successor_reuses
+    }
+
+    /// Successful refresh-token redemptions since the fake started.
+    pub fn refresh_token_redemptions(&self) -> usize {
+        self.lock().refresh_token_uses.values().sum()
+    }
+
     /// Latency added to every token endpoint call (before any fault).
     pub fn set_latency(&self, d: Duration) {
         self.lock().latency = d;
@@ -546,6 +586,16 @@ pub(crate) struct State {
     first_redirects: HashMap<(String, RedirectUse), String>,
     sign_ins: VecDeque<SignIn>,
     faults: VecDeque<Fault>,
+    /// While not empty, every token call gets the next of these faults in
+    /// turn (an outage), before the queued ones.
+    outage: Vec<Fault>,
+    outage_next: usize,
+    /// Refresh token -> how many times a refresh with it succeeded.
+    refresh_token_uses: HashMap<String, usize>,
+    /// Refresh token -> the refresh token its (last) refresh issued.
+    refresh_token_successor: HashMap<String, String>,
+    /// Refreshes with a token whose successor had been used already.
+    refresh_token_successor_reuses: usize,
     latency: Duration,
     access_token_ttl: u64,
     /// When set, the `expires_in` every token answer states, whatever the token's lifetime is.
@@ -693,6 +743,11 @@ impl State {
             first_redirects: HashMap::new(),
             sign_ins: VecDeque::new(),
             faults: VecDeque::new(),
+            outage: Vec::new(),
+            outage_next: 0,
+            refresh_token_uses: HashMap::new(),
+            refresh_token_successor: HashMap::new(),
+            refresh_token_successor_reuses: 0,
             latency: Duration::ZERO,
             access_token_ttl: 3600,
             reported_expires_in: None,

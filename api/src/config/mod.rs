@@ -16,7 +16,7 @@ pub mod notify;
 pub mod protection;
 mod raw;
 pub mod source;
-mod validate;
+pub(crate) mod validate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -28,6 +28,11 @@ pub struct NotifySettings {
     pub poll: Duration,
     /// `INBOXLINK_DELIVERY_CONCURRENCY` (default 16): deliveries in flight per instance.
     pub concurrency: usize,
+    /// `INBOXLINK_DELIVERY_ENDPOINT_CONCURRENCY` (default 4, at most
+    /// `concurrency`): attempts in flight to one endpoint (a webhook or an
+    /// e-mail alert) per instance, so endpoints that hang or answer slowly
+    /// leave the other slots to the rest.
+    pub endpoint_concurrency: usize,
     /// `INBOXLINK_DELIVERY_LEASE_SECONDS` (default 60): how long a claimed
     /// delivery is an instance's; longer than an attempt can take.
     pub lease: Duration,
@@ -44,6 +49,7 @@ impl Default for NotifySettings {
             disable_after: chrono::Duration::hours(120),
             poll: Duration::from_millis(200),
             concurrency: 16,
+            endpoint_concurrency: 4,
             lease: Duration::from_secs(60),
             frontend_url: None,
         }
@@ -70,6 +76,22 @@ pub(super) fn validate(raw: &RawSettings) -> Result<NotifySettings, ConfigError>
                 .ok_or_else(|| ConfigError::new("FRONTEND_URL", "must be an http(s) URL"))?,
         ),
     };
+    let concurrency: usize = parse(
+        given!(raw.delivery_concurrency),
+        "16",
+        number_in(1..=1024, ""),
+    )?;
+    let endpoint_concurrency: usize = parse(
+        given!(raw.delivery_endpoint_concurrency),
+        "4",
+        number_in(1..=1024, ""),
+    )?;
+    if endpoint_concurrency > concurrency {
+        return Err(ConfigError::new(
+            "DELIVERY_ENDPOINT_CONCURRENCY",
+            "must not be more than INBOXLINK_DELIVERY_CONCURRENCY",
+        ));
+    }
     Ok(NotifySettings {
         event_retention: chrono::Duration::days(days),
         schedule: parse(
@@ -88,11 +110,8 @@ pub(super) fn validate(raw: &RawSettings) -> Result<NotifySettings, ConfigError>
             "200",
             number_in(10..=60_000, " milliseconds"),
         )?),
-        concurrency: parse(
-            given!(raw.delivery_concurrency),
-            "16",
-            number_in(1..=1024, ""),
-        )?,
+        concurrency,
+        endpoint_concurrency,
         // An attempt takes at most the 10 s deadline: a lease outlives it.
         lease: seconds(given!(raw.delivery_lease_seconds), "60", 15..=3600)?,
         frontend_url,

@@ -73,6 +73,7 @@ pub struct RawSettings {
     pub(super) webhook_disable_after_hours: Option<String>,
     pub(super) delivery_poll_ms: Option<String>,
     pub(super) delivery_concurrency: Option<String>,
+    pub(super) delivery_endpoint_concurrency: Option<String>,
     pub(super) delivery_lease_seconds: Option<String>,
     pub(super) frontend_url: Option<String>,
     pub(super) bridge_imap_bind: Option<String>,

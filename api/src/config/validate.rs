@@ -298,7 +298,7 @@ pub(super) fn or_default(given: Given<'_>, default: &str) -> String {
 }
 
 /// A number in `range`: "must be 1..=256{unit}" otherwise.
-pub(super) fn number_in<T>(
+pub(crate) fn number_in<T>(
     range: RangeInclusive<T>,
     unit: &'static str,
 ) -> impl FnOnce(&str) -> Result<T, String>
@@ -323,7 +323,7 @@ pub(super) fn seconds(
 }
 
 /// A `host:port` socket address.
-pub(super) fn socket_addr(
+pub(crate) fn socket_addr(
     example: &'static str,
 ) -> impl FnOnce(&str) -> Result<SocketAddr, String> {
     move |v| {
@@ -332,7 +332,7 @@ pub(super) fn socket_addr(
     }
 }
 
-fn parse_http_url(v: &str) -> Result<Url, String> {
+pub(crate) fn parse_http_url(v: &str) -> Result<Url, String> {
     let url = Url::parse(v).map_err(|e| format!("not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err("must be an http(s) URL with a host".into());
@@ -342,7 +342,7 @@ fn parse_http_url(v: &str) -> Result<Url, String> {
 
 /// Graph's base URL, like `https://graph.microsoft.com`: the service adds
 /// `/v1.0/...` itself.
-fn parse_graph_endpoint(v: &str) -> Result<Url, String> {
+pub(crate) fn parse_graph_endpoint(v: &str) -> Result<Url, String> {
     let url = parse_public_url(v)?;
     if url.path().trim_end_matches('/').ends_with("/v1.0") {
         return Err("give the base URL without /v1.0, like https://graph.microsoft.com".into());
@@ -350,7 +350,7 @@ fn parse_graph_endpoint(v: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-fn parse_public_url(v: &str) -> Result<Url, String> {
+pub(crate) fn parse_public_url(v: &str) -> Result<Url, String> {
     let url = parse_http_url(v)?;
     if url.query().is_some() || url.fragment().is_some() {
         return Err("must not have a query or fragment".into());
@@ -358,7 +358,7 @@ fn parse_public_url(v: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-fn parse_endpoint(v: &str) -> Result<Endpoint, String> {
+pub(crate) fn parse_endpoint(v: &str) -> Result<Endpoint, String> {
     let (host, port) = v.rsplit_once(':').ok_or("expected host:port")?;
     let port: u16 = port
         .parse()

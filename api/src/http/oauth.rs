@@ -89,7 +89,7 @@ pub async fn oauth_callback(req: HttpRequest, services: web::Data<Services>) -> 
 }
 
 /// Whether Czech comes before English in Accept-Language.
-fn prefers_czech(accept: Option<&str>) -> bool {
+pub(crate) fn prefers_czech(accept: Option<&str>) -> bool {
     let Some(accept) = accept else { return false };
     let mut best: Option<(f32, bool)> = None;
     for part in accept.split(',') {
@@ -138,7 +138,7 @@ const CZECH: Words = Words {
 };
 
 /// The `AADSTSnnnn` number an explained message names, if any.
-fn aadsts_in(message: &str) -> Option<&str> {
+pub(crate) fn aadsts_in(message: &str) -> Option<&str> {
     let at = message.find("AADSTS")?;
     let rest = &message[at..];
     let end = 6 + rest[6..]

@@ -9,7 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod explain;
-mod transport;
+pub(crate) mod transport;
 
 use crate::codes::Code;
 use crate::domain::{Cloud, Resource};
@@ -49,7 +49,7 @@ pub struct MsExtraFields {
 
 impl ExtraTokenFields for MsExtraFields {}
 
-type MsTokenResponse = StandardTokenResponse<MsExtraFields, BasicTokenType>;
+pub(crate) type MsTokenResponse = StandardTokenResponse<MsExtraFields, BasicTokenType>;
 type MsClient = oauth2::Client<
     BasicErrorResponse,
     MsTokenResponse,
@@ -211,7 +211,7 @@ impl IdpError {
         }
     }
 
-    fn new(
+    pub(crate) fn new(
         error: String,
         description: Option<String>,
         status: Option<u16>,
@@ -255,6 +255,10 @@ pub struct Retry {
     pub attempts: u32,
     pub base: Duration,
     pub max_wait: Duration,
+    /// The whole call, its attempts and the waits between them: past it the
+    /// caller gets the last transient failure (a 503), not a longer wait. A
+    /// `Retry-After` that ends later is not waited for.
+    pub budget: Duration,
 }
 
 impl Default for Retry {
@@ -263,6 +267,7 @@ impl Default for Retry {
             attempts: 3,
             base: Duration::from_millis(400),
             max_wait: Duration::from_secs(30),
+            budget: Duration::from_secs(20),
         }
     }
 }
@@ -592,10 +597,14 @@ impl Microsoft {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<TokenSet, IdpError>>,
     {
+        let deadline = tokio::time::Instant::now() + self.retry.budget;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match call().await {
+            let answer = tokio::time::timeout_at(deadline, call())
+                .await
+                .unwrap_or_else(|_| Err(IdpError::transport("timeout")));
+            match answer {
                 Err(e) if e.class() == Class::Transient && attempt < self.retry.attempts => {
                     let backoff = self.retry.base * 2u32.pow(attempt - 1);
                     let jitter = Duration::from_millis(rand::random_range(
@@ -605,6 +614,10 @@ impl Microsoft {
                         .retry_after
                         .unwrap_or(backoff + jitter)
                         .min(self.retry.max_wait);
+                    if tokio::time::Instant::now() + wait >= deadline {
+                        tracing::warn!(attempt, error = %e, "identity provider busy; no time left to retry");
+                        return Err(e);
+                    }
                     tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, error = %e, "identity provider busy; retrying");
                     tokio::time::sleep(wait).await;
                 }
@@ -614,7 +627,7 @@ impl Microsoft {
     }
 }
 
-fn token_set<T: ErrorResponseType + AsRef<str> + std::fmt::Display + 'static>(
+pub(crate) fn token_set<T: ErrorResponseType + AsRef<str> + std::fmt::Display + 'static>(
     response: Result<MsTokenResponse, RequestTokenError<Transport, StandardErrorResponse<T>>>,
 ) -> Result<TokenSet, IdpError> {
     match response {

@@ -114,13 +114,13 @@ async fn send(
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct ErrorBody {
-    pub(super) error: String,
-    pub(super) error_description: Option<String>,
+pub(crate) struct ErrorBody {
+    pub(crate) error: String,
+    pub(crate) error_description: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub(super) enum Transport {
+pub(crate) enum Transport {
     #[error("{0}")]
     Failed(&'static str),
     #[error("HTTP {status}")]

@@ -175,7 +175,7 @@ pub async fn imap_login(
 }
 
 /// `p1 OK [CAPABILITY …] text` without the (long) list of capabilities.
-fn without_capabilities(answer: &str) -> String {
+pub(crate) fn without_capabilities(answer: &str) -> String {
     match answer.split_once(" [CAPABILITY ") {
         Some((head, rest)) => match rest.split_once("] ") {
             Some((_, text)) => format!("{head} {text}"),

@@ -117,7 +117,7 @@ async fn connect(servers: &MailServers) -> Result<(Client, Option<String>), Step
     Ok((client, Some(greeting_line(&text))))
 }
 
-fn greeting_line(debug: &str) -> String {
+pub(crate) fn greeting_line(debug: &str) -> String {
     if debug.contains("Ok") {
         "* OK (greeting)".into()
     } else {
@@ -178,7 +178,7 @@ fn imap_failure(e: &async_imap::error::Error, mode: AccessMode) -> StepFailure {
     }
 }
 
-fn imap_classified(text: String) -> StepFailure {
+pub(crate) fn imap_classified(text: String) -> StepFailure {
     let lower = text.to_lowercase();
     // Microsoft: "NO Request is throttled. Suggested Backoff Time: 299961 milliseconds".
     if lower.contains("throttl") || lower.contains("suggested backoff time") {
@@ -240,7 +240,7 @@ async fn relay_line<S: AsyncRead + Unpin>(
 }
 
 /// The words after `CAPABILITY` in a `* CAPABILITY …` line or an `[CAPABILITY …]` code.
-fn capabilities_in(line: &str) -> Option<String> {
+pub(crate) fn capabilities_in(line: &str) -> Option<String> {
     let upper = line.to_ascii_uppercase();
     let start = upper.find("CAPABILITY ")? + "CAPABILITY ".len();
     let rest = &line[start..];

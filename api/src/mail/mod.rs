@@ -8,14 +8,14 @@
 //! of every server answer a step reports, `script` is the tests' scripted
 //! server.
 
-mod bridge_probe;
+pub(crate) mod bridge_probe;
 mod connect;
 mod graph;
-mod imap;
+pub(crate) mod imap;
 mod redact;
 #[cfg(test)]
 pub(crate) mod script;
-mod smtp;
+pub(crate) mod smtp;
 mod smtp_relay;
 mod tls;
 

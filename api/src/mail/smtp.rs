@@ -292,7 +292,7 @@ fn response_text(r: &lettre::transport::smtp::response::Response) -> String {
 
 /// Whether `text` holds the enhanced status code `code` (RFC 3463) as a whole
 /// token: `5.7.3` is not found in `5.7.30` or `5.7.139`.
-fn has_enhanced_code(text: &str, code: &str) -> bool {
+pub(crate) fn has_enhanced_code(text: &str, code: &str) -> bool {
     text.match_indices(code).any(|(at, _)| {
         let before = text[..at].chars().next_back();
         let mut after = text[at + code.len()..].chars();
@@ -329,7 +329,7 @@ fn smtp_failure(e: &lettre::transport::smtp::Error, mode: AccessMode) -> StepFai
 
 /// Classifies a failed SMTP command from its reply code (none for a network
 /// error), the error's text and whether it timed out.
-pub(super) fn classify(
+pub(crate) fn classify(
     code: Option<&str>,
     text: String,
     timed_out: bool,

@@ -436,7 +436,7 @@ impl Services {
 }
 /// Step: what came through the browser. An error there is explained and
 /// concerns this attempt only; without an error there must be a code.
-fn front_channel(params: &CallbackParams) -> std::result::Result<&str, Refusal> {
+pub(crate) fn front_channel(params: &CallbackParams) -> std::result::Result<&str, Refusal> {
     if let Some(error) = params.error.as_deref() {
         let description = params.error_description.clone().unwrap_or_default();
         let x = explain(error, explain::aadsts_number(&description), None);

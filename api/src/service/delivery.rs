@@ -146,11 +146,12 @@ pub async fn run(services: Services, mut stop: watch::Receiver<bool>) {
             let owner = owner.clone();
             let lease = chrono::Duration::from_std(settings.lease).unwrap_or_default();
             let limit = i64::try_from(free).unwrap_or(i64::MAX);
+            let per_target = i64::try_from(settings.endpoint_concurrency).unwrap_or(1);
             match services
                 .store
                 .query(move |c| {
                     let at = now();
-                    let due = deliveries::claim_due(c, &owner, at, at + lease, limit)?;
+                    let due = deliveries::claim_due(c, &owner, at, at + lease, limit, per_target)?;
                     Ok(with_what_they_need(c, due))
                 })
                 .await

@@ -79,23 +79,40 @@ pub fn last_delivery_at(
 
 /// Claims up to `limit` due deliveries for `owner` until `lease_until`: pending,
 /// due, not leased by a live instance, and the earliest undelivered event of
-/// their subject for their target.
+/// their subject for their target; and at most `per_target` in flight for
+/// one target, counting the leases it already holds, so an endpoint that
+/// hangs or answers slowly holds that many of an instance's slots, never all
+/// of them (two instances claiming at the same moment may each take
+/// `per_target`).
 pub fn claim_due(
     conn: &mut AnyConnection,
     owner: &str,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
     limit: i64,
+    per_target: i64,
 ) -> StoreResult<Vec<DeliveryRow>> {
     use diesel::sql_types::{BigInt, Text, Timestamp};
     // The same query on both backends, but for the row locks PostgreSQL
-    // takes; $3 is the state `pending`.
-    const DUE: &str = "SELECT * FROM deliveries d \
-        WHERE d.state = $3 AND d.next_attempt_at <= $1 \
-        AND (d.lease_until IS NULL OR d.lease_until < $1) \
-        AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.target_id = d.target_id \
-            AND e.subject_id = d.subject_id AND e.state = $3 AND e.event_id < d.event_id) \
-        ORDER BY d.event_id LIMIT $2";
+    // takes; $3 is the state `pending`. The due deliveries are numbered per
+    // target in event order; a target's number plus its leased deliveries
+    // must stay within $4.
+    const DUE: &str = "SELECT * FROM deliveries WHERE id IN (\
+        SELECT ranked.id FROM (\
+            SELECT d.id, d.target_id, d.event_id, \
+                ROW_NUMBER() OVER (PARTITION BY d.target_id ORDER BY d.event_id) AS nth \
+            FROM deliveries d \
+            WHERE d.state = $3 AND d.next_attempt_at <= $1 \
+            AND (d.lease_until IS NULL OR d.lease_until < $1) \
+            AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.target_id = d.target_id \
+                AND e.subject_id = d.subject_id AND e.state = $3 AND e.event_id < d.event_id)\
+        ) ranked \
+        LEFT JOIN (SELECT f.target_id, COUNT(*) AS busy FROM deliveries f \
+            WHERE f.state = $3 AND f.lease_until >= $1 GROUP BY f.target_id) leased \
+            ON leased.target_id = ranked.target_id \
+        WHERE ranked.nth + COALESCE(leased.busy, 0) <= $4 \
+        ORDER BY ranked.event_id LIMIT $2) \
+        ORDER BY event_id";
     super::write_transaction(conn, |c| {
         let due: Vec<DeliveryRow> = match c {
             #[cfg(feature = "postgres")]
@@ -104,16 +121,19 @@ pub fn claim_due(
                     .bind::<Timestamp, _>(now)
                     .bind::<BigInt, _>(limit)
                     .bind::<Text, _>(DeliveryState::Pending)
+                    .bind::<BigInt, _>(per_target)
                     .load(pg)?
             }
             AnyConnection::Sqlite(sq) => diesel::sql_query(
                 DUE.replace("$1", "?1")
                     .replace("$2", "?2")
-                    .replace("$3", "?3"),
+                    .replace("$3", "?3")
+                    .replace("$4", "?4"),
             )
             .bind::<Timestamp, _>(now)
             .bind::<BigInt, _>(limit)
             .bind::<Text, _>(DeliveryState::Pending)
+            .bind::<BigInt, _>(per_target)
             .load(sq)?,
         };
         for d in &due {

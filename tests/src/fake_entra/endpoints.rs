@@ -426,7 +426,16 @@ async fn token(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let fault = lock(&data).faults.pop_front();
+    let fault = {
+        let mut st = lock(&data);
+        if st.outage.is_empty() {
+            st.faults.pop_front()
+        } else {
+            let next = st.outage_next % st.outage.len();
+            st.outage_next = next + 1;
+            Some(st.outage[next].clone())
+        }
+    };
     match fault {
         None => {}
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
@@ -774,7 +783,17 @@ fn refresh_token_grant(
     let token_scope = resource_scope(&scope)?;
     // Microsoft returns a new id_token when the original grant included `openid`.
     let with_id_token = has_scope(&grant.scope, "openid") || has_scope(&scope, "openid");
-    Ok(issue_user_tokens(
+    *st.refresh_token_uses.entry(token.to_owned()).or_default() += 1;
+    // A client that goes back to this token after it used the one this
+    // token's refresh gave has written an older token over a newer one.
+    if st
+        .refresh_token_successor
+        .get(token)
+        .is_some_and(|next| st.refresh_token_uses.contains_key(next))
+    {
+        st.refresh_token_successor_reuses += 1;
+    }
+    let answer = issue_user_tokens(
         st,
         UserGrant {
             client_id,
@@ -788,7 +807,12 @@ fn refresh_token_grant(
         &token_scope,
         true,
         with_id_token,
-    ))
+    );
+    if let Some(next) = answer["refresh_token"].as_str() {
+        st.refresh_token_successor
+            .insert(token.to_owned(), next.to_owned());
+    }
+    Ok(answer)
 }
 
 fn client_credentials_grant(

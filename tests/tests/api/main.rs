@@ -9,6 +9,7 @@ mod helpers;
 
 mod app_credentials;
 mod app_only;
+mod battery;
 mod bridge;
 mod bridge_disconnects;
 mod bridge_imap;

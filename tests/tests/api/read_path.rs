@@ -47,7 +47,7 @@ fn store_of(app: &TestApp) -> Store {
 fn count(c: &mut AnyConnection, counts: &Arc<Mutex<Counts>>) {
     let counts = counts.clone();
     c.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-        let mut counts = counts.lock().unwrap();
+        let mut counts = counts.lock().expect("lock");
         match event {
             InstrumentationEvent::CacheQuery { sql, .. } => counts.cached.push(sql.to_owned()),
             InstrumentationEvent::StartQuery { .. } => counts.started += 1,
@@ -75,7 +75,7 @@ async fn reads_are_prepared_once(app: TestApp) {
                     assert!(tokens::get(c, &org, id).is_err(), "no such mailbox");
                     mailboxes::list(c, &org, None, None, 50)?;
                     mailboxes::list(c, &org, None, Some(id), 50)?;
-                    let counts = counts.lock().unwrap();
+                    let counts = counts.lock().expect("lock");
                     after_round.push((counts.cached.len(), counts.started));
                 }
                 Ok(after_round)
@@ -85,7 +85,7 @@ async fn reads_are_prepared_once(app: TestApp) {
         .expect("task")
         .expect("reads")
     };
-    let counts = counts.lock().unwrap();
+    let counts = counts.lock().expect("lock");
     assert_eq!(
         rounds,
         [(4, 4), (4, 8), (4, 12)],
@@ -161,7 +161,7 @@ impl Keys {
         let served = body.clone();
         tokio::spawn(async move {
             while let Ok((mut conn, _)) = listener.accept().await {
-                let body = served.lock().unwrap().clone();
+                let body = served.lock().expect("lock").clone();
                 tokio::spawn(async move {
                     let mut request = Vec::new();
                     let mut buf = [0u8; 1024];
@@ -184,7 +184,7 @@ impl Keys {
     }
 
     fn replace(&self, set: &JwkSet) {
-        *self.body.lock().unwrap() = serde_json::to_string(set).expect("json");
+        *self.body.lock().expect("lock") = serde_json::to_string(set).expect("json");
     }
 }
 

@@ -41,7 +41,7 @@ pub(super) struct Origin {
 }
 
 impl Origin {
-    async fn new(backend: Backend) -> Self {
+    async fn new(backend: Backend, cluster: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let jwt_secret = random_b64(48);
         let (db_url, sqlite_path, postgres_url) = match backend {
@@ -50,7 +50,7 @@ impl Origin {
                 (format!("sqlite://{}", path.display()), Some(path), None)
             }
             Backend::Postgres => {
-                let url = postgres::create_database().await;
+                let url = postgres::create_database(cluster).await;
                 (url.clone(), None, Some(url))
             }
         };
@@ -108,6 +108,8 @@ pub struct TestAppBuilder {
     mailbox: Option<uuid::Uuid>,
     want_app_credential: bool,
     want_mailbox: bool,
+    /// The PostgreSQL cluster of [`TestApp::postgres_in`].
+    cluster: Option<String>,
 }
 
 enum Fake {
@@ -131,6 +133,16 @@ impl TestApp {
     /// outside CI when the developer asked for it with `TEST_SKIP_POSTGRES=1`.
     pub fn postgres() -> Option<TestAppBuilder> {
         postgres::available().then(|| TestAppBuilder::on(Backend::Postgres))
+    }
+
+    /// A builder on a fresh database in another PostgreSQL cluster than the
+    /// suite's (`admin_url`: its `postgres` database), e.g. one a test
+    /// restarts.
+    pub fn postgres_in(admin_url: &str) -> TestAppBuilder {
+        TestAppBuilder {
+            cluster: Some(admin_url.to_owned()),
+            ..TestAppBuilder::on(Backend::Postgres)
+        }
     }
 
     /// Another instance on the same database and keys, with the same
@@ -168,7 +180,12 @@ impl TestApp {
         self.fake.as_ref().expect("started `with_fake_entra()`")
     }
 
-    pub(super) fn has_fake(&self) -> bool {
+    /// The SQLite file of an instance on SQLite.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        self.origin.sqlite_path.clone()
+    }
+
+    pub fn has_fake(&self) -> bool {
         self.fake.is_some()
     }
 
@@ -199,6 +216,7 @@ impl TestAppBuilder {
             mailbox: None,
             want_app_credential: false,
             want_mailbox: false,
+            cluster: None,
         }
     }
 
@@ -244,7 +262,7 @@ impl TestAppBuilder {
         LazyLock::force(&LOGS);
         let origin = match self.origin {
             Some(origin) => origin,
-            None => Origin::new(self.backend).await,
+            None => Origin::new(self.backend, self.cluster.as_deref()).await,
         };
         let mut tunes = self.tunes;
         // Webhooks go to receivers on this machine, and deliveries are picked up

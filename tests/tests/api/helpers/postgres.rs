@@ -25,9 +25,13 @@ pub(super) fn available() -> bool {
     );
 }
 
-/// A fresh database in the cluster; returns its URL.
-pub(super) async fn create_database() -> String {
-    let admin = admin_url().expect("TEST_POSTGRES_URL");
+/// A fresh database in the cluster (or in the one of `cluster`, a URL of
+/// its `postgres` database); returns its URL.
+pub(super) async fn create_database(cluster: Option<&str>) -> String {
+    let admin = cluster
+        .map(str::to_owned)
+        .or_else(admin_url)
+        .expect("TEST_POSTGRES_URL");
     let name = format!("inboxlink_test_{}", uuid::Uuid::new_v4().simple());
     let (admin_for_task, name_for_task) = (admin.clone(), name.clone());
     tokio::task::spawn_blocking(move || {
