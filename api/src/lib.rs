@@ -23,6 +23,8 @@ pub mod mail;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+#[cfg(test)]
+mod proptests;
 pub mod service;
 pub mod startup;
 pub mod store;

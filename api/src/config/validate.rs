@@ -363,11 +363,12 @@ pub(crate) fn parse_endpoint(v: &str) -> Result<Endpoint, String> {
     let port: u16 = port
         .parse()
         .map_err(|_| "the port must be a number 1..=65535".to_string())?;
+    let host = host.trim_matches(['[', ']']);
     if host.is_empty() || port == 0 {
         return Err("expected host:port".into());
     }
     Ok(Endpoint {
-        host: host.trim_matches(['[', ']']).to_owned(),
+        host: host.to_owned(),
         port,
     })
 }

@@ -29,9 +29,11 @@ pub struct Reply {
 impl Reply {
     /// The reply as one line of text (for refusals and hints).
     pub fn text(&self) -> String {
+        // One line: a CR inside a line ends it too.
         String::from_utf8_lossy(&self.raw)
-            .lines()
+            .split(['\r', '\n'])
             .map(str::trim_end)
+            .filter(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -63,8 +65,10 @@ pub async fn read_reply<S: AsyncRead + Unpin>(stream: &mut BufReader<S>) -> std:
             ));
         }
         raw.extend_from_slice(&line);
+        // Three ASCII digits (`parse` alone would take a sign: `+25`).
         let code = line
             .get(..3)
+            .filter(|c| c.iter().all(u8::is_ascii_digit))
             .and_then(|c| std::str::from_utf8(c).ok())
             .and_then(|c| c.parse::<u16>().ok())
             .ok_or_else(|| {

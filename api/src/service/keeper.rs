@@ -253,7 +253,7 @@ impl Services {
 
     async fn token_row(&self, org: &OrgId, id: MailboxId) -> Result<TokenRow> {
         let org = org.clone();
-        Ok(self.store.read(move |c| tokens::get(c, &org, id)).await?)
+        Ok(self.store.run(move |c| tokens::get(c, &org, id)).await?)
     }
 
     fn unseal(&self, row: TokenRow, resource: Resource) -> Result<AccessToken> {

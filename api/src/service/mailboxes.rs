@@ -227,7 +227,7 @@ impl Services {
         let org = org.clone();
         let row = self
             .store
-            .read(move |c| {
+            .run(move |c| {
                 let row = store::get(c, &org, id)?;
                 with_expiry(c, &org, row)
             })
@@ -247,35 +247,30 @@ impl Services {
             - chrono::Duration::days(
                 self.tokens.refresh_token_lifetime_days - self.tokens.expiring_days,
             );
-        // A page without a status filter follows the index (org, id); a
-        // filtered one may read past many rows to fill it.
-        let indexed = filter.status.is_none();
         let status = filter.status.map(|s| match s {
             MailboxStatus::Active => StatusFilter::Active { expiring_before },
             MailboxStatus::Expiring => StatusFilter::Expiring { expiring_before },
             other => StatusFilter::Stored(other),
         });
-        let page = move |c: &mut AnyConnection| {
-            let rows = store::list(c, &org, status, after, limit)?;
-            let mut ids: Vec<AppCredentialId> = rows
-                .iter()
-                .filter(|r| r.access_mode == AccessMode::AppOnly)
-                .map(|r| r.app_credential_id)
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            let expiry = if ids.is_empty() {
-                HashMap::new()
-            } else {
-                store::secret_expiry(c, &org, &ids)?
-            };
-            Ok::<_, Error>((rows, expiry))
-        };
-        let (rows, expiry) = if indexed {
-            self.store.read(page).await?
-        } else {
-            self.store.run(page).await?
-        };
+        let (rows, expiry) = self
+            .store
+            .run(move |c| {
+                let rows = store::list(c, &org, status, after, limit)?;
+                let mut ids: Vec<AppCredentialId> = rows
+                    .iter()
+                    .filter(|r| r.access_mode == AccessMode::AppOnly)
+                    .map(|r| r.app_credential_id)
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let expiry = if ids.is_empty() {
+                    HashMap::new()
+                } else {
+                    store::secret_expiry(c, &org, &ids)?
+                };
+                Ok::<_, Error>((rows, expiry))
+            })
+            .await?;
         let items = rows
             .into_iter()
             .map(|r| self.mailbox_view(r, &expiry))
