@@ -1,8 +1,9 @@
 //! Persistence: diesel over one [`AnyConnection`] (SQLite or PostgreSQL,
 //! chosen from the URL scheme), pooled with r2d2. Blocking database work runs
 //! on tokio's blocking pool through [`Store::run`], never on the async
-//! workers; the one exception is [`Store::read`], a short SQLite read where
-//! the hop to the pool costs more than the read.
+//! workers: not even a short SQLite read, which in WAL mode can wait (a
+//! busy read-mark slot, a checkpoint resetting the log) and would then stall
+//! every connection of that worker (docs/reliability.md).
 //!
 //! Every query function takes the caller's [`OrgId`](crate::domain::OrgId):
 //! another organisation's rows cannot be read or changed through this module.
@@ -189,28 +190,6 @@ impl Store {
         });
         task.await
             .map_err(|e| StoreError::Other(anyhow::anyhow!("database task failed: {e}")))?
-    }
-
-    /// A short read (one row, or one page by an index): on SQLite, on the
-    /// calling async worker when a pooled connection is idle, else as
-    /// [`Store::run`]; on PostgreSQL always as [`Store::run`] (a round trip
-    /// to the server would hold the worker). An SQLite read in WAL mode does
-    /// not wait for writers: it reads the last committed state from the file
-    /// (in the page cache), and it costs less than the hop to the blocking
-    /// pool and back (docs/benchmarks.md, "The read path"). Never for writes,
-    /// which wait for SQLite's write lock, nor for anything that may scan.
-    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
-    {
-        if self.backend == Backend::Sqlite
-            && let Some(mut conn) = self.pool.try_get()
-        {
-            return f(&mut conn);
-        }
-        self.run(f).await
     }
 
     /// [`Store::run`] inside a [`write_transaction`]: a use case's writes and

@@ -24,7 +24,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 backend_tests!(an_identity_provider_outage_changes_no_mailbox);
 async fn an_identity_provider_outage_changes_no_mailbox(app: crate::helpers::TestAppBuilder) {
     let n = sized(40, 200);
-    let outage = sized(Duration::from_secs(20), Duration::from_secs(300));
+    let outage = sized(Duration::from_secs(15), Duration::from_secs(300));
     let workers = sized(16, 48);
     let app = unlimited(app)
         .with_fake_entra()

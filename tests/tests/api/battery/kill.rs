@@ -60,7 +60,7 @@ async fn access_token(
 
 backend_tests!(a_kill_during_refreshes_loses_nothing);
 async fn a_kill_during_refreshes_loses_nothing(app: TestAppBuilder) {
-    let n = sized(300, 1000);
+    let n = sized(150, 1000);
     let app = unlimited(app)
         .with_fake_entra()
         .with_app_credential()

@@ -84,10 +84,13 @@ async fn checks_against_failing_mail_servers_explain_and_leak_nothing(app: TestA
     .await;
     let client = reqwest::Client::new();
     let before = census(&service.base(), &service.token).await;
-    // Warm-up: the pools and the first connections exist before the count.
-    for _ in 0..4 {
-        check(&client, &service, id).await;
+    // Warm-up: as many checks at once as the rounds make, so the database
+    // pool has opened what they need; then idle past the HTTP keep-alive
+    // (5 s), so the callers' connections are closed when counted.
+    for _ in 0..2 {
+        futures_util::future::join_all((0..parallel).map(|_| check(&client, &service, id))).await;
     }
+    tokio::time::sleep(Duration::from_secs(7)).await;
     let fds_before = service.fds();
     let threads_before = service.threads();
     let rss_before = service.rss_kib();
@@ -117,6 +120,7 @@ async fn checks_against_failing_mail_servers_explain_and_leak_nothing(app: TestA
             latencies.push(took);
         }
     }
+    tokio::time::sleep(Duration::from_secs(7)).await;
     let fds_after = settled_fds(&service, fds_before + 2).await;
     let threads_after = service.threads();
     let rss_after = service.rss_kib();
