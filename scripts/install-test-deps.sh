@@ -15,6 +15,10 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 command -v python3 >/dev/null || missing+=(python3)
+# scripts/schemathesis.sh installs schemathesis into a virtualenv (venv + ensurepip).
+if command -v python3 >/dev/null && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  missing+=(python3-venv)
+fi
 # The bridge's tests log in with curl (imaps://, smtp:// with --ssl-reqd), as administrators do.
 command -v curl >/dev/null || missing+=(curl)
 # Node.js and npm for newman (scripts/newman.sh installs newman itself into .tools/).

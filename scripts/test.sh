@@ -7,7 +7,8 @@
 # SQLite and on PostgreSQL, the service crate's tests once more as the default
 # build (SQLite only), lints the committed OpenAPI spec with Redocly
 # (scripts/lint-spec.sh), then the Postman collection with newman against the
-# sandbox (scripts/newman.sh).
+# sandbox (scripts/newman.sh), and schemathesis against the served spec
+# (scripts/schemathesis.sh, about 2 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,12 +62,24 @@ if [ "$newman_status" -ne 0 ]; then
   # newman failed before counting anything: still one failure in the summary.
   [ -s "$newman_totals" ] || echo "0 1" >"$newman_totals"
 fi
-# One closing line over all test binaries, the spec lint (one) and newman's assertions.
-awk -v totals="$newman_totals" -v lint_failed="$lint_failed" '
+echo "== schemathesis (every operation of the served spec, bounded in time)" >&2
+st_totals=$(mktemp)
+trap 'postgres_stop; rm -f "$log" "$newman_totals" "$st_totals"' EXIT
+st_status=0
+SCHEMATHESIS_TOTALS_FILE="$st_totals" \
+  INBOXLINK_PREBUILT_DIR="${CARGO_TARGET_DIR:-$PWD/target}/debug" scripts/schemathesis.sh || st_status=$?
+if [ "$st_status" -ne 0 ]; then
+  [ "$status" -ne 0 ] || status=$st_status
+  [ -s "$st_totals" ] || echo "0 1" >"$st_totals"
+fi
+# One closing line over all test binaries, the spec lint (one), newman's
+# assertions and schemathesis' test cases.
+awk -v totals="$newman_totals" -v st_totals="$st_totals" -v lint_failed="$lint_failed" '
   /^test result:/ { p += $4; f += $6 }
   END {
     if (lint_failed) f += 1; else p += 1
     if ((getline line < totals) > 0) { split(line, n, " "); p += n[1]; f += n[2] }
+    if ((getline line < st_totals) > 0) { split(line, n, " "); p += n[1]; f += n[2] }
     printf "tests: %d passed, %d failed\n", p, f
   }' "$log"
 exit "$status"

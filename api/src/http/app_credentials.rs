@@ -152,7 +152,10 @@ pub async fn app_credential_verify(
 #[utoipa::path(
     tag = "app-credentials", operation_id = "app_credential_certificate",
     params(("id" = Uuid, Path, description = "App credential id")),
-    responses((status = 201, description = "The certificate to upload", body = CertificateCreated)),
+    responses(
+        (status = 201, description = "The certificate to upload", body = CertificateCreated),
+        (status = 422, description = "The app credential is not of type `certificate` (`invalid_certificate`)", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = []))
 )]
 #[post("/app-credentials/{id}/certificate")]

@@ -23,7 +23,8 @@ pub mod problem;
 mod refusal;
 pub mod webhooks;
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
@@ -47,7 +48,8 @@ pub fn api(cfg: &mut ServiceConfig) {
 }
 
 /// What is served beside the operations: 405 for the operations' paths with
-/// another method, the spec and the interactive docs.
+/// another method (with the `Allow` header RFC 9110 requires: the methods the
+/// path has), the spec and the interactive docs.
 pub fn rest(cfg: &mut web::ServiceConfig) {
     for path in crate::openapi::paths() {
         cfg.service(web::resource(path).to(method_not_allowed));
@@ -64,12 +66,52 @@ pub fn rest(cfg: &mut web::ServiceConfig) {
         .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"])));
 }
 
-/// Answer for a known path with a method it does not have.
-pub async fn method_not_allowed() -> Result<HttpResponse, Error> {
-    Err(Error::refused(
+/// Answer for a known path with a method it does not have, with the `Allow`
+/// header RFC 9110 requires there: the methods the path has.
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError as _;
+    let mut response = Error::refused(
         Code::MethodNotAllowed,
         "this path does not support this method; see /docs",
-    ))
+    )
+    .error_response();
+    let allow = req
+        .match_pattern()
+        .and_then(|pattern| allowed_methods().get(&pattern))
+        .and_then(|allow| HeaderValue::from_str(allow).ok());
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    response
+}
+
+/// Each operation path with its methods, as an `Allow` value (`GET, PATCH`;
+/// no HEAD: a GET route does not answer HEAD, which gets this 405 too).
+fn allowed_methods() -> &'static std::collections::HashMap<String, String> {
+    static ALLOWED: std::sync::LazyLock<std::collections::HashMap<String, String>> =
+        std::sync::LazyLock::new(|| {
+            crate::openapi::spec()
+                .paths
+                .paths
+                .into_iter()
+                .map(|(path, item)| {
+                    let methods: Vec<&str> = [
+                        ("GET", item.get.is_some()),
+                        ("HEAD", item.head.is_some()),
+                        ("POST", item.post.is_some()),
+                        ("PUT", item.put.is_some()),
+                        ("PATCH", item.patch.is_some()),
+                        ("DELETE", item.delete.is_some()),
+                        ("OPTIONS", item.options.is_some()),
+                    ]
+                    .into_iter()
+                    .filter_map(|(method, has)| has.then_some(method))
+                    .collect();
+                    (path, methods.join(", "))
+                })
+                .collect()
+        });
+    &ALLOWED
 }
 
 /// Answer for paths the API does not have.

@@ -16,6 +16,7 @@ mod peers;
 mod postgres_restart;
 pub mod process;
 mod receivers;
+mod scale;
 
 use std::collections::BTreeMap;
 use std::io::Write;
