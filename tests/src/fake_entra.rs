@@ -386,6 +386,28 @@ impl FakeEntra {
         self.lock().max_in_flight
     }
 
+    /// Like [`Self::max_token_calls_in_flight`], but a call counts only for
+    /// the first `client_timeout` of it: a client that waits at most that
+    /// long has given up on a slower call, which (as at a real server) goes
+    /// on here without it. What a client's own cap on calls in flight can be
+    /// held to. Finished calls only.
+    pub fn max_token_calls_in_flight_within(&self, client_timeout: Duration) -> usize {
+        let st = self.lock();
+        let mut edges: Vec<(Instant, i32)> = Vec::with_capacity(st.token_call_spans.len() * 2);
+        for (start, end) in &st.token_call_spans {
+            edges.push((*start, 1));
+            edges.push(((*end).min(*start + client_timeout), -1));
+        }
+        // An end before a start at the same instant.
+        edges.sort_by_key(|(at, delta)| (*at, *delta));
+        let (mut now, mut max) = (0i32, 0i32);
+        for (_, delta) in edges {
+            now += delta;
+            max = max.max(now);
+        }
+        usize::try_from(max).unwrap_or(0)
+    }
+
     /// Revokes all grants of a user (as after a password reset or "revoke
     /// sessions"): their existing refresh tokens fail with `invalid_grant`
     /// `AADSTS50173` and their access tokens become inactive in introspection.
@@ -605,6 +627,8 @@ pub(crate) struct State {
     /// Token calls being answered now, and the most there ever were.
     in_flight: usize,
     max_in_flight: usize,
+    /// Every finished token call: when it came, when it was answered.
+    token_call_spans: Vec<(Instant, Instant)>,
     codes: HashMap<String, AuthCode>,
     refresh_tokens: HashMap<String, RefreshGrant>,
     access_tokens: HashMap<String, AccessGrant>,
@@ -755,6 +779,7 @@ impl State {
             calls: HashMap::new(),
             in_flight: 0,
             max_in_flight: 0,
+            token_call_spans: Vec::new(),
             codes: HashMap::new(),
             refresh_tokens: HashMap::new(),
             access_tokens: HashMap::new(),

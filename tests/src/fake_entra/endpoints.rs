@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -422,7 +422,7 @@ async fn token(
         (st.latency, st.authority.clone())
     };
     // Until this call is answered (whichever way it returns).
-    let _in_flight = InFlight(data.clone());
+    let _in_flight = InFlight(data.clone(), Instant::now());
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -491,13 +491,14 @@ async fn token(
     }
 }
 
-/// Counts a token call as in flight until dropped.
-struct InFlight(Shared);
+/// Counts a token call as in flight until dropped, and keeps its span.
+struct InFlight(Shared, Instant);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         let mut st = lock(&self.0);
         st.in_flight = st.in_flight.saturating_sub(1);
+        st.token_call_spans.push((self.1, Instant::now()));
     }
 }
 
