@@ -16,12 +16,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 form=long
-filter=battery
+filter=
 for arg in "$@"; do
   case "$arg" in
     --short) form=short ;;
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-    *) filter="battery::$arg" ;;
+    *) filter="$arg" ;;
   esac
 done
 
@@ -40,8 +40,8 @@ out="$PWD/battery.txt"
 # One scenario at a time: each measures the machine it has.
 set +e
 CI="${CI:-true}" INBOXLINK_BATTERY=$form INBOXLINK_BATTERY_OUT="$out" \
-  cargo test --release --locked -p inboxlink-tests --test api "$filter" -- \
-  --test-threads=1 --nocapture 2>&1 | grep -E '^(battery:|test |failures:|    battery)|panicked at|^test result'
+  cargo test --release --locked -p inboxlink-tests --test battery -- ${filter:+"$filter"} \
+  --test-threads=1 --nocapture 2>&1 | grep -E '^(battery:|test |failures:|    [a-z_]+::)|panicked at|^test result'
 status=${PIPESTATUS[0]}
 set -e
 echo "figures: $out"

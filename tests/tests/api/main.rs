@@ -9,7 +9,6 @@ mod helpers;
 
 mod app_credentials;
 mod app_only;
-mod battery;
 mod bridge;
 mod bridge_disconnects;
 mod bridge_imap;

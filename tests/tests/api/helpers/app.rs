@@ -138,6 +138,7 @@ impl TestApp {
     /// A builder on a fresh database in another PostgreSQL cluster than the
     /// suite's (`admin_url`: its `postgres` database), e.g. one a test
     /// restarts.
+    #[allow(dead_code)] // the battery's binary (tests/battery) uses it
     pub fn postgres_in(admin_url: &str) -> TestAppBuilder {
         TestAppBuilder {
             cluster: Some(admin_url.to_owned()),
@@ -181,6 +182,7 @@ impl TestApp {
     }
 
     /// The SQLite file of an instance on SQLite.
+    #[allow(dead_code)] // the battery's binary (tests/battery) uses it
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         self.origin.sqlite_path.clone()
     }

@@ -50,7 +50,13 @@ impl Service {
             child: None,
             port,
             env,
-            token: app.token(ORG, &["admin"]),
+            // Valid for the longest scenario (the tests' default is 10 minutes).
+            token: app.token_with(serde_json::json!({
+                "sub": "battery",
+                "org": ORG,
+                "roles": ["admin"],
+                "exp": chrono::Utc::now().timestamp() + 6 * 3600,
+            })),
         };
         service.spawn();
         service.wait_ready(Duration::from_secs(60)).await;

@@ -202,7 +202,13 @@ async fn mixed_traffic_at_a_steady_rate_holds(app: TestAppBuilder) {
         base: service.base(),
         token: service.token.clone(),
         ids,
-        client: reqwest::Client::new(),
+        // Idle connections closed before the service's keep-alive (5 s)
+        // closes them, as a well-behaved client does: no request is sent on
+        // a connection the service is closing at that moment.
+        client: reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(3))
+            .build()
+            .expect("a client"),
         record: Mutex::new(Record::default()),
     });
 
@@ -300,6 +306,14 @@ async fn mixed_traffic_at_a_steady_rate_holds(app: TestAppBuilder) {
         "open descriptors after the warm-up -> at the end",
         format!("{} -> {}", after_warm_up.2, last.2),
     );
+    let step = (samples.len() / 10).max(1);
+    let curve: Vec<String> = samples
+        .iter()
+        .step_by(step)
+        .chain(samples.last())
+        .map(|(at, rss, _)| format!("{}s {} MiB", at.as_secs(), rss / 1024))
+        .collect();
+    figure(&scenario, "resident memory over the run", curve.join(", "));
     figure(
         &scenario,
         "open descriptors idle, before -> after",

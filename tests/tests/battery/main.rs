@@ -1,11 +1,19 @@
 //! The battery: faults, load and hostile conditions, against the service
 //! run as a separate process (`inboxlink-serve`), each with a census of
-//! mailboxes, tokens and events before and after. The short form (the
-//! default) runs inside the test command; `INBOXLINK_BATTERY=long` (what
-//! `scripts/battery.sh` sets) runs the long form: the sizes and
-//! durations. Every scenario prints its figures as `battery: …` lines, and
-//! appends them to `INBOXLINK_BATTERY_OUT` when set (docs/reliability.md
-//! keeps the latest long run's).
+//! mailboxes, tokens and events before and after. A test binary of its own,
+//! so its load never runs beside the other binaries' timing-sensitive
+//! tests (cargo runs test binaries one after the other); it shares their
+//! fixtures (`tests/api/helpers`). The short form (the default) runs inside
+//! the test command; `INBOXLINK_BATTERY=long` (what `scripts/battery.sh`
+//! sets) runs the long form: the sizes and durations. Every scenario
+//! prints its figures as `battery: …` lines, and appends them to
+//! `INBOXLINK_BATTERY_OUT` when set (docs/reliability.md keeps the latest
+//! long run's).
+
+// The api binary's fixtures; this binary uses some of them.
+#[allow(dead_code, unused_imports, unused_macros)]
+#[path = "../api/helpers/mod.rs"]
+mod helpers;
 
 mod disk_full;
 mod idp_outage;
