@@ -99,9 +99,12 @@ async fn bad_receivers_do_not_hold_up_a_healthy_one(app: TestAppBuilder) {
     );
 
     assert_eq!(got.len(), n, "every event reached the healthy receiver");
+    // Short form: 40 events, nothing to wait for but the poll. Long form:
+    // 400 created at once queue behind each other at the healthy endpoint's
+    // own 4 slots, yet never wait for a bad receiver's 8-10 s attempt.
     let p99 = percentile(&mut latencies, 99.0);
     assert!(
-        p99 < Duration::from_secs(3),
+        p99 < sized(Duration::from_secs(3), Duration::from_secs(8)),
         "the healthy receiver is not held up by the others: p99 {}",
         ms(p99)
     );
