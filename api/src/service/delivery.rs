@@ -122,7 +122,16 @@ pub async fn run(services: Services, mut stop: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(settings.concurrency));
     let mut tasks = JoinSet::new();
     let (done, outcomes) = mpsc::unbounded_channel::<Done>();
-    let recorder = tokio::spawn(record_outcomes(services.clone(), owner.clone(), outcomes));
+    // Told after each batch of outcomes is written: their leases are gone,
+    // so an endpoint at its cap (`endpoint_concurrency`) can take more now,
+    // not at the next poll.
+    let recorded = Arc::new(tokio::sync::Notify::new());
+    let recorder = tokio::spawn(record_outcomes(
+        services.clone(),
+        owner.clone(),
+        outcomes,
+        recorded.clone(),
+    ));
     tracing::debug!(%owner, "delivery worker started");
     loop {
         while tasks.try_join_next().is_some() {}
@@ -188,6 +197,7 @@ pub async fn run(services: Services, mut stop: watch::Receiver<bool>) {
                 }
             }
             () = tokio::time::sleep(settings.poll) => {}
+            () = recorded.notified() => {}
         }
     }
     let finished = tokio::time::timeout(STOP_GRACE, async {
@@ -252,6 +262,7 @@ async fn record_outcomes(
     services: Services,
     owner: String,
     mut outcomes: mpsc::UnboundedReceiver<Done>,
+    recorded_signal: Arc<tokio::sync::Notify>,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
@@ -281,6 +292,7 @@ async fn record_outcomes(
         if let Err(e) = recorded {
             tracing::warn!(error = %e, "a delivery attempt could not be recorded; it is tried again when its lease lapses");
         }
+        recorded_signal.notify_one();
     }
 }
 

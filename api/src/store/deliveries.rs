@@ -96,7 +96,10 @@ pub fn claim_due(
     // The same query on both backends, but for the row locks PostgreSQL
     // takes; $3 is the state `pending`. The due deliveries are numbered per
     // target in event order; a target's number plus its leased deliveries
-    // must stay within $4.
+    // must stay within $4. The outer query states the due conditions again:
+    // on PostgreSQL a row another instance leased meanwhile is re-checked
+    // on its new version when locked (READ COMMITTED), which the subquery's
+    // answer alone would not be: without them, both would deliver it.
     const DUE: &str = "SELECT * FROM deliveries WHERE id IN (\
         SELECT ranked.id FROM (\
             SELECT d.id, d.target_id, d.event_id, \
@@ -112,6 +115,8 @@ pub fn claim_due(
             ON leased.target_id = ranked.target_id \
         WHERE ranked.nth + COALESCE(leased.busy, 0) <= $4 \
         ORDER BY ranked.event_id LIMIT $2) \
+        AND state = $3 AND next_attempt_at <= $1 \
+        AND (lease_until IS NULL OR lease_until < $1) \
         ORDER BY event_id";
     super::write_transaction(conn, |c| {
         let due: Vec<DeliveryRow> = match c {
