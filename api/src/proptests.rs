@@ -1210,11 +1210,14 @@ mod mail_replies {
             let text = format!("{before}{echoed}{after}");
             let out = sanitize(&text, &secret, &[user.as_str()]);
             prop_assert!(!out.contains(['\r', '\n']) && out.chars().count() <= 300, "{:?}", out);
-            prop_assert!(!out.contains(&secret), "{:?}", out);
+            // What is left once the markers are taken out (a one-letter
+            // secret such as `C` is in `[REDACTED]` itself).
+            let left = out.replace("[REDACTED]", " ");
+            prop_assert!(!left.contains(&secret), "{:?}", out);
             if secret.len() >= 6 {
-                prop_assert!(!out.contains(&STANDARD.encode(&secret)), "{:?}", out);
+                prop_assert!(!left.contains(&STANDARD.encode(&secret)), "{:?}", out);
             }
-            prop_assert!(!out.contains(&STANDARD.encode(xoauth2(&user, &secret))), "{:?}", out);
+            prop_assert!(!left.contains(&STANDARD.encode(xoauth2(&user, &secret))), "{:?}", out);
         }
     }
 }
