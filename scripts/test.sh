@@ -8,7 +8,7 @@
 # build (SQLite only), lints the committed OpenAPI spec with Redocly
 # (scripts/lint-spec.sh), then the Postman collection with newman against the
 # sandbox (scripts/newman.sh), and schemathesis against the served spec
-# (scripts/schemathesis.sh, about 2 minutes).
+# (scripts/schemathesis.sh, about 90 seconds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,7 +66,9 @@ echo "== schemathesis (every operation of the served spec, bounded in time)" >&2
 st_totals=$(mktemp)
 trap 'postgres_stop; rm -f "$log" "$newman_totals" "$st_totals"' EXIT
 st_status=0
-SCHEMATHESIS_TOTALS_FILE="$st_totals" \
+# 80 s of generation here (the script's own default is 110): the test
+# command stays within its half hour on two cores.
+SCHEMATHESIS_TOTALS_FILE="$st_totals" SCHEMATHESIS_MAX_TIME=80 \
   INBOXLINK_PREBUILT_DIR="${CARGO_TARGET_DIR:-$PWD/target}/debug" scripts/schemathesis.sh || st_status=$?
 if [ "$st_status" -ne 0 ]; then
   [ "$status" -ne 0 ] || status=$st_status
