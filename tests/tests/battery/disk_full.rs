@@ -6,7 +6,7 @@
 //! needs root: in CI the scenario fails without it, elsewhere it says it
 //! did not run.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
 
-use super::{Service, all_pages, figure, mailbox_json, sized};
+use super::{Service, figure, mailbox_json, sized};
 use crate::helpers::TestApp;
 
 /// A tmpfs of `size` mounted on a temp dir, unmounted when dropped.
@@ -89,22 +89,11 @@ async fn create(
         .send()
         .await
         .expect("answered");
-    let status = r.status().as_u16();
-    let kind = r
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    let (status, key, body) = super::tally(r).await;
     match status {
-        201 => ("201".into(), body["id"].as_str().map(str::to_owned)),
+        201 => (key, body["id"].as_str().map(str::to_owned)),
         _ => (
-            format!(
-                "{status} {} ({kind}): {}",
-                body["code"].as_str().unwrap_or("no code"),
-                body["detail"].as_str().unwrap_or("")
-            ),
+            format!("{key}: {}", body["detail"].as_str().unwrap_or("")),
             None,
         ),
     }
@@ -194,17 +183,7 @@ async fn a_full_disk_refuses_writes_clearly_and_keeps_the_database_intact() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let listed: BTreeSet<String> = all_pages(&service.base(), "/mailboxes", &service.token)
-        .await
-        .iter()
-        .filter_map(|m| m["id"].as_str().map(str::to_owned))
-        .collect();
-    let events: BTreeSet<String> = all_pages(&service.base(), "/events", &service.token)
-        .await
-        .iter()
-        .filter(|e| e["type"] == "mailbox.created")
-        .filter_map(|e| e["data"]["mailbox_id"].as_str().map(str::to_owned))
-        .collect();
+    let (listed, events) = super::mailboxes_and_their_events(&service.base(), &service.token).await;
     drop(service);
     let integrity = integrity(&db);
 

@@ -75,23 +75,7 @@ async fn an_identity_provider_outage_changes_no_mailbox(app: crate::helpers::Tes
                         .send()
                         .await;
                     let key = match sent {
-                        Ok(r) => {
-                            let status = r.status().as_u16();
-                            let kind = r
-                                .headers()
-                                .get("content-type")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("")
-                                .to_owned();
-                            let body: serde_json::Value = r.json().await.unwrap_or_default();
-                            match status {
-                                200 => "200".to_owned(),
-                                _ => format!(
-                                    "{status} {} ({kind})",
-                                    body["code"].as_str().unwrap_or("no code")
-                                ),
-                            }
-                        }
+                        Ok(r) => super::tally(r).await.1,
                         Err(e) if e.is_timeout() => "no answer within the deadline".to_owned(),
                         Err(e) => format!("transport error: {e}"),
                     };

@@ -26,7 +26,7 @@ pub mod process;
 mod receivers;
 mod scale;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::time::Duration;
 
@@ -143,6 +143,49 @@ pub async fn all_pages(base: &str, path: &str, token: &str) -> Vec<Value> {
             None => return items,
         }
     }
+}
+
+/// An answer as the scenarios tally it: its status, then for anything but
+/// a success its problem code and content type, e.g. `503 unavailable
+/// (application/problem+json)`; with its JSON body.
+pub async fn tally(r: reqwest::Response) -> (u16, String, Value) {
+    let status = r.status().as_u16();
+    let kind = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body: Value = r.json().await.unwrap_or_default();
+    let key = if (200..300).contains(&status) {
+        status.to_string()
+    } else {
+        format!(
+            "{status} {} ({kind})",
+            body["code"].as_str().unwrap_or("no code")
+        )
+    };
+    (status, key, body)
+}
+
+/// The ids of the mailboxes of `token`'s organisation, and the mailbox ids
+/// its `mailbox.created` events name: equal when nothing is half-written.
+pub async fn mailboxes_and_their_events(
+    base: &str,
+    token: &str,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mailboxes = all_pages(base, "/mailboxes", token)
+        .await
+        .iter()
+        .filter_map(|m| m["id"].as_str().map(str::to_owned))
+        .collect();
+    let events = all_pages(base, "/events", token)
+        .await
+        .iter()
+        .filter(|e| e["type"] == "mailbox.created")
+        .filter_map(|e| e["data"]["mailbox_id"].as_str().map(str::to_owned))
+        .collect();
+    (mailboxes, events)
 }
 
 /// The census of the organisation of `token`.

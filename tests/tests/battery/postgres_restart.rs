@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Service, all_pages, census, figure, mailbox_json, ms, percentile, sized};
+use super::{Service, census, figure, mailbox_json, ms, percentile, sized};
 use crate::helpers::TestApp;
 
 /// A caller gives up after this: the pool waits 10 s for a connection.
@@ -133,25 +133,12 @@ async fn a_postgres_restart_under_load_answers_503_and_recovers() {
                     let took = started.elapsed();
                     let key = match sent {
                         Ok(r) => {
-                            let status = r.status().as_u16();
-                            let kind = r
-                                .headers()
-                                .get("content-type")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("")
-                                .to_owned();
-                            let body: serde_json::Value = r.json().await.unwrap_or_default();
+                            let (status, key, body) = super::tally(r).await;
                             if what == "create" && status == 201 {
                                 let id = body["id"].as_str().unwrap_or_default().to_owned();
                                 created.lock().expect("lock").push(id);
                             }
-                            match status {
-                                200 | 201 => format!("{status}"),
-                                _ => format!(
-                                    "{status} {} ({kind})",
-                                    body["code"].as_str().unwrap_or("no code")
-                                ),
-                            }
+                            key
                         }
                         Err(e) if e.is_timeout() => "no answer within the deadline".into(),
                         Err(e) => format!("transport error: {e}"),
@@ -194,17 +181,8 @@ async fn a_postgres_restart_under_load_answers_503_and_recovers() {
     let created = created.lock().expect("lock").clone();
 
     // Nothing half-written: the mailboxes and their mailbox.created events match.
-    let mailboxes: BTreeSet<String> = all_pages(&service.base(), "/mailboxes", &service.token)
-        .await
-        .iter()
-        .filter_map(|m| m["id"].as_str().map(str::to_owned))
-        .collect();
-    let created_events: BTreeSet<String> = all_pages(&service.base(), "/events", &service.token)
-        .await
-        .iter()
-        .filter(|e| e["type"] == "mailbox.created")
-        .filter_map(|e| e["data"]["mailbox_id"].as_str().map(str::to_owned))
-        .collect();
+    let (mailboxes, created_events) =
+        super::mailboxes_and_their_events(&service.base(), &service.token).await;
 
     let scenario = format!(
         "PostgreSQL restarted under load, down {}s, {workers} callers",
